@@ -1,0 +1,116 @@
+"""The registry API as its clients use it: listing, filters, edits, CSV, presence."""
+
+import time
+
+from vcs.credentials import EndpointCredentials
+from vcs.divisions import communes
+
+
+async def test_lists_the_whole_national_registry(http, mint_token):
+    headers = await mint_token("viewer")
+    body = (await http.get("/api/v1/endpoints?per_page=500", headers=headers)).json()
+    assert body["total"] == 3321 + 34 + 1
+    communes_only = (await http.get("/api/v1/endpoints?kind=commune&per_page=1", headers=headers)).json()
+    assert communes_only["total"] == 3321
+    page2 = (await http.get("/api/v1/endpoints?kind=commune&per_page=2&page=2", headers=headers)).json()
+    assert [i["id"] for i in page2["items"]] == [c.code for c in communes()[2:4]]
+
+
+async def test_filters_and_search(http, mint_token):
+    headers = await mint_token("viewer")
+    sat = (await http.get("/api/v1/endpoints?access=satellite&per_page=500", headers=headers)).json()
+    assert sat["total"] > 0 and {i["link"]["access"] for i in sat["items"]} == {"satellite"}
+    found = (await http.get("/api/v1/endpoints", params={"q": "hoan kiem"}, headers=headers)).json()
+    assert [i["name"] for i in found["items"]] == ["Phường Hoàn Kiếm"]
+
+
+async def test_invalid_filters_and_fields_get_422_with_reasons(http, mint_token):
+    headers = await mint_token("admin")
+    response = await http.get("/api/v1/endpoints?per_page=0&status=maybe", headers=headers)
+    assert response.status_code == 422
+    response = await http.get("/api/v1/endpoints?status=maybe&access=dialup", headers=headers)
+    assert {f["field"] for f in response.json()["fields"]} == {"status", "access"}
+    response = await http.patch("/api/v1/endpoints/00070", json={"link": {"down_kbps": -5, "access": "pigeon"}}, headers=headers)
+    assert response.status_code == 422
+    assert {f["field"] for f in response.json()["fields"]} == {"link.down_kbps", "link.access"}
+    response = await http.patch("/api/v1/endpoints/00070", content=b"{not json", headers={**headers, "content-type": "application/json"})
+    assert response.status_code == 400
+    assert (await http.get("/api/v1/endpoints/99999", headers=headers)).status_code == 404
+
+
+async def test_edit_one_profile(http, mint_token):
+    headers = await mint_token("ops")
+    response = await http.patch("/api/v1/endpoints/00070", json={"link": {"access": "4g", "down_kbps": 1000}}, headers=headers)
+    assert response.status_code == 200
+    link = (await http.get("/api/v1/endpoints/00070", headers=headers)).json()["link"]
+    assert link["access"] == "4g" and link["down_kbps"] == 1000
+
+
+async def test_csv_import_is_all_or_nothing(http, mint_token):
+    headers = {**await mint_token("ops"), "content-type": "text/csv"}
+    before = (await http.get("/api/v1/endpoints.csv", headers=headers)).text
+    bad = (
+        "id,name,province_code,access,down_kbps,up_kbps,rtt_ms,loss_pct\n"
+        "00070,,,4g,9000,2500,70,1.0\n"
+        "00004,,,satellite,abc,500,600,2\n"
+        "99999,,,4g,9000,2500,70,1.0\n"
+        f"{communes()[2].code},,,4g,9000,2500,70,250\n"
+    )
+    response = await http.post("/api/v1/endpoints.csv", content=bad.encode(), headers=headers)
+    assert response.status_code == 422
+    reasons = {(f["field"], f["reason"]) for f in response.json()["fields"]}
+    assert ("line 3", "down_kbps must be a whole number") in reasons
+    assert ("line 4", "unknown endpoint id '99999'") in reasons
+    assert ("line 5", "loss_pct must be between 0.0 and 100.0") in reasons
+    assert (await http.get("/api/v1/endpoints.csv", headers=headers)).text == before
+
+    good = "id,access,down_kbps,up_kbps,rtt_ms,loss_pct\n00070,4g,9000,2500,70,1.0\n00004,satellite,2000,500,600,2\n"
+    response = await http.post("/api/v1/endpoints.csv", content=good.encode(), headers=headers)
+    assert response.json() == {"updated": 2}
+    exported = (await http.get("/api/v1/endpoints.csv?province=01", headers=headers)).text
+    assert "00004,Phường Ba Đình,01,satellite,2000,500,600,2.0" in exported
+
+
+async def test_heartbeat_makes_an_endpoint_online(http, mint_token, redis):
+    [secret] = (await EndpointCredentials(redis).rotate(["00070"])).values()
+    login = await http.post("/api/v1/agent/login", json={"endpoint_id": "00070", "secret": secret})
+    assert login.status_code == 200
+    agent = {"Authorization": f"Bearer {login.json()['token']}"}
+    beat = await http.post("/api/v1/agent/heartbeat", headers=agent)
+    assert beat.status_code == 200 and abs(beat.json()["server_time"] - time.time()) < 5
+    viewer = await mint_token("viewer")
+    one = (await http.get("/api/v1/endpoints/00070", headers=viewer)).json()
+    assert one["status"] == "online" and one["last_seen"]
+    online = (await http.get("/api/v1/endpoints?status=online", headers=viewer)).json()
+    assert [i["id"] for i in online["items"]] == ["00070"]
+    province = (await http.get("/api/v1/provinces/01", headers=viewer)).json()
+    assert province["online"] == 1
+    assert (await http.post("/api/v1/agent/heartbeat", headers={"Authorization": "Bearer nope"})).status_code == 401
+
+
+async def test_wrong_secret_is_refused_then_slowed_down(http, redis):
+    [secret] = (await EndpointCredentials(redis).rotate(["00004"])).values()
+    for _ in range(5):
+        response = await http.post("/api/v1/agent/login", json={"endpoint_id": "00004", "secret": "guess"})
+        assert response.status_code == 401
+    response = await http.post("/api/v1/agent/login", json={"endpoint_id": "00004", "secret": secret})
+    assert response.status_code == 429 and int(response.headers["retry-after"]) > 0
+
+
+async def test_rotated_secret_is_returned_once_and_replaces_the_old(http, mint_token, redis):
+    headers = await mint_token("admin")
+    first = (await http.post("/api/v1/endpoints/00070/secret", headers=headers)).json()["secret"]
+    second = (await http.post("/api/v1/endpoints/00070/secret", headers=headers)).json()["secret"]
+    assert first != second
+    assert (await http.post("/api/v1/agent/login", json={"endpoint_id": "00070", "secret": first})).status_code == 401
+    assert (await http.post("/api/v1/agent/login", json={"endpoint_id": "00070", "secret": second})).status_code == 200
+    assert second not in str(await redis.hgetall("vcs:endpoint-secrets"))
+
+
+async def test_health_readiness_metrics_openapi(http):
+    assert (await http.get("/healthz")).json() == {"status": "alive"}
+    assert (await http.get("/readyz")).status_code == 200
+    metrics = (await http.get("/metrics")).text
+    assert "vcs_endpoints 3356.0" in metrics and "vcs_http_requests_total" in metrics
+    spec = (await http.get("/api/v1/openapi.json")).json()
+    assert spec["openapi"].startswith("3.") and "/api/v1/endpoints" in spec["paths"]

@@ -1,0 +1,1 @@
+"""The domain core: configuration, Redis store, national registry, agent and fleet."""

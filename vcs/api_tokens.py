@@ -1,0 +1,56 @@
+"""Bearer tokens for API clients, minted by `vcs token create`.
+
+The token is random and shown once; Redis keeps only its SHA-256, so a copy of
+the database does not hand out access. Deleting the hash revokes the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+import redis.asyncio as aioredis
+
+from vcs import keys
+from vcs.errors import FieldError, Unauthorized, ValidationFailed
+from vcs.divisions import province_code as canonical_province
+from vcs.roles import Principal, Role
+
+__all__ = ["ApiTokens", "TOKEN_PREFIX"]
+
+TOKEN_PREFIX = "vcs_"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiTokens:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def create(self, role: Role | str, province_code: str | None = None, name: str = "") -> str:
+        role = Role(role)
+        if province_code is not None:
+            if role is not Role.ORGANIZER:
+                raise ValidationFailed(FieldError("province", "only organizers are scoped to a province"))
+            code = canonical_province(province_code)
+            if code is None:
+                raise ValidationFailed(FieldError("province", f"unknown province code {province_code!r}"))
+            province_code = code
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        await self.redis.hset(
+            keys.api_token(_hash(token)),
+            mapping={"role": role.value, "province": province_code or "", "name": name or role.value, "created": int(time.time())},
+        )
+        return token
+
+    async def authenticate(self, token: str) -> Principal:
+        data = await self.redis.hgetall(keys.api_token(_hash(token)))
+        if not data:
+            raise Unauthorized("unknown or revoked token")
+        return Principal(name=data["name"], role=Role(data["role"]), province_code=data["province"] or None)
+
+    async def revoke(self, token: str) -> bool:
+        return bool(await self.redis.delete(keys.api_token(_hash(token))))

@@ -1,0 +1,1 @@
+"""The Starlette application: JSON API, organizer UI, signaling mount and live updates."""

@@ -1,0 +1,173 @@
+"""/api/v1/endpoints: the registry of meeting rooms, their link profiles, secrets and CSV."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from vcs.divisions import province_code as canonical_province
+from vcs.endpoints import Endpoint, EndpointKind
+from vcs.errors import FieldError, Forbidden, ValidationFailed, VcsError
+from vcs.link_csv import MAX_IMPORT_BYTES, export_csv, parse_csv
+from vcs.link_profiles import AccessType, validate_profile
+from vcs.registry import EndpointQuery
+from vcs.roles import Principal, Role
+from web.auth import api_principal
+from web.requests import json_body, query_int
+from web.services import services
+
+__all__ = ["routes"]
+
+MAX_PER_PAGE = 500
+
+
+def endpoint_view(endpoint: Endpoint, last_seen: float | None, now: float, timeout: float) -> dict:
+    online = last_seen is not None and now - last_seen <= timeout
+    return {
+        **endpoint.to_dict(),
+        "status": "online" if online else "offline",
+        "last_seen": datetime.fromtimestamp(last_seen, UTC).isoformat() if last_seen else None,
+    }
+
+
+def _check_scope(principal: Principal, endpoint: Endpoint) -> None:
+    if endpoint.kind is not EndpointKind.CENTRAL:
+        principal.require_province(endpoint.province_code)
+
+
+def _parse_query(request: Request, principal: Principal) -> EndpointQuery:
+    params = request.query_params
+    errors: list[FieldError] = []
+    province = params.get("province")
+    if province is not None:
+        province = canonical_province(province)
+        if province is None:
+            errors.append(FieldError("province", "unknown province code"))
+    if principal.scoped:
+        if province is not None and province != principal.province_code:
+            raise Forbidden(f"scoped to province {principal.province_code}")
+        province = principal.province_code
+    kind = params.get("kind")
+    if kind is not None and kind not in EndpointKind.__members__.values():
+        errors.append(FieldError("kind", "must be central, hall or commune"))
+    access = params.get("access")
+    if access is not None and access not in AccessType.__members__.values():
+        errors.append(FieldError("access", f"must be one of {', '.join(a.value for a in AccessType)}"))
+    status = params.get("status")
+    if status not in (None, "online", "offline"):
+        errors.append(FieldError("status", "must be online or offline"))
+    if errors:
+        raise ValidationFailed(errors)
+    return EndpointQuery(
+        province_code=province,
+        kind=EndpointKind(kind) if kind else None,
+        access=access,
+        online=None if status is None else status == "online",
+        search=params.get("q") or None,
+    )
+
+
+async def list_endpoints(request: Request) -> Response:
+    principal = await api_principal(request)
+    svc = services(request)
+    query = _parse_query(request, principal)
+    page = query_int(request, "page", 1, low=1, high=1_000_000)
+    per_page = query_int(request, "per_page", 50, low=1, high=MAX_PER_PAGE)
+    now = svc.clock()
+    last_seen = await svc.presence.last_seen()
+    online_ids = {e for e, seen in last_seen.items() if now - seen <= svc.presence.timeout}
+    found = await svc.registry.query(query, online_ids)
+    start = (page - 1) * per_page
+    items = [endpoint_view(e, last_seen.get(e.id), now, svc.presence.timeout) for e in found[start : start + per_page]]
+    return JSONResponse({"items": items, "total": len(found), "page": page, "per_page": per_page})
+
+
+async def get_endpoint(request: Request) -> Response:
+    principal = await api_principal(request)
+    svc = services(request)
+    endpoint = await svc.registry.get(request.path_params["endpoint_id"])
+    _check_scope(principal, endpoint)
+    seen = await svc.presence.last_seen_of(endpoint.id)
+    return JSONResponse(endpoint_view(endpoint, seen, svc.clock(), svc.presence.timeout))
+
+
+async def update_endpoint(request: Request) -> Response:
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.OPS)
+    svc = services(request)
+    endpoint = await svc.registry.get(request.path_params["endpoint_id"])
+    body = await json_body(request)
+    link = body.get("link")
+    if not isinstance(link, dict):
+        raise ValidationFailed(FieldError("link", "an object with the link profile fields to change"))
+    unknown = set(link) - {"access", "down_kbps", "up_kbps", "rtt_ms", "loss_pct"}
+    if unknown:
+        raise ValidationFailed([FieldError(f"link.{f}", "unknown field") for f in sorted(unknown)])
+    profile, problems = validate_profile({**endpoint.link.to_dict(), **link})
+    if problems:
+        raise ValidationFailed([FieldError(f"link.{p.field}", p.reason) for p in problems])
+    [updated] = await svc.registry.set_links([(endpoint.id, profile)])
+    seen = await svc.presence.last_seen_of(endpoint.id)
+    return JSONResponse(endpoint_view(updated, seen, svc.clock(), svc.presence.timeout))
+
+
+async def rotate_secret(request: Request) -> Response:
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.OPS)
+    svc = services(request)
+    endpoint = await svc.registry.get(request.path_params["endpoint_id"])
+    issued = await svc.credentials.rotate([endpoint.id])
+    # shown once: the server keeps only its hash
+    return JSONResponse({"endpoint_id": endpoint.id, "secret": issued[endpoint.id]}, headers={"Cache-Control": "no-store"})
+
+
+async def export_endpoints(request: Request) -> Response:
+    principal = await api_principal(request)
+    query = _parse_query(request, principal)
+    found = await services(request).registry.query(query)
+    return Response(
+        export_csv(found),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="endpoints.csv"'},
+    )
+
+
+async def import_endpoints(request: Request) -> Response:
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.OPS)
+    body = await _bounded_body(request)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed(FieldError("body", "CSV must be UTF-8")) from None
+    registry = services(request).registry
+    rows = parse_csv(text, set(await registry.all()))
+    updated = await registry.set_links(rows)
+    return JSONResponse({"updated": len(updated)})
+
+
+async def _bounded_body(request: Request) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_IMPORT_BYTES:
+            raise PayloadTooLarge(f"CSV larger than {MAX_IMPORT_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class PayloadTooLarge(VcsError):
+    status = 413
+
+
+routes = [
+    Route("/endpoints", list_endpoints, methods=["GET"]),
+    Route("/endpoints.csv", export_endpoints, methods=["GET"]),
+    Route("/endpoints.csv", import_endpoints, methods=["POST", "PUT"]),
+    Route("/endpoints/{endpoint_id}", get_endpoint, methods=["GET"]),
+    Route("/endpoints/{endpoint_id}", update_endpoint, methods=["PATCH"]),
+    Route("/endpoints/{endpoint_id}/secret", rotate_secret, methods=["POST"]),
+]

@@ -1,0 +1,56 @@
+"""The application factory: API, health, metrics; the SFU node and scheduler join in `vcs serve`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+
+from vcs.config import Settings
+from vcs.redis_server import connected
+from web.api import agent, endpoints, provinces
+from web.errors import EXCEPTION_HANDLERS
+from web.health import healthz, openapi, readyz
+from web.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from web.services import Services
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+
+def create_app(settings: Settings) -> Starlette:
+    if not settings.redis_url:
+        raise ValueError("create_app needs a resolved redis_url (see vcs.redis_server.open_redis)")
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with connected(settings.redis_url) as redis:
+            services = Services.build(settings, redis)
+            added = await services.registry.seed()
+            if added:
+                log.info("registry seeded with %d endpoints", added)
+            app.state.services = services
+            yield
+
+    api = endpoints.routes + provinces.routes + agent.routes
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+            Route("/api/v1/openapi.json", openapi),
+            Mount("/api/v1", routes=api),
+        ],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    return app
