@@ -71,14 +71,27 @@ class LiveServer:
 
 
 @pytest.fixture
-async def live_server(redis: aioredis.Redis, settings: Settings) -> AsyncIterator[LiveServer]:
+async def start_server(redis: aioredis.Redis, settings: Settings):
+    """Start real servers of the web app (options as for `create_app`); all stopped after the test."""
     from web.app import create_app
 
-    port = free_port()
-    server = LiveServer(create_app(settings.with_overrides(port=port, public_url=f"http://127.0.0.1:{port}")), port)
-    server.start()
-    yield server
-    server.stop()
+    started: list[LiveServer] = []
+
+    def start(**options) -> LiveServer:
+        port = free_port()
+        server = LiveServer(create_app(settings.with_overrides(port=port, public_url=f"http://127.0.0.1:{port}"), **options), port)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+async def live_server(start_server) -> LiveServer:
+    return start_server()
 
 
 @pytest.fixture

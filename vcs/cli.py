@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         public_url = f"http://{host}:{port}"
     with open_redis(settings) as url:
         settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
-        app = create_app(settings)
+        app = create_app(settings, run_scheduler=True)
         log.info("serving on http://%s:%d", host, port)
         config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on")
         _serve_until_signal(uvicorn.Server(config))
@@ -81,6 +81,14 @@ def _serve_until_signal(server) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from scheduler.main import run_scheduler
+
+    with open_redis(settings) as url:
+        asyncio.run(run_scheduler(settings.with_overrides(redis_url=url), lease_ttl=args.lease_ttl))
+    return 0
 
 
 # --- registry -------------------------------------------------------------
@@ -229,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default VCS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default VCS_PORT or 8000)")
     serve.set_defaults(func=cmd_serve)
+
+    scheduler = commands.add_parser("scheduler", help="run the meeting scheduler (leader or standby; one lease in Redis)")
+    scheduler.add_argument("--lease-ttl", type=float, default=5.0, help="seconds a dead leader keeps the lease (default 5)")
+    scheduler.set_defaults(func=cmd_scheduler)
 
     registry = commands.add_parser("registry", help="the national registry of endpoints")
     registry_commands = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")

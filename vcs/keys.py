@@ -35,7 +35,60 @@ def agent_login_failures(endpoint_id: str) -> str:
     return f"{PREFIX}agent-login-failures:{endpoint_id}"
 
 
+# --- meetings and their lifecycle ------------------------------------------
+
+# hash of meeting id => JSON of the meeting (scheduler.meeting.Meeting.to_json)
+MEETINGS = PREFIX + "meetings"
+# string counter, incremented on every meeting write; caches of resolved schedules key on it
+MEETINGS_VERSION = PREFIX + "meetings:version"
+# hash of group name => JSON list of endpoint ids (saved participant groups)
+GROUPS = PREFIX + "groups"
+
+
+# hash of endpoint id => JSON of its state in one occurrence (joined/failed/left, tier, loss, rtt, at)
+def live_state(meeting_id: str, occurrence: str) -> str:
+    return f"{PREFIX}live:{meeting_id}:{occurrence}"
+
+
+# string: the fencing token of the scheduler that ran this lifecycle step (set once, NX)
+def phase_done(meeting_id: str, occurrence: str, phase: str) -> str:
+    return f"{PREFIX}phase:{meeting_id}:{occurrence}:{phase}"
+
+
+# hash: "node", "room", "whip", "whep" of the SFU room serving one occurrence (set at warm-up)
+def occurrence_room(meeting_id: str, occurrence: str) -> str:
+    return f"{PREFIX}room:{meeting_id}:{occurrence}"
+
+
+# list of JSON {meeting, occurrence, phase, fence, at}: lifecycle steps as run, newest first (capped)
+LIFECYCLE_LOG = PREFIX + "lifecycle-log"
+
+# string "<holder id>:<fencing token>" with a TTL: the scheduler leader's lease
+SCHEDULER_LEASE = PREFIX + "scheduler:lease"
+# string counter: the last fencing token handed out with the lease
+SCHEDULER_FENCE = PREFIX + "scheduler:fence"
+
+# pub/sub channel: JSON {"endpoints": [...] | "*", "event": {...}} for agents' control sockets
+AGENT_NOTIFY = PREFIX + "notify:agents"
+# pub/sub channel: JSON {"meeting": id} when a meeting is created, changed or cancelled
+MEETINGS_CHANGED = PREFIX + "notify:meetings"
+# pub/sub channel: JSON {"meeting", "occurrence"} when an occurrence's live state changes
+LIVE_CHANGED = PREFIX + "notify:live"
+
+
 __all__ = [
+    "AGENT_NOTIFY",
+    "GROUPS",
+    "LIFECYCLE_LOG",
+    "LIVE_CHANGED",
+    "MEETINGS",
+    "MEETINGS_CHANGED",
+    "MEETINGS_VERSION",
+    "SCHEDULER_FENCE",
+    "SCHEDULER_LEASE",
+    "live_state",
+    "occurrence_room",
+    "phase_done",
     "ENDPOINTS",
     "ENDPOINT_SECRETS",
     "PRESENCE",
@@ -45,3 +98,30 @@ __all__ = [
     "agent_login_failures",
     "api_token",
 ]
+
+# --- web UI: browser sessions, sign-in throttling, audit log ----------------
+# (web/ui/sessions.py, web/ui/throttle.py, vcs/audit.py)
+
+
+# hash: "username", "csrf", "created", "client", "flash" of one signed-in browser session, keyed by
+# the sha256 of its opaque cookie value; expires after the idle timeout, refreshed on use
+def ui_session(session_hash: str) -> str:
+    return f"{PREFIX}ui-session:{session_hash}"
+
+
+# set of ui_session hashes held by one user, so that disabling the user revokes them all at once
+def ui_user_sessions(username: str) -> str:
+    return f"{PREFIX}ui-user-sessions:{username}"
+
+
+# string counter of failed sign-ins within the current window (expires) for one
+# scope ("user" with a username, "client" with a client address)
+def ui_login_failures(scope: str, value: str) -> str:
+    return f"{PREFIX}ui-login-failures:{scope}:{value}"
+
+
+# stream of audit entries, newest last; fields "at" (epoch seconds), "actor", "action",
+# "target", "details" (JSON object); trimmed to about vcs.audit.MAX_ENTRIES
+AUDIT = PREFIX + "audit"
+
+__all__ += ["AUDIT", "ui_login_failures", "ui_session", "ui_user_sessions"]

@@ -12,7 +12,9 @@ from starlette.routing import Mount, Route
 
 from vcs.config import Settings
 from vcs.redis_server import connected
-from web.api import agent, endpoints, provinces
+from scheduler.actions import LifecycleActions
+from scheduler.runner import SchedulerRole
+from web.api import agent, agent_ws, endpoints, live, meetings, provinces
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, openapi, readyz
 from web.metrics import Metrics, MetricsMiddleware, metrics_endpoint
@@ -24,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, run_scheduler: bool = False) -> Starlette:
+    """The web app; with `run_scheduler` it also competes for the scheduler lease (as `vcs serve` does)."""
     if not settings.redis_url:
         raise ValueError("create_app needs a resolved redis_url (see vcs.redis_server.open_redis)")
     metrics = Metrics()
@@ -37,9 +40,23 @@ def create_app(settings: Settings) -> Starlette:
             if added:
                 log.info("registry seeded with %d endpoints", added)
             app.state.services = services
-            yield
+            await services.hub.start()
+            scheduler = None
+            if run_scheduler:
+                scheduler = SchedulerRole(
+                    services.meetings,
+                    LifecycleActions(services.meetings, services.roster, public_url=settings.public_url),
+                )
+                await scheduler.start()
+            app.state.scheduler = scheduler
+            try:
+                yield
+            finally:
+                if scheduler is not None:
+                    await scheduler.stop()
+                await services.hub.stop()
 
-    api = endpoints.routes + provinces.routes + agent.routes
+    api = endpoints.routes + provinces.routes + agent.routes + agent_ws.routes + meetings.routes + live.routes
     app = Starlette(
         routes=[
             Route("/healthz", healthz),

@@ -9,12 +9,19 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from starlette.requests import HTTPConnection
 
+from scheduler.agent_schedule import ScheduleBuilder
+from scheduler.booking import BookingService
+from scheduler.live import LiveState
+from scheduler.participants import Groups
+from scheduler.roster import Roster
+from scheduler.store import MeetingStore
 from vcs.api_tokens import ApiTokens
 from vcs.config import Settings
 from vcs.credentials import EndpointCredentials
 from vcs.presence import Presence
 from vcs.registry import Registry
 from vcs.users import Users
+from web.agent_hub import AgentHub
 
 __all__ = ["Services", "services"]
 
@@ -28,18 +35,39 @@ class Services:
     api_tokens: ApiTokens
     credentials: EndpointCredentials
     users: Users
+    meetings: MeetingStore
+    groups: Groups
+    roster: Roster
+    booking: BookingService
+    live: LiveState
+    schedules: ScheduleBuilder
+    hub: AgentHub
     clock: Callable[[], float] = time.time
 
     @classmethod
-    def build(cls, settings: Settings, redis: aioredis.Redis) -> Services:
+    def build(cls, settings: Settings, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> Services:
+        registry = Registry(redis)
+        presence = Presence(redis, settings.presence_timeout)
+        meetings = MeetingStore(redis)
+        groups = Groups(redis)
+        roster = Roster(meetings, registry, groups)
+        schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url)
         return cls(
             settings=settings,
             redis=redis,
-            registry=Registry(redis),
-            presence=Presence(redis, settings.presence_timeout),
+            registry=registry,
+            presence=presence,
             api_tokens=ApiTokens(redis),
             credentials=EndpointCredentials(redis),
             users=Users(redis),
+            meetings=meetings,
+            groups=groups,
+            roster=roster,
+            booking=BookingService(meetings, registry, groups),
+            live=LiveState(redis, roster, registry, presence),
+            schedules=schedules,
+            hub=AgentHub(redis, registry, meetings, schedules, clock),
+            clock=clock,
         )
 
 

@@ -1,0 +1,1 @@
+"""Meetings: booking rules, recurrence, conflicts, bandwidth plan, lifecycle jobs."""

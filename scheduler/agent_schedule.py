@@ -1,0 +1,79 @@
+"""What an agent is told: its upcoming occurrences with everything needed to join them.
+
+Each entry carries media tokens valid from shortly before warm-up to shortly
+after the end, so an agent holding its cached schedule can join on its own
+when the orchestrator is out of reach at start time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scheduler.bandwidth_plan import choose_tier
+from scheduler.lifecycle import lifecycle_times
+from scheduler.meeting import Meeting, format_utc
+from scheduler.rooms import RoomAssignment, assign_room
+from scheduler.roster import Roster
+from vcs.endpoints import Endpoint
+from vcs.media_tokens import mint_media_token
+
+__all__ = ["ScheduleBuilder", "entry_for"]
+
+HORIZON = timedelta(hours=24)
+TOKEN_MARGIN = timedelta(minutes=5)
+COMMUNE_PUBLISH_CAP = "180p"  # a commune's own camera goes to the host only, at a low tier
+
+
+def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: RoomAssignment, *, secret_key: str, vcs_share: float) -> dict:
+    times = lifecycle_times(occurrence, meeting.duration)
+    is_host = endpoint.id == meeting.host_endpoint_id
+    valid_from = times.warmup - TOKEN_MARGIN
+    ttl = int((times.end + TOKEN_MARGIN - valid_from).total_seconds())
+
+    def token(role: str) -> str:
+        return mint_media_token(secret_key, room=room.room, identity=endpoint.id, role=role, ttl=ttl, now=valid_from.timestamp())
+
+    publish_cap = meeting.media.max_tier if is_host else COMMUNE_PUBLISH_CAP
+    return {
+        "meeting_id": meeting.id,
+        "occurrence": format_utc(occurrence),
+        "title": meeting.title,
+        "role": "host" if is_host else "participant",
+        "warmup": format_utc(times.warmup),
+        "start": format_utc(times.start),
+        "end": format_utc(times.end),
+        "room": room.room,
+        "whep_url": room.whep_url,
+        "whip_url": room.whip_url,
+        "subscribe_token": token("subscribe"),
+        "publish_token": token("publish"),
+        "max_tier": meeting.media.max_tier,
+        "publish_tier": choose_tier(endpoint.link.up_kbps, max_tier=publish_cap, vcs_share=vcs_share),
+    }
+
+
+@dataclass
+class ScheduleBuilder:
+    roster: Roster
+    secret_key: str
+    public_url: str
+    vcs_share: float = 0.5
+
+    async def occurrences_for(self, endpoint_id: str, now: datetime) -> list[tuple[Meeting, datetime]]:
+        found = []
+        for meeting in await self.roster.meetings_of(endpoint_id):
+            for start in meeting.occurrences(window_start=now - meeting.duration + timedelta(microseconds=1), window_end=now + HORIZON):
+                found.append((meeting, start))
+        found.sort(key=lambda pair: pair[1])
+        return found
+
+    async def room(self, meeting: Meeting, occurrence: datetime) -> RoomAssignment:
+        return await assign_room(self.roster.store.redis, meeting.id, occurrence, occurrence + meeting.duration, self.public_url)
+
+    async def entry(self, meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: RoomAssignment | None = None) -> dict:
+        room = room or await self.room(meeting, occurrence)
+        return entry_for(meeting, occurrence, endpoint, room, secret_key=self.secret_key, vcs_share=self.vcs_share)
+
+    async def schedule(self, endpoint: Endpoint, now: datetime) -> list[dict]:
+        return [await self.entry(m, start, endpoint) for m, start in await self.occurrences_for(endpoint.id, now)]

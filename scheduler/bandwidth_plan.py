@@ -1,0 +1,269 @@
+"""Will a meeting fit the network? A plan over every commune link, province trunk and SFU node.
+
+Computed at booking time from link profiles, before any media flows, so an
+organizer sees which communes will get audio only and which trunk or node is
+short while the meeting can still be changed. The SFU adapts tiers live; this
+is the expected starting point, not a promise.
+
+A commune gets the best tier (no better than the meeting's `max_tier`) whose
+bitrate fits the share of its downlink reserved for VCS; if no tier fits the
+share it falls back to the lowest tier (audio) as long as that fits the whole
+link, else "none". A province trunk under the cascade design carries one
+stream per tier in use in the province; "direct" is what it would carry with
+one stream per commune, reported to show what the cascade saves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = [
+    "DEFAULT_LADDER",
+    "DEFAULT_TRUNK_KBPS",
+    "DEFAULT_VCS_SHARE",
+    "NO_TIER",
+    "BandwidthPlan",
+    "CommunePlan",
+    "NodeLoad",
+    "ParticipantLink",
+    "SfuNode",
+    "Shortfall",
+    "Tier",
+    "TrunkLoad",
+    "choose_tier",
+    "plan_bandwidth",
+]
+
+NO_TIER = "none"
+DEFAULT_VCS_SHARE = 0.5
+DEFAULT_TRUNK_KBPS = 1_000_000  # 1 Gbps per province trunk
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    kbps: int
+
+
+DEFAULT_LADDER = (Tier("720p", 2500), Tier("360p", 800), Tier("180p", 250), Tier("audio", 64))
+
+
+def _province(code: int | str) -> str:
+    return f"{code:02d}" if isinstance(code, int) else str(code)  # the registry spells it "01"
+
+
+@dataclass(frozen=True)
+class ParticipantLink:
+    endpoint_id: str
+    province_code: str
+    downlink_kbps: int
+    uplink_kbps: int
+
+    @classmethod
+    def from_endpoint(cls, endpoint: Any) -> ParticipantLink:
+        """From a `vcs.endpoints.Endpoint` (id, province_code, link.down_kbps, link.up_kbps)."""
+        return cls(endpoint.id, _province(endpoint.province_code), endpoint.link.down_kbps, endpoint.link.up_kbps)
+
+
+@dataclass(frozen=True)
+class SfuNode:
+    id: str
+    capacity: int  # subscribers
+    in_use: int = 0  # subscribers of other meetings at the same time
+
+
+@dataclass(frozen=True)
+class CommunePlan:
+    endpoint_id: str
+    province_code: str
+    tier: str  # a ladder tier name, or NO_TIER
+    kbps: int
+    within_share: bool  # False when audio was given beyond the VCS share
+    floor_tier: str  # what it could send when given the floor, by the same rule on its uplink
+    node_id: str | None  # None when no SFU node had room (or none was given)
+
+
+@dataclass(frozen=True)
+class TrunkLoad:
+    province_code: str
+    capacity_kbps: int
+    subscribers: int
+    tiers: tuple[str, ...]
+    cascade_kbps: int
+    direct_kbps: int
+
+    @property
+    def over_capacity(self) -> bool:
+        return self.cascade_kbps > self.capacity_kbps
+
+
+@dataclass(frozen=True)
+class NodeLoad:
+    node_id: str
+    capacity: int
+    in_use: int
+    subscribers: int  # assigned by this plan
+
+    @property
+    def over_capacity(self) -> bool:
+        return self.in_use + self.subscribers > self.capacity
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    kind: str  # "link" | "trunk" | "node"
+    subject: str  # endpoint id, province code, or node id ("*" for the whole SFU pool)
+    need: int
+    have: int
+    unit: str  # "kbps" | "subscribers"
+    reason: str
+
+
+@dataclass(frozen=True)
+class BandwidthPlan:
+    max_tier: str
+    vcs_share: float
+    communes: tuple[CommunePlan, ...]
+    trunks: tuple[TrunkLoad, ...]
+    nodes: tuple[NodeLoad, ...]
+    shortfalls: tuple[Shortfall, ...]
+
+    @property
+    def fits(self) -> bool:
+        return not self.shortfalls
+
+    def tier_counts(self) -> dict[str, int]:
+        return dict(Counter(c.tier for c in self.communes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_tier": self.max_tier,
+            "vcs_share": self.vcs_share,
+            "fits": self.fits,
+            "totals": {
+                "subscribers": sum(1 for c in self.communes if c.tier != NO_TIER),
+                "tiers": self.tier_counts(),
+                "cascade_kbps": sum(t.cascade_kbps for t in self.trunks),
+                "direct_kbps": sum(t.direct_kbps for t in self.trunks),
+            },
+            "communes": [asdict(c) for c in self.communes],
+            "trunks": [{**asdict(t), "tiers": list(t.tiers), "over_capacity": t.over_capacity} for t in self.trunks],
+            "nodes": [{**asdict(n), "over_capacity": n.over_capacity} for n in self.nodes],
+            "shortfalls": [asdict(s) for s in self.shortfalls],
+        }
+
+
+def _allowed(ladder: Sequence[Tier], max_tier: str) -> list[Tier]:
+    ordered = sorted(ladder, key=lambda t: t.kbps, reverse=True)
+    names = [t.name for t in ordered]
+    if max_tier not in names:
+        raise ValueError(f"max_tier {max_tier!r} is not in the ladder ({', '.join(names)})")
+    return ordered[names.index(max_tier) :]
+
+
+def _fit(link_kbps: int, allowed: list[Tier], share: float) -> tuple[Tier | None, bool]:
+    for tier in allowed:
+        if tier.kbps <= link_kbps * share:
+            return tier, True
+    lowest = allowed[-1]
+    return (lowest, False) if lowest.kbps <= link_kbps else (None, False)
+
+
+def choose_tier(
+    link_kbps: int, *, max_tier: str = "720p", ladder: Sequence[Tier] = DEFAULT_LADDER, vcs_share: float = DEFAULT_VCS_SHARE
+) -> str:
+    """The tier name a link of `link_kbps` starts on, or NO_TIER."""
+    tier, _ = _fit(link_kbps, _allowed(ladder, max_tier), vcs_share)
+    return tier.name if tier else NO_TIER
+
+
+def plan_bandwidth(
+    links: Iterable[ParticipantLink],
+    *,
+    max_tier: str = "720p",
+    ladder: Sequence[Tier] = DEFAULT_LADDER,
+    vcs_share: float = DEFAULT_VCS_SHARE,
+    trunk_capacity_kbps: Mapping[int | str, int] | None = None,
+    default_trunk_kbps: int = DEFAULT_TRUNK_KBPS,
+    nodes: Sequence[SfuNode] = (),
+) -> BandwidthPlan:
+    """Plan for the subscribers in `links` (leave the host out: it publishes).
+
+    Nodes are filled in the order given, communes taken by province so that a
+    province tends to share a node; with no nodes, node capacity is not checked.
+    """
+    if not 0 < vcs_share <= 1:
+        raise ValueError("vcs_share must be in (0, 1]")
+    allowed = _allowed(ladder, max_tier)
+    capacities = {_province(k): v for k, v in (trunk_capacity_kbps or {}).items()}
+    ordered = sorted(links, key=lambda link: (link.province_code, link.endpoint_id))
+    ids = [link.endpoint_id for link in ordered]
+    if len(set(ids)) != len(ids):
+        raise ValueError("links name an endpoint twice")
+
+    shortfalls: list[Shortfall] = []
+    free = [[node.id, node.capacity - node.in_use] for node in nodes]
+    assigned: Counter[str] = Counter()
+    communes: list[CommunePlan] = []
+    by_province: dict[str, list[Tier]] = defaultdict(list)
+    for link in ordered:
+        tier, within = _fit(link.downlink_kbps, allowed, vcs_share)
+        floor, _ = _fit(link.uplink_kbps, allowed, vcs_share)
+        node_id = None
+        if tier is None:
+            lowest = allowed[-1]
+            reason = f"downlink below {lowest.name}"
+            shortfalls.append(Shortfall("link", link.endpoint_id, lowest.kbps, link.downlink_kbps, "kbps", reason))
+        else:
+            by_province[link.province_code].append(tier)
+            while free and free[0][1] <= 0:
+                free.pop(0)
+            if free:
+                node_id = free[0][0]
+                free[0][1] -= 1
+                assigned[node_id] += 1
+        communes.append(
+            CommunePlan(
+                link.endpoint_id,
+                link.province_code,
+                tier.name if tier else NO_TIER,
+                tier.kbps if tier else 0,
+                within,
+                floor.name if floor else NO_TIER,
+                node_id,
+            )
+        )
+
+    trunks = []
+    for code in sorted({link.province_code for link in ordered}):
+        tiers = by_province.get(code, [])
+        distinct = sorted(set(tiers), key=lambda t: t.kbps, reverse=True)
+        load = TrunkLoad(
+            province_code=code,
+            capacity_kbps=capacities.get(code, default_trunk_kbps),
+            subscribers=len(tiers),
+            tiers=tuple(t.name for t in distinct),
+            cascade_kbps=sum(t.kbps for t in distinct),
+            direct_kbps=sum(t.kbps for t in tiers),
+        )
+        trunks.append(load)
+        if load.over_capacity:
+            shortfalls.append(
+                Shortfall("trunk", code, load.cascade_kbps, load.capacity_kbps, "kbps", "province trunk over capacity")
+            )
+
+    node_loads = tuple(NodeLoad(n.id, n.capacity, n.in_use, assigned[n.id]) for n in nodes)
+    for load in node_loads:
+        if load.over_capacity:  # only when other meetings already overfill it
+            need = load.in_use + load.subscribers
+            shortfalls.append(Shortfall("node", load.node_id, need, load.capacity, "subscribers", "SFU node over capacity"))
+    unplaced = sum(1 for c in communes if c.tier != NO_TIER and c.node_id is None)
+    if nodes and unplaced:
+        spare = sum(max(0, n.capacity - n.in_use) for n in nodes)
+        shortfalls.append(
+            Shortfall("node", "*", spare + unplaced, spare, "subscribers", f"{unplaced} subscribers have no SFU node")
+        )
+    return BandwidthPlan(max_tier, vcs_share, tuple(communes), tuple(trunks), node_loads, tuple(shortfalls))

@@ -1,0 +1,95 @@
+"""Live state of an occurrence: who is expected, online, joined or failed, and how their links fare.
+
+Agents report into one hash per occurrence; a summary is computed on read,
+which at 3,321 entries is a single HGETALL and a pass in Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from scheduler.meeting import Meeting, format_utc
+from scheduler.roster import Roster
+from vcs import keys
+from vcs.presence import Presence
+from vcs.registry import Registry
+
+__all__ = ["LiveState", "STATES"]
+
+STATES = ("joining", "joined", "failed", "left")
+KEEP = 7 * 24 * 3600  # seconds a finished occurrence's live record is kept
+WORST = 10
+
+
+class LiveState:
+    def __init__(self, redis: aioredis.Redis, roster: Roster, registry: Registry, presence: Presence) -> None:
+        self.redis = redis
+        self.roster = roster
+        self.registry = registry
+        self.presence = presence
+
+    async def report(self, meeting_id: str, occurrence: str, endpoint_id: str, state: str | None, fields: dict, now: float) -> None:
+        """Merge an agent's report into its entry; `state` None keeps the current state (stats only)."""
+        key = keys.live_state(meeting_id, occurrence)
+        raw = await self.redis.hget(key, endpoint_id)
+        entry = json.loads(raw) if raw else {}
+        if state is not None:
+            entry["state"] = state
+            entry.setdefault("first_" + state, now)
+        entry.update({k: v for k, v in fields.items() if v is not None})
+        entry["at"] = now
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, endpoint_id, json.dumps(entry))
+            pipe.expire(key, KEEP)
+            pipe.publish(keys.LIVE_CHANGED, json.dumps({"meeting": meeting_id, "occurrence": occurrence}))
+            await pipe.execute()
+
+    async def entries(self, meeting_id: str, occurrence: str) -> dict[str, dict]:
+        raw = await self.redis.hgetall(keys.live_state(meeting_id, occurrence))
+        return {endpoint_id: json.loads(value) for endpoint_id, value in raw.items()}
+
+    async def summary(self, meeting: Meeting, occurrence: datetime, now: float) -> dict:
+        occ = format_utc(occurrence)
+        expected = await self.roster.participants(meeting.id)
+        entries = await self.entries(meeting.id, occ)
+        online = await self.presence.online_ids(now)
+        endpoints = await self.registry.all()
+        states = Counter(entries[e].get("state") for e in expected if e in entries)
+        tiers = Counter(entries[e].get("tier", "unknown") for e in expected if entries.get(e, {}).get("state") == "joined")
+        provinces: dict[str, Counter] = {}
+        for endpoint_id in expected:
+            province = endpoints[endpoint_id].province_code if endpoint_id in endpoints else "?"
+            counts = provinces.setdefault(province, Counter())
+            counts["expected"] += 1
+            counts["online"] += endpoint_id in online
+            counts["joined"] += entries.get(endpoint_id, {}).get("state") == "joined"
+            counts["failed"] += entries.get(endpoint_id, {}).get("state") == "failed"
+        worst = sorted(
+            (
+                {"endpoint_id": e, "name": endpoints[e].name if e in endpoints else e, "loss_pct": v.get("loss_pct", 0), "rtt_ms": v.get("rtt_ms", 0), "tier": v.get("tier")}
+                for e, v in entries.items()
+                if v.get("state") == "joined" and ("loss_pct" in v or "rtt_ms" in v)
+            ),
+            key=lambda w: (w["loss_pct"] or 0, w["rtt_ms"] or 0),
+            reverse=True,
+        )[:WORST]
+        host = entries.get(meeting.host_endpoint_id, {})
+        return {
+            "meeting_id": meeting.id,
+            "occurrence": occ,
+            "status": meeting.status_of(occurrence).value,
+            "expected": len(expected),
+            "online": len(expected & online),
+            "joined": states["joined"],
+            "failed": states["failed"],
+            "left": states["left"],
+            "host": host.get("state"),
+            "tiers": dict(tiers),
+            "provinces": {code: dict(c) for code, c in sorted(provinces.items())},
+            "worst": worst,
+            "floor": await self.redis.hget(keys.occurrence_room(meeting.id, occ), "floor") or None,
+        }

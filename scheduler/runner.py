@@ -1,0 +1,212 @@
+"""The scheduler role: hold the lease, derive APScheduler jobs from the meeting store, run them.
+
+Jobs are never the source of truth: whenever this process takes the lease,
+and whenever a meeting changes (or a minute passes), it throws its jobs away
+and derives them again from the meetings. Steps whose time has already come
+(a late start, a failover) run at once, in order; each runs at most once
+because `LifecycleActions` claims it in Redis first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from redis.exceptions import RedisError
+
+from scheduler.actions import LifecycleActions, phases_due
+from scheduler.lease import Lease
+from scheduler.lifecycle import Phase, pending
+from scheduler.store import MeetingStore
+from vcs import keys
+from vcs.errors import NotFound
+
+__all__ = ["SchedulerRole"]
+
+log = logging.getLogger(__name__)
+
+HORIZON = timedelta(hours=48)
+REBUILD_EVERY = 60.0  # seconds; also extends the horizon
+STEP_RETRY = 1.0  # seconds between attempts of a step that hit a Redis error
+
+
+class SchedulerRole:
+    def __init__(
+        self,
+        store: MeetingStore,
+        actions: LifecycleActions,
+        *,
+        lease_ttl: float = 5.0,
+        renew_every: float = 1.0,
+        clock: Callable[[], float] | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.actions = actions
+        self.lease = Lease(self.redis, holder or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}", lease_ttl)
+        self.renew_every = renew_every
+        self.clock = clock or (lambda: datetime.now(UTC).timestamp())
+        self._scheduler: AsyncIOScheduler | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._steps: set[asyncio.Task] = set()
+        self._rebuild = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._scheduler is not None
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._hold_lease(), name="scheduler-lease"), asyncio.create_task(self._watch_changes(), name="scheduler-watch")]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks + list(self._steps):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._demote()
+        with contextlib.suppress(RedisError, OSError):
+            await self.lease.release()
+
+    # --- leadership ------------------------------------------------------
+
+    async def _hold_lease(self) -> None:
+        last_renewed = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if self.is_leader:
+                    if await self.lease.renew():
+                        last_renewed = loop.time()
+                    else:
+                        log.warning("scheduler lease lost to another holder")
+                        self._demote()
+                elif await self.lease.acquire():
+                    last_renewed = loop.time()
+                    log.info("scheduler lease taken (fence %s)", self.lease.fence)
+                    self._promote()
+            except (RedisError, OSError) as exc:
+                log.warning("scheduler cannot reach Redis: %s", exc)
+                if self.is_leader and loop.time() - last_renewed > self.lease.ttl_ms / 1000:
+                    self._demote()  # our lease has expired by now: another scheduler may hold it
+            except Exception:
+                log.exception("scheduler lease loop")
+            await asyncio.sleep(self.renew_every)
+
+    def _promote(self) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        self._scheduler.start()
+        self._scheduler.add_job(self._rebuild.set, "interval", seconds=REBUILD_EVERY, id="rebuild")
+        self._rebuild.set()
+
+    def _demote(self) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        for step in list(self._steps):
+            step.cancel()
+
+    # --- deriving jobs ---------------------------------------------------
+
+    async def _watch_changes(self) -> None:
+        pubsub = None
+        while True:
+            try:
+                if pubsub is None:
+                    pubsub = self.redis.pubsub()
+                    await pubsub.subscribe(keys.MEETINGS_CHANGED)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is not None:
+                    self._rebuild.set()
+                if self._rebuild.is_set() and self.is_leader:
+                    self._rebuild.clear()
+                    await self.rebuild()
+            except asyncio.CancelledError:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("scheduler watch: %s", exc)
+                pubsub = None
+                self._rebuild.set()  # rebuild once Redis is back: we may have missed changes
+                await asyncio.sleep(1)
+            except Exception:
+                log.exception("scheduler rebuild")
+                await asyncio.sleep(1)
+
+    async def rebuild(self) -> int:
+        """Replace every job with ones derived from the meeting store; returns how many."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return 0
+        now = self.now()
+        meetings = await self.store.all()
+        for job in scheduler.get_jobs():
+            if job.id != "rebuild":
+                job.remove()
+        count = 0
+        for meeting in meetings.values():
+            for times in pending(meeting, now, horizon=HORIZON):
+                due = phases_due(times.start, meeting.duration, now)
+                if due:
+                    self._spawn(self._run_steps(meeting.id, times.start, [phase for phase, _ in due]))
+                for phase, at in times.events():
+                    if at > now:
+                        scheduler.add_job(
+                            self._run_step_job,
+                            DateTrigger(run_date=at),
+                            args=[meeting.id, times.start, phase],
+                            id=f"{meeting.id}:{times.start.isoformat()}:{phase.value}",
+                            misfire_grace_time=int((times.end - at).total_seconds()) + 1,
+                            replace_existing=True,
+                        )
+                        count += 1
+        log.debug("scheduler rebuilt %d jobs", count)
+        return count
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._steps.add(task)
+        task.add_done_callback(self._steps.discard)
+
+    async def _run_step_job(self, meeting_id: str, start: datetime, phase: Phase) -> None:
+        await self._run_steps(meeting_id, start, [phase])
+
+    async def _run_steps(self, meeting_id: str, start: datetime, phases: list[Phase]) -> None:
+        for phase in phases:
+            await self._run_step(meeting_id, start, phase)
+
+    async def _run_step(self, meeting_id: str, start: datetime, phase: Phase) -> None:
+        """Retry through Redis blips until it runs, the occurrence is over, or the lease is lost."""
+        while self.is_leader:
+            try:
+                result = await self.actions.run(meeting_id, start, phase, self.lease.value, self.lease.fence or 0, self.now())
+                if result == "lease-lost":
+                    log.warning("step %s %s %s not run: lease lost", meeting_id, start, phase.value)
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("step %s %s %s: %s; retrying", meeting_id, start, phase.value, exc)
+            meeting_end = start + (await self._duration(meeting_id))
+            if self.now() >= meeting_end and phase is not Phase.ENDED:
+                return
+            await asyncio.sleep(STEP_RETRY)
+
+    async def _duration(self, meeting_id: str) -> timedelta:
+        try:
+            return (await self.store.get(meeting_id)).duration
+        except (RedisError, OSError, NotFound):
+            return timedelta(hours=12)  # unknown for now: keep trying, bounded by the longest meeting

@@ -1,0 +1,83 @@
+"""Meetings in Redis: one JSON document per meeting, written with optimistic locking.
+
+Every write bumps `MEETINGS_VERSION` and publishes on `MEETINGS_CHANGED`, so the
+scheduler leader rebuilds its jobs and agents' schedules refresh without polling.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from scheduler.meeting import Meeting
+from vcs import keys
+from vcs.errors import Conflict, NotFound
+
+__all__ = ["MeetingStore"]
+
+MAX_RETRIES = 20
+
+
+class MeetingStore:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._version: str | None = None
+        self._meetings: dict[str, Meeting] = {}
+
+    async def version(self) -> str:
+        return await self.redis.get(keys.MEETINGS_VERSION) or "0"
+
+    async def all(self) -> dict[str, Meeting]:
+        """Every meeting by id, re-read only when the version counter moved."""
+        version = await self.version()
+        if version != self._version:
+            raw = await self.redis.hgetall(keys.MEETINGS)
+            self._meetings = {mid: Meeting.from_json(json.loads(doc)) for mid, doc in raw.items()}
+            self._version = version
+        return self._meetings
+
+    async def get(self, meeting_id: str) -> Meeting:
+        raw = await self.redis.hget(keys.MEETINGS, meeting_id)
+        if raw is None:
+            raise NotFound(f"no meeting {meeting_id!r}")
+        return Meeting.from_json(json.loads(raw))
+
+    async def create(self, meeting: Meeting) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hsetnx(keys.MEETINGS, meeting.id, _dump(meeting))
+            created, = await pipe.execute()
+        if not created:
+            raise Conflict(f"meeting {meeting.id} already exists")
+        await self._changed(meeting.id)
+
+    async def update(self, meeting_id: str, change: Callable[[Meeting], Meeting]) -> Meeting:
+        """Apply `change` to the stored meeting atomically; retried when another writer got there first."""
+        for _ in range(MAX_RETRIES):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(keys.MEETINGS)
+                    raw = await pipe.hget(keys.MEETINGS, meeting_id)
+                    if raw is None:
+                        raise NotFound(f"no meeting {meeting_id!r}")
+                    updated = change(Meeting.from_json(json.loads(raw)))
+                    pipe.multi()
+                    pipe.hset(keys.MEETINGS, meeting_id, _dump(updated))
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            await self._changed(meeting_id)
+            return updated
+        raise Conflict(f"meeting {meeting_id} is being changed by someone else; try again")
+
+    async def _changed(self, meeting_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(keys.MEETINGS_VERSION)
+            pipe.publish(keys.MEETINGS_CHANGED, json.dumps({"meeting": meeting_id}))
+            await pipe.execute()
+
+
+def _dump(meeting: Meeting) -> str:
+    return json.dumps(meeting.to_json(), ensure_ascii=False, separators=(",", ":"))

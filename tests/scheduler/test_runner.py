@@ -1,0 +1,141 @@
+"""The scheduler end to end: jobs from the meeting store, lease failover, agents notified once."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from scheduler.meeting import Meeting, ParticipantSelector, format_utc
+from scheduler.store import MeetingStore
+from tests.conftest import TEST_SECRET
+from vcs import keys
+from vcs.credentials import EndpointCredentials
+from vcs.redis_server import EmbeddedRedis, connected
+
+COMMUNES = ["00070", "00004", "00008"]
+
+
+async def agent_socket(server_url: str, endpoint_id: str, secret: str):
+    async with httpx.AsyncClient(base_url=server_url) as client:
+        token = (await client.post("/api/v1/agent/login", json={"endpoint_id": endpoint_id, "secret": secret})).json()["token"]
+    ws_url = server_url.replace("http://", "ws://") + "/api/v1/agent/ws"
+    return await connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"})
+
+
+async def receive_until(socket, kind: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(await asyncio.wait_for(socket.recv(), max(0.1, deadline - time.monotonic())))
+        if message["type"] == kind:
+            return message
+
+
+def start_in(seconds: float) -> str:
+    return format_utc(datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds))
+
+
+async def test_a_meeting_in_a_few_seconds_reaches_every_agent_once(start_server, redis, mint_token):
+    server = start_server(run_scheduler=True)
+    secrets = await EndpointCredentials(redis).rotate(COMMUNES)
+    sockets = [await agent_socket(server.url, e, secrets[e]) for e in COMMUNES]
+    try:
+        for socket in sockets:
+            state = await receive_until(socket, "state", 5)
+            assert state["schedule"] == []
+        body = {
+            "title": "Giao ban nhanh",
+            "start": start_in(4),
+            "duration_minutes": 5,
+            "selector": {"kind": "communes", "commune_ids": COMMUNES},
+        }
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            created = await client.post("/api/v1/meetings", json=body, headers=await mint_token("organizer"))
+        assert created.status_code == 201, created.text
+        meeting_id = created.json()["meeting"]["id"]
+        for endpoint_id, socket in zip(COMMUNES, sockets):
+            join = await receive_until(socket, "join", 10)
+            entry = join["entry"]
+            assert entry["meeting_id"] == meeting_id and entry["role"] == "participant"
+            assert entry["whep_url"].endswith(f"/sfu/whep/{entry['room']}") and entry["subscribe_token"]
+            start = await receive_until(socket, "start", 10)
+            assert abs(start["server_time"] - datetime.fromisoformat(body["start"]).timestamp()) < 2.5
+        log = [json.loads(e) for e in await redis.lrange(keys.LIFECYCLE_LOG, 0, -1)]
+        phases = sorted(e["phase"] for e in log if e["meeting"] == meeting_id)
+        assert phases == ["live", "readiness", "warmup"]
+        stored = await MeetingStore(redis).get(meeting_id)
+        assert stored.status_of(stored.start).value == "live"
+    finally:
+        for socket in sockets:
+            await socket.close()
+
+
+def scheduler_process(redis_url: str, tmp_path) -> subprocess.Popen:
+    env = {**os.environ, "VCS_REDIS_URL": redis_url, "VCS_SECRET_KEY": TEST_SECRET, "VCS_DATA_DIR": str(tmp_path), "VCS_LOG_LEVEL": "INFO"}
+    return subprocess.Popen([sys.executable, "-m", "vcs.cli", "scheduler", "--lease-ttl", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def wait_for(condition, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await condition()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def test_standby_starts_it_exactly_once_when_the_leader_dies(redis, redis_url, tmp_path):
+    leader = scheduler_process(redis_url, tmp_path)
+    standby = None
+    try:
+        first_lease = await wait_for(lambda: redis.get(keys.SCHEDULER_LEASE), 20)
+        standby = scheduler_process(redis_url, tmp_path)
+        await asyncio.sleep(1.5)  # the standby is up and polling
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
+        meeting = Meeting("failover", "Chuyển đổi dự phòng", "admin", "central", start, timedelta(minutes=5), ParticipantSelector("communes", commune_ids=("00070",)))
+        await MeetingStore(redis).create(meeting)
+        await wait_for(lambda: redis.exists(keys.phase_done("failover", format_utc(start), "warmup")), 10)
+        delay = (start - datetime.now(UTC)).total_seconds() - 1.0
+        await asyncio.sleep(max(0, delay))
+        leader.send_signal(signal.SIGKILL)  # no goodbye: the lease must expire
+        leader.wait(5)
+
+        async def started():
+            return await redis.get(keys.phase_done("failover", format_utc(start), "live"))
+
+        fence = int(await wait_for(started, 15))
+        assert fence > int(first_lease.split(":")[-1]), "the start was run by the new leader"
+        await asyncio.sleep(2)
+        log = [json.loads(e) for e in await redis.lrange(keys.LIFECYCLE_LOG, 0, -1)]
+        assert [e["phase"] for e in log if e["meeting"] == "failover"].count("live") == 1
+        late = (datetime.fromisoformat(next(e["at"] for e in log if e["phase"] == "live")) - start).total_seconds()
+        assert late < 5, f"started {late:.1f}s late"
+    finally:
+        for process in (leader, standby):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(10)
+
+
+async def test_meetings_survive_a_redis_restart(tmp_path):
+    server = EmbeddedRedis(tmp_path)
+    server.start()
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    meeting = Meeting("persist", "Lưu bền", "admin", "central", start, timedelta(minutes=30), ParticipantSelector("all"))
+    try:
+        async with connected(server.url) as redis:
+            await MeetingStore(redis).create(meeting)
+        server.stop()
+        server.start()
+        async with connected(server.url) as redis:
+            assert await MeetingStore(redis).get("persist") == meeting
+    finally:
+        server.stop()

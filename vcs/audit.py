@@ -1,0 +1,112 @@
+"""The audit log: who did what, to what, and when.
+
+One capped Redis stream (`keys.AUDIT`): appending is one XADD that also trims
+the oldest entries, so the log never outgrows the store; reading walks it from
+the newest entry back.
+
+Actions are dotted names, a noun then a verb. Those recorded today:
+
+| action                  | actor               | target        | details                          |
+|-------------------------|---------------------|---------------|----------------------------------|
+| auth.login              | username            |               | client, via                      |
+| auth.login_failed       | the name typed      |               | client, reason                   |
+| auth.logout             | username            |               | via                              |
+| endpoint.link_edit      | username / token    | endpoint id   | via, changes {field: [old, new]} |
+| endpoint.csv_import     | username / token    |               | via, rows, filename              |
+| endpoint.secret_rotate  | username / token    | endpoint id   | via                              |
+| user.add                | admin               | username      | role, province                   |
+| user.disable            | admin               | username      | sessions (revoked)               |
+| user.enable             | admin               | username      |                                  |
+
+Other modules add their own (meeting.book, meeting.cancel, floor.give...);
+any name works, the UI shows names it has no label for as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from vcs import keys
+
+__all__ = ["MAX_ENTRIES", "AuditEntry", "record", "recent"]
+
+MAX_ENTRIES = 100_000  # about; Redis trims whole macro-nodes ("~") so the count floats a little above
+_BATCH = 500
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: str  # the stream id, unique and ordered
+    at: float  # epoch seconds
+    actor: str
+    action: str
+    target: str = ""
+    details: dict = field(default_factory=dict)
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromtimestamp(self.at, UTC)
+
+    @classmethod
+    def from_stream(cls, entry_id: str, fields: dict[str, str]) -> AuditEntry:
+        try:
+            details = json.loads(fields.get("details") or "{}")
+        except json.JSONDecodeError:
+            details = {"raw": fields.get("details")}
+        return cls(
+            id=entry_id,
+            at=float(fields.get("at") or 0),
+            actor=fields.get("actor", ""),
+            action=fields.get("action", ""),
+            target=fields.get("target", ""),
+            details=details if isinstance(details, dict) else {"value": details},
+        )
+
+
+async def record(
+    redis: aioredis.Redis,
+    actor: str,
+    action: str,
+    target: str = "",
+    details: dict | None = None,
+    now: float | None = None,
+) -> str:
+    """Append one entry and return its id; `details` must be JSON-serialisable."""
+    if not action:
+        raise ValueError("an audit entry needs an action")
+    fields = {
+        "at": repr(time.time() if now is None else float(now)),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "details": json.dumps(details or {}, ensure_ascii=False, separators=(",", ":"), default=str),
+    }
+    return await redis.xadd(keys.AUDIT, fields, maxlen=MAX_ENTRIES, approximate=True)
+
+
+async def recent(
+    redis: aioredis.Redis,
+    limit: int = 200,
+    action: str | None = None,
+    actor: str | None = None,
+) -> list[AuditEntry]:
+    """Up to `limit` entries, newest first, optionally only one action and/or one actor (exact match)."""
+    found: list[AuditEntry] = []
+    upper = "+"
+    while len(found) < limit:
+        batch = await redis.xrevrange(keys.AUDIT, max=upper, min="-", count=_BATCH)
+        for entry_id, fields in batch:
+            entry = AuditEntry.from_stream(entry_id, fields)
+            if (action is None or entry.action == action) and (actor is None or entry.actor == actor):
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        if len(batch) < _BATCH:
+            break
+        upper = "(" + batch[-1][0]  # exclusive: continue below the oldest entry read
+    return found

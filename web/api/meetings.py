@@ -1,0 +1,221 @@
+"""/api/v1/meetings: book, preview, change, cancel, list and export meetings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from scheduler.ics import calendar_feed, meeting_to_ics
+from scheduler.meeting import Meeting, format_utc, parse_utc
+from scheduler.participants import resolve
+from vcs.audit import record as audit
+from vcs.divisions import province_code as canonical_province
+from vcs.errors import FieldError, ValidationFailed
+from vcs.roles import Role
+from web.auth import api_principal
+from web.requests import json_body
+from web.services import services
+
+__all__ = ["meeting_view", "routes"]
+
+LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
+MAX_RANGE = timedelta(days=366)
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(LOCAL).isoformat()
+
+
+def occurrence_view(meeting: Meeting, start: datetime) -> dict:
+    return {
+        "meeting_id": meeting.id,
+        "title": meeting.title,
+        "start": format_utc(start),
+        "end": format_utc(start + meeting.duration),
+        "start_local": _local(start),
+        "status": meeting.status_of(start).value,
+    }
+
+
+def meeting_view(meeting: Meeting, now: datetime, upcoming: int = 10) -> dict:
+    window = now - meeting.duration
+    next_ones = meeting.occurrences(window_start=window, limit=upcoming)
+    return {
+        **meeting.to_json(),
+        "start_local": _local(meeting.start),
+        "timezone": "Asia/Ho_Chi_Minh",
+        "next_occurrences": [occurrence_view(meeting, s) for s in next_ones],
+    }
+
+
+def _now(request: Request) -> datetime:
+    return datetime.fromtimestamp(services(request).clock(), UTC)
+
+
+async def create_meeting(request: Request) -> Response:
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.ORGANIZER)
+    svc = services(request)
+    now = _now(request)
+    preview = await svc.booking.create(principal, await json_body(request), now)
+    meeting = preview.meeting
+    await audit(svc.redis, principal.name, "meeting.book", meeting.id, {"title": meeting.title, "participants": len(preview.participants)})
+    return JSONResponse(
+        {"meeting": meeting_view(meeting, now), **preview.to_dict()},
+        status_code=201,
+        headers={"Location": f"/api/v1/meetings/{meeting.id}"},
+    )
+
+
+async def preview_meeting(request: Request) -> Response:
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.ORGANIZER)
+    svc = services(request)
+    now = _now(request)
+    meeting = svc.booking.meeting_from_body(principal, await json_body(request), now)
+    preview = await svc.booking.preview(principal, meeting, now)
+    return JSONResponse(preview.to_dict())
+
+
+async def list_meetings(request: Request) -> Response:
+    """Occurrences between `from` and `to` (default: yesterday to 30 days ahead), by start."""
+    principal = await api_principal(request)
+    svc = services(request)
+    now = _now(request)
+    params = request.query_params
+    errors = []
+    try:
+        start = parse_utc(params["from"]) if "from" in params else now - timedelta(days=1)
+    except ValueError:
+        errors.append(FieldError("from", "an ISO 8601 time with offset, e.g. 2025-09-02T08:00:00+07:00"))
+        start = now
+    try:
+        end = parse_utc(params["to"]) if "to" in params else now + timedelta(days=30)
+    except ValueError:
+        errors.append(FieldError("to", "an ISO 8601 time with offset"))
+        end = now
+    if not errors and not timedelta(0) < end - start <= MAX_RANGE:
+        errors.append(FieldError("to", "must be after from, within a year"))
+    province = params.get("province")
+    if province is not None and canonical_province(province) is None:
+        errors.append(FieldError("province", "unknown province code"))
+    if errors:
+        raise ValidationFailed(errors)
+    wanted = canonical_province(province) if province else principal.province_code
+    endpoints = await svc.registry.all()
+    items = []
+    for meeting in (await svc.meetings.all()).values():
+        if wanted is not None:
+            members = await resolve(svc.registry, svc.groups, meeting.selector)
+            if not any(endpoints[m].province_code == wanted for m in members if m in endpoints):
+                continue
+        for occurrence in meeting.occurrences(window_start=start - meeting.duration, window_end=end):
+            items.append(occurrence_view(meeting, occurrence))
+    items.sort(key=lambda item: (item["start"], item["meeting_id"]))
+    return JSONResponse({"items": items, "total": len(items), "from": format_utc(start), "to": format_utc(end)})
+
+
+async def get_meeting(request: Request) -> Response:
+    principal = await api_principal(request)
+    svc = services(request)
+    meeting = await svc.meetings.get(request.path_params["meeting_id"])
+    await _check_visible(request, meeting)
+    return JSONResponse(meeting_view(meeting, _now(request)))
+
+
+async def _check_visible(request: Request, meeting: Meeting) -> None:
+    principal = await api_principal(request)
+    if principal.scoped:
+        svc = services(request)
+        members = await resolve(svc.registry, svc.groups, meeting.selector)
+        endpoints = await svc.registry.all()
+        if not any(endpoints[m].province_code == principal.province_code for m in members if m in endpoints):
+            principal.require_province(None)
+
+
+async def meeting_plan(request: Request) -> Response:
+    principal = await api_principal(request)
+    svc = services(request)
+    meeting = await svc.meetings.get(request.path_params["meeting_id"])
+    await _check_visible(request, meeting)
+    now = _now(request)
+    preview = await svc.booking.preview(principal.__class__(principal.name, Role.ADMIN), meeting, now, is_new=False)
+    return JSONResponse(preview.to_dict())
+
+
+async def update_meeting(request: Request) -> Response:
+    principal = await api_principal(request)
+    svc = services(request)
+    now = _now(request)
+    preview = await svc.booking.update(principal, request.path_params["meeting_id"], await json_body(request), now)
+    await audit(svc.redis, principal.name, "meeting.update", preview.meeting.id, {"title": preview.meeting.title})
+    return JSONResponse({"meeting": meeting_view(preview.meeting, now), **preview.to_dict()})
+
+
+async def cancel_meeting(request: Request) -> Response:
+    principal = await api_principal(request)
+    svc = services(request)
+    meeting = await svc.booking.cancel(principal, request.path_params["meeting_id"], None, _now(request))
+    await audit(svc.redis, principal.name, "meeting.cancel", meeting.id, {"title": meeting.title})
+    return JSONResponse(meeting_view(meeting, _now(request)))
+
+
+async def cancel_occurrence(request: Request) -> Response:
+    principal = await api_principal(request)
+    svc = services(request)
+    occurrence = parse_occurrence(request.path_params["occurrence"])
+    meeting = await svc.booking.cancel(principal, request.path_params["meeting_id"], occurrence, _now(request))
+    await audit(svc.redis, principal.name, "meeting.cancel_occurrence", meeting.id, {"occurrence": format_utc(occurrence)})
+    return JSONResponse(meeting_view(meeting, _now(request)))
+
+
+def parse_occurrence(text: str) -> datetime:
+    try:
+        return parse_utc(text)
+    except ValueError:
+        raise ValidationFailed(FieldError("occurrence", "the occurrence's UTC start, e.g. 2025-09-02T01:00:00Z")) from None
+
+
+async def meeting_ics(request: Request) -> Response:
+    await api_principal(request)
+    svc = services(request)
+    meeting = await svc.meetings.get(request.path_params["meeting_id"])
+    await _check_visible(request, meeting)
+    host = await svc.registry.get(meeting.host_endpoint_id)
+    text = meeting_to_ics(meeting, host_name=host.name, url=f"{svc.settings.public_url}/meetings/{meeting.id}")
+    return Response(text, media_type="text/calendar; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{meeting.id}.ics"'})
+
+
+async def endpoint_feed(request: Request) -> Response:
+    """An endpoint's calendar: every meeting it takes part in or hosts."""
+    principal = await api_principal(request)
+    svc = services(request)
+    endpoint = await svc.registry.get(request.path_params["endpoint_id"])
+    if endpoint.province_code:
+        principal.require_province(endpoint.province_code)
+    mine = []
+    for meeting in (await svc.meetings.all()).values():
+        if meeting.host_endpoint_id == endpoint.id or endpoint.id in await resolve(svc.registry, svc.groups, meeting.selector):
+            mine.append(meeting)
+    endpoints = await svc.registry.all()
+    hosts = {m.host_endpoint_id: endpoints[m.host_endpoint_id].name for m in mine if m.host_endpoint_id in endpoints}
+    text = calendar_feed(mine, calendar_name=endpoint.name, host_names=hosts)
+    return Response(text, media_type="text/calendar; charset=utf-8")
+
+
+routes = [
+    Route("/meetings", list_meetings, methods=["GET"]),
+    Route("/meetings", create_meeting, methods=["POST"]),
+    Route("/meetings/preview", preview_meeting, methods=["POST"]),
+    Route("/meetings/{meeting_id}.ics", meeting_ics, methods=["GET"]),
+    Route("/meetings/{meeting_id}", get_meeting, methods=["GET"]),
+    Route("/meetings/{meeting_id}", update_meeting, methods=["PATCH"]),
+    Route("/meetings/{meeting_id}", cancel_meeting, methods=["DELETE"]),
+    Route("/meetings/{meeting_id}/plan", meeting_plan, methods=["GET"]),
+    Route("/meetings/{meeting_id}/occurrences/{occurrence}", cancel_occurrence, methods=["DELETE"]),
+    Route("/endpoints/{endpoint_id}/calendar.ics", endpoint_feed, methods=["GET"]),
+]
