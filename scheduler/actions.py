@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from scheduler.lifecycle import Phase, lifecycle_times
 from scheduler.meeting import OccurrenceStatus, format_utc
 from scheduler.rooms import assign_room
+from scheduler.sfu_control import SfuControl, SfuUnavailable
 from scheduler.roster import Roster
 from scheduler.store import MeetingStore
 from vcs import keys
@@ -55,11 +56,12 @@ async def notify_agents(redis: aioredis.Redis, endpoints: list[str] | str, event
 
 
 class LifecycleActions:
-    def __init__(self, store: MeetingStore, roster: Roster, *, public_url: str) -> None:
+    def __init__(self, store: MeetingStore, roster: Roster, *, public_url: str, sfu: SfuControl | None = None) -> None:
         self.store = store
         self.roster = roster
         self.redis = store.redis
         self.public_url = public_url
+        self.sfu = sfu
 
     async def run(self, meeting_id: str, occurrence: datetime, phase: Phase, lease_value: str, fence: int, now: datetime) -> str:
         """Run one step; returns "done", "skipped" (already run or cancelled) or "lease-lost"."""
@@ -82,14 +84,28 @@ class LifecycleActions:
             return "skipped"
         log.info("occurrence %s %s: %s (fence %d)", meeting_id, occ, phase.value, fence)
         times = lifecycle_times(occurrence, meeting.duration)
-        if phase is Phase.WARMUP:
-            await assign_room(self.redis, meeting_id, occurrence, times.end, self.public_url)
+        if phase in (Phase.WARMUP, Phase.ENDED):
+            room = await assign_room(self.redis, meeting_id, occurrence, times.end, self.public_url)
+            await self._steer_room(room, meeting.host_endpoint_id, opening=phase is Phase.WARMUP)
         if status is not OccurrenceStatus.CANCELLED:
             await self.store.update(meeting_id, lambda m: m.with_status(occurrence, _STATUS[phase], now=now))
         targets = sorted(await self.roster.participants(meeting_id) | {meeting.host_endpoint_id})
         event = {"type": _EVENT[phase], "meeting_id": meeting_id, "occurrence": occ, "start": occ, "end": format_utc(times.end)}
         await notify_agents(self.redis, targets, event)
         return "done"
+
+
+    async def _steer_room(self, room, host: str, *, opening: bool) -> None:
+        """Open the room for its host at warm-up, end it at the end; agents' own joins still work without it."""
+        if self.sfu is None:
+            return
+        try:
+            if opening:
+                await self.sfu.open_room(room, host)
+            else:
+                await self.sfu.end_room(room)
+        except SfuUnavailable as exc:
+            log.warning("room %s: %s", room.room, exc)
 
 
 def phases_due(start: datetime, duration: timedelta, now: datetime) -> list[tuple[Phase, datetime]]:

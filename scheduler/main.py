@@ -10,6 +10,7 @@ from scheduler.actions import LifecycleActions
 from scheduler.participants import Groups
 from scheduler.roster import Roster
 from scheduler.runner import SchedulerRole
+from scheduler.sfu_control import SfuControl
 from scheduler.store import MeetingStore
 from vcs.config import Settings
 from vcs.redis_server import connected
@@ -30,7 +31,8 @@ async def run_scheduler(settings: Settings, *, lease_ttl: float = 5.0) -> None:
         registry = Registry(redis)
         await registry.seed()
         roster = Roster(store, registry, Groups(redis))
-        role = SchedulerRole(store, LifecycleActions(store, roster, public_url=settings.public_url), lease_ttl=lease_ttl)
+        actions = LifecycleActions(store, roster, public_url=settings.public_url, sfu=SfuControl(settings.secret_key))
+        role = SchedulerRole(store, actions, lease_ttl=lease_ttl)
         await role.start()
         log.info("scheduler %s running (standby until it holds the lease)", role.lease.holder)
         try:

@@ -7,6 +7,7 @@ the database does not hand out access. Deleting the hash revokes the token.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 
@@ -30,7 +31,10 @@ class ApiTokens:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
-    async def create(self, role: Role | str, province_code: str | None = None, name: str = "") -> str:
+    async def create(
+        self, role: Role | str, province_code: str | None = None, name: str = "", *, user: str | None = None, ttl: int | None = None
+    ) -> str:
+        """A new token; `user` ties it to an account (disabling the account disables it), `ttl` makes it expire."""
         role = Role(role)
         if province_code is not None:
             if role is not Role.ORGANIZER:
@@ -42,14 +46,20 @@ class ApiTokens:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         await self.redis.hset(
             keys.api_token(_hash(token)),
-            mapping={"role": role.value, "province": province_code or "", "name": name or role.value, "created": int(time.time())},
+            mapping={"role": role.value, "province": province_code or "", "name": name or role.value, "user": user or "", "created": int(time.time())},
         )
+        if ttl:
+            await self.redis.expire(keys.api_token(_hash(token)), ttl)
         return token
 
     async def authenticate(self, token: str) -> Principal:
         data = await self.redis.hgetall(keys.api_token(_hash(token)))
         if not data:
-            raise Unauthorized("unknown or revoked token")
+            raise Unauthorized("unknown, expired or revoked token")
+        if data.get("user"):
+            account = await self.redis.hget(keys.USERS, data["user"])
+            if account is None or json.loads(account).get("disabled"):
+                raise Unauthorized("the account behind this token is disabled")
         return Principal(name=data["name"], role=Role(data["role"]), province_code=data["province"] or None)
 
     async def revoke(self, token: str) -> bool:

@@ -14,11 +14,12 @@ from vcs.config import Settings
 from vcs.redis_server import connected
 from scheduler.actions import LifecycleActions
 from scheduler.runner import SchedulerRole
-from web.api import agent, agent_ws, endpoints, live, meetings, provinces
+from web.api import agent, agent_ws, endpoints, live, meetings, provinces, sessions
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, openapi, readyz
 from web.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from web.services import Services
+from web import ui
 
 __all__ = ["create_app"]
 
@@ -45,7 +46,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = False) -> Starlette:
             if run_scheduler:
                 scheduler = SchedulerRole(
                     services.meetings,
-                    LifecycleActions(services.meetings, services.roster, public_url=settings.public_url),
+                    LifecycleActions(services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control),
                 )
                 await scheduler.start()
             app.state.scheduler = scheduler
@@ -56,7 +57,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = False) -> Starlette:
                     await scheduler.stop()
                 await services.hub.stop()
 
-    api = endpoints.routes + provinces.routes + agent.routes + agent_ws.routes + meetings.routes + live.routes
+    api = endpoints.routes + provinces.routes + agent.routes + agent_ws.routes + meetings.routes + live.routes + sessions.routes
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -64,10 +65,12 @@ def create_app(settings: Settings, *, run_scheduler: bool = False) -> Starlette:
             Route("/metrics", metrics_endpoint),
             Route("/api/v1/openapi.json", openapi),
             Mount("/api/v1", routes=api),
+            *ui.routes,  # the organizer/ops web UI and /static
         ],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(ui.SecurityHeadersMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.metrics = metrics
+    app.state.templates = ui.build_templates()  # web.ui.rendering.render() reads it
     return app

@@ -14,6 +14,7 @@ from scheduler.booking import BookingService
 from scheduler.live import LiveState
 from scheduler.participants import Groups
 from scheduler.roster import Roster
+from scheduler.sfu_control import SfuControl
 from scheduler.store import MeetingStore
 from vcs.api_tokens import ApiTokens
 from vcs.config import Settings
@@ -42,6 +43,7 @@ class Services:
     live: LiveState
     schedules: ScheduleBuilder
     hub: AgentHub
+    sfu_control: SfuControl
     clock: Callable[[], float] = time.time
 
     @classmethod
@@ -67,6 +69,7 @@ class Services:
             live=LiveState(redis, roster, registry, presence),
             schedules=schedules,
             hub=AgentHub(redis, registry, meetings, schedules, clock),
+            sfu_control=SfuControl(settings.secret_key),
             clock=clock,
         )
 

@@ -15,7 +15,11 @@ from starlette.routing import Route
 from scheduler.lifecycle import current_or_next_occurrence
 from scheduler.meeting import Meeting, format_utc
 from vcs import keys
-from vcs.errors import NotFound
+from scheduler.actions import notify_agents
+from vcs.audit import record as audit
+from vcs.errors import FieldError, NotFound, ValidationFailed
+from vcs.roles import Role
+from web.requests import json_body
 from web.api.meetings import _check_visible, parse_occurrence
 from web.auth import api_principal
 from web.services import Services, services
@@ -92,4 +96,35 @@ routes = [
     Route("/meetings/{meeting_id}/live/stream", live_stream, methods=["GET"]),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/live", live_summary, methods=["GET"]),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/live/stream", live_stream, methods=["GET"]),
+]
+
+
+async def set_floor(request: Request) -> Response:
+    """Give the floor to one participant (its audio and video go to everyone), or take it back."""
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.ORGANIZER)
+    meeting, occurrence = await _occurrence(request)
+    svc = services(request)
+    participants = await svc.roster.participants(meeting.id)
+    await svc.booking.check_scope(principal, meeting, participants)
+    if request.method == "DELETE":
+        endpoint_id = None
+    else:
+        endpoint_id = (await json_body(request)).get("endpoint_id")
+        if endpoint_id not in participants:
+            raise ValidationFailed(FieldError("endpoint_id", "must be a participant of this meeting"))
+    room = await svc.schedules.room(meeting, occurrence)
+    await svc.sfu_control.give_floor(room, endpoint_id)
+    occ = format_utc(occurrence)
+    await svc.redis.hset(keys.occurrence_room(meeting.id, occ), "floor", endpoint_id or "")
+    await svc.redis.publish(keys.LIVE_CHANGED, json.dumps({"meeting": meeting.id, "occurrence": occ}))
+    targets = sorted(participants | {meeting.host_endpoint_id})
+    await notify_agents(svc.redis, targets, {"type": "floor", "meeting_id": meeting.id, "occurrence": occ, "endpoint_id": endpoint_id})
+    await audit(svc.redis, principal.name, "floor.give" if endpoint_id else "floor.take", meeting.id, {"occurrence": occ, "endpoint_id": endpoint_id})
+    return JSONResponse({"meeting_id": meeting.id, "occurrence": occ, "floor": endpoint_id})
+
+
+routes += [
+    Route("/meetings/{meeting_id}/floor", set_floor, methods=["POST", "DELETE"]),
+    Route("/meetings/{meeting_id}/occurrences/{occurrence}/floor", set_floor, methods=["POST", "DELETE"]),
 ]
