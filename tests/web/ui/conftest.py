@@ -1,0 +1,94 @@
+"""Helpers for the web UI tests: users, browsers (httpx clients with their own cookie jars), sign-in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+import vcs.users
+from vcs.users import Users
+
+PASSWORD = "correct horse battery staple"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def _csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+async def _sign_in(client: httpx.AsyncClient, username: str, password: str = PASSWORD, next_path: str = "/") -> httpx.Response:
+    form = await client.get("/login")
+    return await client.post("/login", data={"username": username, "password": password, "next": next_path, "csrf": _csrf_of(form.text)})
+
+
+async def _post_form(client: httpx.AsyncClient, page: str, action: str, data: dict | None = None, **kwargs) -> httpx.Response:
+    token = _csrf_of((await client.get(page)).text)
+    return await client.post(action, data={**(data or {}), "csrf": token}, **kwargs)
+
+
+@pytest.fixture
+def csrf_of():
+    """`csrf_of(html)`: the CSRF token in a page's forms."""
+    return _csrf_of
+
+
+@pytest.fixture
+def sign_in():
+    """`await sign_in(client, username, password=PASSWORD, next_path="/")`: the sign-in form, as a browser posts it."""
+    return _sign_in
+
+
+@pytest.fixture
+def post_form():
+    """`await post_form(client, page, action, data)`: open `page`, post `data` with its CSRF token to `action`."""
+    return _post_form
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """Argon2id still, at the lowest cost: the default spends ~0.1 s of CPU per hash, many times per test."""
+    monkeypatch.setattr(vcs.users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture
+def add_user(redis):
+    async def add(username: str, role: str = "admin", province: str | None = None, full_name: str = "", password: str = PASSWORD):
+        return await Users(redis).add(username, password, role, province, full_name)
+
+    return add
+
+
+@pytest.fixture
+async def new_client(live_server) -> AsyncIterator:
+    """A factory of browsers: each client keeps its own cookies."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make() -> httpx.AsyncClient:
+        client = httpx.AsyncClient(base_url=live_server.url, timeout=20)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def signed_in(add_user, new_client):
+    """A client signed in as a new user of this role."""
+
+    async def make(role: str = "admin", username: str | None = None, province: str | None = None, full_name: str = "") -> httpx.AsyncClient:
+        username = username or f"{role}-{province or 'all'}"
+        await add_user(username, role, province, full_name)
+        client = new_client()
+        response = await _sign_in(client, username)
+        assert response.status_code == 303, response.text
+        return client
+
+    return make
