@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from sfu import keys as sfu_keys
+from vcs import keys
 
 __all__ = ["NodeInfo", "live_nodes"]
 
@@ -31,12 +31,12 @@ class NodeInfo:
 async def live_nodes(redis: aioredis.Redis, now: float | None = None) -> list[NodeInfo]:
     """Live, non-draining nodes first by spare capacity (origin nodes before relays)."""
     current = time.time() if now is None else now
-    ids = await redis.zrangebyscore(sfu_keys.NODES, current - NODE_TTL, "+inf")
+    ids = await redis.zrangebyscore(keys.SFU_NODES, current - NODE_TTL, "+inf")
     if not ids:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for node_id in ids:
-            pipe.hgetall(sfu_keys.node_key(node_id))
+            pipe.hgetall(keys.sfu_node(node_id))
         rows = await pipe.execute()
     nodes = [
         NodeInfo(

@@ -1,0 +1,40 @@
+"""The media plane: an aiortc-based selective forwarding unit.
+
+One central studio publishes over WHIP; thousands of commune rooms subscribe
+over WHEP. The program picture is decoded once and encoded once per tier in
+use; every subscriber of a tier receives the same packets through a fast
+per-packet path (``sfu.forwarder``), at the tier that fits its link
+(``sfu.allocator``). See docs/sfu.md.
+
+Layout (LiveKit's pkg/sfu, smaller):
+
+- ``config``: ``SfuConfig`` (``VCS_SFU_*``), the tier ladder
+- ``node``: ``SfuNode``: rooms, WHIP/WHEP resources, Redis registration, drain
+- ``app``: ``create_sfu_app(node)``: the HTTP surface, mounted at ``/sfu``
+- ``room``: publishers, subscribers, program, floor, tier encoders
+- ``publisher`` / ``subscriber``: one peer connection each
+- ``tier_encoder``: scale + VP8 encode once per tier
+- ``forwarder``: ``PacketStream``, the fan-out hot path
+- ``downtrack``: one outgoing stream of one subscriber
+- ``allocator``: ``LinkInfo`` and the bandwidth fit (pure logic)
+- ``offer`` / ``peer`` / ``ice``: offer checks, negotiation, ICE limits
+- ``errors``: the exception tree, ``metrics``: Prometheus text
+- ``cli``, ``bench``, ``bench_peers``, ``baseline``: commands and benchmark
+- ``client``, ``synthetic``: a WHIP/WHEP client and synthetic media
+"""
+
+from .allocator import LinkInfo, TierAllocation
+from .app import create_sfu_app
+from .config import SfuConfig, TierSpec, parse_tiers
+from .node import LinkLookup, SfuNode
+
+__all__ = [
+    "LinkInfo",
+    "LinkLookup",
+    "SfuConfig",
+    "SfuNode",
+    "TierAllocation",
+    "TierSpec",
+    "create_sfu_app",
+    "parse_tiers",
+]

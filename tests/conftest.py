@@ -109,3 +109,57 @@ def mint_token(redis: aioredis.Redis):
         return {"Authorization": f"Bearer {token}"}
 
     return mint
+
+
+class RunningSfu:
+    """A real SFU node on its own loopback port, registered in Redis like any node."""
+
+    def __init__(self, node, url: str) -> None:
+        self.node = node
+        self.url = url  # base URL; WHIP/WHEP under {url}/sfu
+
+    async def publish(self, room: str, identity: str):
+        """Publish a synthetic camera and tone into `room` as `identity` (a commune's own camera)."""
+        from sfu import client
+        from sfu.synthetic import SyntheticAudioTrack, SyntheticVideoTrack
+        from vcs.media_tokens import mint_media_token
+
+        token = mint_media_token(TEST_SECRET, room=room, identity=identity, role="publish")
+        http = httpx.AsyncClient(timeout=20)
+        return await client.publish(http, f"{self.url}/sfu", room, token, [SyntheticVideoTrack(320, 180, frames=30), SyntheticAudioTrack()])
+
+
+@pytest.fixture
+async def sfu_node(redis: aioredis.Redis) -> AsyncIterator[RunningSfu]:
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from sfu import SfuConfig, SfuNode, create_sfu_app, parse_tiers
+    from sfu.ice import restrict_host_addresses
+
+    restrict_host_addresses(("127.0.0.1",))
+    port = free_port()
+    config = SfuConfig(
+        public_url=f"http://127.0.0.1:{port}",
+        node_id=f"sfu-test-{port}",
+        tiers=parse_tiers("360p:640x360@800,180p:320x180@250,audio"),
+        ice_host_addresses=("127.0.0.1",),
+        ice_allowed_networks=("127.0.0.0/8",),
+        drain_timeout_s=0.0,
+        heartbeat_interval_s=0.5,
+    )
+    node = SfuNode(config, secret=TEST_SECRET, redis=redis)
+    await node.start()
+    app = Starlette(routes=[Mount("/sfu", app=create_sfu_app(node))])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield RunningSfu(node, f"http://127.0.0.1:{port}")
+    finally:
+        await node.stop()
+        server.should_exit = True
+        await task

@@ -50,13 +50,34 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     public_url = settings.public_url
     if args.port and not os.environ.get("VCS_PUBLIC_URL"):
         public_url = f"http://{host}:{port}"
+    sfu_config = _sfu_config(host, public_url)
     with open_redis(settings) as url:
         settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
-        app = create_app(settings, run_scheduler=True)
+        app = create_app(settings, run_scheduler=True, sfu_config=sfu_config)
         log.info("serving on http://%s:%d", host, port)
         config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on")
         _serve_until_signal(uvicorn.Server(config))
     return 0
+
+
+def _sfu_config(host: str, public_url: str):
+    """The embedded node's settings (`VCS_SFU_*`); on a loopback-only deployment, ICE stays on loopback too."""
+    import ipaddress
+
+    from sfu import SfuConfig
+
+    environ = dict(os.environ)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback and "VCS_SFU_ICE_HOSTS" not in environ:
+        environ["VCS_SFU_ICE_HOSTS"] = "127.0.0.1"
+        environ.setdefault("VCS_SFU_ICE_ALLOW", "127.0.0.0/8")
+    try:
+        return SfuConfig.from_environ(environ, public_url=public_url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class _Stop(Exception):
@@ -289,15 +310,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_role_commands(commands: argparse._SubParsersAction) -> None:
-    """Commands owned by the other packages, registered only when they are installed."""
+    """Commands whose code lives with their role's package."""
+    from sfu.cli import add_bench_command, add_sfu_command
+
+    sfu = add_sfu_command(commands, link_lookup_factory=_registry_links)
+    run_node = sfu.get_default("func")
+    sfu.set_defaults(func=lambda args, settings: _with_redis_url(settings, lambda resolved: run_node(args, resolved)))
     bench = commands.add_parser("bench", help="benchmarks")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
-    try:
-        from sfu.cli import add_bench_command, add_sfu_command
-    except ImportError:
-        return
-    add_sfu_command(commands)
     add_bench_command(bench_commands)
+
+
+def _registry_links(settings: Settings, redis):
+    from sfu.registry_links import registry_link_lookup
+    from vcs.registry import Registry
+
+    return registry_link_lookup(Registry(redis))
+
+
+def _with_redis_url(settings: Settings, run: Callable[[Settings], int]) -> int:
+    with open_redis(settings) as url:
+        return run(settings.with_overrides(redis_url=url))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,6 +99,26 @@ __all__ = [
     "api_token",
 ]
 
+# --- SFU nodes ---------------------------------------------------------------
+
+# sorted set of SFU node id scored by its last heartbeat (epoch seconds); a node removes itself on shutdown
+SFU_NODES = PREFIX + "sfu:nodes"
+
+
+# hash of one SFU node: "id", "url" (public base URL; WHIP/WHEP under {url}/sfu), "role" (origin|relay),
+# "capacity" and "load" (subscribers), "rooms", "draining" ("1" once it takes no new rooms),
+# "started", "heartbeat"; expires after three heartbeat intervals, so a crashed node disappears
+def sfu_node(node_id: str) -> str:
+    return f"{PREFIX}sfu:node:{node_id}"
+
+
+# string: the id of the SFU node a room lives on; refreshed with each heartbeat, deleted when the room ends
+def sfu_room(room: str) -> str:
+    return f"{PREFIX}sfu:room:{room}"
+
+
+__all__ += ["SFU_NODES", "sfu_node", "sfu_room"]
+
 # --- web UI: browser sessions, sign-in throttling, audit log ----------------
 # (web/ui/sessions.py, web/ui/throttle.py, vcs/audit.py)
 

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from vcs.config import Settings
 
-__all__ = ["EmbeddedRedis", "RedisUnavailable", "connected", "find_server_binary", "open_redis", "redis_client"]
+__all__ = ["EmbeddedRedis", "RedisUnavailable", "connected", "find_server_binary", "open_redis", "redis_client", "wait_until_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -168,19 +168,24 @@ def redis_client(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
 
 
+async def wait_until_ready(client: aioredis.Redis, attempts: int = 20) -> None:
+    """Return once the server answers PING, retried briefly so a server still starting is waited for."""
+    for attempt in range(attempts):
+        try:
+            await client.ping()
+            return
+        except (RedisError, OSError) as exc:
+            if attempt == attempts - 1:
+                raise RedisUnavailable(f"cannot reach Redis: {exc}") from exc
+            await asyncio.sleep(0.25)
+
+
 @contextlib.asynccontextmanager
 async def connected(url: str, attempts: int = 20) -> AsyncIterator[aioredis.Redis]:
-    """A client that has answered PING, retried briefly so a server still starting is waited for."""
+    """A client that has answered PING, closed on exit."""
     client = redis_client(url)
     try:
-        for attempt in range(attempts):
-            try:
-                await client.ping()
-                break
-            except (RedisError, OSError) as exc:
-                if attempt == attempts - 1:
-                    raise RedisUnavailable(f"cannot reach Redis: {exc}") from exc
-                await asyncio.sleep(0.25)
+        await wait_until_ready(client, attempts)
         yield client
     finally:
         await client.aclose()

@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from websockets.asyncio.client import connect
 
 from scheduler.meeting import Meeting, ParticipantSelector, format_utc

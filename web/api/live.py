@@ -18,13 +18,13 @@ from vcs import keys
 from scheduler.actions import notify_agents
 from vcs.audit import record as audit
 from vcs.errors import FieldError, NotFound, ValidationFailed
-from vcs.roles import Role
+from vcs.roles import Principal, Role
 from web.requests import json_body
 from web.api.meetings import _check_visible, parse_occurrence
 from web.auth import api_principal
 from web.services import Services, services
 
-__all__ = ["live_events", "routes"]
+__all__ = ["hand_floor", "live_events", "routes"]
 
 MIN_INTERVAL = 0.5  # seconds between two updates of one stream
 KEEPALIVE = 15.0
@@ -99,20 +99,17 @@ routes = [
 ]
 
 
-async def set_floor(request: Request) -> Response:
-    """Give the floor to one participant (its audio and video go to everyone), or take it back."""
-    principal = await api_principal(request)
-    principal.require(Role.ADMIN, Role.ORGANIZER)
-    meeting, occurrence = await _occurrence(request)
-    svc = services(request)
+async def hand_floor(svc: Services, principal: Principal, meeting: Meeting, occurrence: datetime, endpoint_id: str | None) -> str:
+    """Give the floor to a participant (None: take it back) on the occurrence's SFU room; the occurrence key.
+
+    Shared by the API and the UI. Raises Forbidden (outside the caller's scope),
+    ValidationFailed (not a participant) and SfuUnavailable (the node cannot be
+    reached or the room is not open): nothing is recorded then.
+    """
     participants = await svc.roster.participants(meeting.id)
     await svc.booking.check_scope(principal, meeting, participants)
-    if request.method == "DELETE":
-        endpoint_id = None
-    else:
-        endpoint_id = (await json_body(request)).get("endpoint_id")
-        if endpoint_id not in participants:
-            raise ValidationFailed(FieldError("endpoint_id", "must be a participant of this meeting"))
+    if endpoint_id is not None and endpoint_id not in participants:
+        raise ValidationFailed(FieldError("endpoint_id", "must be a participant of this meeting"))
     room = await svc.schedules.room(meeting, occurrence)
     await svc.sfu_control.give_floor(room, endpoint_id)
     occ = format_utc(occurrence)
@@ -120,6 +117,22 @@ async def set_floor(request: Request) -> Response:
     await svc.redis.publish(keys.LIVE_CHANGED, json.dumps({"meeting": meeting.id, "occurrence": occ}))
     targets = sorted(participants | {meeting.host_endpoint_id})
     await notify_agents(svc.redis, targets, {"type": "floor", "meeting_id": meeting.id, "occurrence": occ, "endpoint_id": endpoint_id})
+    return occ
+
+
+async def set_floor(request: Request) -> Response:
+    """Give the floor to one participant (its audio and video go to everyone), or take it back."""
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.ORGANIZER)
+    meeting, occurrence = await _occurrence(request)
+    svc = services(request)
+    await svc.booking.check_scope(principal, meeting, await svc.roster.participants(meeting.id))
+    if request.method == "DELETE":
+        endpoint_id = None
+    else:
+        given = (await json_body(request)).get("endpoint_id")
+        endpoint_id = given if isinstance(given, str) else ""  # "" is nobody's id: refused as not a participant
+    occ = await hand_floor(svc, principal, meeting, occurrence, endpoint_id)
     await audit(svc.redis, principal.name, "floor.give" if endpoint_id else "floor.take", meeting.id, {"occurrence": occ, "endpoint_id": endpoint_id})
     return JSONResponse({"meeting_id": meeting.id, "occurrence": occ, "floor": endpoint_id})
 

@@ -120,7 +120,7 @@ async def list_meetings(request: Request) -> Response:
 
 
 async def get_meeting(request: Request) -> Response:
-    principal = await api_principal(request)
+    await api_principal(request)
     svc = services(request)
     meeting = await svc.meetings.get(request.path_params["meeting_id"])
     await _check_visible(request, meeting)

@@ -6,9 +6,9 @@ the other way round. Times are stored as UTC epoch seconds and converted here.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 
-__all__ = ["DISPLAY_TZ", "format_datetime", "format_decimal", "format_int", "format_percent", "iso_utc"]
+__all__ = ["DISPLAY_TZ", "format_date", "format_datetime", "format_decimal", "format_int", "format_percent", "format_time", "iso_utc"]
 
 
 def _display_tz() -> tzinfo:
@@ -29,6 +29,18 @@ def format_datetime(epoch: float | None, seconds: bool = False) -> str:
         return ""
     moment = datetime.fromtimestamp(epoch, UTC).astimezone(DISPLAY_TZ)
     return moment.strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
+
+
+def format_time(epoch: float) -> str:
+    """HH:mm in Vietnam time."""
+    return datetime.fromtimestamp(epoch, UTC).astimezone(DISPLAY_TZ).strftime("%H:%M")
+
+
+def format_date(value: float | date) -> str:
+    """dd/MM/yyyy: of an epoch (in Vietnam time) or of a calendar date."""
+    if not isinstance(value, date):
+        value = datetime.fromtimestamp(value, UTC).astimezone(DISPLAY_TZ).date()
+    return value.strftime("%d/%m/%Y")
 
 
 def iso_utc(epoch: float) -> str:

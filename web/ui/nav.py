@@ -19,7 +19,7 @@ EVERYONE: tuple[Role, ...] = ()  # every signed-in role
 ADMINS = (Role.ADMIN,)
 LINK_EDITORS = (Role.ADMIN, Role.OPS)  # link profiles, CSV import, secrets (as in the API)
 AUDITORS = (Role.ADMIN, Role.OPS)
-BOOKERS = (Role.ADMIN, Role.ORGANIZER)  # meetings: booking, cancelling, the floor (phase 2)
+BOOKERS = (Role.ADMIN, Role.ORGANIZER)  # meetings: booking, changing, cancelling, the floor, the host console
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from vcs.endpoints import CENTRAL_ID
 from web.api.provinces import province_summaries
 from web.services import services
 from web.ui.access import SignedIn, page
+from web.ui.meeting_views import today_items
 from web.ui.rendering import render
 
 __all__ = ["today"]
@@ -37,9 +38,7 @@ async def today(request: Request, me: SignedIn) -> Response:
             "share": online / communes if communes else 0.0,
             "halls_online": sum(1 for r in rows if r["hall_online"]),
             "central_online": central_online,
-            # phase 2: the meetings service fills this with today's and upcoming occurrences
-            # (see templates/_meetings_slot.html for the fields it reads)
-            "meetings": [],
+            "meetings": await today_items(svc, me.principal),
         },
         section="today",
     )

@@ -47,6 +47,8 @@ def build_templates() -> Jinja2Templates:
     )
     env.globals.update(
         format_datetime=formats.format_datetime,
+        format_date=formats.format_date,
+        format_time=formats.format_time,
         iso_utc=formats.iso_utc,
     )
     env.filters["compact_json"] = _compact_json

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
 import vcs.users
+from scheduler.booking import BookingService
+from scheduler.participants import Groups
+from scheduler.store import MeetingStore
+from tests.web.ui.slots import local_slot
+from vcs.registry import Registry
+from vcs.roles import Principal, Role
 from vcs.users import Users
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,6 +32,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # the host console asks for the camera: a synthetic camera and microphone, allowed without a prompt
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
 PASSWORD = "correct horse battery staple"
@@ -54,7 +65,7 @@ async def browser() -> AsyncIterator:
 
 @pytest.fixture
 async def page(browser, live_server) -> AsyncIterator:
-    context = await browser.new_context(base_url=live_server.url, viewport=VIEWPORT, timezone_id="Asia/Ho_Chi_Minh")
+    context = await browser.new_context(base_url=live_server.url, viewport=VIEWPORT, timezone_id="Asia/Ho_Chi_Minh", locale="vi-VN")
     page = await context.new_page()
     page.set_default_timeout(10_000)
     try:
@@ -89,3 +100,21 @@ async def _sign_in(page, username: str, password: str = PASSWORD) -> None:
 def sign_in():
     """`await sign_in(page, username)`: through the sign-in form, landing on the home page."""
     return _sign_in
+
+
+@pytest.fixture
+def book(redis, live_server):
+    """`await book(title=..., start=..., selector=...)`: a meeting booked by an admin through the booking rules."""
+    service = BookingService(MeetingStore(redis), Registry(redis), Groups(redis))
+
+    async def make(title: str = "Giao ban trực tuyến", start: datetime | None = None, minutes: int = 90, selector: dict | None = None, **extra):
+        body = {
+            "title": title,
+            "start": (start or local_slot()).isoformat(),
+            "duration_minutes": minutes,
+            "selector": selector or {"kind": "provinces", "province_codes": ["01"]},
+            **extra,
+        }
+        return (await service.create(Principal("admin", Role.ADMIN), body, datetime.now(UTC))).meeting
+
+    return make

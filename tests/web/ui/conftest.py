@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
 
 import vcs.users
+from scheduler.booking import BookingService
+from scheduler.participants import Groups
+from scheduler.store import MeetingStore
+from vcs.registry import Registry
+from vcs.roles import Principal, Role
+from tests.web.ui.slots import local_slot
 from vcs.users import Users
 
 PASSWORD = "correct horse battery staple"
@@ -90,5 +97,41 @@ def signed_in(add_user, new_client):
         response = await _sign_in(client, username)
         assert response.status_code == 303, response.text
         return client
+
+    return make
+
+
+# --- meetings -----------------------------------------------------------------
+
+@pytest.fixture
+def booking_service(redis, live_server) -> BookingService:
+    """The booking rules on the test server's store (the server has seeded the registry)."""
+    return BookingService(MeetingStore(redis), Registry(redis), Groups(redis))
+
+
+@pytest.fixture
+def book(booking_service):
+    """`await book(title=..., start=..., ...)`: a meeting booked by an admin through the booking rules, as the API does."""
+
+    async def make(
+        title: str = "Giao ban trực tuyến",
+        start: datetime | None = None,
+        minutes: int = 90,
+        selector: dict | None = None,
+        recurrence: str | None = None,
+        host: str = "central",
+        override: bool = False,
+    ):
+        body = {
+            "title": title,
+            "start": (start or local_slot()).isoformat(),
+            "duration_minutes": minutes,
+            "selector": selector or {"kind": "provinces", "province_codes": ["01"]},
+            "recurrence": recurrence,
+            "host_endpoint_id": host,
+            "override_conflicts": override,
+        }
+        preview = await booking_service.create(Principal("admin", Role.ADMIN), body, datetime.now(UTC))
+        return preview.meeting
 
     return make

@@ -1,0 +1,275 @@
+"""The benchmark's peer processes: one publisher, many counting subscribers.
+
+Run as ``python -m sfu.bench_peers publish|subscribe ...`` by ``sfu.bench``.
+
+Subscribers are real aiortc peer connections (ICE, DTLS, SRTP, consent
+checks, RTCP) that do not decode: once connected, the nominated socket's
+datagram handler is replaced by one that authenticates and decrypts each SRTP
+packet with the connection's own SRTP session and counts it per SSRC (STUN,
+DTLS and SRTCP still go to aiortc). Each subscriber sends an RTCP receiver
+report per second computed from those counts, so the node sees real loss and
+RTT. The process prints ``READY n``, then answers ``START`` / ``STOP`` lines
+on stdin (``STOP`` prints one JSON line of counts) and ``EXIT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import httpx
+import pylibsrtp
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs import is_rtx
+from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
+
+from vcs.media_tokens import mint_media_token
+
+from .client import peer_connection, publish
+from .ice import restrict_host_addresses
+from .synthetic import PacketTrack, encode_scene, encode_tone
+
+__all__ = ["CountingSubscriber", "main"]
+
+SECRET_ENV = "VCS_BENCH_SECRET"
+
+
+class CountingSubscriber:
+    """A WHEP subscriber that counts SRTP packets instead of decoding them."""
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self.pc = pc
+        self.streams: dict[int, list[int]] = {}  # ssrc -> [max_ext_seq, received, octets]
+        self.rtx_packets = 0
+        self.auth_failures = 0
+        self.video_frames = 0
+        self._rtx_pts: set[int] = set()
+        self._lsr: dict[int, tuple[int, float]] = {}
+        self._prior: dict[int, tuple[int, int]] = {}
+        self._dtls: Any = None
+        self._rtcp_ssrc = 0
+        self._task: asyncio.Task | None = None
+
+    def install(self) -> bool:
+        transceivers = self.pc.getTransceivers()
+        dtls = transceivers[0].receiver.transport
+        pair = dtls.transport._connection._nominated.get(1)
+        if dtls._rx_srtp is None or pair is None:
+            return False
+        self._dtls = dtls
+        self._rtcp_ssrc = transceivers[0].sender._ssrc
+        video_pts = set()
+        for t in transceivers:
+            self._rtx_pts.update(c.payloadType for c in t._codecs if is_rtx(c))
+            if t.kind == "video":
+                video_pts.update(c.payloadType for c in t._codecs if not is_rtx(c))
+        video_marked = {pt | 0x80 for pt in video_pts}
+        protocol = pair.protocol
+        original = protocol.datagram_received
+        unprotect = dtls._rx_srtp.unprotect
+        streams = self.streams
+        rtx_pts = self._rtx_pts
+
+        def datagram_received(data: bytes, addr: Any) -> None:
+            if len(data) >= 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
+                try:
+                    plain = unprotect(data)
+                except pylibsrtp.Error:
+                    self.auth_failures += 1
+                    return
+                if plain[1] & 0x7F in rtx_pts:
+                    self.rtx_packets += 1
+                    return
+                if plain[1] in video_marked:
+                    self.video_frames += 1
+                ssrc = int.from_bytes(plain[8:12], "big")
+                seq = (plain[2] << 8) | plain[3]
+                stream = streams.get(ssrc)
+                if stream is None:
+                    streams[ssrc] = [seq, 1, len(plain) - 12]
+                    return
+                delta = (seq - stream[0]) & 0xFFFF
+                if delta < 0x8000:
+                    stream[0] += delta
+                stream[1] += 1
+                stream[2] += len(plain) - 12
+                return
+            original(data, addr)
+
+        protocol.datagram_received = datagram_received
+        handle_rtcp = dtls._handle_rtcp_data
+
+        async def handle_rtcp_data(data: bytes) -> None:
+            try:
+                for packet in RtcpPacket.parse(data):
+                    if isinstance(packet, RtcpSrPacket):
+                        lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+                        self._lsr[packet.ssrc] = (lsr, time.time())
+            except ValueError:
+                pass
+            await handle_rtcp(data)
+
+        dtls._handle_rtcp_data = handle_rtcp_data
+        self._task = asyncio.create_task(self._run_reports())
+        return True
+
+    async def _run_reports(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                reports = []
+                for ssrc, (max_ext, received, _) in list(self.streams.items()):
+                    prior_max, prior_received = self._prior.get(ssrc, (max_ext, received))
+                    expected = max_ext - prior_max
+                    lost = expected - (received - prior_received)
+                    fraction = (lost << 8) // expected if expected > 0 and lost > 0 else 0
+                    self._prior[ssrc] = (max_ext, received)
+                    lsr, at = self._lsr.get(ssrc, (0, 0.0))
+                    reports.append(
+                        RtcpReceiverInfo(
+                            ssrc=ssrc,
+                            fraction_lost=min(255, fraction),
+                            packets_lost=0,
+                            highest_sequence=max_ext & 0xFFFFFFFF,
+                            jitter=0,
+                            lsr=lsr,
+                            dlsr=int((time.time() - at) * 65536) if lsr else 0,
+                        )
+                    )
+                if reports:
+                    await self._dtls._send_rtp(bytes(RtcpRrPacket(ssrc=self._rtcp_ssrc, reports=reports)))
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+
+    def snapshot(self) -> dict[int | str, tuple[int, int, int]]:
+        counts: dict[int | str, tuple[int, int, int]] = {ssrc: (s[0], s[1], s[2]) for ssrc, s in self.streams.items()}
+        counts["frames"] = (self.video_frames, 0, 0)
+        return counts
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.pc.close()
+
+
+async def _connect(http: httpx.AsyncClient, url: str, token: str) -> CountingSubscriber:
+    for attempt in range(30):
+        pc = peer_connection()
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        response = await http.post(
+            url,
+            content=pc.localDescription.sdp.encode(),
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
+        if response.status_code == 201:
+            await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+            sub = CountingSubscriber(pc)
+            for _ in range(200):
+                if pc.connectionState == "connected" and sub.install():
+                    return sub
+                await asyncio.sleep(0.1)
+            await pc.close()
+            raise RuntimeError("subscriber did not connect")
+        await pc.close()
+        if response.status_code not in (429, 503):
+            raise RuntimeError(f"WHEP refused: {response.status_code} {response.text.strip()}")
+        await asyncio.sleep(0.2 + 0.1 * attempt)
+    raise RuntimeError("WHEP kept refusing")
+
+
+async def run_subscribers(base: str, room: str, count: int, prefix: str, concurrency: int) -> None:
+    secret = os.environ[SECRET_ENV]
+    url = f"{base}/whep/{room}"
+    limiter = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def one(i: int) -> CountingSubscriber:
+            token = mint_media_token(secret, room=room, identity=f"{prefix}-{i}", role="subscribe", ttl=3600)
+            async with limiter:
+                return await _connect(http, url, token)
+
+        subs = await asyncio.gather(*(one(i) for i in range(count)))
+        print(f"READY {len(subs)}", flush=True)
+        reader = asyncio.StreamReader()
+        await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        start: list[dict] = []
+        t0 = time.monotonic()
+        while True:
+            line = (await reader.readline()).decode().strip()
+            if line == "START":
+                start = [s.snapshot() for s in subs]
+                t0 = time.monotonic()
+            elif line == "STOP":
+                elapsed = time.monotonic() - t0
+                result = []
+                for sub, before in zip(subs, start):
+                    after = sub.snapshot()
+                    expected = received = octets = 0
+                    frames = after.pop("frames")[0] - before.get("frames", (0, 0, 0))[0]
+                    for ssrc, (max_ext, got, size) in after.items():
+                        b = before.get(ssrc)
+                        if b is None:
+                            continue
+                        expected += max_ext - b[0]
+                        received += got - b[1]
+                        octets += size - b[2]
+                    result.append(
+                        {
+                            "expected": expected,
+                            "received": received,
+                            "kbps": octets * 8 / elapsed / 1000,
+                            "fps": frames / elapsed,
+                            "auth_failures": sub.auth_failures,
+                            "rtx": sub.rtx_packets,
+                        }
+                    )
+                print(json.dumps(result), flush=True)
+            elif line in ("EXIT", ""):
+                break
+        await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
+
+
+async def run_publisher(base: str, room: str, kbps: int, width: int, height: int) -> None:
+    secret = os.environ[SECRET_ENV]
+    video = PacketTrack("video", [p for p, _ in encode_scene(width, height, kbps=kbps)], 1 / 30, 90000)
+    audio = PacketTrack("audio", encode_tone(), 0.02, 48000)
+    token = mint_media_token(secret, room=room, identity="bench-studio", role="publish", ttl=3600)
+    async with httpx.AsyncClient(timeout=30) as http:
+        session = await publish(http, base, room, token, [audio, video])
+        print("READY 1", flush=True)
+        reader = asyncio.StreamReader()
+        await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while (await reader.readline()).decode().strip() not in ("EXIT", ""):
+            pass
+        await session.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sfu.bench_peers")
+    parser.add_argument("mode", choices=["publish", "subscribe"])
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--room", default="bench")
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--prefix", default="bench-sub")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--kbps", type=int, default=500)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    args = parser.parse_args(argv)
+    restrict_host_addresses(["127.0.0.1"])
+    if args.mode == "publish":
+        asyncio.run(run_publisher(args.base, args.room, args.kbps, args.width, args.height))
+    else:
+        asyncio.run(run_subscribers(args.base, args.room, args.count, args.prefix, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

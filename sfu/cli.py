@@ -1,0 +1,147 @@
+"""The SFU's commands, wired into ``vcs`` by ``vcs/cli.py``.
+
+- ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
+  runs a node on its own (WHIP/WHEP under ``/sfu``);
+- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark;
+- ``vcs token media --room R --identity ID --role publish|subscribe|control
+  [--ttl S]`` prints a media token.
+
+Every command's ``func(args, settings)`` takes the project's Settings (it
+reads ``secret_key``, ``redis_url`` and ``data_dir``) and returns an exit code.
+``create_node`` is the one place a node is built from Settings and the
+environment; ``vcs serve`` uses it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from vcs.media_tokens import ROLES, mint_media_token
+
+from .config import SfuConfig
+from .node import LinkLookup, SfuNode
+
+__all__ = [
+    "add_bench_command",
+    "add_sfu_command",
+    "add_token_media_command",
+    "create_node",
+    "mint_token_from_args",
+]
+
+logger = logging.getLogger(__name__)
+
+LinkLookupFactory = Callable[[Any, Any], LinkLookup]
+
+
+def create_node(
+    settings: Any,
+    *,
+    public_url: str,
+    redis: Any = None,
+    link_lookup: LinkLookup | None = None,
+    environ: Mapping[str, str] | None = None,
+    role: str | None = None,
+) -> SfuNode:
+    """Build a node from Settings and ``VCS_SFU_*`` variables."""
+    config = SfuConfig.from_environ(os.environ if environ is None else environ, public_url=public_url)
+    if role is not None:
+        config = config.with_changes(role=role)
+    return SfuNode(config, secret=settings.secret_key, redis=redis, link_lookup=link_lookup)
+
+
+def add_sfu_command(subparsers: Any, *, link_lookup_factory: LinkLookupFactory | None = None) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("sfu", help="run an SFU node (WHIP/WHEP under /sfu)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--role", choices=["origin", "relay"], default=None)
+    parser.add_argument("--public-url", default=None, help="base URL clients use (default http://HOST:PORT)")
+    parser.set_defaults(func=lambda args, settings: run_sfu(args, settings, link_lookup_factory))
+    return parser
+
+
+def run_sfu(args: argparse.Namespace, settings: Any, link_lookup_factory: LinkLookupFactory | None = None) -> int:
+    import redis.asyncio as aioredis
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from .app import create_sfu_app
+
+    public_url = args.public_url or f"http://{args.host}:{args.port}"
+    # the client connects lazily, inside uvicorn's event loop
+    client = aioredis.from_url(settings.redis_url, decode_responses=True) if settings.redis_url else None
+    if client is None:
+        logger.warning("no Redis URL: this node will not register itself")
+    lookup = link_lookup_factory(settings, client) if link_lookup_factory else None
+    node = create_node(settings, public_url=public_url, redis=client, link_lookup=lookup, role=args.role)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        try:
+            async with node:
+                yield
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    app = Starlette(routes=[Mount("/sfu", app=create_sfu_app(node))], lifespan=lifespan)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
+    parser = bench_subparsers.add_parser("sfu", help="subscribers per core against stock aiortc forwarding")
+    parser.add_argument("--subscribers", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--baseline-subscribers", type=int, default=None, help="default: 6 (re-encode), 40 (packets)")
+    parser.add_argument(
+        "--baseline-mode",
+        choices=["relay-reencode", "relay-packets"],
+        default="relay-reencode",
+        help="the last line's baseline: stock MediaRelay re-encoding per subscriber (default), or relaying packets",
+    )
+    parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
+    parser.set_defaults(func=run_bench_command)
+    return parser
+
+
+def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
+    from .bench import run_bench
+
+    if args.subscribers < 1 or args.seconds <= 0:
+        raise SystemExit("--subscribers and --seconds must be positive")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # keep the report readable
+    asyncio.run(
+        run_bench(
+            args.subscribers,
+            args.seconds,
+            baseline_subscribers=args.baseline_subscribers,
+            baseline_mode=args.baseline_mode,
+            processes=args.processes,
+        )
+    )
+    return 0
+
+
+def add_token_media_command(token_subparsers: Any) -> argparse.ArgumentParser:
+    parser = token_subparsers.add_parser("media", help="mint a media token for WHIP/WHEP or the node API")
+    parser.add_argument("--room", required=True, help="room name ('*' with --role control)")
+    parser.add_argument("--identity", required=True, help="endpoint id (the token's subject)")
+    parser.add_argument("--role", required=True, choices=ROLES)
+    parser.add_argument("--ttl", type=int, default=300, help="seconds (default 300)")
+    parser.set_defaults(func=lambda args, settings: print(mint_token_from_args(args, settings)) or 0)
+    return parser
+
+
+def mint_token_from_args(args: argparse.Namespace, settings: Any) -> str:
+    try:
+        return mint_media_token(settings.secret_key, room=args.room, identity=args.identity, role=args.role, ttl=args.ttl)
+    except ValueError as exc:
+        raise SystemExit(f"vcs token media: {exc}") from None

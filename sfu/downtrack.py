@@ -1,0 +1,277 @@
+"""One outgoing RTP stream (audio or video) to one subscriber.
+
+aiortc negotiates the stream (an ``RTCRtpSender`` per kind gives the SSRC, the
+payload types, RTX and the DTLS/SRTP session), but its per-frame coroutine
+never runs: ``DownTrack`` replaces the sender's ``send`` so that, once DTLS is
+up, the downtrack takes the SRTP session and the nominated ICE pair's socket,
+which it ``connect()``s to the peer (the kernel then skips the per-packet
+route lookup and drops datagrams from anyone else), and the ``PacketStream``
+it is attached to writes packets straight to them (see ``sfu.forwarder``). RTCP for the SSRC is routed here by aiortc's
+DTLS transport and handed to the owner's callback.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiortc import RTCRtpSender
+from aiortc.codecs import is_rtx
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import AnyRtcpPacket
+from pylibsrtp._binding import ffi, lib
+
+if TYPE_CHECKING:
+    from .forwarder import PacketStream
+
+__all__ = ["DownTrack", "send_rtcp"]
+
+BUFFER_SIZE = 2048
+UDP_SEGMENT = 103  # from linux/udp.h
+_protect = lib.srtp_protect
+
+
+class DownTrack:
+    """Per-subscriber state of one stream; the hot fields are plain slots."""
+
+    __slots__ = (
+        "kind",
+        "ssrc",
+        "rtx_ssrc",
+        "pt",
+        "rtx_pt",
+        "clock_rate",
+        "cname",
+        "active",
+        # sending
+        "srtp",
+        "cdata",
+        "view",
+        "lenp",
+        "send",
+        "sendmsg",
+        "addr",
+        "_session",
+        "_dtls",
+        "_sender",
+        # position in the current stream
+        "stream",
+        "pending",
+        "seq_off",
+        "ts_off",
+        "first_seq",
+        "next_seq",
+        "rtx_seq",
+        "last_ts",
+        "base_packets",
+        "base_octets",
+        "carry_packets",
+        "carry_octets",
+        # feedback
+        "on_rtcp",
+        "on_ready",
+        "send_errors",
+        "nacks",
+        "retransmits",
+        "keyframe_requests",
+    )
+
+    def __init__(self, kind: str, sender: RTCRtpSender) -> None:
+        self.kind = kind
+        self.ssrc: int = sender._ssrc
+        self.rtx_ssrc: int = sender._rtx_ssrc
+        self.pt = 0
+        self.rtx_pt: int | None = None
+        self.clock_rate = 90000 if kind == "video" else 48000
+        self.cname = ""
+        self.active = False
+        self.srtp: Any = None
+        self.cdata = ffi.new("char[]", BUFFER_SIZE)
+        self.view = memoryview(ffi.buffer(self.cdata))
+        self.lenp = ffi.new("int *")
+        self.send: Callable[[Any], Any] | None = None
+        self.sendmsg: Callable[..., Any] | None = None  # for UDP GSO, when available
+        self.addr: tuple[str, int] | None = None
+        self._session: Any = None
+        self._dtls: RTCDtlsTransport | None = None
+        self._sender = sender
+        self.stream: PacketStream | None = None
+        self.pending: PacketStream | None = None
+        self.seq_off = 0
+        self.ts_off = 0
+        self.first_seq = 0
+        self.next_seq = random.randrange(0, 32768)
+        self.rtx_seq = random.randrange(0, 32768)
+        self.last_ts = random.randrange(0, 1 << 31)
+        self.base_packets = self.base_octets = 0
+        self.carry_packets = self.carry_octets = 0
+        self.on_rtcp: Callable[[DownTrack, AnyRtcpPacket], None] | None = None
+        self.on_ready: Callable[[DownTrack], None] | None = None
+        self.send_errors = 0
+        self.nacks = 0
+        self.retransmits = 0
+        self.keyframe_requests = 0
+        sender.send = self._adopt_send  # type: ignore[method-assign]
+
+    # aiortc hooks --------------------------------------------------------
+
+    @property
+    def _ssrc(self) -> int:  # what aiortc's RTP router looks for
+        return self.ssrc
+
+    async def _adopt_send(self, parameters: RTCRtpSendParameters) -> None:
+        """Called by aiortc once DTLS is connected, instead of ``RTCRtpSender.send``."""
+        codec = parameters.codecs[0]
+        self.pt = codec.payloadType
+        self.clock_rate = codec.clockRate
+        for other in parameters.codecs:
+            if is_rtx(other) and other.parameters.get("apt") == self.pt:
+                self.rtx_pt = other.payloadType
+        self.cname = parameters.rtcp.cname or ""
+        # by now the sender is bound to the (bundled) DTLS transport
+        dtls = self._sender.transport
+        if not self.bind(dtls):
+            return
+        dtls._rtp_router.register_sender(self, ssrc=self.ssrc)
+        if self.on_ready is not None:
+            self.on_ready(self)
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        if self.on_rtcp is not None:
+            self.on_rtcp(self, packet)
+
+    def bind(self, dtls: RTCDtlsTransport) -> bool:
+        session = dtls._tx_srtp
+        pair = dtls.transport._connection._nominated.get(1)
+        if session is None or pair is None:
+            return False
+        transport = pair.protocol.transport
+        self.addr = pair.remote_addr
+        self.send, self.sendmsg = _connected_send(transport, self.addr)
+        self._session = session
+        self._dtls = dtls
+        self.srtp = session._srtp[0]
+        self.active = True
+        return True
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.detach(self)
+        if self.pending is not None:
+            self.pending.detach(self)
+        if self._dtls is not None:
+            self._dtls._rtp_router.unregister_sender(self)
+        self.active = False
+        self.send = None
+        self.sendmsg = None
+        self.on_rtcp = None
+        self.on_ready = None
+
+    # sending outside the hot loop --------------------------------------
+
+    def send_rtp(self, packet: bytes | bytearray) -> bool:
+        """Protect and send one RTP packet already rewritten for this stream."""
+        n = len(packet)
+        if not self.active or n + 32 > BUFFER_SIZE:
+            return False
+        self.view[:n] = packet
+        self.lenp[0] = n
+        if _protect(self.srtp, self.cdata, self.lenp) != 0:
+            self.send_errors += 1
+            return False
+        return self._sendto(self.view[: self.lenp[0]])
+
+    def send_rtcp(self, packet: bytes) -> bool:
+        if not self.active:
+            return False
+        try:
+            data = self._session.protect_rtcp(packet)
+        except Exception:
+            self.send_errors += 1
+            return False
+        return self._sendto(data)
+
+    def _sendto(self, data: Any) -> bool:
+        try:
+            self.send(data)  # type: ignore[misc]
+            return True
+        except (OSError, TypeError):
+            self.send_errors += 1
+            return False
+
+    # counters ----------------------------------------------------------------
+
+    @property
+    def packets_sent(self) -> int:
+        stream = self.stream
+        live = stream.packets - self.base_packets if stream is not None else 0
+        return self.carry_packets + live
+
+    @property
+    def octets_sent(self) -> int:
+        stream = self.stream
+        live = stream.octets - self.base_octets if stream is not None else 0
+        return self.carry_octets + live
+
+    def rtp_timestamp_now(self, now: float | None = None) -> int:
+        """The RTP timestamp matching ``now`` (monotonic), for sender reports."""
+        stream = self.stream
+        if stream is None or stream.last_time is None:
+            return self.last_ts
+        now = time.monotonic() if now is None else now
+        elapsed = max(0.0, now - stream.last_time)
+        return (stream.last_ts + self.ts_off + int(elapsed * self.clock_rate)) & 0xFFFFFFFF
+
+
+
+@functools.cache
+def udp_gso_supported() -> bool:
+    """Whether the kernel takes UDP_SEGMENT (several datagrams in one send)."""
+    if not hasattr(socket, "SOL_UDP"):
+        return False
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(
+            socket.AF_INET, socket.SOCK_DGRAM
+        ) as tx:
+            rx.bind(("127.0.0.1", 0))
+            tx.connect(rx.getsockname())
+            tx.sendmsg([b"x" * 8], [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", 4))])
+        return True
+    except OSError:
+        return False
+
+
+def _connected_send(transport: Any, addr: tuple[str, int]) -> tuple[Callable[[Any], Any], Callable[..., Any] | None]:
+    """``send(data)`` on the pair's socket, connected to ``addr`` when possible,
+    and the socket's ``sendmsg`` when UDP GSO can be used on it."""
+    sock = getattr(transport, "_sock", None)
+    if sock is not None:
+        try:
+            sock.connect(addr)
+            return sock.send, (sock.sendmsg if udp_gso_supported() else None)
+        except OSError:
+            pass
+
+    def send(data: Any) -> None:
+        transport.sendto(bytes(data), addr)
+
+    return send, None
+
+
+def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
+    """Protect and send an RTCP packet now, outside aiortc's coroutines."""
+    session = dtls._tx_srtp
+    pair = dtls.transport._connection._nominated.get(1)
+    if session is None or pair is None:
+        return False
+    try:
+        pair.protocol.transport.sendto(session.protect_rtcp(packet), pair.remote_addr)
+    except Exception:
+        return False
+    return True

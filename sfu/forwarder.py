@@ -1,0 +1,296 @@
+"""A packet stream and its fan-out: the SFU's hot path.
+
+A ``PacketStream`` carries one encoded stream (a tier of the ladder, the
+program audio, or a contributor's camera) in its own sequence-number space.
+Producers push each packet once; every attached ``DownTrack`` receives the
+same bytes with only its header rewritten (payload type, sequence number and
+timestamp offsets, SSRC) in the stream's scratch buffer, protected with its
+SRTP session and sent on its nominated ICE pair's connected socket. Per
+packet and subscriber that is one buffer copy, one ``pack_into``, one libsrtp
+call and one ``send``: no coroutine, no packet object. The attached
+downtracks are kept as a list of plain tuples, rebuilt when membership
+changes, so the loop touches as little memory as possible. A whole encoded
+frame (``push_frame``) goes to each subscriber in one ``sendmsg`` with UDP
+GSO where the kernel offers it (the packets of a VP8 frame have equal sizes
+but the last, as ``UDP_SEGMENT`` requires): one trip through the network
+stack per frame instead of one per packet.
+
+Joining or switching streams happens on a keyframe: a downtrack waits in
+``pending`` (still fed by its old stream) until the new stream pushes the
+first packet of a keyframe, and its sequence numbers continue without a gap.
+A bounded history serves NACKs (as RTX when negotiated).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Iterable
+
+from pylibsrtp._binding import ffi, lib
+
+from .downtrack import UDP_SEGMENT, DownTrack
+
+__all__ = ["PacketStream", "make_packet"]
+
+_protect = lib.srtp_protect
+_pack_into = struct.Struct("!BHII").pack_into
+_RTX_HEADER = struct.Struct("!BBHII")
+_SEQ = struct.Struct("!H")
+_monotonic = time.monotonic
+_HEAD = struct.Struct("!BBHII")
+_SOL_UDP = 17
+MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
+SCRATCH = MAX_SEGMENTS * 1500
+
+
+def make_packet(payload: bytes, seq: int, ts: int, marker: bool) -> bytes:
+    """A stream packet: a 12-byte RTP header (PT and SSRC left 0) + payload."""
+    return _HEAD.pack(0x80, 0x80 if marker else 0, seq, ts, 0) + payload
+
+
+class PacketStream:
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        *,
+        clock_rate: int,
+        history: int = 1024,
+        request_keyframe: Callable[[], None] | None = None,
+    ) -> None:
+        assert history & (history - 1) == 0, "history must be a power of two"
+        self.kind = kind
+        self.name = name
+        self.clock_rate = clock_rate
+        self.downtracks: list[DownTrack] = []
+        self._targets: list[tuple] = []
+        self._pending: list[DownTrack] = []
+        self._cdata = ffi.new("char[]", SCRATCH)
+        self._gso: dict[int, list] = {}  # segment size -> ancillary data
+        self._view = memoryview(ffi.buffer(self._cdata))
+        self._lenp = ffi.new("int *")
+        self.send_errors = 0
+        self._history: list[bytes | None] = [None] * history
+        self._mask = history - 1
+        self._request_keyframe = request_keyframe
+        self.last_seq = 0
+        self.last_ts = 0
+        self.last_time: float | None = None
+        self.packets = 0
+        self.octets = 0
+        self.keyframes = 0
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self.downtracks) + len(self._pending)
+
+    @property
+    def subscribers(self) -> Iterable[DownTrack]:
+        yield from self.downtracks
+        yield from self._pending
+
+    # membership ----------------------------------------------------------
+
+    def attach(self, dt: DownTrack, *, at_keyframe: bool) -> None:
+        """Start feeding ``dt``: now, or from the next keyframe."""
+        if dt.stream is self or dt.pending is self:
+            return
+        if dt.pending is not None:
+            dt.pending.detach(dt)
+        if at_keyframe:
+            dt.pending = self
+            self._pending.append(dt)
+            self.request_keyframe()
+        else:
+            if dt.stream is not None:
+                dt.stream.detach(dt)
+            self._add(dt, (self.last_seq + 1) & 0xFFFF, self.last_ts)
+
+    def detach(self, dt: DownTrack) -> None:
+        if dt.pending is self:
+            self._pending.remove(dt)
+            dt.pending = None
+        if dt.stream is self:
+            self.downtracks.remove(dt)
+            self._retarget()
+            dt.carry_packets += self.packets - dt.base_packets
+            dt.carry_octets += self.octets - dt.base_octets
+            dt.next_seq = (self.last_seq + 1 + dt.seq_off) & 0xFFFF
+            dt.last_ts = (self.last_ts + dt.ts_off) & 0xFFFFFFFF
+            dt.stream = None
+
+    def close(self) -> None:
+        for dt in list(self.subscribers):
+            self.detach(dt)
+        self.closed = True
+
+    def request_keyframe(self) -> None:
+        if self._request_keyframe is not None:
+            self._request_keyframe()
+
+    def _add(self, dt: DownTrack, seq: int, ts: int) -> None:
+        """Feed ``dt`` from packet ``seq`` (timestamp ``ts``) on, continuing
+        its sequence numbers, and its timestamps strictly after the last it
+        sent (two tiers carry the same pictures with the same timestamps)."""
+        dt.seq_off = (dt.next_seq - seq) & 0xFFFF
+        if dt.carry_packets:
+            ahead = (ts + dt.ts_off - dt.last_ts) & 0xFFFFFFFF
+            if ahead == 0 or ahead >= 0x80000000:
+                dt.ts_off = (dt.last_ts + 1 - ts) & 0xFFFFFFFF
+        dt.first_seq = dt.next_seq
+        dt.base_packets = self.packets
+        dt.base_octets = self.octets
+        dt.stream = self
+        self.downtracks.append(dt)
+        self._retarget()
+
+    def _retarget(self) -> None:
+        self._targets = [(d.pt, d.seq_off, d.ts_off, d.ssrc, d.srtp, d.send, d.sendmsg) for d in self.downtracks]
+
+    def _promote(self, seq: int, ts: int) -> None:
+        for dt in self._pending:
+            dt.pending = None
+            if dt.stream is not None:
+                dt.stream.detach(dt)
+            self._add(dt, seq, ts)
+        self._pending.clear()
+
+    # the hot path -----------------------------------------------------------
+
+    def push(self, packet: bytes, seq: int, ts: int, marker: bool, keyframe: bool) -> None:
+        """Send ``packet`` (see ``make_packet``) to every attached downtrack."""
+        if keyframe:
+            self.keyframes += 1
+            if self._pending:
+                self._promote(seq, ts)
+        n = len(packet)
+        self._history[seq & self._mask] = packet
+        self.last_seq = seq
+        self.last_ts = ts
+        self.last_time = _monotonic()
+        self.packets += 1
+        self.octets += n - 12
+        if not self._targets or n > 1900:
+            return
+        b1 = 0x80 if marker else 0
+        protect = _protect
+        pack_into = _pack_into
+        view = self._view
+        cdata = self._cdata
+        lenp = self._lenp
+        for pt, seq_off, ts_off, ssrc, srtp, send, _ in self._targets:
+            view[:n] = packet
+            pack_into(view, 1, b1 | pt, (seq + seq_off) & 0xFFFF, (ts + ts_off) & 0xFFFFFFFF, ssrc)
+            lenp[0] = n
+            if protect(srtp, cdata, lenp) == 0:
+                try:
+                    send(view[: lenp[0]])
+                except OSError:
+                    self.send_errors += 1
+            else:
+                self.send_errors += 1
+
+    def push_frame(self, payloads: list[bytes], seq: int, ts: int, keyframe: bool) -> int:
+        """Send one encoded frame's packets (sequence numbers from ``seq``).
+
+        Returns the next sequence number.
+        """
+        count = len(payloads)
+        if count == 1 or count > MAX_SEGMENTS or not self._targets:
+            for i, payload in enumerate(payloads):
+                last = i == count - 1
+                self.push(make_packet(payload, seq, ts, last), seq, ts, last, keyframe and i == 0)
+                seq = (seq + 1) & 0xFFFF
+            return seq
+        if keyframe:
+            self.keyframes += 1
+            if self._pending:
+                self._promote(seq, ts)
+        packets = []
+        history = self._history
+        mask = self._mask
+        first = seq
+        for i, payload in enumerate(payloads):
+            packet = make_packet(payload, seq, ts, i == count - 1)
+            history[seq & mask] = packet
+            packets.append(packet)
+            self.octets += len(packet) - 12
+            seq = (seq + 1) & 0xFFFF
+        self.packets += count
+        self.last_seq = (seq - 1) & 0xFFFF
+        self.last_ts = ts
+        self.last_time = _monotonic()
+        protect = _protect
+        pack_into = _pack_into
+        view = self._view
+        cdata = self._cdata
+        lenp = self._lenp
+        last = count - 1
+        for pt, seq_off, ts_off, ssrc, srtp, send, sendmsg in self._targets:
+            out_ts = (ts + ts_off) & 0xFFFFFFFF
+            offset = 0
+            sizes = []
+            for i, packet in enumerate(packets):
+                n = len(packet)
+                view[offset : offset + n] = packet
+                pack_into(view, offset + 1, (0x80 if i == last else 0) | pt, (first + i + seq_off) & 0xFFFF, out_ts, ssrc)
+                lenp[0] = n
+                if protect(srtp, cdata + offset, lenp) != 0:
+                    break
+                sizes.append(lenp[0])
+                offset += lenp[0]
+            else:
+                self._send_segments(send, sendmsg, sizes, offset)
+                continue
+            self.send_errors += 1
+        return seq
+
+    def _send_segments(self, send: Callable, sendmsg: Callable | None, sizes: list[int], total: int) -> None:
+        """Send the protected packets in the scratch buffer, in one call if possible."""
+        view = self._view
+        segment = sizes[0]
+        try:
+            if sendmsg is not None and all(size == segment for size in sizes[:-1]) and sizes[-1] <= segment:
+                ancillary = self._gso.get(segment)
+                if ancillary is None:
+                    ancillary = self._gso[segment] = [(_SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))]
+                sendmsg([view[:total]], ancillary)
+                return
+            offset = 0
+            for size in sizes:
+                send(view[offset : offset + size])
+                offset += size
+        except OSError:
+            self.send_errors += 1
+
+    # feedback ------------------------------------------------------------------
+
+    def retransmit(self, dt: DownTrack, lost: Iterable[int]) -> int:
+        """Resend the packets ``dt``'s receiver reported lost; return how many."""
+        if dt.stream is not self:
+            return 0
+        sent = 0
+        for out_seq in lost:
+            dt.nacks += 1
+            if (out_seq - dt.first_seq) & 0xFFFF >= 0x8000:
+                continue  # sent before this stream was joined
+            seq = (out_seq - dt.seq_off) & 0xFFFF
+            packet = self._history[seq & self._mask]
+            if packet is None or _SEQ.unpack_from(packet, 2)[0] != seq:
+                continue
+            marker = packet[1] & 0x80
+            ts = (struct.unpack_from("!I", packet, 4)[0] + dt.ts_off) & 0xFFFFFFFF
+            if dt.rtx_pt is not None:
+                data = (
+                    _RTX_HEADER.pack(0x80, marker | dt.rtx_pt, dt.rtx_seq, ts, dt.rtx_ssrc)
+                    + _SEQ.pack(out_seq)
+                    + packet[12:]
+                )
+                dt.rtx_seq = (dt.rtx_seq + 1) & 0xFFFF
+            else:
+                data = _RTX_HEADER.pack(0x80, marker | dt.pt, out_seq, ts, dt.ssrc) + packet[12:]
+            if dt.send_rtp(data):
+                dt.retransmits += 1
+                sent += 1
+        return sent

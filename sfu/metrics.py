@@ -1,0 +1,67 @@
+"""Prometheus text exposition of a node's state (``GET /sfu/metrics``)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .node import SfuNode
+
+__all__ = ["render_metrics"]
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(**labels: object) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._declared: set[str] = set()
+
+    def sample(self, name: str, metric_type: str, help_text: str, value: float, **labels: object) -> None:
+        if name not in self._declared:
+            self._declared.add(name)
+            self.lines.append(f"# HELP {name} {help_text}")
+            self.lines.append(f"# TYPE {name} {metric_type}")
+        self.lines.append(f"{name}{_labels(**labels)} {value}")
+
+
+def render_metrics(node: SfuNode) -> str:
+    w = _Writer()
+    node_id = node.config.node_id
+    w.sample("vcs_sfu_up", "gauge", "1 while the node runs, 0 once draining.", 0 if node.draining else 1, node=node_id)
+    w.sample("vcs_sfu_capacity", "gauge", "Subscribers this node accepts.", node.config.capacity, node=node_id)
+    w.sample("vcs_sfu_rooms", "gauge", "Rooms on this node.", len(node.rooms), node=node_id)
+    w.sample("vcs_sfu_subscribers", "gauge", "Subscribers on this node.", node.load, node=node_id)
+    w.sample("vcs_sfu_process_cpu_seconds_total", "counter", "CPU time of the node's process.", round(time.process_time(), 3))
+    for name, value in sorted(node.counters.items()):
+        w.sample("vcs_sfu_signaling_requests_total", "counter", "Signaling requests by endpoint.", value, endpoint=name)
+    for room in node.rooms.values():
+        w.sample("vcs_sfu_room_publishers", "gauge", "Publishers in a room.", len(room.publishers), room=room.name)
+        w.sample("vcs_sfu_room_subscribers", "gauge", "Subscribers in a room.", len(room.subscribers), room=room.name)
+        for enc in room.encoders.values():
+            labels = {"room": room.name, "tier": enc.tier.name}
+            w.sample("vcs_sfu_tier_subscribers", "gauge", "Subscribers of a tier.", len(enc.stream), **labels)
+            w.sample("vcs_sfu_tier_frames_total", "counter", "Frames encoded for a tier.", enc.frames, **labels)
+            w.sample("vcs_sfu_tier_bytes_total", "counter", "Encoded bytes for a tier.", enc.bytes, **labels)
+            w.sample("vcs_sfu_tier_keyframes_total", "counter", "Keyframes sent on a tier.", enc.stream.keyframes, **labels)
+            w.sample(
+                "vcs_sfu_tier_keyframe_requests_total", "counter", "Keyframe requests to a tier.", enc.keyframe_requests, **labels
+            )
+        for sub in room.subscribers.values():
+            labels = {"room": room.name, "subscriber": sub.identity, "resource": sub.resource_id}
+            tier = sub.tier_name or "none"
+            w.sample("vcs_sfu_subscriber_info", "gauge", "A subscriber's current tier.", 1, tier=tier, **labels)
+            w.sample("vcs_sfu_subscriber_bitrate_bps", "gauge", "Bitrate sent to a subscriber.", round(sub.bitrate_bps), **labels)
+            w.sample("vcs_sfu_subscriber_loss_ratio", "gauge", "Loss reported by a subscriber.", sub.loss, **labels)
+            if sub.rtt_ms is not None:
+                w.sample("vcs_sfu_subscriber_rtt_ms", "gauge", "Round-trip time to a subscriber.", round(sub.rtt_ms, 1), **labels)
+    return "\n".join(w.lines) + "\n"

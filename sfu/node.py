@@ -1,0 +1,385 @@
+"""An SFU node: rooms, WHIP/WHEP resources, registration and drain.
+
+``SfuNode`` owns every peer connection it creates and every task it starts.
+``start()`` registers the node in Redis (see ``vcs.keys``) and starts the
+heartbeat and the once-a-second room tick (sender reports, allocation
+step-ups, idle encoders and rooms, peers that never connected); ``drain()``
+stops taking new rooms while existing rooms continue; ``stop()`` drains (up
+to ``drain_timeout_s``), closes every peer and leaves Redis. Both are safe to
+call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
+
+from vcs import keys
+from .allocator import LinkInfo, TierAllocation
+from .config import SfuConfig
+from .errors import Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
+from .ice import parse_networks, restrict_host_addresses
+from .offer import check_offer
+from .peer import add_transceiver, create_peer, negotiate
+from .publisher import Publisher
+from .room import Room
+from .subscriber import Subscriber
+
+__all__ = ["LinkLookup", "Resource", "SfuNode"]
+
+logger = logging.getLogger(__name__)
+
+LinkLookup = Callable[[str], Awaitable[LinkInfo | None]]
+LINK_LOOKUP_TIMEOUT_S = 2.0
+TICK_S = 1.0
+
+
+@dataclass
+class Resource:
+    id: str
+    room: str
+    kind: str  # "whip" or "whep"
+    identity: str
+    peer: Publisher | Subscriber
+
+
+async def _unknown_link(identity: str) -> LinkInfo | None:
+    return None
+
+
+class SfuNode:
+    def __init__(
+        self,
+        config: SfuConfig,
+        *,
+        secret: str,
+        redis: Any = None,
+        link_lookup: LinkLookup | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._secret = secret
+        self._redis = redis
+        self._link_lookup = link_lookup or _unknown_link
+        self._clock = clock
+        self._networks = parse_networks(config.ice_allowed_networks)
+        self.rooms: dict[str, Room] = {}
+        self.resources: dict[str, Resource] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._loops: list[asyncio.Task] = []
+        self._inflight = 0
+        self.started = False
+        self.draining = False
+        self.stopped = False
+        self.started_at = time.time()
+        self.counters: dict[str, int] = {}
+
+    async def __aenter__(self) -> SfuNode:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        if self.config.ice_host_addresses:
+            restrict_host_addresses(self.config.ice_host_addresses)
+        await self._register()
+        self._loops = [asyncio.create_task(self._run_ticks(), name="sfu-tick")]
+        if self._redis is not None:
+            self._loops.append(asyncio.create_task(self._run_heartbeat(), name="sfu-heartbeat"))
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Take no new rooms; wait up to ``timeout`` for the current ones to end."""
+        if not self.draining:
+            self.draining = True
+            await self._register()
+        deadline = self._clock() + (self.config.drain_timeout_s if timeout is None else timeout)
+        while self.rooms and self._clock() < deadline:
+            await asyncio.sleep(0.2)
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        if self.stopped or not self.started:
+            self.stopped = True
+            return
+        await self.drain(drain_timeout)
+        self.stopped = True
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        for name in list(self.rooms):
+            await self.end_room(name)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._unregister()
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # authorization and limits ------------------------------------------------
+
+    def authorize(self, authorization: str | None, room: str, role: str) -> MediaClaims:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("a Bearer media token is required", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            return verify_media_token(self._secret, token.strip(), room=room, role=role)
+        except TokenForbidden as exc:
+            raise Forbidden(str(exc)) from None
+        except MediaTokenError as exc:
+            raise Unauthorized(str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+
+    @contextlib.asynccontextmanager
+    async def signaling_slot(self) -> AsyncIterator[None]:
+        """Bound the signaling requests being worked on at once."""
+        if self._inflight >= self.config.max_inflight_signaling:
+            raise TooManyRequests("too many signaling requests in flight", headers={"Retry-After": "1"})
+        self._inflight += 1
+        try:
+            yield
+        finally:
+            self._inflight -= 1
+
+    @property
+    def load(self) -> int:
+        return sum(len(r.subscribers) for r in self.rooms.values())
+
+    def count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    # rooms ---------------------------------------------------------------------
+
+    def room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is None:
+            raise NotFound(f"no room {name!r} on this node")
+        return room
+
+    async def _open_room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        if self.draining or self.stopped:
+            raise Unavailable("this node is draining: no new rooms", headers={"Retry-After": "5"})
+        if len(self.rooms) >= self.config.max_rooms:
+            raise Unavailable("this node hosts its maximum number of rooms")
+        room = Room(name, self.config, clock=self._clock)
+        self.rooms[name] = room
+        await self._redis_call("set", keys.sfu_room(name), self.config.node_id, ex=self._ttl)
+        return room
+
+    async def end_room(self, name: str) -> None:
+        room = self.rooms.pop(name, None)
+        if room is None:
+            return
+        room.closed = True
+        for resource in [r for r in self.resources.values() if r.room == name]:
+            await self._close_resource(resource)
+        for encoder in list(room.encoders.values()) + room.take_retired():
+            await encoder.close()
+        room.encoders.clear()
+        room.audio.close()
+        await self._redis_call("delete", keys.sfu_room(name))
+
+    # WHIP / WHEP -------------------------------------------------------------
+
+    async def publish(self, room_name: str, claims: MediaClaims, body: bytes) -> tuple[Resource, str]:
+        offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
+        room = await self._open_room(room_name)
+        pc = create_peer()
+        resource_id = secrets.token_urlsafe(12)
+        publisher = room.new_publisher(resource_id, claims.identity, pc)
+        try:
+            for kind in kinds:
+                add_transceiver(pc, kind, "recvonly")
+            answer = await negotiate(pc, offer, self._networks)
+            publisher.tap()
+        except BaseException:
+            await pc.close()
+            raise
+        resource = Resource(resource_id, room_name, "whip", claims.identity, publisher)
+        self._track(resource)
+        replaced = room.add_publisher(publisher)
+        if replaced is not None:
+            old = self.resources.get(replaced.resource_id)
+            if old is not None:
+                self._spawn(self._close_resource(old))
+        return resource, answer
+
+    async def subscribe(
+        self, room_name: str, claims: MediaClaims, body: bytes, source: str | None = None
+    ) -> tuple[Resource, str]:
+        offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
+        if self.load >= self.config.capacity:
+            raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
+        room = await self._open_room(room_name)
+        room.check_source(claims.identity, source)
+        link = await self._lookup_link(claims.identity)
+        allocation = TierAllocation(self.config, link, self._clock())
+        pc = create_peer()
+        resource_id = secrets.token_urlsafe(12)
+        sub = Subscriber(
+            resource_id,
+            claims.identity,
+            pc,
+            allocation,
+            source=source,
+            on_ready=room.activate,
+            on_tier=room.set_tier,
+        )
+        try:
+            for kind in kinds:
+                add_transceiver(pc, kind, "sendonly")
+            sub.adopt()
+            answer = await negotiate(pc, offer, self._networks)
+        except BaseException:
+            await sub.close()
+            raise
+        room.add_subscriber(sub)
+        resource = Resource(resource_id, room_name, "whep", claims.identity, sub)
+        self._track(resource)
+        return resource, answer
+
+    async def _lookup_link(self, identity: str) -> LinkInfo | None:
+        try:
+            return await asyncio.wait_for(self._link_lookup(identity), LINK_LOOKUP_TIMEOUT_S)
+        except Exception:
+            logger.warning("link lookup for %s failed; using the highest tier", identity, exc_info=True)
+            return None
+
+    def _track(self, resource: Resource) -> None:
+        self.resources[resource.id] = resource
+        pc = resource.peer.pc
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._spawn(self._close_resource(resource))
+
+    def resource(self, room_name: str, resource_id: str, kind: str) -> Resource:
+        resource = self.resources.get(resource_id)
+        if resource is None or resource.room != room_name or resource.kind != kind:
+            raise NotFound("no such resource")
+        return resource
+
+    async def delete(self, resource: Resource, claims: MediaClaims) -> None:
+        if claims.identity != resource.identity and claims.role != "control":
+            raise Forbidden("this resource belongs to another endpoint")
+        await self._close_resource(resource)
+
+    async def _close_resource(self, resource: Resource) -> None:
+        if self.resources.pop(resource.id, None) is None:
+            return
+        room = self.rooms.get(resource.room)
+        peer = resource.peer
+        if room is not None:
+            if isinstance(peer, Publisher):
+                room.remove_publisher(peer)
+            else:
+                room.remove_subscriber(peer)
+        try:
+            await peer.close()
+        except Exception:
+            logger.exception("closing %s %s failed", resource.kind, resource.id)
+
+    # background loops ----------------------------------------------------------
+
+    async def _run_ticks(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(TICK_S)
+                await self._tick(self._clock())
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("SFU tick loop failed")
+
+    async def _tick(self, now: float) -> None:
+        for name, room in list(self.rooms.items()):
+            room.tick(now)
+            for encoder in room.take_retired():
+                await encoder.close()
+            if room.empty and now - room.last_active > self.config.room_idle_timeout_s:
+                await self.end_room(name)
+        for resource in list(self.resources.values()):
+            peer = resource.peer
+            if peer.pc.connectionState != "connected" and now - peer.created > self.config.connect_timeout_s:
+                self._spawn(self._close_resource(resource))
+
+    async def _run_heartbeat(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.config.heartbeat_interval_s)
+                await self._register()
+        except asyncio.CancelledError:
+            pass
+
+    # Redis ---------------------------------------------------------------------
+
+    @property
+    def _ttl(self) -> int:
+        return max(1, int(self.config.heartbeat_interval_s * 3))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.config.node_id,
+            "url": self.config.public_url,
+            "role": self.config.role,
+            "capacity": self.config.capacity,
+            "load": self.load,
+            "rooms": len(self.rooms),
+            "draining": int(self.draining),
+            "started": int(self.started_at),
+            "heartbeat": int(time.time()),
+        }
+
+    async def _register(self) -> None:
+        if self._redis is None:
+            return
+        info = self.info()
+        key = keys.sfu_node(self.config.node_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={k: str(v) for k, v in info.items()})
+                pipe.expire(key, self._ttl)
+                pipe.zadd(keys.SFU_NODES, {self.config.node_id: info["heartbeat"]})
+                for name in self.rooms:
+                    pipe.set(keys.sfu_room(name), self.config.node_id, ex=self._ttl)
+                await pipe.execute()
+        except Exception:
+            logger.warning("SFU node registration failed", exc_info=True)
+
+    async def _unregister(self) -> None:
+        if self._redis is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.sfu_node(self.config.node_id))
+                pipe.zrem(keys.SFU_NODES, self.config.node_id)
+                await pipe.execute()
+        except Exception:
+            logger.warning("SFU node unregistration failed", exc_info=True)
+
+    async def _redis_call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self._redis is None:
+            return
+        try:
+            await getattr(self._redis, method)(*args, **kwargs)
+        except Exception:
+            logger.warning("Redis %s failed", method, exc_info=True)

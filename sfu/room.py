@@ -1,0 +1,262 @@
+"""A conference room: its publishers, subscribers, program and ladder.
+
+The *program* is what every commune receives: the host's picture and sound,
+or those of the commune holding the floor. Video: the program publisher's
+decoded frames go to one ``TierEncoder`` per tier in use; audio: its Opus
+packets are forwarded into one program ``PacketStream`` (sequence numbers and
+timestamps made continuous across floor changes). Nobody receives their own
+audio back. A commune's own camera (a low tier it encodes itself) is
+forwarded only to the host, who subscribes with ``source=<identity>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from aiortc.rtp import RtpPacket
+
+from .config import SfuConfig, TierSpec
+from .errors import Conflict, Forbidden, NotFound
+from .forwarder import PacketStream, make_packet
+from .publisher import Publisher
+from .subscriber import Subscriber
+from .tier_encoder import TierEncoder
+
+__all__ = ["Room"]
+
+logger = logging.getLogger(__name__)
+
+AUDIO_CLOCK = 48000
+
+
+class Room:
+    def __init__(self, name: str, config: SfuConfig, *, clock=time.monotonic) -> None:
+        self.name = name
+        self.config = config
+        self._clock = clock
+        self.created = clock()
+        self.last_active = self.created
+        self.host: str | None = None
+        self.floor: str | None = None
+        self.publishers: dict[str, Publisher] = {}  # by identity
+        self.subscribers: dict[str, Subscriber] = {}  # by resource id
+        self.encoders: dict[str, TierEncoder] = {}  # by tier name
+        self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
+        self._audio_source: Publisher | None = None
+        self._audio_seq = random.randrange(0, 1 << 15)
+        self._audio_ts_off = 0
+        self._ts_base = random.randrange(0, 1 << 31)
+        self._retired: list[TierEncoder] = []
+        self.closed = False
+
+    # who speaks --------------------------------------------------------------
+
+    @property
+    def program_identity(self) -> str | None:
+        return self.floor or self.host
+
+    def set_host(self, identity: str) -> None:
+        self.host = identity
+        self._program_changed()
+
+    def give_floor(self, identity: str) -> None:
+        if identity not in self.publishers:
+            raise Conflict(f"{identity} is not publishing in room {self.name}")
+        self.floor = identity
+        self._program_changed()
+
+    def take_floor(self) -> None:
+        self.floor = None
+        self._program_changed()
+
+    def _program_changed(self) -> None:
+        for encoder in self.encoders.values():
+            encoder.request_keyframe()
+        speaker = self.program_identity
+        for sub in self.subscribers.values():
+            if sub.source is None and sub.ready and sub.audio is not None:
+                if sub.identity == speaker:
+                    self.audio.detach(sub.audio)
+                else:
+                    self.audio.attach(sub.audio, at_keyframe=False)
+
+    # publishers ----------------------------------------------------------------
+
+    def new_publisher(self, resource_id: str, identity: str, pc: Any) -> Publisher:
+        return Publisher(resource_id, identity, pc, on_frame=self._on_frame, on_audio=self._on_audio)
+
+    def add_publisher(self, publisher: Publisher) -> Publisher | None:
+        """Add ``publisher``; return the one it replaces (same identity)."""
+        previous = self.publishers.get(publisher.identity)
+        self.publishers[publisher.identity] = publisher
+        if self.host is None:
+            self.host = publisher.identity
+        self.last_active = self._clock()
+        self._program_changed()
+        return previous
+
+    def remove_publisher(self, publisher: Publisher) -> None:
+        if self.publishers.get(publisher.identity) is publisher:
+            del self.publishers[publisher.identity]
+            if self.floor == publisher.identity:
+                self.floor = None
+                self._program_changed()
+        if self._audio_source is publisher:
+            self._audio_source = None
+        self.last_active = self._clock()
+
+    def _on_frame(self, publisher: Publisher, frame: Any) -> None:
+        if publisher.identity != self.program_identity or not self.encoders:
+            return
+        ts = (self._ts_base + int(self._clock() * 90000)) & 0xFFFFFFFF
+        for encoder in self.encoders.values():
+            encoder.submit(frame, ts)
+
+    def _on_audio(self, publisher: Publisher, packet: RtpPacket) -> None:
+        if publisher.identity != self.program_identity:
+            return
+        stream = self.audio
+        if self._audio_source is not publisher:
+            if stream.last_time is None:
+                next_ts = random.randrange(0, 1 << 31)
+            else:
+                elapsed = max(0.02, self._clock() - stream.last_time)
+                next_ts = stream.last_ts + int(elapsed * AUDIO_CLOCK)
+            self._audio_ts_off = (next_ts - packet.timestamp) & 0xFFFFFFFF
+            self._audio_source = publisher
+        seq = self._audio_seq = (self._audio_seq + 1) & 0xFFFF
+        ts = (packet.timestamp + self._audio_ts_off) & 0xFFFFFFFF
+        marker = bool(packet.marker)
+        stream.push(make_packet(packet.payload, seq, ts, marker), seq, ts, marker, False)
+
+    # subscribers ---------------------------------------------------------------
+
+    def check_source(self, identity: str, source: str | None) -> None:
+        """Only the host may receive a single commune's own camera."""
+        if source is None:
+            return
+        if self.host is None or identity != self.host:
+            raise Forbidden("only the host may subscribe to a commune's camera")
+        if source not in self.publishers:
+            raise NotFound(f"{source} is not publishing in room {self.name}")
+
+    def add_subscriber(self, sub: Subscriber) -> None:
+        self.subscribers[sub.resource_id] = sub
+        self.last_active = self._clock()
+
+    def activate(self, sub: Subscriber) -> None:
+        """The subscriber's transport is up: start feeding it."""
+        if sub.closed or sub.resource_id not in self.subscribers:
+            return
+        if sub.source is not None:
+            publisher = self.publishers.get(sub.source)
+            if publisher is None:
+                return
+            if sub.audio is not None:
+                publisher.audio.attach(sub.audio, at_keyframe=False)
+            if sub.video is not None:
+                publisher.video.attach(sub.video, at_keyframe=True)
+            sub.tier_name = "camera"
+            return
+        if sub.audio is not None and sub.identity != self.program_identity:
+            self.audio.attach(sub.audio, at_keyframe=False)
+        self.set_tier(sub, sub.allocation.tier)
+
+    def set_tier(self, sub: Subscriber, tier: TierSpec) -> None:
+        if sub.source is not None or sub.video is None or not sub.ready:
+            return
+        if tier.audio_only:
+            for stream in (sub.video.stream, sub.video.pending):
+                if stream is not None:
+                    stream.detach(sub.video)
+        else:
+            self._encoder(tier).stream.attach(sub.video, at_keyframe=True)
+        sub.tier_name = tier.name
+        self._retire_idle_encoders()
+
+    def _encoder(self, tier: TierSpec) -> TierEncoder:
+        encoder = self.encoders.get(tier.name)
+        if encoder is None:
+            config = self.config
+            encoder = TierEncoder(
+                tier,
+                self.name,
+                frame_rate=config.frame_rate,
+                keyframe_min_interval_s=config.keyframe_min_interval_s,
+                keyframe_interval_s=config.keyframe_interval_s,
+                speed=config.encoder_speed,
+                clock=self._clock,
+            )
+            self.encoders[tier.name] = encoder
+        return encoder
+
+    def _retire_idle_encoders(self) -> list[TierEncoder]:
+        idle = [e for e in self.encoders.values() if not len(e.stream)]
+        for encoder in idle:
+            del self.encoders[encoder.tier.name]
+        self._retired.extend(idle)
+        return idle
+
+    def remove_subscriber(self, sub: Subscriber) -> None:
+        self.subscribers.pop(sub.resource_id, None)
+        for dt in sub.downtracks:
+            for stream in (dt.stream, dt.pending):
+                if stream is not None:
+                    stream.detach(dt)
+        self._retire_idle_encoders()
+        self.last_active = self._clock()
+
+    def take_retired(self) -> list[TierEncoder]:
+        retired, self._retired = self._retired, []
+        return retired
+
+    # periodic and reporting --------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        self._retire_idle_encoders()
+        for sub in list(self.subscribers.values()):
+            try:
+                sub.tick(now)
+            except Exception:
+                logger.exception("room %s: subscriber %s tick failed", self.name, sub.resource_id)
+
+    @property
+    def empty(self) -> bool:
+        return not self.publishers and not self.subscribers
+
+    def stats(self) -> dict:
+        return {
+            "room": self.name,
+            "host": self.host,
+            "floor": self.floor,
+            "program": self.program_identity,
+            "publishers": [
+                {
+                    "resource": p.resource_id,
+                    "identity": p.identity,
+                    "state": p.pc.connectionState,
+                    "frames": p.frames,
+                    "video_packets": p.video_packets,
+                    "audio_packets": p.audio_packets,
+                }
+                for p in self.publishers.values()
+            ],
+            "tiers": [
+                {
+                    "tier": e.tier.name,
+                    "subscribers": len(e.stream),
+                    "frames": e.frames,
+                    "dropped": e.dropped,
+                    "keyframes": e.stream.keyframes,
+                    "forced_keyframes": e.forced_keyframes,
+                    "keyframe_requests": e.keyframe_requests,
+                    "bytes": e.bytes,
+                    "encode_ms": round(1000 * e.encode_seconds / max(1, e.frames), 2),
+                }
+                for e in self.encoders.values()
+            ],
+            "subscribers": [s.stats() for s in self.subscribers.values()],
+        }

@@ -1,0 +1,140 @@
+"""SFU fixtures: a real node behind a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from sfu.allocator import LinkInfo
+from sfu.app import create_sfu_app
+from sfu.config import SfuConfig, parse_tiers
+from sfu.ice import restrict_host_addresses
+from sfu.node import SfuNode
+from vcs.media_tokens import mint_media_token
+
+SECRET = "test-secret-" + "k" * 40
+LOOPBACK = ("127.0.0.1",)
+
+# every peer in the tests (node and clients share the process) uses loopback
+restrict_host_addresses(LOOPBACK)
+
+
+def small_config(**changes: object) -> SfuConfig:
+    base = SfuConfig(
+        public_url="http://127.0.0.1",
+        node_id="sfu-test",
+        tiers=parse_tiers("360p:320x180@600,180p:160x90@150,audio"),
+        keyframe_min_interval_s=0.3,
+        ice_host_addresses=LOOPBACK,
+        ice_allowed_networks=("127.0.0.0/8",),
+        heartbeat_interval_s=0.5,
+        drain_timeout_s=0.0,
+        upgrade_hold_s=3.0,
+    )
+    return base.with_changes(**changes)
+
+
+@dataclass
+class RunningNode:
+    node: SfuNode
+    base: str  # http://127.0.0.1:PORT/sfu
+    http: httpx.AsyncClient
+    links: dict[str, LinkInfo] = field(default_factory=dict)
+
+    def token(self, room: str, identity: str, role: str, **kwargs: object) -> str:
+        return mint_media_token(SECRET, room=room, identity=identity, role=role, **kwargs)
+
+    def auth(self, room: str, identity: str, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(room, identity, role)}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def serve(app: Starlette, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+@pytest.fixture
+async def node_factory() -> AsyncIterator[Callable[..., object]]:
+    """Start nodes on demand; every one is stopped after the test."""
+    started: list[tuple[SfuNode, uvicorn.Server, asyncio.Task, httpx.AsyncClient]] = []
+
+    async def start(config: SfuConfig | None = None, redis: object = None) -> RunningNode:
+        links: dict[str, LinkInfo] = {}
+
+        async def link_lookup(identity: str) -> LinkInfo | None:
+            return links.get(identity)
+
+        port = free_port()
+        config = (config or small_config()).with_changes(public_url=f"http://127.0.0.1:{port}")
+        node = SfuNode(config, secret=SECRET, redis=redis, link_lookup=link_lookup)
+        await node.start()
+        app = Starlette(routes=[Mount("/sfu", app=create_sfu_app(node))])
+        server, task = await serve(app, port)
+        http = httpx.AsyncClient(timeout=20)
+        started.append((node, server, task, http))
+        return RunningNode(node, f"http://127.0.0.1:{port}/sfu", http, links)
+
+    yield start
+    for node, server, task, http in started:
+        await node.stop()
+        server.should_exit = True
+        await task
+        await http.aclose()
+
+
+@pytest.fixture
+async def sfu(node_factory) -> RunningNode:
+    return await node_factory()
+
+
+async def recv_frames(track, count: int, timeout: float = 15.0) -> list:
+    """Receive ``count`` decoded frames from ``track``."""
+    frames: list = []
+
+    async def take() -> None:
+        while len(frames) < count:
+            frames.append(await track.recv())
+
+    await asyncio.wait_for(take(), timeout)
+    return frames
+
+
+def track_of(session, kind: str):
+    return next(t for t in session.tracks if t.kind == kind)
+
+
+async def publish_scene(sfu: RunningNode, room: str = "r1", identity: str = "studio", video=None, audio=True):
+    from sfu import client
+    from sfu.synthetic import SyntheticAudioTrack, SyntheticVideoTrack
+
+    tracks = [SyntheticAudioTrack()] if audio else []
+    tracks.append(video or SyntheticVideoTrack(320, 180, frames=30))
+    return await client.publish(sfu.http, sfu.base, room, sfu.token(room, identity, "publish"), tracks)
+
+
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)

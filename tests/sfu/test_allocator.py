@@ -1,0 +1,97 @@
+"""The bandwidth fit, driven by a fake clock."""
+
+from sfu.allocator import LinkInfo, TierAllocation, fit_tier
+from sfu.config import SfuConfig
+
+CONFIG = SfuConfig(public_url="http://x", upgrade_hold_s=8.0, audio_kbps=40)
+# ladder: 720p 2500, 360p 800, 180p 250, audio-only; each plus 40 kbps audio
+
+
+def names(alloc: TierAllocation) -> str:
+    return alloc.tier.name
+
+
+def test_start_fits_the_share_of_the_downlink():
+    assert names(TierAllocation(CONFIG, LinkInfo(downlink_kbps=200_000, uplink_kbps=50_000), 0)) == "720p"
+    # 1 Mbps link, 50% share = 500 kbps: 360p (840) does not fit, 180p (290) does
+    assert names(TierAllocation(CONFIG, LinkInfo(downlink_kbps=1000, uplink_kbps=500), 0)) == "180p"
+    assert names(TierAllocation(CONFIG, LinkInfo(downlink_kbps=2000, uplink_kbps=500), 0)) == "360p"
+    assert names(TierAllocation(CONFIG, LinkInfo(downlink_kbps=300, uplink_kbps=100), 0)) == "audio"
+    assert names(TierAllocation(CONFIG, LinkInfo(downlink_kbps=50, uplink_kbps=50), 0)) == "audio"
+
+
+def test_unknown_link_starts_at_the_top():
+    assert names(TierAllocation(CONFIG, None, 0)) == "720p"
+
+
+def test_share_is_configurable():
+    config = CONFIG.with_changes(vcs_share=0.9)
+    assert names(TierAllocation(config, LinkInfo(downlink_kbps=1000, uplink_kbps=500), 0)) == "360p"
+
+
+def test_fit_tier_edges():
+    tiers = CONFIG.tiers
+    assert fit_tier(tiers, None, 40) == 0
+    assert fit_tier(tiers, 2540, 40) == 0
+    assert fit_tier(tiers, 2539, 40) == 1
+    assert fit_tier(tiers, 0, 40) == len(tiers) - 1
+
+
+def test_remb_moves_down_at_once_to_what_fits():
+    alloc = TierAllocation(CONFIG, None, 0)
+    assert alloc.on_remb(600_000, now=1).name == "180p"
+    assert alloc.on_remb(100_000, now=2).name == "audio"
+
+
+def test_loss_moves_down_one_tier_at_once():
+    alloc = TierAllocation(CONFIG, None, 0)
+    assert alloc.on_receiver_report(0.15, 40.0, now=1).name == "360p"
+    assert alloc.rtt_ms == 40.0
+    assert alloc.on_receiver_report(0.05, None, now=2) is None  # between the thresholds: stay
+
+
+def test_up_slowly_after_a_calm_hold():
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(1_000_000, now=0)
+    assert names(alloc) == "360p"
+    alloc.on_remb(10_000_000, now=1)  # plenty again
+    assert alloc.tick(now=5) is None  # too soon after the change
+    assert alloc.tick(now=8.5).name == "720p"
+
+
+def test_hysteresis_needs_headroom_to_go_up():
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(900_000, now=0)
+    assert names(alloc) == "360p"
+    # 720p costs 2540 kbps; 2.6 Mbps fits it but not with 25% headroom
+    alloc.on_remb(2_600_000, now=1)
+    assert alloc.tick(now=30) is None
+    assert alloc.on_remb(3_200_000, now=31).name == "720p"
+
+
+def test_loss_restarts_the_hold():
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_receiver_report(0.2, None, now=0)
+    assert names(alloc) == "360p"
+    alloc.on_receiver_report(0.03, None, now=7)  # lossy, not enough to go down
+    assert alloc.tick(now=9) is None
+    assert alloc.tick(now=15.1).name == "720p"
+
+
+def test_never_above_the_link_cap():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=1000, uplink_kbps=500), 0)
+    alloc.on_remb(50_000_000, now=0)
+    for t in range(1, 100, 5):
+        alloc.tick(now=t)
+    assert names(alloc) == "180p"
+    assert alloc.budget_kbps == 500
+
+
+def test_one_step_at_a_time_up():
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(100_000, now=0)
+    assert names(alloc) == "audio"
+    alloc.on_remb(20_000_000, now=1)
+    assert alloc.tick(now=9).name == "180p"
+    assert alloc.tick(now=10) is None
+    assert alloc.tick(now=17).name == "360p"

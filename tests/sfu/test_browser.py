@@ -1,0 +1,95 @@
+"""Interop: headless Chromium (fake camera) publishes over WHIP from a page on
+another origin; an aiortc subscriber receives and decodes over WHEP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from sfu import client
+
+from .conftest import free_port, recv_frames, serve, track_of, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--allow-loopback-in-peer-connection",  # the node is on 127.0.0.1 only
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>WHIP test publisher</title>
+<script>
+async function publish(url, token) {
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 360}});
+  const pc = new RTCPeerConnection({iceServers: []});
+  for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: "sendonly"});
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise(resolve => {
+    if (pc.iceGatheringState === "complete") return resolve();
+    pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+    setTimeout(resolve, 3000);
+  });
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {"Content-Type": "application/sdp", "Authorization": "Bearer " + token},
+    body: pc.localDescription.sdp,
+  });
+  if (response.status !== 201) throw new Error(response.status + " " + await response.text());
+  window.location_header = response.headers.get("Location");
+  await pc.setRemoteDescription({type: "answer", sdp: await response.text()});
+  window.pc = pc;
+  return window.location_header;
+}
+</script>
+"""
+
+
+@pytest.fixture
+async def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def test_chromium_publishes_over_whip_and_aiortc_decodes(sfu, browser):
+    port = free_port()
+    page_server, page_task = await serve(Starlette(routes=[Route("/", lambda r: HTMLResponse(PAGE))]), port)
+    try:
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/")  # another origin than the node
+        token = sfu.token("r1", "studio", "publish")
+        location = await page.evaluate(f"publish({json.dumps(sfu.base + '/whip/r1')}, {json.dumps(token)})")
+        assert location.startswith("/sfu/whip/r1/")
+        await wait_for(lambda: any(p.frames for p in sfu.node.room("r1").publishers.values()), timeout=20)
+        # the peer the node sees is on loopback
+        [publisher] = sfu.node.room("r1").publishers.values()
+        pair = publisher.pc.getTransceivers()[0].receiver.transport.transport._connection._nominated[1]
+        assert pair.remote_addr[0] == "127.0.0.1"
+
+        sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "commune-1", "subscribe"))
+        try:
+            frames = await recv_frames(track_of(sub, "video"), 5, timeout=20)
+            # decoded once, re-encoded once per tier: the test ladder's 360p is 320x180
+            assert (frames[-1].width, frames[-1].height) == (320, 180)
+        finally:
+            await sub.close()
+        await page.evaluate("window.pc.close()")
+    finally:
+        page_server.should_exit = True
+        await page_task

@@ -1,0 +1,152 @@
+"""Peers are closed on DELETE, on ICE failure or consent loss, at room end;
+sockets, threads, tasks and peer objects return to their baseline; hostile
+packets from one peer hurt nobody."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import threading
+
+import aioice.ice
+from aiortc import RTCPeerConnection
+
+from sfu import client
+
+from .conftest import publish_scene, recv_frames, small_config, track_of, wait_for
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def peer_objects() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, RTCPeerConnection))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def one_cycle(sfu, i: int) -> None:
+    pub = await publish_scene(sfu, room=f"h{i % 3}")
+    watchers = [
+        await client.subscribe(sfu.http, sfu.base, f"h{i % 3}", sfu.token(f"h{i % 3}", f"c{i}-{k}", "subscribe"))
+        for k in range(2)
+    ]
+    await recv_frames(track_of(watchers[0], "video"), 3)
+    await watchers[0].close()  # DELETE
+    await watchers[1].pc.close()  # gone without DELETE: DTLS close_notify
+    await pub.close()
+
+
+async def quiet(sfu) -> None:
+    await wait_for(lambda: not sfu.node.resources and not sfu.node.rooms, timeout=30)
+    await asyncio.sleep(0.5)
+
+
+async def test_resources_return_to_baseline(node_factory, monkeypatch):
+    # a DTLS close_notify lost on a busy machine is then caught by consent
+    # checks in about a second instead of thirty
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.2)
+    sfu = await node_factory(small_config(room_idle_timeout_s=0.5, connect_timeout_s=2.0))
+    await one_cycle(sfu, 0)  # warm up pools and codecs
+    await quiet(sfu)
+    base = (open_fds(), threading.active_count(), len(asyncio.all_tasks()), peer_objects(), rss_mb())
+
+    for i in range(1, 10):
+        await one_cycle(sfu, i)
+    # a subscriber that offers and never connects is closed after the timeout
+    pc = client.peer_connection()
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    response = await sfu.http.post(
+        f"{sfu.base}/whep/h9",
+        content=pc.localDescription.sdp.encode(),
+        headers={"Content-Type": "application/sdp", **sfu.auth("h9", "ghost", "subscribe")},
+    )
+    assert response.status_code == 201
+    await pc.close()
+    del pc
+    await quiet(sfu)
+
+    fds, threads, tasks, peers, rss = open_fds(), threading.active_count(), len(asyncio.all_tasks()), peer_objects(), rss_mb()
+    assert fds <= base[0] + 2, (fds, base)
+    assert threads <= base[1] + 1, (threads, base)
+    assert tasks <= base[2] + 1, (tasks, base)
+    assert peers <= base[3], (peers, base)
+    assert rss - base[4] < 60, (rss, base)
+
+
+async def test_consent_loss_closes_the_peer(sfu, monkeypatch):
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.2)
+    pub = await publish_scene(sfu)
+    sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"))
+    other = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c2", "subscribe"))
+    try:
+        await recv_frames(track_of(sub, "video"), 3)
+        # the commune's machine vanishes: its sockets close, nothing is said
+        connection = sub.pc.getTransceivers()[0].receiver.transport.transport._connection
+        for protocol in connection._protocols:
+            protocol.transport.abort()
+        await wait_for(lambda: len(sfu.node.room("r1").subscribers) == 1, timeout=10)
+        # the others carry on
+        await recv_frames(track_of(other, "video"), 10)
+    finally:
+        await sub.pc.close()
+        await other.close()
+        await pub.close()
+
+
+def _garbage(rng: random.Random) -> list[bytes]:
+    samples = [
+        b"",
+        b"\x00",
+        bytes(rng.randrange(256) for _ in range(rng.randrange(1, 1400))),
+        b"\x80" + bytes(rng.randrange(256) for _ in range(40)),  # RTP-looking, bad auth
+        b"\x80\xc8" + bytes(rng.randrange(256) for _ in range(40)),  # SRTCP-looking
+        b"\x16\xfe\xfd" + bytes(rng.randrange(256) for _ in range(60)),  # DTLS-looking
+        b"\x00\x01\x00\x08" + bytes(20),  # STUN-looking
+    ]
+    return samples
+
+
+async def test_hostile_packets_from_one_peer_hurt_nobody(sfu):
+    pub = await publish_scene(sfu)
+    bad = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "bad", "subscribe"))
+    good = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "good", "subscribe"))
+    try:
+        await recv_frames(track_of(good, "video"), 3)
+        rng = random.Random(7)
+        for peer in (bad, pub):
+            transport = peer.pc.getTransceivers()[0].receiver.transport
+            pair = transport.transport._connection._nominated[1]
+            for _ in range(30):
+                for data in _garbage(rng):
+                    if data:
+                        pair.protocol.transport.sendto(data, pair.remote_addr)
+            # well-protected SRTP carrying garbage: bad RTP and RTCP payloads
+            for _ in range(50):
+                rtp = bytes([0x80, 97 | rng.choice((0, 0x80))]) + bytes(rng.randrange(256) for _ in range(10))
+                rtp += bytes(rng.randrange(256) for _ in range(rng.randrange(0, 900)))
+                pair.protocol.transport.sendto(transport._tx_srtp.protect(rtp), pair.remote_addr)
+                rtcp = bytes([0x81, rng.choice((200, 201, 205, 206)), 0, 7]) + bytes(rng.randrange(256) for _ in range(28))
+                pair.protocol.transport.sendto(transport._tx_srtp.protect_rtcp(rtcp), pair.remote_addr)
+            await asyncio.sleep(0.2)
+        # everyone is still connected and media still flows
+        frames = await recv_frames(track_of(good, "video"), 20)
+        assert frames
+        assert good.pc.connectionState == "connected"
+        assert len(sfu.node.room("r1").subscribers) == 2
+        assert sfu.node.room("r1").publishers
+    finally:
+        await good.close()
+        await bad.close()
+        await pub.close()

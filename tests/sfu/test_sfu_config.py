@@ -1,0 +1,60 @@
+import pytest
+
+from sfu.config import DEFAULT_TIERS, SfuConfig, TierSpec, parse_tiers
+
+
+def test_defaults():
+    config = SfuConfig(public_url="http://x")
+    assert config.vcs_share == 0.5
+    assert [t.name for t in config.tiers] == ["720p", "360p", "180p", "audio"]
+    assert config.tiers == DEFAULT_TIERS
+    assert config.tier("audio").audio_only
+
+
+def test_parse_tiers_sorts_by_bitrate():
+    tiers = parse_tiers("low:320x180@250, audio, hd:1280x720@2500")
+    assert [t.name for t in tiers] == ["hd", "low", "audio"]
+    assert tiers[0] == TierSpec("hd", 1280, 720, 2500)
+
+
+@pytest.mark.parametrize("text", ["", "x", "a:1x1@5", "a:641x360@500", "a:640x360@500,a:320x180@200", "hd:640x360@99999"])
+def test_parse_tiers_rejects(text):
+    with pytest.raises(ValueError):
+        parse_tiers(text)
+
+
+def test_from_environ_reads_only_vcs_sfu_variables():
+    env = {
+        "VCS_SFU_NODE_ID": "n1",
+        "VCS_SFU_SHARE": "0.4",
+        "VCS_SFU_CAPACITY": "750",
+        "VCS_SFU_TIERS": "360p:640x360@800,audio",
+        "VCS_SFU_ICE_HOSTS": "127.0.0.1",
+        "VCS_SFU_ICE_ALLOW": "127.0.0.0/8, 10.0.0.0/8",
+        "VCS_SFU_KEYFRAME_MIN_INTERVAL": "0.25",
+        "UNRELATED": "1",
+    }
+    config = SfuConfig.from_environ(env, public_url="http://node:8090")
+    assert config.node_id == "n1"
+    assert config.public_url == "http://node:8090"
+    assert config.vcs_share == 0.4
+    assert config.capacity == 750
+    assert [t.name for t in config.tiers] == ["360p", "audio"]
+    assert config.ice_host_addresses == ("127.0.0.1",)
+    assert config.ice_allowed_networks == ("127.0.0.0/8", "10.0.0.0/8")
+    assert config.keyframe_min_interval_s == 0.25
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"VCS_SFU_SHARE": "1.5"}, {"VCS_SFU_SHARE": "half"}, {"VCS_SFU_ROLE": "edge"}, {"VCS_SFU_ICE_ALLOW": "nope"}],
+)
+def test_from_environ_rejects_bad_values(env):
+    with pytest.raises(ValueError):
+        SfuConfig.from_environ(env, public_url="http://x")
+
+
+def test_config_is_frozen():
+    config = SfuConfig(public_url="http://x")
+    with pytest.raises(AttributeError):
+        config.capacity = 1  # type: ignore[misc]
