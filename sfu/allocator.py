@@ -54,17 +54,19 @@ def fit_tier(tiers: tuple[TierSpec, ...], budget_kbps: float | None, audio_kbps:
 class TierAllocation:
     """The tier decision for one subscriber."""
 
-    def __init__(self, config: SfuConfig, link: LinkInfo | None, now: float) -> None:
+    def __init__(self, config: SfuConfig, link: LinkInfo | None, now: float, max_tier: str | None = None) -> None:
         self._config = config
         self._tiers = config.tiers
         self._audio_kbps = config.audio_kbps
+        # the best tier this subscriber may get (a meeting's media profile, or a client asking for less)
+        self.top = [t.name for t in self._tiers].index(max_tier) if max_tier else 0
         self.cap_kbps: float | None = None
         if link is not None and link.downlink_kbps > 0:
             self.cap_kbps = link.downlink_kbps * config.vcs_share
         self.estimate_kbps: float | None = None
         self.loss = 0.0
         self.rtt_ms: float | None = None
-        self.index = fit_tier(self._tiers, self.cap_kbps, self._audio_kbps)
+        self.index = max(self.top, fit_tier(self._tiers, self.cap_kbps, self._audio_kbps))
         self._last_change = now
         self._calm_since = now
         self.changes = 0
@@ -82,7 +84,7 @@ class TierAllocation:
         return tier_cost_kbps(self._tiers[index], self._audio_kbps)
 
     def _move(self, index: int, now: float) -> TierSpec | None:
-        index = max(0, min(index, len(self._tiers) - 1))
+        index = max(self.top, min(index, len(self._tiers) - 1))
         if index == self.index:
             return None
         self.index = index
@@ -112,7 +114,7 @@ class TierAllocation:
 
     def tick(self, now: float) -> TierSpec | None:
         """Consider one step up; call periodically."""
-        if self.index == 0:
+        if self.index <= self.top:
             return None
         hold = self._config.upgrade_hold_s
         if now - self._last_change < hold or now - self._calm_since < hold:

@@ -8,7 +8,7 @@ path                                    methods                          token r
 ======================================  ===============================  =========
 /whip/{room}                            POST (offer), OPTIONS            publish
 /whip/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     publish
-/whep/{room}[?source=ID]                POST (offer), OPTIONS            subscribe
+/whep/{room}[?source=ID&max_tier=T]     POST (offer), OPTIONS            subscribe
 /whep/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     subscribe
 /node                                   GET                              control
 /rooms                                  GET                              control
@@ -74,7 +74,8 @@ def create_sfu_app(node: SfuNode) -> Starlette:
                 resource, answer = await node.publish(room, claims, body)
             else:
                 source = request.query_params.get("source") or None
-                resource, answer = await node.subscribe(room, claims, body, source)
+                max_tier = request.query_params.get("max_tier") or None
+                resource, answer = await node.subscribe(room, claims, body, source, max_tier)
         location = f"{request.scope.get('root_path', '')}/{kind}/{room}/{resource.id}"
         return Response(
             answer,

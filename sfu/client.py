@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -80,6 +80,7 @@ async def subscribe(
     token: str,
     *,
     source: str | None = None,
+    max_tier: str | None = None,
     kinds: Sequence[str] = ("audio", "video"),
 ) -> Session:
     pc = peer_connection()
@@ -91,6 +92,7 @@ async def subscribe(
 
     for kind in kinds:
         pc.addTransceiver(kind, direction="recvonly")
-    url = f"{base}/whep/{room}" + (f"?source={source}" if source else "")
+    query = urlencode({k: v for k, v in (("source", source), ("max_tier", max_tier)) if v})
+    url = f"{base}/whep/{room}" + (f"?{query}" if query else "")
     location = await _exchange(http, url, token, pc)
     return Session(pc, location, token, http, tracks)

@@ -25,7 +25,7 @@ from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verif
 from vcs import keys
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
-from .errors import Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
+from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
 from .ice import parse_networks, restrict_host_addresses
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
@@ -223,15 +223,17 @@ class SfuNode:
         return resource, answer
 
     async def subscribe(
-        self, room_name: str, claims: MediaClaims, body: bytes, source: str | None = None
+        self, room_name: str, claims: MediaClaims, body: bytes, source: str | None = None, max_tier: str | None = None
     ) -> tuple[Resource, str]:
+        if max_tier is not None and max_tier not in {t.name for t in self.config.tiers}:
+            raise BadRequest(f"unknown tier {max_tier!r}; this node has {', '.join(t.name for t in self.config.tiers)}")
         offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
         if self.load >= self.config.capacity:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
         room = await self._open_room(room_name)
         room.check_source(claims.identity, source)
         link = await self._lookup_link(claims.identity)
-        allocation = TierAllocation(self.config, link, self._clock())
+        allocation = TierAllocation(self.config, link, self._clock(), max_tier)
         pc = create_peer()
         resource_id = secrets.token_urlsafe(12)
         sub = Subscriber(

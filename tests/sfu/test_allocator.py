@@ -95,3 +95,14 @@ def test_one_step_at_a_time_up():
     assert alloc.tick(now=9).name == "180p"
     assert alloc.tick(now=10) is None
     assert alloc.tick(now=17).name == "360p"
+
+
+def test_a_max_tier_caps_the_start_and_every_upgrade():
+    fast = LinkInfo(downlink_kbps=200_000, uplink_kbps=50_000)
+    capped = TierAllocation(CONFIG, fast, 0, max_tier="180p")
+    assert names(capped) == "180p"
+    assert capped.tick(100.0) is None and names(capped) == "180p"
+    assert capped.on_remb(10_000_000, 200.0) is None and names(capped) == "180p"
+    assert capped.on_receiver_report(0.5, 100, 300.0).name == "audio"  # down still works
+    assert capped.tick(400.0).name == "180p" and capped.tick(500.0) is None
+    assert names(TierAllocation(CONFIG, fast, 0, max_tier="audio")) == "audio"

@@ -70,6 +70,22 @@ async def test_a_1_mbps_commune_gets_a_tier_that_fits(sfu):
             await session.close()
 
 
+async def test_a_subscriber_may_ask_for_less_than_its_link(sfu):
+    pub = await publish_scene(sfu)
+    low = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "fleet-1", "subscribe"), max_tier="180p")
+    try:
+        assert (await frame_size(track_of(low, "video"))) == (160, 90)
+        [stats] = sfu.node.room("r1").stats()["subscribers"]
+        assert stats["tier"] == "180p"
+        offer_again = await sfu.http.post(
+            f"{sfu.base}/whep/r1?max_tier=8k", content=b"v=0", headers={"Content-Type": "application/sdp", **sfu.auth("r1", "x", "subscribe")}
+        )
+        assert offer_again.status_code == 400 and "unknown tier" in offer_again.text
+    finally:
+        for session in (low, pub):
+            await session.close()
+
+
 async def test_remb_moves_down_fast_and_up_slowly(node_factory):
     sfu = await node_factory(small_config(upgrade_hold_s=3.0))
     pub = await publish_scene(sfu)
