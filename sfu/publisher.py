@@ -1,8 +1,10 @@
 """A WHIP publisher: the host, or a commune sending its own camera.
 
-aiortc's receiver decodes the publisher's video once (the program picture for
-the tier encoders when this publisher holds the floor). Its RTP is also
-tapped: Opus packets go to the room (program audio, no transcode), and VP8
+aiortc's receiver decodes the video of the program publisher only (the
+picture for the tier encoders: the host, or the commune holding the floor);
+every other publisher's video skips aiortc's receive path, jitter buffer and
+decoder altogether, so hundreds of commune cameras cost a packet copy each.
+Its RTP is also tapped: Opus packets go to the room (program audio, no transcode), and VP8
 packets feed the publisher's own ``PacketStream``, which only the host may
 subscribe to (``?source=<identity>`` on WHEP), forwarded without re-encoding.
 Audio is never decoded: the tap stops the audio decoder thread.
@@ -58,6 +60,7 @@ class Publisher:
         self._audio_pt: int | None = None
         self._last_pli = -1e9
         self._pump: asyncio.Task | None = None
+        self.decoding = False  # set by the room: only the program publisher's video is decoded
         self.frames = 0
         self.audio_packets = 0
         self.video_packets = 0
@@ -76,26 +79,34 @@ class Publisher:
                 for codec in transceiver._codecs:
                     if is_rtx(codec) and codec.parameters.get("apt") == self._video_pt:
                         self._rtx_pt = codec.payloadType
-                receiver._handle_rtp_packet = self._wrap(receiver._handle_rtp_packet, self._on_video_rtp)
+                receiver._handle_rtp_packet = self._wrap(receiver._handle_rtp_packet, self._on_video_rtp, lambda: self.decoding)
                 if receiver.track is not None:
                     self._pump = asyncio.ensure_future(self._run_pump(receiver.track))
             elif transceiver.kind == "audio":
                 for codec in transceiver._codecs:
                     if codec.mimeType.lower() == "audio/opus":
                         self._audio_pt = codec.payloadType
-                receiver._handle_rtp_packet = self._wrap(receiver._handle_rtp_packet, self._on_audio_rtp)
+                receiver._handle_rtp_packet = self._wrap(receiver._handle_rtp_packet, self._on_audio_rtp, lambda: True)
                 receiver.receive = self._without_decoder(receiver)
 
     @staticmethod
-    def _wrap(original, tap):  # type: ignore[no-untyped-def]
+    def _wrap(original, tap, wanted):  # type: ignore[no-untyped-def]
+        """Tap every packet; hand it on to aiortc's receive path only while `wanted()`."""
+
         async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
             try:
                 tap(packet)
             except Exception:
                 logger.exception("RTP tap failed")
-            await original(packet, arrival_time_ms=arrival_time_ms)
+            if wanted():
+                await original(packet, arrival_time_ms=arrival_time_ms)
 
         return handle_rtp_packet
+
+    def set_decoding(self, decoding: bool) -> None:
+        if decoding and not self.decoding:
+            self.request_keyframe()  # the decoder starts cleanly at the next keyframe
+        self.decoding = decoding
 
     @staticmethod
     def _without_decoder(receiver):  # type: ignore[no-untyped-def]

@@ -76,6 +76,8 @@ class Room:
         for encoder in self.encoders.values():
             encoder.request_keyframe()
         speaker = self.program_identity
+        for publisher in self.publishers.values():
+            publisher.set_decoding(publisher.identity == speaker)
         for sub in self.subscribers.values():
             if sub.source is None and sub.ready and sub.audio is not None:
                 if sub.identity == speaker:

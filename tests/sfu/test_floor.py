@@ -77,11 +77,15 @@ async def test_floor_hand_over(sfu):
         scene = await luma_becomes(video, lambda y: y < 180)
         room = sfu.node.room("r1")
         assert room.program_identity == "studio"
+        # a commune's camera is forwarded as packets, never decoded, until it holds the floor
+        await wait_for(lambda: room.publishers["c1"].video_packets > 30)
+        assert room.publishers["c1"].frames == 0 and room.publishers["studio"].frames > 0
 
         response = await sfu.http.post(f"{sfu.base}/rooms/r1/floor", json={"identity": "c1"}, headers=control(sfu))
         assert response.status_code == 200
         assert response.json() == {"room": "r1", "floor": "c1", "program": "c1"}
         await luma_becomes(video, lambda y: y > 200)
+        assert room.publishers["c1"].frames > 0
         # its audio goes to everyone, except back to itself
         await wait_for(lambda: room._audio_source is not None and room._audio_source.identity == "c1")
         c2 = next(s for s in room.subscribers.values() if s.identity == "c2")
