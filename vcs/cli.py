@@ -305,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("-o", "--output", type=Path, help="write a CSV (mode 600) instead of stdout")
     endpoint.set_defaults(func=cmd_endpoint)
 
+    from vcs.agent_cli import add_agent_command, add_fleet_command
+
+    add_agent_command(commands)
+    add_fleet_command(commands)
     _add_role_commands(commands)
     return parser
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -95,6 +96,7 @@ class EmbeddedRedis:
                 ]
             )
         )
+        self._wait_for_previous_server(timeout)
         self.socket_path.unlink(missing_ok=True)
         self._process = subprocess.Popen(
             [str(find_server_binary()), str(config)],
@@ -114,6 +116,19 @@ class EmbeddedRedis:
         self.stop()
         raise RedisUnavailable("embedded Redis did not answer within %.0fs" % timeout)
 
+    def _wait_for_previous_server(self, timeout: float) -> None:
+        """A server still shutting down on this directory would delete our socket as it exits: let it finish."""
+        pidfile = self.dir / "server.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise RedisUnavailable(f"another Redis server (pid {pid}) still runs on {self.dir}")
+            time.sleep(0.05)
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM makes the server fsync its append-only file before it exits."""
         process, self._process = self._process, None
@@ -126,6 +141,16 @@ class EmbeddedRedis:
             process.kill()
             process.wait()
         log.info("embedded Redis stopped")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return Path(f"/proc/{pid}/cmdline").exists() and b"server" in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 def _ping_socket(path: Path) -> bool:
@@ -164,8 +189,17 @@ def open_redis(settings: Settings):
         server.stop()
 
 
+# Connections one process opens at most; past that, callers queue for a free one (up to
+# POOL_TIMEOUT seconds) instead of failing, which is what a join storm of thousands of agents needs.
+POOL_SIZE = 100
+POOL_TIMEOUT = 20
+
+
 def redis_client(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, health_check_interval=10, max_connections=POOL_SIZE, timeout=POOL_TIMEOUT
+    )
+    return aioredis.Redis(connection_pool=pool, auto_close_connection_pool=True)
 
 
 async def wait_until_ready(client: aioredis.Redis, attempts: int = 20) -> None:

@@ -39,12 +39,12 @@ async def _bad_json(request: Request, exc: Exception) -> Response:
 
 
 async def _redis_down(request: Request, exc: Exception) -> Response:
-    log.warning("Redis error on %s %s: %s", request.method, request.url.path, exc)
+    log.warning("Redis error on %s %s: %s", request.scope.get("method", "WEBSOCKET"), request.url.path, exc)
     return JSONResponse({"error": "storage unavailable, try again"}, status_code=503, headers={"Retry-After": "2"})
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.scope.get("method", "WEBSOCKET"), request.url.path)
     return JSONResponse({"error": "internal error"}, status_code=500)
 
 

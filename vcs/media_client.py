@@ -1,0 +1,266 @@
+"""WHIP and WHEP from the agent's side: one peer connection per direction, real ICE/DTLS/SRTP.
+
+`subscribe()` offers to receive audio and video (WHEP), `publish()` offers to
+send the given tracks (WHIP); both POST the offer with the media token as a
+Bearer token and expect `201`, the answer and a `Location` that `close()`
+DELETEs. One transport per connection (max-bundle).
+
+A subscriber never decodes: every RTP packet is counted (packets, bytes,
+loss from sequence numbers) on its way into aiortc, which still sends
+receiver reports and NACKs as a real client would, but assembles no frame,
+runs no decoder thread and no bandwidth estimator. The size of the first VP8
+keyframe tells which tier arrives. A publisher's PLIs go to its track's
+`request_keyframe()` (the shared encoder), since aiortc's pack path ignores them.
+
+    MediaError   signaling failed: unreachable, or an HTTP status (`status`, `retry_after`)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Sequence
+from urllib.parse import urljoin
+
+import aioice.ice
+import httpx
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.codecs import is_rtx
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
+
+from vcs.media_stats import RtpCounter
+
+__all__ = ["MediaError", "MediaSession", "publish", "restrict_ice_addresses", "subscribe"]
+
+log = logging.getLogger(__name__)
+
+CODECS = {"audio": "audio/opus", "video": "video/vp8"}
+
+
+class MediaError(Exception):
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def restrict_ice_addresses(addresses: Sequence[str]) -> None:
+    """Gather host candidates only on `addresses` (process-wide; empty restores aioice's choice).
+
+    aioice never offers loopback by itself; a deployment on one machine passes ["127.0.0.1"].
+    """
+    original = getattr(aioice.ice.get_host_addresses, "__wrapped__", aioice.ice.get_host_addresses)
+    if not addresses:
+        aioice.ice.get_host_addresses = original
+        return
+    chosen = tuple(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        versions = {4: use_ipv4, 6: use_ipv6}
+        return [a for a in chosen if versions[ipaddress.ip_address(a).version]]
+
+    get_host_addresses.__wrapped__ = original  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+def _codecs(kind: str) -> list:
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    wanted = [c for c in caps if c.mimeType.lower() == CODECS[kind]]
+    return wanted + [c for c in caps if kind == "video" and c.mimeType.lower() == "video/rtx"]
+
+
+class MediaSession:
+    """One WHIP or WHEP resource: its peer connection, counters and the URL to DELETE."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, token: str, direction: str) -> None:
+        self.http, self.url, self.direction = http, url, direction
+        self._token = token
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.resource_url: str | None = None
+        self.counters: dict[str, RtpCounter] = {}
+        self.first_media = asyncio.Event()  # first RTP packet received (subscribe) or connected (publish)
+        self.dropped = asyncio.Event()  # the connection failed or closed
+        self._tracks: list[MediaStreamTrack] = []
+        self._closed = False
+        self.pc.on("connectionstatechange", self._on_state)
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and self.direction == "publish":
+            self.first_media.set()
+        elif state in ("failed", "closed"):
+            self.dropped.set()
+
+    @property
+    def tier(self) -> str | None:
+        """What arrives: "720p", "360p", "180p" (from the last keyframe's size), "audio", or None yet."""
+        video = self.counters.get("video")
+        if video is not None and video.height:
+            return f"{video.height}p"
+        return "audio" if self.counters.get("audio") and self.counters["audio"].packets else None
+
+    def _add_receivers(self, kinds: Sequence[str]) -> None:
+        for kind in kinds:
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            transceiver.setCodecPreferences(_codecs(kind))
+            self.counters[kind] = counter = RtpCounter(kind)
+            _tap_receiver(transceiver, counter, self.first_media)
+
+    def _add_senders(self, tracks: Sequence[MediaStreamTrack]) -> None:
+        for track in tracks:
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(_codecs(track.kind))
+            self._tracks.append(track)
+            request = getattr(track, "request_keyframe", None)
+            if request is not None:
+                _route_pli(transceiver.sender, request)
+
+    async def negotiate(self, params: dict[str, str] | None = None) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/sdp"}
+        try:
+            response = await self.http.post(self.url, content=self.pc.localDescription.sdp, headers=headers, params=params)
+        except httpx.HTTPError as exc:
+            raise MediaError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
+        if response.status_code != 201:
+            raise MediaError(
+                f"{self.direction} refused: HTTP {response.status_code} {response.text[:200]!r}",
+                status=response.status_code,
+                retry_after=_retry_after(response),
+            )
+        location = response.headers.get("location")
+        if location:
+            self.resource_url = urljoin(self.url, location)
+        else:
+            log.warning("%s answer from %s has no Location: the session cannot be deleted", self.direction, self.url)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+        except Exception as exc:  # aiortc raises many types for a bad answer
+            raise MediaError(f"unusable answer from {self.url}: {type(exc).__name__}: {exc}") from None
+
+    async def rtt_ms(self) -> float | None:
+        """Round-trip time from the receiver reports on what we send (publish sessions only)."""
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.sender.track is None:
+                continue
+            with contextlib.suppress(Exception):
+                for stats in (await transceiver.sender.getStats()).values():
+                    rtt = getattr(stats, "roundTripTime", None)
+                    if rtt is not None:
+                        return round(rtt * 1000, 1)
+        return None
+
+    async def bytes_sent(self) -> int:
+        """RTP payload bytes sent so far on every track (publish sessions)."""
+        total = 0
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.sender.track is None:
+                continue
+            with contextlib.suppress(Exception):
+                for stats in (await transceiver.sender.getStats()).values():
+                    if getattr(stats, "type", "") == "outbound-rtp":
+                        total += stats.bytesSent or 0
+        return total
+
+    async def close(self) -> None:
+        """DELETE the resource (best effort), close the connection, stop our tracks. Safe twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.resource_url is not None:
+            try:
+                await self.http.delete(self.resource_url, headers={"Authorization": f"Bearer {self._token}"}, timeout=5)
+            except httpx.HTTPError as exc:
+                log.info("could not delete %s: %s", self.resource_url, exc)
+        await self.pc.close()
+        for track in self._tracks:
+            track.stop()
+        self.dropped.set()
+
+
+async def subscribe(http: httpx.AsyncClient, whep_url: str, token: str, *, max_tier: str | None = None) -> MediaSession:
+    """Receive the room over WHEP; media is counted, never decoded.
+
+    `max_tier` ("180p", "audio", ...) goes to the SFU as `?max_tier=`. The offer
+    always has an audio and a video section, as browsers' do; "audio" only
+    asks the SFU to send no video.
+    """
+    session = MediaSession(http, whep_url, token, "subscribe")
+    try:
+        session._add_receivers(["audio", "video"])
+        await session.negotiate({"max_tier": max_tier} if max_tier else None)
+    except BaseException:
+        await session.close()
+        raise
+    return session
+
+
+async def publish(http: httpx.AsyncClient, whip_url: str, token: str, tracks: Sequence[MediaStreamTrack]) -> MediaSession:
+    """Send `tracks` over WHIP; the session stops them when it closes."""
+    session = MediaSession(http, whip_url, token, "publish")
+    try:
+        session._add_senders(tracks)
+        await session.negotiate()
+    except BaseException:
+        await session.close()
+        raise
+    return session
+
+
+class _NoJitterBuffer:
+    """Stands in for aiortc's jitter buffer: no frame is ever assembled, so none is decoded."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        return False, None
+
+
+def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
+    """Count every RTP packet before aiortc handles it, and take out what decoding and REMB would cost.
+
+    aiortc still keeps per-SSRC statistics (its receiver reports), NACKs gaps
+    and unwraps retransmissions; the frame assembly, the decoder thread and
+    the bandwidth estimator (REMB) are gone. The SFU adapts from receiver reports.
+    """
+    receiver = transceiver.receiver
+    handle = receiver._handle_rtp_packet
+    receive = receiver.receive
+    for name, replacement in (("jitter_buffer", _NoJitterBuffer()), ("remote_bitrate_estimator", None)):
+        if hasattr(receiver, f"_RTCRtpReceiver__{name}"):
+            setattr(receiver, f"_RTCRtpReceiver__{name}", replacement)
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        counter.add(packet)
+        first_media.set()
+        await handle(packet, arrival_time_ms=arrival_time_ms)
+
+    async def receive_without_decoder(parameters) -> None:  # type: ignore[no-untyped-def]
+        counter.rtx_types = {c.payloadType for c in parameters.codecs if is_rtx(c)}
+        await receive(parameters)
+        stop_decoder = getattr(receiver, "_RTCRtpReceiver__stop_decoder", None)
+        if stop_decoder is not None:
+            stop_decoder()
+        if receiver.track is not None:
+            receiver.track.stop()
+
+    receiver._handle_rtp_packet = handle_rtp_packet
+    receiver.receive = receive_without_decoder
+
+
+def _route_pli(sender: RTCRtpSender, request_keyframe) -> None:  # type: ignore[no-untyped-def]
+    send_keyframe = sender._send_keyframe
+
+    def on_keyframe_request() -> None:
+        send_keyframe()
+        request_keyframe()
+
+    sender._send_keyframe = on_keyframe_request
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
