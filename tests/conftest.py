@@ -77,9 +77,13 @@ async def start_server(redis: aioredis.Redis, settings: Settings):
 
     started: list[LiveServer] = []
 
-    def start(**options) -> LiveServer:
+    def start(*, sfu: bool = False, **options) -> LiveServer:
+        """`sfu=True` embeds an SFU node on loopback, as `vcs serve` does."""
         port = free_port()
-        server = LiveServer(create_app(settings.with_overrides(port=port, public_url=f"http://127.0.0.1:{port}"), **options), port)
+        url = f"http://127.0.0.1:{port}"
+        if sfu:
+            options["sfu_config"] = loopback_sfu_config(url)
+        server = LiveServer(create_app(settings.with_overrides(port=port, public_url=url), **options), port)
         server.start()
         started.append(server)
         return server
@@ -111,6 +115,24 @@ def mint_token(redis: aioredis.Redis):
     return mint
 
 
+def loopback_sfu_config(public_url: str, **changes):
+    """A small ladder on loopback: quick to encode on a busy two-core machine."""
+    from sfu import SfuConfig, parse_tiers
+    from sfu.ice import restrict_host_addresses
+
+    restrict_host_addresses(("127.0.0.1",))
+    config = SfuConfig(
+        public_url=public_url,
+        node_id=f"sfu-test-{public_url.rsplit(':', 1)[-1]}",
+        tiers=parse_tiers("360p:640x360@800,180p:320x180@250,audio"),
+        ice_host_addresses=("127.0.0.1",),
+        ice_allowed_networks=("127.0.0.0/8",),
+        drain_timeout_s=0.0,
+        heartbeat_interval_s=0.5,
+    )
+    return config.with_changes(**changes)
+
+
 class RunningSfu:
     """A real SFU node on its own loopback port, registered in Redis like any node."""
 
@@ -136,21 +158,10 @@ async def sfu_node(redis: aioredis.Redis) -> AsyncIterator[RunningSfu]:
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from sfu import SfuConfig, SfuNode, create_sfu_app, parse_tiers
-    from sfu.ice import restrict_host_addresses
+    from sfu import SfuNode, create_sfu_app
 
-    restrict_host_addresses(("127.0.0.1",))
     port = free_port()
-    config = SfuConfig(
-        public_url=f"http://127.0.0.1:{port}",
-        node_id=f"sfu-test-{port}",
-        tiers=parse_tiers("360p:640x360@800,180p:320x180@250,audio"),
-        ice_host_addresses=("127.0.0.1",),
-        ice_allowed_networks=("127.0.0.0/8",),
-        drain_timeout_s=0.0,
-        heartbeat_interval_s=0.5,
-    )
-    node = SfuNode(config, secret=TEST_SECRET, redis=redis)
+    node = SfuNode(loopback_sfu_config(f"http://127.0.0.1:{port}"), secret=TEST_SECRET, redis=redis)
     await node.start()
     app = Starlette(routes=[Mount("/sfu", app=create_sfu_app(node))])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))

@@ -199,7 +199,7 @@ def redis_client(url: str) -> aioredis.Redis:
     pool = aioredis.BlockingConnectionPool.from_url(
         url, decode_responses=True, health_check_interval=10, max_connections=POOL_SIZE, timeout=POOL_TIMEOUT
     )
-    return aioredis.Redis(connection_pool=pool, auto_close_connection_pool=True)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
 
 
 async def wait_until_ready(client: aioredis.Redis, attempts: int = 20) -> None:
