@@ -13,8 +13,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-import aioice.ice
 from aiortc import RTCPeerConnection
+
+from vcs.media_client import restrict_ice_addresses
 
 __all__ = ["filter_candidates", "guard_peer", "restrict_host_addresses"]
 
@@ -22,23 +23,8 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def restrict_host_addresses(addresses: Sequence[str]) -> None:
-    """Gather host candidates only on ``addresses`` (empty: aioice default)."""
-    original = getattr(aioice.ice.get_host_addresses, "__wrapped__", aioice.ice.get_host_addresses)
-    if not addresses:
-        aioice.ice.get_host_addresses = original
-        return
-    chosen = tuple(addresses)
-
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        result = []
-        for address in chosen:
-            version = ipaddress.ip_address(address).version
-            if (version == 4 and use_ipv4) or (version == 6 and use_ipv6):
-                result.append(address)
-        return result
-
-    get_host_addresses.__wrapped__ = original  # type: ignore[attr-defined]
-    aioice.ice.get_host_addresses = get_host_addresses
+    """Gather host candidates only on ``addresses`` (empty: aioice default); shared with the agents."""
+    restrict_ice_addresses(addresses)
 
 
 def parse_networks(networks: Sequence[str]) -> tuple[_Network, ...]:
