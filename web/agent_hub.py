@@ -24,6 +24,7 @@ from scheduler.agent_schedule import ScheduleBuilder
 from scheduler.meeting import parse_utc
 from scheduler.store import MeetingStore
 from vcs import keys
+from vcs.errors import NotFound
 from vcs.registry import Registry
 
 __all__ = ["AgentHub"]
@@ -42,6 +43,7 @@ class AgentHub:
         self.clock = clock
         self.sockets: dict[str, set[WebSocket]] = defaultdict(set)
         self._signatures: dict[WebSocket, str] = {}
+        self._targets: dict[str, frozenset[str]] = {}  # meeting id => its participants and host, as last seen
         self._task: asyncio.Task | None = None
 
     @property
@@ -103,10 +105,28 @@ class AgentHub:
         text = json.dumps({**event, "server_time": self.clock()})
         await asyncio.gather(*(self._send(s, text) for e in wanted for s in list(self.sockets.get(e, ()))))
 
-    async def _refresh_states(self) -> None:
-        for endpoint_id, sockets in list(self.sockets.items()):
-            for socket in list(sockets):
+    async def _refresh_states(self, endpoint_ids=None) -> None:
+        """Send a fresh `state` to these connected endpoints (all when None) whose schedule changed."""
+        for endpoint_id in list(self.sockets) if endpoint_ids is None else [e for e in endpoint_ids if e in self.sockets]:
+            for socket in list(self.sockets.get(endpoint_id, ())):
                 await self.send_state(endpoint_id, socket, only_if_changed=True)
+
+    async def _targets_of(self, meeting_id: str) -> frozenset[str]:
+        try:
+            meeting = await self.store.get(meeting_id)
+        except NotFound:
+            return frozenset()
+        return await self.schedules.roster.participants(meeting_id) | {meeting.host_endpoint_id}
+
+    async def _remember_all_targets(self) -> None:
+        self._targets = {m: await self._targets_of(m) for m in await self.store.all()}
+
+    async def _meeting_changed(self, meeting_id: str) -> None:
+        """Only the endpoints in the meeting, before or after the change, can see a new schedule."""
+        before = self._targets.get(meeting_id, frozenset())
+        after = await self._targets_of(meeting_id)
+        self._targets[meeting_id] = after
+        await self._refresh_states(before | after)
 
     async def _send(self, socket: WebSocket, text: str) -> None:
         try:
@@ -121,13 +141,14 @@ class AgentHub:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(keys.AGENT_NOTIFY, keys.MEETINGS_CHANGED)
+                await self._remember_all_targets()
                 await self._refresh_states()  # we may have missed changes while away
                 async for message in pubsub.listen():
                     if message["type"] != "message":
                         continue
                     try:
                         if message["channel"] == keys.MEETINGS_CHANGED:
-                            await self._refresh_states()
+                            await self._meeting_changed(json.loads(message["data"])["meeting"])
                         else:
                             data = json.loads(message["data"])
                             await self._deliver(data["endpoints"], data["event"])
