@@ -23,7 +23,17 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/vcs bench sfu --subscribers 100 --seconds 20
+	$(BIN)/vcs bench sfu --subscribers 300 --seconds 20
+
+# Load tests, headless, against the deployment `make run` serves (data in ./var or $VCS_DATA_DIR);
+# reports in $(REPORTS). LOADTEST_ARGS="--serve" uses a private deployment instead (then the
+# reconnect storm runs too), "--profile smoke" a short run. Rotates every endpoint secret: test
+# deployments only. See docs/loadtests.md.
+LOADTEST_URL ?= http://$(HOST):$(PORT)
+REPORTS ?= reports
+LOADTEST_ARGS ?=
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests --url $(LOADTEST_URL) --reports $(REPORTS) $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

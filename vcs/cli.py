@@ -315,7 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_role_commands(commands: argparse._SubParsersAction) -> None:
     """Commands whose code lives with their role's package."""
+    from loadtests.cli import add_loadtest_command
     from sfu.cli import add_bench_command, add_sfu_command
+
+    add_loadtest_command(commands)
 
     sfu = add_sfu_command(commands, link_lookup_factory=_registry_links)
     run_node = sfu.get_default("func")

@@ -1,0 +1,194 @@
+"""The join storm's admin: once every endpoint is online, book a national meeting a few minutes ahead.
+
+`StormAdmin` waits for the spawn to complete and the registry to show every
+endpoint user online, books one meeting for all communes (`selector: all`,
+`override_conflicts: true`, so node capacity and the organizers' bookings do
+not stop it) starting `--vcs-storm-lead` seconds later, follows its live state
+until `--vcs-storm-hold` seconds past the start, then cancels it. The
+scheduler sends readiness at once (T-15 min is past), `join` at warm-up
+(T-2 min) and `start` at T to every endpoint; the endpoint users time them.
+
+`MonitorUser` watches the deployment meanwhile: `/readyz` every 5 s and the
+number of online communes every 10 s (kept as a maximum in the summary); in
+the working day it also books canary meetings (see there).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import gevent
+from locust import constant, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.exception import StopUser
+
+from loadtests.organizer import TITLE_PREFIX
+from loadtests.run import run_of
+
+__all__ = ["MonitorUser", "StormAdmin", "online_communes"]
+
+log = logging.getLogger(__name__)
+
+ONLINE_WAIT = 120.0  # seconds past the spawn to wait for every endpoint to show online
+CANARY_KEEP = 20.0  # seconds past its start before a canary is cancelled
+LIVE_EVERY = 5.0
+
+
+def online_communes(user: FastHttpUser, token: str, name: str = "endpoints ?status=online (count)") -> int | None:
+    params = {"kind": "commune", "status": "online", "per_page": 1}
+    with user.client.get("/api/v1/endpoints", params=params, headers={"Authorization": f"Bearer {token}"}, name=name, catch_response=True) as response:
+        if response.status_code != 200:
+            response.failure(f"HTTP {response.status_code}")
+            return None
+        return int(response.json()["total"])
+
+
+class StormAdmin(FastHttpUser):
+    fixed_count = 1
+    wait_time = constant(1)
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.shared = run_of(environment)
+        self.settings = self.shared.settings
+        self.done = False
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.admin_token}"}
+
+    def on_start(self) -> None:
+        if not self.settings.admin_token:
+            log.error("StormAdmin needs --vcs-admin-token-file")
+            raise StopUser()
+
+    @task
+    def storm(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        samples = self.shared.samples
+        target = self.settings.endpoints or (len(self.shared.pool) if self.shared.pool else 0)
+        self.shared.spawned.wait(ONLINE_WAIT + target / self.settings.spawn_rate)
+        deadline = time.time() + ONLINE_WAIT
+        online = 0
+        while time.time() < deadline:
+            online = online_communes(self, self.settings.admin_token) or 0
+            if online >= target:
+                break
+            gevent.sleep(2)
+        samples.high("online communes when booking", online)
+        start = datetime.fromtimestamp(math.ceil(time.time() + self.settings.storm_lead), UTC)
+        body = {
+            "title": f"{TITLE_PREFIX} national meeting",
+            "start": start.isoformat().replace("+00:00", "Z"),
+            "duration_minutes": 60,
+            "selector": {"kind": "all"},
+            "override_conflicts": True,
+        }
+        with self.client.post("/api/v1/meetings", json=body, headers=self.auth, name="book national meeting", catch_response=True) as response:
+            if response.status_code != 201:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                return
+            data = response.json()
+        meeting_id = data["meeting"]["id"]
+        samples.high("national meeting participants", data.get("participants", 0))
+        log.info("national meeting %s booked for %s with %s participants", meeting_id, body["start"], data.get("participants"))
+        until = start.timestamp() + self.settings.storm_hold
+        while time.time() < until:
+            self.look(meeting_id, start)
+            gevent.sleep(max(0.0, min(LIVE_EVERY, until - time.time())))
+        self.look(meeting_id, start)
+        self.client.delete(f"/api/v1/meetings/{meeting_id}", headers=self.auth, name="cancel national meeting")
+
+    def look(self, meeting_id: str, start: datetime) -> None:
+        with self.client.get(f"/api/v1/meetings/{meeting_id}/live", headers=self.auth, name="national meeting /live", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                return
+            live = response.json()
+        self.shared.samples.high("joined (server live state)", live.get("joined", 0))
+        self.shared.samples.high("online of the expected (server live state)", live.get("online", 0))
+        if time.time() >= start.timestamp():
+            self.shared.samples.high("joined at or after T (server live state)", live.get("joined", 0))
+
+
+class MonitorUser(FastHttpUser):
+    """Watches the deployment; with --vcs-canary-every it also books a canary now and then.
+
+    A canary is a small meeting (three random communes) starting
+    `--vcs-canary-lead` seconds after booking: its agents time the `join` and
+    `start` notices, which shows how late lifecycle notices come while the
+    rest of the load runs. It is cancelled shortly after its start.
+    """
+
+    fixed_count = 1
+    wait_time = constant(5)
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.shared = run_of(environment)
+        self.settings = self.shared.settings
+        self.ticks = 0
+        self.next_canary = time.time() + 5
+        self.canary: tuple[str, float] | None = None  # meeting id, when to cancel it
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.admin_token}"}
+
+    def on_stop(self) -> None:
+        if self.canary is not None:
+            self.client.delete(f"/api/v1/meetings/{self.canary[0]}", headers=self.auth, name="cancel canary")
+            self.canary = None
+
+    @task
+    def watch(self) -> None:
+        restarting = self.settings.expect_restart
+        with self.client.get("/readyz", name="readyz", catch_response=True) as response:
+            if response.status_code == 0 and restarting:  # no connection: the orchestrator is restarting
+                response.success()
+                self.shared.samples.count("readyz refused while restarting")
+                return
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                return
+        self.ticks += 1
+        token = self.settings.admin_token
+        if not token:
+            return
+        if self.ticks % 2 == 0:
+            online = online_communes(self, token)
+            if online is not None:
+                self.shared.samples.high("online communes (max seen)", online)
+        now = time.time()
+        if self.canary is not None and now >= self.canary[1]:
+            self.client.delete(f"/api/v1/meetings/{self.canary[0]}", headers=self.auth, name="cancel canary")
+            self.canary = None
+        if self.settings.canary_every and self.canary is None and now >= self.next_canary:
+            self.next_canary = now + self.settings.canary_every
+            self.book_canary()
+
+    def book_canary(self) -> None:
+        codes = self.shared.pool.communes if self.shared.pool is not None else []
+        if len(codes) < 3:
+            return
+        start = math.ceil(time.time() + self.settings.canary_lead)
+        body = {
+            "title": f"{TITLE_PREFIX} canary",
+            "start": datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z"),
+            "duration_minutes": 5,
+            "selector": {"kind": "communes", "commune_ids": random.sample(codes, 3)},
+            "override_conflicts": True,
+        }
+        with self.client.post("/api/v1/meetings", json=body, headers=self.auth, name="book canary", catch_response=True) as response:
+            if response.status_code != 201:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                return
+            self.canary = (response.json()["meeting"]["id"], start + CANARY_KEEP)
+        self.shared.samples.count("canaries booked")
