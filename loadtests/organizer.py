@@ -188,7 +188,9 @@ class OrganizerUser(FastHttpUser):
         self.client.get(f"/api/v1/meetings/{self.booked}/live", headers=self.auth, name="meeting /{id}/live")
 
     def cancel(self, meeting_id: str) -> None:
-        self.client.delete(f"/api/v1/meetings/{meeting_id}", headers=self.auth, name="cancel meeting")
+        with self.client.delete(f"/api/v1/meetings/{meeting_id}", headers=self.auth, name="cancel meeting", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
         self.booked = None
 
     # --- the edges ------------------------------------------------------
