@@ -189,8 +189,10 @@ class MediaUser(AgentUser):
         samples = self.shared.samples
         samples.add("media kbps per subscriber", window.kbps)
         samples.add("media loss % per window", window.loss_pct)
-        # per step of the ramp: how many subscribers this process runs now
-        running = self.environment.runner.user_classes_count.get(type(self).__name__, 0) if self.environment.runner else 0
+        # per step of the ramp: how many subscribers this process is asked to run (or runs) now
+        runner = self.environment.runner
+        name = type(self).__name__
+        running = (getattr(runner, "target_user_classes_count", None) or runner.user_classes_count).get(name, 0) if runner else 0
         samples.count(f"media packets expected @{running}", window.expected)
         samples.count(f"media packets lost @{running}", window.lost)
         samples.count(f"media windows at tier {window.tier or 'none'} @{running}")

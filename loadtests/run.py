@@ -68,10 +68,10 @@ def _process_slot(environment: Any) -> tuple[int, int]:
     runner = environment.runner
     if runner is None or type(runner).__name__ != "WorkerRunner":
         return 0, 1
-    processes = getattr(environment.parsed_options, "processes", None) or 1
-    if processes < 0:
-        processes = os.cpu_count() or 1
-    return runner.worker_index, max(1, processes)
+    workers = settings_of(environment).workers or getattr(environment.parsed_options, "processes", None) or 1
+    if workers < 0:  # --processes -1: one per core
+        workers = os.cpu_count() or 1
+    return runner.worker_index, max(1, workers)
 
 
 def run_of(environment: Any) -> Run:

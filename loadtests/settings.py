@@ -55,6 +55,7 @@ class LoadSettings:
     media_users: int = 0
     studio: bool = False  # a publishing host user (WHIP), identity "central" or the media target's publisher
     spawn_rate: float = 100.0
+    workers: int = 0  # Locust worker processes sharing the identities; 0: as many as --processes starts
     hold: float = 240.0  # seconds the main stage of a shape lasts once everyone is spawned
     heartbeat: float = 10.0
     sync_every: float = 300.0
@@ -94,6 +95,7 @@ class LoadSettings:
             media_users=options.vcs_media_users,
             studio=options.vcs_studio,
             spawn_rate=options.vcs_spawn_rate,
+            workers=options.vcs_workers,
             hold=options.vcs_hold,
             heartbeat=options.vcs_heartbeat,
             sync_every=options.vcs_sync_every,
@@ -127,6 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--vcs-media-users", type=int, default=0)
     add("--vcs-studio", action="store_true", help="add a publishing host (WHIP)")
     add("--vcs-spawn-rate", type=float, default=100.0)
+    add("--vcs-workers", type=int, default=0,
+        help="with --master/--worker: how many workers share the identities (give it to every worker); --processes sets it")
     add("--vcs-hold", type=float, default=240.0, help="seconds the main stage lasts after spawning")
     add("--vcs-heartbeat", type=float, default=10.0)
     add("--vcs-sync-every", type=float, default=300.0)
