@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import random
 import threading
@@ -33,6 +34,7 @@ from fractions import Fraction
 
 import av
 from aiortc.codecs.vpx import Vp8Encoder
+from av.video.reformatter import VideoReformatter
 
 from .config import TierSpec
 from .forwarder import PacketStream
@@ -148,12 +150,18 @@ class TierEncoder:
                 except RuntimeError:  # the loop is closed
                     return
 
+    @functools.cached_property
+    def _reformatter(self) -> VideoReformatter:
+        return VideoReformatter()
+
     def _encode(self, frame: av.VideoFrame, ts: int, force: bool) -> tuple[list[bytes], bool]:
         tier = self.tier
         if frame.width != tier.width or frame.height != tier.height or frame.format.name != "yuv420p":
             # a new frame; at most one tier (the source's size) uses the
             # decoded frame itself, so no two workers write the same frame
-            frame = frame.reformat(width=tier.width, height=tier.height, format="yuv420p")
+            # our own reformatter: PyAV caches one per source frame, which the tiers'
+            # threads would otherwise share (swscale contexts are not thread-safe)
+            frame = self._reformatter.reformat(frame, width=tier.width, height=tier.height, format="yuv420p")
         frame.pts = ts
         frame.time_base = _TIME_BASE
         if self._codec is None:
