@@ -41,6 +41,9 @@ _monotonic = time.monotonic
 _HEAD = struct.Struct("!BBHII")
 _SOL_UDP = 17
 MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
+# One GSO send is one UDP datagram to the kernel: at most 65,507 bytes of
+# payload, so a large frame (a 720p keyframe is 50+ packets) goes in batches.
+GSO_MAX_BYTES = 65_000
 SCRATCH = MAX_SEGMENTS * 1500
 
 
@@ -94,7 +97,11 @@ class PacketStream:
 
     def attach(self, dt: DownTrack, *, at_keyframe: bool) -> None:
         """Start feeding ``dt``: now, or from the next keyframe."""
-        if dt.stream is self or dt.pending is self:
+        if dt.pending is self:
+            return
+        if dt.stream is self:
+            if dt.pending is not None:
+                dt.pending.detach(dt)  # a switch away not yet made is called off
             return
         if dt.pending is not None:
             dt.pending.detach(dt)
@@ -247,7 +254,7 @@ class PacketStream:
         return seq
 
     def _send_segments(self, send: Callable, sendmsg: Callable | None, sizes: list[int], total: int) -> None:
-        """Send the protected packets in the scratch buffer, in one call if possible."""
+        """Send the protected packets in the scratch buffer, in as few calls as possible."""
         view = self._view
         segment = sizes[0]
         try:
@@ -255,7 +262,9 @@ class PacketStream:
                 ancillary = self._gso.get(segment)
                 if ancillary is None:
                     ancillary = self._gso[segment] = [(_SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))]
-                sendmsg([view[:total]], ancillary)
+                batch = (GSO_MAX_BYTES // segment) * segment
+                for offset in range(0, total, batch):
+                    sendmsg([view[offset : min(offset + batch, total)]], ancillary)
                 return
             offset = 0
             for size in sizes:
