@@ -1,4 +1,4 @@
-"""`python -m loadtests` (`make loadtest`; `vcs loadtest` once wired): provision, run the scenarios, write reports/.
+"""`python -m loadtests` (`make loadtest`; `vcs loadtest`): provision, run the scenarios, write reports/.
 
 Against a running deployment (`--url`, default the deployment's public URL,
 http://127.0.0.1:8000) whose data directory is local (`--data-dir`, default
@@ -174,7 +174,7 @@ def _phases(profile: Profile, endpoints: int, *, restartable: bool, media: bool,
         elif name == "media" and media:
             steps = [s for s in profile.media_steps.split(",") if s.strip()]
             found.append(Phase(name, "media", ("--vcs-media-steps", profile.media_steps, "--vcs-media-step-seconds", str(profile.media_step_seconds)),
-                               len(steps) * profile.media_step_seconds + 90))
+                               len(steps) * profile.media_step_seconds + 90, processes=processes))
         elif name == "smoke":
             options = ["--vcs-organizer-users", str(profile.organizers), "--vcs-hold", str(profile.hold),
                        "--vcs-canary-every", str(profile.canary_every), "--vcs-canary-lead", str(profile.canary_lead),
@@ -344,7 +344,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hold", type=float, help="seconds the working day holds after the spawn")
     parser.add_argument("--storm-lead", type=float, help="seconds between booking the national meeting and its start")
     parser.add_argument("--spawn-rate", type=float, help="users started per second")
-    parser.add_argument("--processes", type=int, default=1, help="Locust processes for the agent phases (default 1)")
+    parser.add_argument("--processes", type=int, default=1, help="Locust processes for the agent and media phases (default 1)")
     parser.add_argument("--secrets", help="reuse this endpoint_id,secret CSV instead of rotating every secret")
     parser.add_argument("--media-url", help="SFU base URL, e.g. http://127.0.0.1:8000/sfu (default: the deployment's, if any)")
     parser.add_argument("--media-fallback-url", help="SFU base URL to use only when the deployment has none (tests)")

@@ -38,7 +38,7 @@ from vcs.test_pattern import AudioPattern, VideoPattern
 
 from loadtests.endpoint import AgentUser, ProtocolError
 from loadtests.identities import Identity
-from loadtests.run import record
+from loadtests.run import ramp_step, record
 
 __all__ = ["MediaLossHigh", "MediaUser", "StudioUser"]
 
@@ -189,10 +189,8 @@ class MediaUser(AgentUser):
         samples = self.shared.samples
         samples.add("media kbps per subscriber", window.kbps)
         samples.add("media loss % per window", window.loss_pct)
-        # per step of the ramp: how many subscribers this process is asked to run (or runs) now
-        runner = self.environment.runner
-        name = type(self).__name__
-        running = (getattr(runner, "target_user_classes_count", None) or runner.user_classes_count).get(name, 0) if runner else 0
+        # per step of the ramp: how many subscribers the whole run is asked for now
+        running = ramp_step(self.environment, type(self).__name__)
         samples.count(f"media packets expected @{running}", window.expected)
         samples.count(f"media packets lost @{running}", window.lost)
         samples.count(f"media windows at tier {window.tier or 'none'} @{running}")

@@ -32,7 +32,10 @@ def media_steps(samples: dict[str, Any]) -> list[dict[str, Any]]:
     for name, expected in counters.items():
         if not name.startswith("media packets expected @"):
             continue
-        running = int(name.rsplit("@", 1)[1])
+        label = name.rsplit("@", 1)[1]
+        if not label.isdigit():
+            continue  # windows taken while a distributed ramp spawned its next step
+        running = int(label)
         lost = counters.get(f"media packets lost @{running}", 0)
         kbps = samples.get("series", {}).get(f"media kbps @{running}", {})
         tiers = {

@@ -63,6 +63,29 @@ class Run:
         return self.media
 
 
+def ramp_step(environment: Any, user_class: str) -> str:
+    """The media ramp's step (whole-run subscriber count) this process is in.
+
+    A process sees only its share of the users: with N processes, step S is
+    S // N or S // N + 1 here. Counts between steps (spawning) read "ramping".
+    """
+    runner = environment.runner
+    if runner is None:
+        return "0"
+    counts = getattr(runner, "target_user_classes_count", None) or runner.user_classes_count
+    _, processes = _process_slot(environment)
+    return step_label(counts.get(user_class, 0), processes, settings_of(environment).media_steps)
+
+
+def step_label(running: int, processes: int, steps: tuple[int, ...]) -> str:
+    if processes == 1:
+        return str(running)
+    for step in steps:
+        if step // processes <= running <= -(-step // processes):
+            return str(step)
+    return "ramping"
+
+
 def _process_slot(environment: Any) -> tuple[int, int]:
     """(index, count) of this Locust process among those sharing the run."""
     runner = environment.runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from loadtests.report import headline, media_steps, write_report
+from loadtests.run import step_label
 
 
 def _phase(name: str, **samples) -> dict:
@@ -25,6 +26,7 @@ def test_media_steps_give_loss_per_number_of_subscribers():
         "counters": {
             "media packets expected @10": 10000, "media packets lost @10": 12, "media packets expected @20": 20000, "media packets lost @20": 900,
             "media windows at tier 360p @10": 30, "media windows at tier 360p @20": 40, "media windows at tier audio @20": 20,
+            "media packets expected @ramping": 500, "media packets lost @ramping": 3,
         },
         "series": {"media kbps @10": {"count": 30, "p50": 610.0}, "media kbps @20": {"count": 60, "p50": 580.0}},
     }
@@ -32,6 +34,13 @@ def test_media_steps_give_loss_per_number_of_subscribers():
         {"subscribers": 10, "loss_pct": 0.12, "kbps_p50": 610.0, "windows": 30, "tiers": {"360p": 30}},
         {"subscribers": 20, "loss_pct": 4.5, "kbps_p50": 580.0, "windows": 60, "tiers": {"360p": 40, "audio": 20}},
     ]
+
+
+def test_each_process_of_a_distributed_ramp_labels_the_whole_runs_step():
+    steps = (60, 81, 100)
+    assert [step_label(n, 2, steps) for n in (30, 40, 41, 50)] == ["60", "81", "81", "100"]
+    assert step_label(35, 2, steps) == "ramping"  # spawning between steps
+    assert step_label(35, 1, steps) == "35"
 
 
 def test_report_states_the_start_notice_verdict(tmp_path):
