@@ -87,9 +87,10 @@ class LifecycleActions:
         if phase in (Phase.WARMUP, Phase.ENDED):
             room = await assign_room(self.redis, meeting_id, occurrence, times.end, self.public_url)
             await self._steer_room(room, meeting.host_endpoint_id, opening=phase is Phase.WARMUP)
+        # resolved before the status write, which moves the meetings version (a status changes no participant)
+        targets = sorted(await self.roster.participants(meeting_id) | {meeting.host_endpoint_id})
         if status is not OccurrenceStatus.CANCELLED:
             await self.store.update(meeting_id, lambda m: m.with_status(occurrence, _STATUS[phase], now=now))
-        targets = sorted(await self.roster.participants(meeting_id) | {meeting.host_endpoint_id})
         event = {"type": _EVENT[phase], "meeting_id": meeting_id, "occurrence": occ, "start": occ, "end": format_utc(times.end)}
         await notify_agents(self.redis, targets, event)
         return "done"

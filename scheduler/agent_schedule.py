@@ -7,6 +7,7 @@ when the orchestrator is out of reach at start time.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,22 +19,22 @@ from scheduler.roster import Roster
 from vcs.endpoints import Endpoint
 from vcs.media_tokens import mint_media_token
 
-__all__ = ["ScheduleBuilder", "entry_for"]
+__all__ = ["ScheduleBuilder", "entry_basis", "entry_for"]
 
 HORIZON = timedelta(hours=24)
 TOKEN_MARGIN = timedelta(minutes=5)
 COMMUNE_PUBLISH_CAP = "180p"  # a commune's own camera goes to the host only, at a low tier
 
 
-def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: RoomAssignment, *, secret_key: str, vcs_share: float) -> dict:
+def entry_basis(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, *, vcs_share: float) -> dict:
+    """An entry without its room and media tokens: what the meeting and the endpoint decide.
+
+    The room of an occurrence never changes once assigned and the tokens are
+    minted afresh each time, so two equal bases make equal entries. Statuses
+    and `updated_at` are not in it: a lifecycle step changes no agent's schedule.
+    """
     times = lifecycle_times(occurrence, meeting.duration)
     is_host = endpoint.id == meeting.host_endpoint_id
-    valid_from = times.warmup - TOKEN_MARGIN
-    ttl = int((times.end + TOKEN_MARGIN - valid_from).total_seconds())
-
-    def token(role: str) -> str:
-        return mint_media_token(secret_key, room=room.room, identity=endpoint.id, role=role, ttl=ttl, now=valid_from.timestamp())
-
     publish_cap = meeting.media.max_tier if is_host else COMMUNE_PUBLISH_CAP
     return {
         "meeting_id": meeting.id,
@@ -43,13 +44,26 @@ def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: 
         "warmup": format_utc(times.warmup),
         "start": format_utc(times.start),
         "end": format_utc(times.end),
+        "max_tier": meeting.media.max_tier,
+        "publish_tier": choose_tier(endpoint.link.up_kbps, max_tier=publish_cap, vcs_share=vcs_share),
+    }
+
+
+def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: RoomAssignment, *, secret_key: str, vcs_share: float) -> dict:
+    times = lifecycle_times(occurrence, meeting.duration)
+    valid_from = times.warmup - TOKEN_MARGIN
+    ttl = int((times.end + TOKEN_MARGIN - valid_from).total_seconds())
+
+    def token(role: str) -> str:
+        return mint_media_token(secret_key, room=room.room, identity=endpoint.id, role=role, ttl=ttl, now=valid_from.timestamp())
+
+    return {
+        **entry_basis(meeting, occurrence, endpoint, vcs_share=vcs_share),
         "room": room.room,
         "whep_url": room.whep_url,
         "whip_url": room.whip_url,
         "subscribe_token": token("subscribe"),
         "publish_token": token("publish"),
-        "max_tier": meeting.media.max_tier,
-        "publish_tier": choose_tier(endpoint.link.up_kbps, max_tier=publish_cap, vcs_share=vcs_share),
     }
 
 
@@ -67,6 +81,10 @@ class ScheduleBuilder:
                 found.append((meeting, start))
         found.sort(key=lambda pair: pair[1])
         return found
+
+    def signature(self, occurrences: list[tuple[Meeting, datetime]], endpoint: Endpoint) -> str:
+        """Equal for two schedules whose entries differ only in freshly minted tokens."""
+        return json.dumps([entry_basis(m, s, endpoint, vcs_share=self.vcs_share) for m, s in occurrences], ensure_ascii=False)
 
     async def room(self, meeting: Meeting, occurrence: datetime) -> RoomAssignment:
         return await assign_room(self.roster.store.redis, meeting.id, occurrence, occurrence + meeting.duration, self.public_url)

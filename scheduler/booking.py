@@ -18,6 +18,7 @@ from scheduler.conflicts import Booking, Conflict, find_conflicts, overlapping_s
 from scheduler.meeting import Meeting, validate_new_meeting
 from scheduler.nodes import live_nodes
 from scheduler.participants import Groups, resolve
+from scheduler.roster import Roster
 from scheduler.store import MeetingStore
 from vcs.endpoints import EndpointKind, hall_id
 from vcs.errors import Conflict as ConflictError
@@ -50,10 +51,11 @@ class Preview:
 
 
 class BookingService:
-    def __init__(self, store: MeetingStore, registry: Registry, groups: Groups, *, vcs_share: float = 0.5) -> None:
+    def __init__(self, store: MeetingStore, registry: Registry, groups: Groups, *, roster: Roster | None = None, vcs_share: float = 0.5) -> None:
         self.store = store
         self.registry = registry
         self.groups = groups
+        self.roster = roster or Roster(store, registry, groups)
         self.vcs_share = vcs_share
 
     # --- reading a request -------------------------------------------------
@@ -107,8 +109,10 @@ class BookingService:
         for other in (await self.store.all()).values():
             if other.id == meeting.id:
                 continue
-            members = await resolve(self.registry, self.groups, other.selector)
-            others.append(Booking.from_meeting(other, members | {other.host_endpoint_id}, window_start=now, window_end=window_end))
+            booking = Booking.from_meeting(other, (), window_start=now, window_end=window_end)
+            if not booking.starts:  # cancelled, over, or outside the candidate's span: it cannot clash
+                continue
+            others.append(replace(booking, endpoints=await self.roster.endpoints_of(other.id)))
         conflicts = find_conflicts(candidate, others)
         in_use = _busiest_overlap(candidate, others)
         nodes = await live_nodes(self.store.redis, now.timestamp())
@@ -149,19 +153,20 @@ class BookingService:
 
     async def update(self, principal: Principal, meeting_id: str, body: dict, now: datetime) -> Preview:
         current = await self.store.get(meeting_id)
-        await self.check_scope(principal, current, await resolve(self.registry, self.groups, current.selector))
+        await self.check_scope(principal, current, await self.roster.participants(meeting_id))
         if _has_started(current, now) and ("start" in body or "recurrence" in body):
             raise ValidationFailed(FieldError("start", "a series under way keeps its start; cancel it and book anew"))
         meeting = self.meeting_from_body(principal, body, now, base=current)
         preview = await self.preview(principal, meeting, now, is_new=not _has_started(current, now))
         self._refuse_clashes(principal, preview)
-        await self.store.update(meeting_id, lambda _stored: meeting)
-        return preview
+        # the edit applies to the meeting as stored when written: a status or cancellation written meanwhile stays
+        stored = await self.store.update(meeting_id, lambda latest: self.meeting_from_body(principal, body, now, base=latest))
+        return replace(preview, meeting=stored)
 
     async def cancel(self, principal: Principal, meeting_id: str, occurrence: datetime | None, now: datetime) -> Meeting:
         """Cancel one occurrence, or every occurrence not yet ended when `occurrence` is None."""
         current = await self.store.get(meeting_id)
-        await self.check_scope(principal, current, await resolve(self.registry, self.groups, current.selector))
+        await self.check_scope(principal, current, await self.roster.participants(meeting_id))
         if occurrence is not None:
             if not current.is_occurrence(occurrence):
                 raise ValidationFailed(FieldError("occurrence", "is not an occurrence of this meeting"))

@@ -56,7 +56,7 @@ class LiveState:
         occ = format_utc(occurrence)
         expected = await self.roster.participants(meeting.id)
         entries = await self.entries(meeting.id, occ)
-        online = await self.presence.online_ids(now)
+        online = await self.presence.online_among(list(expected), now)
         endpoints = await self.registry.all()
         states = Counter(entries[e].get("state") for e in expected if e in entries)
         tiers = Counter(entries[e].get("tier", "unknown") for e in expected if entries.get(e, {}).get("state") == "joined")

@@ -7,32 +7,36 @@ joins that month's meetings), and is cached per registry and meeting version.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import redis.asyncio as aioredis
 
 from scheduler.meeting import ParticipantSelector
 from vcs import keys
-from vcs.endpoints import EndpointKind
+from vcs.endpoints import Endpoint, EndpointKind
 from vcs.errors import FieldError, ValidationFailed
 from vcs.registry import Registry
 
-__all__ = ["Groups", "resolve"]
+__all__ = ["Groups", "resolve", "selected"]
 
 
 async def resolve(registry: Registry, groups: Groups, selector: ParticipantSelector) -> frozenset[str]:
     """The commune endpoint ids the selector names (the host is not among them)."""
-    endpoints = await registry.all()
-    communes = [e for e in endpoints.values() if e.kind is EndpointKind.COMMUNE]
+    saved = await groups.all() if selector.kind == "group" else {}
+    return selected(selector, await registry.all(), saved)
+
+
+def selected(selector: ParticipantSelector, endpoints: Mapping[str, Endpoint], groups: Mapping[str, tuple[str, ...]]) -> frozenset[str]:
+    """`resolve` on a registry and saved groups already read."""
     if selector.kind == "all":
-        return frozenset(e.id for e in communes)
+        return frozenset(e.id for e in endpoints.values() if e.kind is EndpointKind.COMMUNE)
     if selector.kind == "provinces":
         wanted = {f"{code:02d}" for code in selector.province_codes}
-        return frozenset(e.id for e in communes if e.province_code in wanted)
+        return frozenset(e.id for e in endpoints.values() if e.kind is EndpointKind.COMMUNE and e.province_code in wanted)
     if selector.kind == "communes":
         return frozenset(i for i in selector.commune_ids if i in endpoints)
     if selector.kind == "group":
-        members = (await groups.all()).get(selector.group or "", ())
-        return frozenset(i for i in members if i in endpoints)
+        return frozenset(i for i in groups.get(selector.group or "", ()) if i in endpoints)
     return frozenset()
 
 
@@ -59,4 +63,6 @@ class Groups:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.GROUPS, name, json.dumps(sorted(set(endpoint_ids))))
             pipe.incr(keys.MEETINGS_VERSION)  # meetings booked for this group now resolve differently
+            # no meeting id: any meeting may name this group, so agents' schedules and jobs are all re-derived
+            pipe.publish(keys.MEETINGS_CHANGED, json.dumps({"group": name}))
             await pipe.execute()

@@ -1,7 +1,12 @@
-"""Meetings in Redis: one JSON document per meeting, written with optimistic locking.
+"""Meetings in Redis: one JSON document per meeting, written with optimistic locking per meeting.
 
 Every write bumps `MEETINGS_VERSION` and publishes on `MEETINGS_CHANGED`, so the
 scheduler leader rebuilds its jobs and agents' schedules refresh without polling.
+
+An update is a check-and-set on the meeting's own document: it is written only
+if the document is still the one the change was computed from, otherwise the
+change is applied again to the new document. Writes to other meetings (the
+scheduler's status writes, other organizers' bookings) never get in the way.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ import json
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
 
 from scheduler.meeting import Meeting
 from vcs import keys
@@ -19,6 +23,16 @@ from vcs.errors import Conflict, NotFound
 __all__ = ["MeetingStore"]
 
 MAX_RETRIES = 20
+
+# KEYS: meetings hash, version counter. ARGV: meeting id, the document as read, the new document,
+# the change channel, the change message. 1 = written, 0 = the document changed since it was read.
+_CHECK_AND_SET = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+"""
 
 
 class MeetingStore:
@@ -54,30 +68,30 @@ class MeetingStore:
         await self._changed(meeting.id)
 
     async def update(self, meeting_id: str, change: Callable[[Meeting], Meeting]) -> Meeting:
-        """Apply `change` to the stored meeting atomically; retried when another writer got there first."""
+        """Apply `change` to the stored meeting atomically; applied again when another writer changed it first."""
         for _ in range(MAX_RETRIES):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(keys.MEETINGS)
-                    raw = await pipe.hget(keys.MEETINGS, meeting_id)
-                    if raw is None:
-                        raise NotFound(f"no meeting {meeting_id!r}")
-                    updated = change(Meeting.from_json(json.loads(raw)))
-                    pipe.multi()
-                    pipe.hset(keys.MEETINGS, meeting_id, _dump(updated))
-                    await pipe.execute()
-                except WatchError:
-                    continue
-            await self._changed(meeting_id)
-            return updated
+            raw = await self.redis.hget(keys.MEETINGS, meeting_id)
+            if raw is None:
+                raise NotFound(f"no meeting {meeting_id!r}")
+            updated = change(Meeting.from_json(json.loads(raw)))
+            written = await self.redis.eval(
+                _CHECK_AND_SET, 2, keys.MEETINGS, keys.MEETINGS_VERSION,
+                meeting_id, raw, _dump(updated), keys.MEETINGS_CHANGED, _message(meeting_id),
+            )
+            if written:
+                return updated
         raise Conflict(f"meeting {meeting_id} is being changed by someone else; try again")
 
     async def _changed(self, meeting_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(keys.MEETINGS_VERSION)
-            pipe.publish(keys.MEETINGS_CHANGED, json.dumps({"meeting": meeting_id}))
+            pipe.publish(keys.MEETINGS_CHANGED, _message(meeting_id))
             await pipe.execute()
 
 
 def _dump(meeting: Meeting) -> str:
     return json.dumps(meeting.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _message(meeting_id: str) -> str:
+    return json.dumps({"meeting": meeting_id})

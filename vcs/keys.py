@@ -37,9 +37,10 @@ def agent_login_failures(endpoint_id: str) -> str:
 
 # --- meetings and their lifecycle ------------------------------------------
 
-# hash of meeting id => JSON of the meeting (scheduler.meeting.Meeting.to_json)
+# hash of meeting id => JSON of the meeting (scheduler.meeting.Meeting.to_json); a write is a
+# check-and-set on the meeting's own field (scheduler.store), so writes to different meetings never conflict
 MEETINGS = PREFIX + "meetings"
-# string counter, incremented on every meeting write; caches of resolved schedules key on it
+# string counter, incremented on every meeting or group write; caches of resolved schedules key on it
 MEETINGS_VERSION = PREFIX + "meetings:version"
 # hash of group name => JSON list of endpoint ids (saved participant groups)
 GROUPS = PREFIX + "groups"
@@ -70,7 +71,8 @@ SCHEDULER_FENCE = PREFIX + "scheduler:fence"
 
 # pub/sub channel: JSON {"endpoints": [...] | "*", "event": {...}} for agents' control sockets
 AGENT_NOTIFY = PREFIX + "notify:agents"
-# pub/sub channel: JSON {"meeting": id} when a meeting is created, changed or cancelled
+# pub/sub channel: JSON {"meeting": id} when a meeting is written (booked, edited, cancelled, a status);
+# JSON without "meeting" ({"group": name} when a saved group changes): any meeting's participants may differ
 MEETINGS_CHANGED = PREFIX + "notify:meetings"
 # pub/sub channel: JSON {"meeting", "occurrence"} when an occurrence's live state changes
 LIVE_CHANGED = PREFIX + "notify:live"

@@ -4,6 +4,13 @@ Every web process subscribes once to `AGENT_NOTIFY` and delivers each event to
 the sockets it holds; events for endpoints connected elsewhere are ignored
 here and delivered there. A `join` is personalised (each agent gets its own
 entry with its own media tokens); other events are encoded once for everyone.
+
+A meeting change (`MEETINGS_CHANGED`) re-sends `state` to that meeting's
+endpoints, before and after the change, from a refresh task of its own: the
+listener only notes which meetings changed, so a lifecycle notice never waits
+behind a refresh of 3,321 sockets, and changes that arrive during a refresh
+are taken together in the next one. A change without a meeting id (a saved
+group) and a new subscription (changes may have been missed) refresh everyone.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -24,7 +31,6 @@ from scheduler.agent_schedule import ScheduleBuilder
 from scheduler.meeting import parse_utc
 from scheduler.store import MeetingStore
 from vcs import keys
-from vcs.errors import NotFound
 from vcs.registry import Registry
 
 __all__ = ["AgentHub"]
@@ -43,21 +49,33 @@ class AgentHub:
         self.clock = clock
         self.sockets: dict[str, set[WebSocket]] = defaultdict(set)
         self._signatures: dict[WebSocket, str] = {}
-        self._targets: dict[str, frozenset[str]] = {}  # meeting id => its participants and host, as last seen
-        self._task: asyncio.Task | None = None
+        self._targets: dict[str, frozenset[str]] = {}  # meeting id => its participants and host, as last refreshed
+        self._changed: set[str] = set()  # meetings changed since the refresh task last looked
+        self._everyone = False  # ... or refresh every socket
+        self._pending = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
 
     @property
     def connected(self) -> int:
         return sum(len(s) for s in self.sockets.values())
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="agent-hub")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._listen(), name="agent-hub"),
+                asyncio.create_task(self._refresh_loop(), name="agent-hub-refresh"),
+            ]
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
+        for task in tasks:
+            # redis-py can swallow a cancellation that lands mid-command (8.1 does, cf. redis-py #2028):
+            # the task then goes on to its next wait, where asking again ends it
+            while not task.done():
+                await asyncio.wait([task], timeout=0.1)
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -78,7 +96,7 @@ class AgentHub:
     async def send_state(self, endpoint_id: str, socket: WebSocket, *, only_if_changed: bool = False) -> None:
         endpoint = await self.registry.get(endpoint_id)
         occurrences = await self.schedules.occurrences_for(endpoint_id, self.now())
-        signature = json.dumps([(m.id, m.updated_at.isoformat() if m.updated_at else "", s.isoformat()) for m, s in occurrences])
+        signature = self.schedules.signature(occurrences, endpoint)
         if only_if_changed and self._signatures.get(socket) == signature:
             return
         schedule = [await self.schedules.entry(m, s, endpoint) for m, s in occurrences]
@@ -105,34 +123,60 @@ class AgentHub:
         text = json.dumps({**event, "server_time": self.clock()})
         await asyncio.gather(*(self._send(s, text) for e in wanted for s in list(self.sockets.get(e, ()))))
 
-    async def _refresh_states(self, endpoint_ids=None) -> None:
-        """Send a fresh `state` to these connected endpoints (all when None) whose schedule changed."""
-        for endpoint_id in list(self.sockets) if endpoint_ids is None else [e for e in endpoint_ids if e in self.sockets]:
-            for socket in list(self.sockets.get(endpoint_id, ())):
-                await self.send_state(endpoint_id, socket, only_if_changed=True)
-
-    async def _targets_of(self, meeting_id: str) -> frozenset[str]:
-        try:
-            meeting = await self.store.get(meeting_id)
-        except NotFound:
-            return frozenset()
-        return await self.schedules.roster.participants(meeting_id) | {meeting.host_endpoint_id}
-
-    async def _remember_all_targets(self) -> None:
-        self._targets = {m: await self._targets_of(m) for m in await self.store.all()}
-
-    async def _meeting_changed(self, meeting_id: str) -> None:
-        """Only the endpoints in the meeting, before or after the change, can see a new schedule."""
-        before = self._targets.get(meeting_id, frozenset())
-        after = await self._targets_of(meeting_id)
-        self._targets[meeting_id] = after
-        await self._refresh_states(before | after)
-
     async def _send(self, socket: WebSocket, text: str) -> None:
         try:
             await asyncio.wait_for(socket.send_text(text), SEND_TIMEOUT)
         except Exception as exc:  # a dead or stuck socket: its own handler will clean up
             log.debug("send to agent failed: %s", exc)
+
+    # --- schedule refreshes -------------------------------------------------
+
+    def schedule_changed(self, meeting_id: str | None) -> None:
+        """Note a change for the refresh task: one meeting's, or None when any schedule may have changed."""
+        if meeting_id is None:
+            self._everyone = True
+        else:
+            self._changed.add(meeting_id)
+        self._pending.set()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            everyone, changed = self._everyone, self._changed
+            self._everyone, self._changed = False, set()
+            try:
+                if everyone:
+                    await self._refresh_everyone()
+                else:
+                    await self._refresh_meetings(changed)
+            except (RedisError, OSError) as exc:
+                log.warning("agent states not refreshed: %s; retrying", exc)
+                self._everyone |= everyone
+                self._changed |= changed
+                self._pending.set()
+                await asyncio.sleep(1)
+            except Exception:
+                log.exception("agent states not refreshed")
+
+    async def _refresh_everyone(self) -> None:
+        self._targets = await self.schedules.roster.current_endpoints()
+        await self._refresh_states(list(self.sockets))
+
+    async def _refresh_meetings(self, meeting_ids: set[str]) -> None:
+        """Only the endpoints in a changed meeting, before or after the change, can see a new schedule."""
+        targets: set[str] = set()
+        for meeting_id in meeting_ids:
+            after = await self.schedules.roster.endpoints_of(meeting_id)
+            targets |= self._targets.get(meeting_id, frozenset()) | after
+            self._targets[meeting_id] = after
+        await self._refresh_states(targets)
+
+    async def _refresh_states(self, endpoint_ids: Iterable[str]) -> None:
+        """Send a fresh `state` to those of these endpoints connected here whose schedule changed."""
+        for endpoint_id in endpoint_ids:
+            for socket in list(self.sockets.get(endpoint_id, ())):
+                await self.send_state(endpoint_id, socket, only_if_changed=True)
 
     # --- the notification channel ----------------------------------------
 
@@ -141,14 +185,13 @@ class AgentHub:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(keys.AGENT_NOTIFY, keys.MEETINGS_CHANGED)
-                await self._remember_all_targets()
-                await self._refresh_states()  # we may have missed changes while away
+                self.schedule_changed(None)  # we may have missed changes while away
                 async for message in pubsub.listen():
                     if message["type"] != "message":
                         continue
                     try:
                         if message["channel"] == keys.MEETINGS_CHANGED:
-                            await self._meeting_changed(json.loads(message["data"])["meeting"])
+                            self.schedule_changed(_changed_meeting(message["data"]))  # the refresh task sends
                         else:
                             data = json.loads(message["data"])
                             await self._deliver(data["endpoints"], data["event"])
@@ -165,3 +208,13 @@ class AgentHub:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
                 await asyncio.sleep(1)
+
+
+def _changed_meeting(data: str) -> str | None:
+    """The meeting id of a `MEETINGS_CHANGED` message; None (refresh everyone) when it names none."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None
+    meeting_id = message.get("meeting") if isinstance(message, dict) else None
+    return meeting_id if isinstance(meeting_id, str) else None

@@ -52,7 +52,7 @@ class Services:
         presence = Presence(redis, settings.presence_timeout)
         meetings = MeetingStore(redis)
         groups = Groups(redis)
-        roster = Roster(meetings, registry, groups)
+        roster = Roster(meetings, registry, groups, clock)
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url)
         return cls(
             settings=settings,
@@ -65,7 +65,7 @@ class Services:
             meetings=meetings,
             groups=groups,
             roster=roster,
-            booking=BookingService(meetings, registry, groups),
+            booking=BookingService(meetings, registry, groups, roster=roster),
             live=LiveState(redis, roster, registry, presence),
             schedules=schedules,
             hub=AgentHub(redis, registry, meetings, schedules, clock),

@@ -83,6 +83,11 @@ async def test_heartbeat_makes_an_endpoint_online(http, mint_token, redis):
     assert one["status"] == "online" and one["last_seen"]
     online = (await http.get("/api/v1/endpoints?status=online", headers=viewer)).json()
     assert [i["id"] for i in online["items"]] == ["00070"]
+    offline = (await http.get("/api/v1/endpoints?status=offline&per_page=500", headers=viewer)).json()
+    assert offline["total"] == 3356 - 1 and "00070" not in {i["id"] for i in offline["items"]}
+    page = (await http.get("/api/v1/endpoints?province=01&kind=commune&per_page=500", headers=viewer)).json()
+    shown = {i["id"]: (i["status"], i["last_seen"] is not None) for i in page["items"]}  # unfiltered: each item's own presence
+    assert shown["00070"] == ("online", True) and shown["00004"] == ("offline", False)
     province = (await http.get("/api/v1/provinces/01", headers=viewer)).json()
     assert province["online"] == 1
     assert (await http.post("/api/v1/agent/heartbeat", headers={"Authorization": "Bearer nope"})).status_code == 401

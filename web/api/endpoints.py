@@ -78,11 +78,13 @@ async def list_endpoints(request: Request) -> Response:
     page = query_int(request, "page", 1, low=1, high=1_000_000)
     per_page = query_int(request, "per_page", 50, low=1, high=MAX_PER_PAGE)
     now = svc.clock()
-    last_seen = await svc.presence.last_seen()
-    online_ids = {e for e, seen in last_seen.items() if now - seen <= svc.presence.timeout}
+    # the whole presence set only to filter by status; otherwise just the scores of the page shown
+    online_ids = await svc.presence.online_ids(now) if query.online is not None else None
     found = await svc.registry.query(query, online_ids)
     start = (page - 1) * per_page
-    items = [endpoint_view(e, last_seen.get(e.id), now, svc.presence.timeout) for e in found[start : start + per_page]]
+    shown = found[start : start + per_page]
+    last_seen = await svc.presence.last_seen_of_many([e.id for e in shown])
+    items = [endpoint_view(e, last_seen[e.id], now, svc.presence.timeout) for e in shown]
     return JSONResponse({"items": items, "total": len(found), "page": page, "per_page": per_page})
 
 

@@ -11,7 +11,6 @@ from starlette.routing import Route
 
 from scheduler.ics import calendar_feed, meeting_to_ics
 from scheduler.meeting import Meeting, format_utc, parse_utc
-from scheduler.participants import resolve
 from vcs.audit import record as audit
 from vcs.divisions import province_code as canonical_province
 from vcs.errors import FieldError, ValidationFailed
@@ -109,12 +108,15 @@ async def list_meetings(request: Request) -> Response:
     endpoints = await svc.registry.all()
     items = []
     for meeting in (await svc.meetings.all()).values():
+        # most stored meetings (cancelled, long past) have nothing in the window: their selector is not looked at
+        occurrences = meeting.occurrences(window_start=start - meeting.duration, window_end=end)
+        if not occurrences:
+            continue
         if wanted is not None:
-            members = await resolve(svc.registry, svc.groups, meeting.selector)
+            members = await svc.roster.participants(meeting.id)
             if not any(endpoints[m].province_code == wanted for m in members if m in endpoints):
                 continue
-        for occurrence in meeting.occurrences(window_start=start - meeting.duration, window_end=end):
-            items.append(occurrence_view(meeting, occurrence))
+        items.extend(occurrence_view(meeting, occurrence) for occurrence in occurrences)
     items.sort(key=lambda item: (item["start"], item["meeting_id"]))
     return JSONResponse({"items": items, "total": len(items), "from": format_utc(start), "to": format_utc(end)})
 
@@ -131,7 +133,7 @@ async def _check_visible(request: Request, meeting: Meeting) -> None:
     principal = await api_principal(request)
     if principal.scoped:
         svc = services(request)
-        members = await resolve(svc.registry, svc.groups, meeting.selector)
+        members = await svc.roster.participants(meeting.id)
         endpoints = await svc.registry.all()
         if not any(endpoints[m].province_code == principal.province_code for m in members if m in endpoints):
             principal.require_province(None)
@@ -199,7 +201,7 @@ async def endpoint_feed(request: Request) -> Response:
         principal.require_province(endpoint.province_code)
     mine = []
     for meeting in (await svc.meetings.all()).values():
-        if meeting.host_endpoint_id == endpoint.id or endpoint.id in await resolve(svc.registry, svc.groups, meeting.selector):
+        if meeting.host_endpoint_id == endpoint.id or endpoint.id in await svc.roster.participants(meeting.id):
             mine.append(meeting)
     endpoints = await svc.registry.all()
     hosts = {m.host_endpoint_id: endpoints[m.host_endpoint_id].name for m in mine if m.host_endpoint_id in endpoints}

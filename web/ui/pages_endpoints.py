@@ -72,26 +72,27 @@ def _filters(request: Request, me: SignedIn) -> Filters:
     )
 
 
-async def _online(request: Request) -> tuple[dict[str, float], set[str]]:
+async def _found(request: Request, filters: Filters) -> list[Endpoint]:
+    """The endpoints the filters select; the whole presence set is read only to filter by status."""
     svc = services(request)
-    now = svc.clock()
-    last_seen = await svc.presence.last_seen()
-    return last_seen, {e for e, seen in last_seen.items() if svc.presence.is_online(seen, now)}
+    online_ids = await svc.presence.online_ids(svc.clock()) if filters.status else None
+    return await svc.registry.query(filters.query(), online_ids)
 
 
 @page(*EVERYONE)
 async def endpoint_list(request: Request, me: SignedIn) -> Response:
     svc = services(request)
     filters = _filters(request, me)
-    last_seen, online_ids = await _online(request)
-    found = await svc.registry.query(filters.query(), online_ids)
+    found = await _found(request, filters)
     pages = max(1, math.ceil(len(found) / PER_PAGE))
     raw_page = request.query_params.get("page", "1")
     current = min(max(int(raw_page), 1), pages) if raw_page.isdigit() else 1
     shown = found[(current - 1) * PER_PAGE : current * PER_PAGE]
     names = {p.code: p.name for p in provinces()}
+    last_seen = await svc.presence.last_seen_of_many([e.id for e in shown])
+    now = svc.clock()
     rows = [
-        {"endpoint": e, "province": names.get(e.province_code or "", ""), "online": e.id in online_ids, "last_seen": last_seen.get(e.id)}
+        {"endpoint": e, "province": names.get(e.province_code or "", ""), "online": svc.presence.is_online(last_seen[e.id], now), "last_seen": last_seen[e.id]}
         for e in shown
     ]
     return render(
@@ -120,8 +121,7 @@ async def endpoint_list(request: Request, me: SignedIn) -> Response:
 @page(*EVERYONE)
 async def export_endpoints(request: Request, me: SignedIn) -> Response:
     filters = _filters(request, me)
-    _, online_ids = await _online(request)
-    found = await services(request).registry.query(filters.query(), online_ids)
+    found = await _found(request, filters)
     return Response(
         export_csv(found),
         media_type="text/csv; charset=utf-8",
