@@ -1,6 +1,7 @@
 """Organizers at work: sign in, search the registry, read the schedule and live state, book and cancel.
 
-Each `OrganizerUser` signs in with an account from the organizers file
+Each `OrganizerUser` waits until Locust has started every user of the phase
+(the agents log in as they start), signs in with an account from the organizers file
 (`POST /api/v1/auth/token`) and then, between pauses, lists endpoints with
 filters and diacritic-free search, lists meetings, looks at a meeting's live
 state and province counts, and now and then books a small meeting a few
@@ -73,6 +74,7 @@ class OrganizerUser(FastHttpUser):
         # a different window each run, so a meeting left over from an earlier run rarely overlaps
         first = (self.shared.organizer_seed + self.slot * OWN_COMMUNES) % max(1, len(mine) - OWN_COMMUNES)
         self.own_communes = mine[first : first + OWN_COMMUNES]
+        self.first_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -82,6 +84,11 @@ class OrganizerUser(FastHttpUser):
         if not self.shared.organizers:
             log.error("OrganizerUser needs --vcs-organizers (CSV username,password)")
             raise StopUser()
+        # the working day starts with every agent connected: the agents' own login
+        # storm (all of them in half a minute) is the join storm's subject, not the API's
+        runner = self.environment.runner
+        while runner is not None and runner.state == "spawning":
+            gevent.sleep(1)
         if self.shared.bad_passwords_left > 0:
             self.shared.bad_passwords_left -= 1
             self.probe_wrong_password()
@@ -168,8 +175,8 @@ class OrganizerUser(FastHttpUser):
         if self.booked:
             self.cancel(self.booked)
             return
-        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        start = hour + timedelta(hours=3 + 2 * self.slot, minutes=random.randrange(0, 55, 5))
+        # from the hour this user started: a run that crosses an hour keeps each slot's window
+        start = self.first_hour + timedelta(hours=3 + 2 * self.slot, minutes=random.randrange(0, 55, 5))
         body = {
             "title": f"{TITLE_PREFIX} organizer {self.number} briefing",
             "host_endpoint_id": f"hall-{self.home}",

@@ -1,8 +1,8 @@
 """The scheduler role: hold the lease, derive APScheduler jobs from the meeting store, run them.
 
-Jobs are never the source of truth: whenever this process takes the lease,
-and whenever a meeting changes (or a minute passes), it throws its jobs away
-and derives them again from the meetings. Steps whose time has already come
+Jobs are never the source of truth: whenever this process takes the lease
+(or a minute passes), it throws its jobs away and derives them again from the
+meetings; when a meeting changes, it derives that meeting's jobs again. Steps whose time has already come
 (a late start, a failover) run at once, in order; each runs at most once
 because `LifecycleActions` claims it in Redis first.
 """
@@ -24,7 +24,8 @@ from redis.exceptions import RedisError
 from scheduler.actions import LifecycleActions, phases_due
 from scheduler.lease import Lease
 from scheduler.lifecycle import Phase, pending
-from scheduler.store import MeetingStore
+from scheduler.meeting import Meeting
+from scheduler.store import MeetingStore, changed_meeting
 from vcs import keys
 from vcs.errors import NotFound
 
@@ -57,7 +58,8 @@ class SchedulerRole:
         self._scheduler: AsyncIOScheduler | None = None
         self._tasks: list[asyncio.Task] = []
         self._steps: set[asyncio.Task] = set()
-        self._rebuild = asyncio.Event()
+        self._rebuild = asyncio.Event()  # every job derived again (takeover, periodic, a missed change)
+        self._changed: set[str] = set()  # meetings whose jobs to derive again
 
     @property
     def is_leader(self) -> bool:
@@ -130,10 +132,20 @@ class SchedulerRole:
                     await pubsub.subscribe(keys.MEETINGS_CHANGED)
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
                 if message is not None:
-                    self._rebuild.set()
-                if self._rebuild.is_set() and self.is_leader:
+                    meeting_id = changed_meeting(message["data"])
+                    if meeting_id is None:
+                        self._rebuild.set()
+                    else:
+                        self._changed.add(meeting_id)
+                if not self.is_leader:
+                    self._changed.clear()  # a takeover derives everything anyway
+                elif self._rebuild.is_set():
                     self._rebuild.clear()
+                    self._changed.clear()
                     await self.rebuild()
+                elif self._changed:
+                    changed, self._changed = self._changed, set()
+                    await self.reschedule(changed)
             except asyncio.CancelledError:
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
@@ -158,24 +170,40 @@ class SchedulerRole:
         for job in scheduler.get_jobs():
             if job.id != "rebuild":
                 job.remove()
-        count = 0
-        for meeting in meetings.values():
-            for times in pending(meeting, now, horizon=HORIZON):
-                due = phases_due(times.start, meeting.duration, now)
-                if due:
-                    self._spawn(self._run_steps(meeting.id, times.start, [phase for phase, _ in due]))
-                for phase, at in times.events():
-                    if at > now:
-                        scheduler.add_job(
-                            self._run_step_job,
-                            DateTrigger(run_date=at),
-                            args=[meeting.id, times.start, phase],
-                            id=f"{meeting.id}:{times.start.isoformat()}:{phase.value}",
-                            misfire_grace_time=int((times.end - at).total_seconds()) + 1,
-                            replace_existing=True,
-                        )
-                        count += 1
+        count = sum(self._schedule(scheduler, meeting, now) for meeting in meetings.values())
         log.debug("scheduler rebuilt %d jobs", count)
+        return count
+
+    async def reschedule(self, meeting_ids: set[str]) -> int:
+        """Derive again the jobs of these meetings only (a booking, an edit, a status write)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return 0
+        now = self.now()
+        meetings = await self.store.get_many(meeting_ids)
+        for job in scheduler.get_jobs():
+            if job.id.partition(":")[0] in meeting_ids:
+                job.remove()
+        return sum(self._schedule(scheduler, meeting, now) for meeting in meetings.values())
+
+    def _schedule(self, scheduler: AsyncIOScheduler, meeting: Meeting, now: datetime) -> int:
+        """Add a meeting's jobs; steps already due run at once. Returns how many jobs."""
+        count = 0
+        for times in pending(meeting, now, horizon=HORIZON):
+            due = phases_due(times.start, meeting.duration, now)
+            if due:
+                self._spawn(self._run_steps(meeting.id, times.start, [phase for phase, _ in due]))
+            for phase, at in times.events():
+                if at > now:
+                    scheduler.add_job(
+                        self._run_step_job,
+                        DateTrigger(run_date=at),
+                        args=[meeting.id, times.start, phase],
+                        id=f"{meeting.id}:{times.start.isoformat()}:{phase.value}",
+                        misfire_grace_time=int((times.end - at).total_seconds()) + 1,
+                        replace_existing=True,
+                    )
+                    count += 1
         return count
 
     def _spawn(self, coro) -> None:

@@ -12,7 +12,7 @@ scheduler's status writes, other organizers' bookings) never get in the way.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 
@@ -20,7 +20,7 @@ from scheduler.meeting import Meeting
 from vcs import keys
 from vcs.errors import Conflict, NotFound
 
-__all__ = ["MeetingStore"]
+__all__ = ["MeetingStore", "changed_meeting"]
 
 MAX_RETRIES = 20
 
@@ -40,6 +40,7 @@ class MeetingStore:
         self.redis = redis
         self._version: str | None = None
         self._meetings: dict[str, Meeting] = {}
+        self._documents: dict[str, str] = {}  # as read, to parse again only what changed
 
     async def version(self) -> str:
         return await self.redis.get(keys.MEETINGS_VERSION) or "0"
@@ -48,10 +49,21 @@ class MeetingStore:
         """Every meeting by id, re-read only when the version counter moved."""
         version = await self.version()
         if version != self._version:
-            raw = await self.redis.hgetall(keys.MEETINGS)
-            self._meetings = {mid: Meeting.from_json(json.loads(doc)) for mid, doc in raw.items()}
+            documents = await self.redis.hgetall(keys.MEETINGS)
+            known, parsed = self._documents, self._meetings
+            self._meetings = {
+                mid: parsed[mid] if known.get(mid) == doc else Meeting.from_json(json.loads(doc))
+                for mid, doc in documents.items()
+            }
+            self._documents = documents
             self._version = version
         return self._meetings
+
+    async def get_many(self, meeting_ids: Iterable[str]) -> dict[str, Meeting]:
+        """These meetings by id; ids with no meeting are left out."""
+        ids = list(meeting_ids)
+        documents = await self.redis.hmget(keys.MEETINGS, ids) if ids else []
+        return {mid: Meeting.from_json(json.loads(doc)) for mid, doc in zip(ids, documents, strict=True) if doc is not None}
 
     async def get(self, meeting_id: str) -> Meeting:
         raw = await self.redis.hget(keys.MEETINGS, meeting_id)
@@ -95,3 +107,13 @@ def _dump(meeting: Meeting) -> str:
 
 def _message(meeting_id: str) -> str:
     return json.dumps({"meeting": meeting_id})
+
+
+def changed_meeting(data: str | bytes) -> str | None:
+    """The meeting a `MEETINGS_CHANGED` message names; None when it names none (anything may have changed)."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None
+    meeting_id = message.get("meeting") if isinstance(message, dict) else None
+    return meeting_id if isinstance(meeting_id, str) else None

@@ -7,6 +7,7 @@ Readers pay one GET per call while nothing changed; any write bumps
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -40,8 +41,12 @@ class EndpointQuery:
         if self.online is not None and online_ids is not None and (endpoint.id in online_ids) != self.online:
             return False
         if self.search:
-            return all(word in endpoint.folded_name for word in fold(self.search).split())
+            return all(word in endpoint.folded_name for word in self.search_words)
         return True
+
+    @functools.cached_property
+    def search_words(self) -> tuple[str, ...]:
+        return tuple(fold(self.search or "").split())
 
 
 class Registry:

@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket
 
 from scheduler.agent_schedule import ScheduleBuilder
 from scheduler.meeting import parse_utc
-from scheduler.store import MeetingStore
+from scheduler.store import MeetingStore, changed_meeting
 from vcs import keys
 from vcs.registry import Registry
 
@@ -191,7 +191,7 @@ class AgentHub:
                         continue
                     try:
                         if message["channel"] == keys.MEETINGS_CHANGED:
-                            self.schedule_changed(_changed_meeting(message["data"]))  # the refresh task sends
+                            self.schedule_changed(changed_meeting(message["data"]))  # the refresh task sends
                         else:
                             data = json.loads(message["data"])
                             await self._deliver(data["endpoints"], data["event"])
@@ -208,13 +208,3 @@ class AgentHub:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
                 await asyncio.sleep(1)
-
-
-def _changed_meeting(data: str) -> str | None:
-    """The meeting id of a `MEETINGS_CHANGED` message; None (refresh everyone) when it names none."""
-    try:
-        message = json.loads(data)
-    except ValueError:
-        return None
-    meeting_id = message.get("meeting") if isinstance(message, dict) else None
-    return meeting_id if isinstance(meeting_id, str) else None

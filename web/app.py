@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
@@ -71,6 +72,8 @@ def create_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: S
                 if scheduler is not None:
                     await scheduler.stop()
                 await services.hub.stop()
+                with contextlib.suppress(RedisError, OSError):
+                    await services.presence.flush()
         finally:
             await redis.aclose()
 

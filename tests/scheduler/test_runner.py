@@ -138,3 +138,39 @@ async def test_meetings_survive_a_redis_restart(tmp_path):
             assert await MeetingStore(redis).get("persist") == meeting
     finally:
         server.stop()
+
+
+async def test_a_changed_meeting_gets_new_jobs_and_the_others_keep_theirs(redis):
+    from dataclasses import replace
+
+    from scheduler.actions import LifecycleActions
+    from scheduler.participants import Groups
+    from scheduler.roster import Roster
+    from scheduler.runner import SchedulerRole
+    from vcs.registry import Registry
+
+    store = MeetingStore(redis)
+    registry = Registry(redis)
+    await registry.seed()
+    role = SchedulerRole(store, LifecycleActions(store, Roster(store, registry, Groups(redis)), public_url="http://127.0.0.1"))
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    selector = ParticipantSelector("communes", commune_ids=("00070",))
+    for meeting_id, start in (("ma", soon), ("mb", soon + timedelta(hours=2))):
+        await store.create(Meeting(meeting_id, "Giao ban", "admin", "central", start, timedelta(minutes=30), selector))
+    await role.start()
+    try:
+        def jobs(meeting_id: str) -> dict:
+            scheduler = role._scheduler
+            return {j.id: j for j in scheduler.get_jobs() if j.id.startswith(f"{meeting_id}:")} if scheduler else {}
+
+        await wait_for(lambda: asyncio.sleep(0, len(jobs("ma")) == 4 and len(jobs("mb")) == 4), 10)
+        kept = jobs("mb")
+        await store.update("ma", lambda m: replace(m, start=soon + timedelta(hours=5)))
+        moved = soon + timedelta(hours=5)
+        await wait_for(lambda: asyncio.sleep(0, all(j.next_run_time > moved - timedelta(minutes=16) for j in jobs("ma").values()) and jobs("ma")), 5)
+        assert jobs("mb") == kept and all(jobs("mb")[i] is kept[i] for i in kept)  # not derived again
+        await store.update("ma", lambda m: m.cancel_series(now=datetime.now(UTC)))
+        await wait_for(lambda: asyncio.sleep(0, not jobs("ma")), 5)
+        assert len(jobs("mb")) == 4
+    finally:
+        await role.stop()

@@ -54,7 +54,7 @@ async def handle(svc, endpoint_id: str, socket: WebSocket, text: str) -> None:
         return
     now = svc.clock()
     if kind == "heartbeat":
-        await svc.presence.heartbeat(endpoint_id, now)
+        svc.presence.beat(endpoint_id, now)
     elif kind == "sync":
         await svc.hub.send_state(endpoint_id, socket)
     elif kind in REPORTS:
@@ -67,7 +67,7 @@ async def handle(svc, endpoint_id: str, socket: WebSocket, text: str) -> None:
             return
         fields = {k: message.get(k) for k in REPORT_FIELDS if isinstance(message.get(k), (int, float, str))}
         await svc.live.report(meeting_id, occurrence[:40], endpoint_id, REPORTS[kind], fields, now)
-        await svc.presence.heartbeat(endpoint_id, now)
+        svc.presence.beat(endpoint_id, now)
     else:
         await socket.send_text(json.dumps({"type": "error", "reason": f"unknown type {kind!r}"}))
 
