@@ -344,32 +344,14 @@ def node_main(mode: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The node a bench run starts in its own process; the bench itself is `vcs bench sfu`."""
     parser = argparse.ArgumentParser(prog="python -m sfu.bench")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run")
-    run.add_argument("--subscribers", type=int, default=300)
-    run.add_argument("--seconds", type=float, default=20)
-    run.add_argument("--baseline-subscribers", type=int, default=None)
-    run.add_argument("--baseline-mode", choices=["relay-packets", "relay-reencode"], default="relay-reencode")
-    run.add_argument("--processes", type=int, default=3)
-    run.add_argument("--profile", help="sample the node with py-spy into this file")
     node = sub.add_parser("node")
     node.add_argument("--mode", choices=["sfu", "relay-packets", "relay-reencode"], required=True)
     node.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    if args.command == "node":
-        node_main(args.mode, args.port)
-    else:
-        asyncio.run(
-            run_bench(
-                args.subscribers,
-                args.seconds,
-                baseline_subscribers=args.baseline_subscribers,
-                baseline_mode=args.baseline_mode,
-                processes=args.processes,
-                profile=args.profile,
-            )
-        )
+    node_main(args.mode, args.port)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
         help="the last line's baseline: stock MediaRelay re-encoding per subscriber (default), or relaying packets",
     )
     parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
+    parser.add_argument("--profile", help="sample the node with py-spy into this file")
     parser.set_defaults(func=run_bench_command)
     return parser
 
@@ -125,6 +126,7 @@ def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
             baseline_subscribers=args.baseline_subscribers,
             baseline_mode=args.baseline_mode,
             processes=args.processes,
+            profile=args.profile,
         )
     )
     return 0

@@ -70,7 +70,7 @@ class PacketStream:
         self._targets: list[tuple] = []
         self._pending: list[DownTrack] = []
         self._cdata = ffi.new("char[]", SCRATCH)
-        self._gso: dict[int, list] = {}  # segment size -> ancillary data
+        self._gso: dict[int, tuple[list, int]] = {}  # segment size -> (ancillary data, bytes per send)
         self._view = memoryview(ffi.buffer(self._cdata))
         self._lenp = ffi.new("int *")
         self.send_errors = 0
@@ -259,10 +259,10 @@ class PacketStream:
         segment = sizes[0]
         try:
             if sendmsg is not None and all(size == segment for size in sizes[:-1]) and sizes[-1] <= segment:
-                ancillary = self._gso.get(segment)
-                if ancillary is None:
-                    ancillary = self._gso[segment] = [(_SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))]
-                batch = (GSO_MAX_BYTES // segment) * segment
+                gso = self._gso.get(segment)
+                if gso is None:
+                    gso = self._gso[segment] = ([(_SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))], (GSO_MAX_BYTES // segment) * segment)
+                ancillary, batch = gso
                 for offset in range(0, total, batch):
                     sendmsg([view[offset : min(offset + batch, total)]], ancillary)
                 return

@@ -16,11 +16,11 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from scheduler.booking import Preview
 from scheduler.lifecycle import lifecycle_times, occurrence_status_at
-from scheduler.meeting import MEDIA_TIERS, Meeting, OccurrenceStatus, format_utc
+from scheduler.meeting import MEDIA_TIERS, Meeting, OccurrenceStatus, format_utc, parse_utc
 from scheduler.recurrence import occurrences as series_starts
 from vcs.divisions import provinces
 from vcs.endpoints import Endpoint
-from vcs.errors import Forbidden
+from vcs.errors import Forbidden, NotFound
 from vcs.roles import Principal, Role
 from web.services import Services
 from web.ui.formats import DISPLAY_TZ
@@ -33,6 +33,7 @@ __all__ = [
     "display_status",
     "local_day_start",
     "monday_of",
+    "named_occurrence",
     "now_utc",
     "occurrence_rows",
     "preview_view",
@@ -58,6 +59,19 @@ def local_day_start(day: date) -> datetime:
 
 def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
+
+
+def named_occurrence(raw: object, meeting: Meeting) -> datetime | None:
+    """The occurrence a form or link names (its UTC start); None when it names none; 404 when unknown."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        start = parse_utc(raw[:40])
+    except ValueError:
+        raise NotFound("no such occurrence") from None
+    if not meeting.is_occurrence(start):
+        raise NotFound("no such occurrence")
+    return start
 
 
 def display_status(meeting: Meeting, start: datetime, now: datetime) -> str:

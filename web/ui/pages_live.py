@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from scheduler.lifecycle import current_or_next_occurrence
-from scheduler.meeting import MEDIA_TIERS, Meeting, format_utc, parse_utc
+from scheduler.meeting import MEDIA_TIERS, Meeting, format_utc
 from scheduler.sfu_control import SfuUnavailable
 from vcs import audit, keys
 from vcs.errors import NotFound, ValidationFailed
@@ -36,7 +36,7 @@ from web.api.live import hand_floor, live_events
 from web.services import Services, services
 from web.ui.access import SignedIn, page
 from web.ui.i18n import N_
-from web.ui.meeting_views import can_manage, display_status, now_utc
+from web.ui.meeting_views import can_manage, display_status, named_occurrence, now_utc
 from web.ui.nav import BOOKERS, EVERYONE
 from web.ui.pages_meetings import managed_meeting, visible_meeting
 from web.ui.rendering import render
@@ -52,15 +52,7 @@ SESSION_CHECK = 30.0  # seconds between two checks that the stream's session is 
 
 def _occurrence(meeting: Meeting, raw: object, now: datetime) -> datetime | None:
     """The occurrence named (its UTC start), else the current or next one; 404 for a start the series lacks."""
-    if isinstance(raw, str) and raw:
-        try:
-            start = parse_utc(raw[:40])
-        except ValueError:
-            raise NotFound("no such occurrence") from None
-        if not meeting.is_occurrence(start):
-            raise NotFound("no such occurrence")
-        return start
-    return current_or_next_occurrence(meeting, now)
+    return named_occurrence(raw, meeting) or current_or_next_occurrence(meeting, now)
 
 
 def _live_url(meeting: Meeting, occurrence: datetime | None, **extra: str) -> str:

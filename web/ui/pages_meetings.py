@@ -13,18 +13,18 @@ Booking and editing are in `pages_booking`; the live view in `pages_live`.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from scheduler.ics import meeting_to_ics
-from scheduler.meeting import Meeting, format_utc, parse_utc
+from scheduler.meeting import Meeting, format_utc
 from scheduler.recurrence import Frequency
 from vcs import audit
 from vcs.divisions import provinces
-from vcs.errors import Forbidden, NotFound, ValidationFailed
+from vcs.errors import Forbidden, ValidationFailed
 from vcs.roles import Principal, Role
 from web.services import services
 from web.ui import i18n
@@ -36,6 +36,7 @@ from web.ui.meeting_views import (
     can_manage,
     check_visible,
     display_status,
+    named_occurrence,
     local_day_start,
     monday_of,
     now_utc,
@@ -206,24 +207,11 @@ async def meeting_ics(request: Request, me: SignedIn) -> Response:
     return Response(text, media_type="text/calendar; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{meeting.id}.ics"'})
 
 
-def _occurrence_param(raw: object, meeting: Meeting) -> datetime | None:
-    """The occurrence a form or link names (its UTC start); None for the whole series; 404 when unknown."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        start = parse_utc(raw[:40])
-    except ValueError:
-        raise NotFound("no such occurrence") from None
-    if not meeting.is_occurrence(start):
-        raise NotFound("no such occurrence")
-    return start
-
-
 @page(*BOOKERS)
 async def cancel_confirm(request: Request, me: SignedIn) -> Response:
     svc = services(request)
     meeting = await managed_meeting(request, me)
-    occurrence = _occurrence_param(request.query_params.get("occurrence"), meeting)
+    occurrence = named_occurrence(request.query_params.get("occurrence"), meeting)
     now = now_utc(svc)
     remaining = meeting.occurrences(window_start=now - meeting.duration, limit=1001)
     return render(
@@ -247,7 +235,7 @@ async def cancel_submit(request: Request, me: SignedIn) -> Response:
     svc = services(request)
     meeting = await managed_meeting(request, me)
     form = await request.form()
-    occurrence = _occurrence_param(form.get("occurrence"), meeting) if form.get("scope") == "occurrence" else None
+    occurrence = named_occurrence(form.get("occurrence"), meeting) if form.get("scope") == "occurrence" else None
     sessions = Sessions(svc.redis)
     try:
         await svc.booking.cancel(me.principal, meeting.id, occurrence, now_utc(svc))
