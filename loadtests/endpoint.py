@@ -40,7 +40,7 @@ from locust.exception import StopUser
 
 from loadtests.agent_socket import AgentSocket, SocketDown, SocketRefused, ws_url
 from loadtests.identities import Identity
-from loadtests.run import record, run_of
+from loadtests.run import expect_refusal, record, run_of
 
 __all__ = ["AgentUser", "EndpointUser", "ProtocolError"]
 
@@ -323,11 +323,11 @@ class AgentUser(FastHttpUser):
     def probe_edges(self, *, lockout: bool) -> None:
         assert self.identity is not None
         wrong = {"endpoint_id": self.identity.endpoint_id, "secret": secrets.token_urlsafe(32)}
-        self.expect(LOGIN, 401, "agent login, wrong secret", json=wrong)
+        expect_refusal(self, "POST", LOGIN, 401, "agent login, wrong secret", json=wrong)
         expired = self.settings.expired_agent_token
         label = "expired agent token" if expired else "forged agent token"
         token = expired or "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIwMDA3MCJ9.forged"
-        self.expect(HEARTBEAT, 401, f"heartbeat, {label}", json={}, headers={"Authorization": f"Bearer {token}"})
+        expect_refusal(self, "POST", HEARTBEAT, 401, f"heartbeat, {label}", json={}, headers={"Authorization": f"Bearer {token}"})
         started = time.time()
         try:
             AgentSocket(ws_url(self.host), token, lambda m, t: None, lambda r: None).connect()
@@ -343,7 +343,7 @@ class AgentUser(FastHttpUser):
             unknown = {"endpoint_id": f"lt-probe-{secrets.token_hex(4)}", "secret": "wrong"}
             for attempt in range(LOCKOUT_TRIES):
                 status = 429 if attempt == LOCKOUT_TRIES - 1 else 401
-                self.expect(LOGIN, status, "agent login, unknown endpoint" if status == 401 else "agent login after 5 failures", json=unknown)
+                expect_refusal(self, "POST", LOGIN, status, "agent login, unknown endpoint" if status == 401 else "agent login after 5 failures", json=unknown)
 
     def probe_malformed(self) -> None:
         """A message without a type: the server must answer `error` and keep the socket."""
@@ -352,14 +352,6 @@ class AgentUser(FastHttpUser):
             self.socket.send({"no_type": True})  # type: ignore[union-attr]
         except SocketDown:
             self.expecting_error = False
-
-    def expect(self, path: str, status: int, what: str, **kwargs: Any) -> None:
-        with self.client.post(path, name=f"expected {status}: {what}", catch_response=True, **kwargs) as response:
-            if response.status_code == status:
-                response.success()
-                self.shared.samples.count(f"expected {status}")
-            else:
-                response.failure(f"expected HTTP {status}, got {response.status_code}")
 
 
 class EndpointUser(AgentUser):

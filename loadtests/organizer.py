@@ -35,7 +35,7 @@ from locust.exception import StopUser
 
 from vcs.divisions import communes, provinces
 
-from loadtests.run import run_of
+from loadtests.run import expect_refusal, run_of
 
 __all__ = ["OrganizerUser", "REQUEST_NAMES", "TITLE_PREFIX"]
 
@@ -212,25 +212,13 @@ class OrganizerUser(FastHttpUser):
             if response.status_code != 204:
                 response.failure(f"HTTP {response.status_code}")
                 return
-        with self.client.get("/api/v1/endpoints", params={"per_page": 1}, headers={"Authorization": f"Bearer {old}"},
-                             name="expected 401: revoked API token", catch_response=True) as response:
-            if response.status_code == 401:
-                response.success()
-                self.shared.samples.count("expected 401")
-            else:
-                response.failure(f"expected HTTP 401, got {response.status_code}")
+        expect_refusal(self, "GET", "/api/v1/endpoints?per_page=1", 401, "revoked API token", headers={"Authorization": f"Bearer {old}"})
         self.sign_in()
 
     def probe_wrong_password(self) -> None:
         address = f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
         body = {"username": f"lt-nobody-{secrets.token_hex(3)}", "password": secrets.token_urlsafe(12)}
-        with self.client.post("/api/v1/auth/token", json=body, headers={"X-Forwarded-For": address},
-                              name="expected 401: sign in, wrong password", catch_response=True) as response:
-            if response.status_code == 401:
-                response.success()
-                self.shared.samples.count("expected 401")
-            else:
-                response.failure(f"expected HTTP 401, got {response.status_code}")
+        expect_refusal(self, "POST", "/api/v1/auth/token", 401, "sign in, wrong password", json=body, headers={"X-Forwarded-For": address})
 
 
 def _iso(moment: datetime) -> str:

@@ -63,6 +63,16 @@ class Run:
         return self.media
 
 
+def expect_refusal(user: Any, method: str, path: str, status: int, what: str, **kwargs: Any) -> None:
+    """A probe that must be refused with `status`: a success named "expected ...", counted apart."""
+    with user.client.request(method, path, name=f"expected {status}: {what}", catch_response=True, **kwargs) as response:
+        if response.status_code == status:
+            response.success()
+            run_of(user.environment).samples.count(f"expected {status}")
+        else:
+            response.failure(f"expected HTTP {status}, got {response.status_code}")
+
+
 def ramp_step(environment: Any, user_class: str) -> str:
     """The media ramp's step (whole-run subscriber count) this process is in.
 
