@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from loadtests.provision import ProvisionError, Provisioned, find_sfu, provision, revoke
+from loadtests.provision import Provisioned, ProvisionError, find_sfu, provision, revoke
 from loadtests.report import write_report
 
 __all__ = ["PROFILES", "Profile", "add_loadtest_command", "main", "run_loadtest"]
@@ -113,7 +113,7 @@ class ServedDeployment:
     def start(self) -> float:
         handle = self.log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vcs.cli", "serve", "--port", str(self.port)], env=self.env, stdout=handle, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)], env=self.env, stdout=handle, stderr=subprocess.STDOUT
         )
         handle.close()
         return wait_ready(self.url)

@@ -18,7 +18,7 @@ arrived. Join time, bitrate and loss also go to the exact samples.
 synthetic scene with WHIP at its entry's tier when its `join` comes; in token
 mode it publishes to the target's `whip_url`.
 
-The peer connections are `vcs.media_client` sessions (the agent's own WHIP /
+The peer connections are `rtc.whip_client` sessions (the agent's own WHIP /
 WHEP client), run on the process's `MediaLoop` (see there how aiortc and
 gevent share the process).
 """
@@ -32,13 +32,12 @@ from typing import Any
 
 import gevent
 
-from vcs.media_client import MediaError, MediaSession, publish, subscribe
-from vcs.media_stats import StatsWindow
-from vcs.test_pattern import AudioPattern, VideoPattern
-
 from loadtests.endpoint import AgentUser, ProtocolError
 from loadtests.identities import Identity
 from loadtests.run import ramp_step, record
+from rtc.rtp_stats import StatsWindow
+from rtc.synthetic_media import AudioPattern, VideoPattern
+from rtc.whip_client import MediaError, MediaSession, publish, subscribe
 
 __all__ = ["MediaLossHigh", "MediaUser", "StudioUser"]
 

@@ -8,7 +8,7 @@ locustfile runs, and aiortc needs asyncio. What works, measured here:
   competes with Locust's greenlets for the main hub.
 - Inside that thread `asyncio.new_event_loop()` picks gevent's selector
   (selectors is patched), which runs that thread's own gevent hub while the
-  loop waits. That matters: aiortc and `vcs.test_pattern` start helper
+  loop waits. That matters: aiortc and `rtc.synthetic_media` start helper
   threads through the patched `threading`, which become greenlets of this
   thread's hub and so run whenever the loop idles. A loop on the original
   epoll selector starves them (an encoder that never runs, a decoder `join()`
@@ -39,15 +39,14 @@ from collections import deque
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+# imported here, in the main thread, for the reason given above
+import aiortc  # noqa: F401
 import gevent
+import httpx
 from gevent import monkey
 from gevent.event import AsyncResult
 
-# imported here, in the main thread, for the reason given above
-import aiortc  # noqa: F401
-import httpx
-
-from vcs import media_client, media_stats, test_pattern  # noqa: F401
+from rtc import ice, rtp_stats, synthetic_media, whip_client  # noqa: F401
 
 __all__ = ["MediaLoop"]
 
@@ -84,7 +83,7 @@ class MediaLoop:
             self._watcher = gevent.get_hub().loop.async_()
             self._watcher.start(self._deliver)
             self._stopped = AsyncResult()
-            media_client.restrict_ice_addresses(self.ice_addresses)
+            ice.restrict_host_addresses(self.ice_addresses)
             _original_start_new_thread()(self._main, (self._ready,))
         self.loop = self._ready.get(timeout=START_TIMEOUT)
 

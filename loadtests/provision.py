@@ -60,7 +60,7 @@ class Provisioned:
 
 def _vcs(args: list[str], env: dict[str, str], *, stdin: str | None = None) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "vcs.cli", *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "app.cli", *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
     )
     if done.returncode != 0:
         raise ProvisionError(f"vcs {' '.join(args[:3])} failed: {done.stderr.strip()[-500:]}")
@@ -115,7 +115,7 @@ def provision(
             username, password = f"lt-{run_id}-org{n:02d}", secrets.token_urlsafe(18)
             rows.append(f"{username},{password}\n")
             processes.append(subprocess.Popen(
-                [sys.executable, "-m", "vcs.cli", "user", "add", username, "--role", "organizer", "--full-name", f"Load test organizer {n}"],
+                [sys.executable, "-m", "app.cli", "user", "add", username, "--role", "organizer", "--full-name", f"Load test organizer {n}"],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
             ))
             processes[-1].stdin.write(password + "\n")  # type: ignore[union-attr]

@@ -3,7 +3,7 @@
 One central studio publishes over WHIP; thousands of commune rooms subscribe
 over WHEP. The program picture is decoded once and encoded once per tier in
 use; every subscriber of a tier receives the same packets through a fast
-per-packet path (``sfu.forwarder``), at the tier that fits its link
+per-packet path (``sfu.packet_stream``), at the tier that fits its link
 (``sfu.allocator``). See docs/sfu.md.
 
 Layout (LiveKit's pkg/sfu, smaller):
@@ -14,10 +14,10 @@ Layout (LiveKit's pkg/sfu, smaller):
 - ``room``: publishers, subscribers, program, floor, tier encoders
 - ``publisher`` / ``subscriber``: one peer connection each
 - ``tier_encoder``: scale + VP8 encode once per tier
-- ``forwarder``: ``PacketStream``, the fan-out hot path
+- ``packet_stream``: ``PacketStream``, the fan-out hot path
 - ``downtrack``: one outgoing stream of one subscriber
 - ``allocator``: ``LinkInfo`` and the bandwidth fit (pure logic)
-- ``offer`` / ``peer`` / ``ice``: offer checks, negotiation, ICE limits
+- ``offer`` / ``peer``: offer checks, negotiation (ICE limits: ``rtc.ice``)
 - ``errors``: the exception tree, ``metrics``: Prometheus text
 - ``cli``, ``bench``, ``bench_peers``, ``baseline``: commands and benchmark
 - ``client``, ``synthetic``: a WHIP/WHEP client and synthetic media

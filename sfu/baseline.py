@@ -18,8 +18,7 @@ import fractions
 import secrets
 
 import av
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc import rtcrtpreceiver
+from aiortc import RTCPeerConnection, RTCSessionDescription, rtcrtpreceiver
 from aiortc.contrib.media import MediaRelay
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -306,7 +306,7 @@ def node_main(mode: str, port: int) -> None:
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from .ice import restrict_host_addresses
+    from rtc.ice import restrict_host_addresses
 
     restrict_host_addresses(["127.0.0.1"])
     if mode == "sfu":

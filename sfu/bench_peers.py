@@ -28,10 +28,10 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 
+from rtc.ice import restrict_host_addresses
 from vcs.media_tokens import mint_media_token
 
 from .client import peer_connection, publish
-from .ice import restrict_host_addresses
 from .synthetic import PacketTrack, encode_scene, encode_tone
 
 __all__ = ["CountingSubscriber", "main"]

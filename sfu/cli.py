@@ -1,4 +1,4 @@
-"""The SFU's commands, wired into ``vcs`` by ``vcs/cli.py``.
+"""The SFU's commands, wired into ``vcs`` by ``app/cli.py``.
 
 - ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);

@@ -6,7 +6,7 @@ never runs: ``DownTrack`` replaces the sender's ``send`` so that, once DTLS is
 up, the downtrack takes the SRTP session and the nominated ICE pair's socket,
 which it ``connect()``s to the peer (the kernel then skips the per-packet
 route lookup and drops datagrams from anyone else), and the ``PacketStream``
-it is attached to writes packets straight to them (see ``sfu.forwarder``). RTCP for the SSRC is routed here by aiortc's
+it is attached to writes packets straight to them (see ``sfu.packet_stream``). RTCP for the SSRC is routed here by aiortc's
 DTLS transport and handed to the owner's callback.
 """
 
@@ -28,7 +28,7 @@ from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi, lib
 
 if TYPE_CHECKING:
-    from .forwarder import PacketStream
+    from .packet_stream import PacketStream
 
 __all__ = ["DownTrack", "send_rtcp"]
 

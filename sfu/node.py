@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rtc.ice import parse_networks, restrict_host_addresses
+from vcs import keys
 from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
 
-from vcs import keys
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
 from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
-from .ice import parse_networks, restrict_host_addresses
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from aiortc import sdp
 
+from rtc.ice import _Network, filter_candidates
+
 from .errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
-from .ice import _Network, filter_candidates
 
 __all__ = ["USABLE_CODECS", "check_content_type", "check_offer"]
 

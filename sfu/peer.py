@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
+from rtc.ice import _Network, guard_peer
+
 from .errors import BadRequest, NotAcceptable, Unavailable
-from .ice import _Network, guard_peer
 
 __all__ = ["VIDEO_CODECS", "AUDIO_CODECS", "create_peer", "negotiate", "add_transceiver"]
 

@@ -24,7 +24,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
 from .downtrack import send_rtcp
-from .forwarder import PacketStream, make_packet
+from .packet_stream import PacketStream, make_packet
 from .vp8 import is_keyframe_start
 
 __all__ = ["Publisher"]

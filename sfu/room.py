@@ -20,7 +20,7 @@ from aiortc.rtp import RtpPacket
 
 from .config import SfuConfig, TierSpec
 from .errors import Conflict, Forbidden, NotFound
-from .forwarder import PacketStream, make_packet
+from .packet_stream import PacketStream, make_packet
 from .publisher import Publisher
 from .subscriber import Subscriber
 from .tier_encoder import TierEncoder

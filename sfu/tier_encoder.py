@@ -37,7 +37,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from av.video.reformatter import VideoReformatter
 
 from .config import TierSpec
-from .forwarder import PacketStream
+from .packet_stream import PacketStream
 
 __all__ = ["TierEncoder"]
 

@@ -8,11 +8,14 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aioice.ice
 import httpx
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
 
+from rtc.ice import restrict_host_addresses
+from tests.fake_sfu import FakeSfu
 from vcs.config import Settings
 from vcs.redis_server import EmbeddedRedis
 
@@ -72,8 +75,8 @@ class LiveServer:
 
 @pytest.fixture
 async def start_server(redis: aioredis.Redis, settings: Settings):
-    """Start real servers of the web app (options as for `create_app`); all stopped after the test."""
-    from web.app import create_app
+    """Start real servers of the web app (options as for `app.serve.build_app`); all stopped after the test."""
+    from app.serve import build_app
 
     started: list[LiveServer] = []
 
@@ -83,7 +86,7 @@ async def start_server(redis: aioredis.Redis, settings: Settings):
         url = f"http://127.0.0.1:{port}"
         if sfu:
             options["sfu_config"] = loopback_sfu_config(url)
-        server = LiveServer(create_app(settings.with_overrides(port=port, public_url=url), **options), port)
+        server = LiveServer(build_app(settings.with_overrides(port=port, public_url=url), **options), port)
         server.start()
         started.append(server)
         return server
@@ -118,7 +121,6 @@ def mint_token(redis: aioredis.Redis):
 def loopback_sfu_config(public_url: str, **changes):
     """A small ladder on loopback: quick to encode on a busy two-core machine."""
     from sfu import SfuConfig, parse_tiers
-    from sfu.ice import restrict_host_addresses
 
     restrict_host_addresses(("127.0.0.1",))
     config = SfuConfig(
@@ -174,3 +176,22 @@ async def sfu_node(redis: aioredis.Redis) -> AsyncIterator[RunningSfu]:
         await node.stop()
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    """aioice never gathers on loopback by itself; this machine's peers talk over 127.0.0.1 only."""
+    previous = aioice.ice.get_host_addresses  # another package's tests may have restricted it too: put it back as found
+    restrict_host_addresses(["127.0.0.1"])
+    yield
+    aioice.ice.get_host_addresses = previous
+
+
+@pytest.fixture
+def sfu(loopback_ice) -> Iterator[tuple[FakeSfu, str]]:
+    """A FakeSfu served on a loopback port (in a thread): (the fake, its base URL)."""
+    fake = FakeSfu(TEST_SECRET)
+    server = LiveServer(fake.app, free_port())
+    server.start()
+    yield fake, server.url
+    server.stop()

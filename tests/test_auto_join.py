@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from vcs.agent import Agent, AgentConfig
-from vcs.agent_media import PatternMedia
+from agent.control import Agent, AgentConfig
+from agent.fleet import Fleet, FleetConfig, choose_members
+from agent.media import PatternMedia
+from rtc.ice import restrict_host_addresses
 from vcs.credentials import EndpointCredentials
 from vcs.divisions import communes
 from vcs.endpoints import national_endpoints
-from vcs.fleet import Fleet, FleetConfig, choose_members
-from vcs.media_client import restrict_ice_addresses
 
-restrict_ice_addresses(["127.0.0.1"])
+restrict_host_addresses(["127.0.0.1"])
 
 
 async def book(server_url: str, headers: dict, ids: list[str], seconds_ahead: float) -> tuple[str, datetime]:

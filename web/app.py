@@ -1,23 +1,25 @@
-"""The application factory: API, health, metrics; the SFU node and scheduler join in `vcs serve`."""
+"""The application factory: API, UI, health, metrics.
+
+Other roles (the SFU node, the scheduler) are not built here: the composition
+root (`app.serve`) passes their routes as `mounts` and their start/stop as
+`hooks`, which run inside the app's lifespan once the shared services exist.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from scheduler.actions import LifecycleActions
-from scheduler.runner import SchedulerRole
-from sfu import SfuConfig, SfuNode, create_sfu_app
-from sfu.registry_links import registry_link_lookup
 from vcs.config import Settings
 from vcs.redis_server import redis_client, wait_until_ready
-from vcs.registry import Registry
 from web import ui
 from web.api import agent, agent_ws, endpoints, live, meetings, provinces, sessions
 from web.errors import EXCEPTION_HANDLERS
@@ -25,24 +27,28 @@ from web.health import healthz, openapi, readyz
 from web.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from web.services import Services
 
-__all__ = ["create_app"]
+__all__ = ["Hook", "create_app"]
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: SfuConfig | None = None) -> Starlette:
-    """The web app, as `vcs serve` runs it with both options.
+# Started in order once the services exist, stopped in reverse before they go.
+Hook = Callable[[Services], AbstractAsyncContextManager[None]]
 
-    `run_scheduler`: also compete for the scheduler lease. `sfu_config`: embed an
-    SFU node answering WHIP/WHEP under /sfu on the same host and port.
-    """
-    if not settings.redis_url:
-        raise ValueError("create_app needs a resolved redis_url (see vcs.redis_server.open_redis)")
+
+def create_app(
+    settings: Settings,
+    *,
+    redis: aioredis.Redis | None = None,
+    mounts: Sequence[BaseRoute] = (),
+    hooks: Sequence[Hook] = (),
+) -> Starlette:
+    """The web app. `redis`: a client the app takes over and closes (default: one on settings.redis_url)."""
+    if redis is None:
+        if not settings.redis_url:
+            raise ValueError("create_app needs a resolved redis_url (see vcs.redis_server.open_redis)")
+        redis = redis_client(settings.redis_url)  # connects lazily, inside the server's event loop
     metrics = Metrics()
-    redis = redis_client(settings.redis_url)  # connects lazily, inside the server's event loop
-    node = None
-    if sfu_config is not None:
-        node = SfuNode(sfu_config, secret=settings.secret_key, redis=redis, link_lookup=registry_link_lookup(Registry(redis)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,23 +60,12 @@ def create_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: S
                 log.info("registry seeded with %d endpoints", added)
             app.state.services = services
             await services.hub.start()
-            scheduler = None
-            if run_scheduler:
-                scheduler = SchedulerRole(
-                    services.meetings,
-                    LifecycleActions(services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control),
-                )
-                await scheduler.start()
-            app.state.scheduler = scheduler
-            if node is not None:
-                await node.start()
             try:
-                yield
+                async with contextlib.AsyncExitStack() as roles:
+                    for hook in hooks:
+                        await roles.enter_async_context(hook(services))
+                    yield
             finally:
-                if node is not None:
-                    await node.stop()
-                if scheduler is not None:
-                    await scheduler.stop()
                 await services.hub.stop()
                 with contextlib.suppress(RedisError, OSError):
                     await services.presence.flush()
@@ -85,7 +80,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: S
             Route("/metrics", metrics_endpoint),
             Route("/api/v1/openapi.json", openapi),
             Mount("/api/v1", routes=api),
-            *([Mount("/sfu", app=create_sfu_app(node))] if node is not None else []),
+            *mounts,
             *ui.routes,  # the organizer/ops web UI and /static
         ],
         middleware=[Middleware(ui.SecurityHeadersMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],

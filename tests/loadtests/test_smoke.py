@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from rtc.ice import restrict_host_addresses
 from tests.conftest import LiveServer, free_port
-from tests.vcs.fake_sfu import FakeSfu
-from vcs.media_client import restrict_ice_addresses
+from tests.fake_sfu import FakeSfu
 
 SECRET = "loadtest-smoke-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 RUN_LIMIT = 180  # seconds; the run takes about 45
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.timeout(RUN_LIMIT + 30)
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Run the smoke profile once for the module; returns summary.json (with the report directory)."""
     reports = tmp_path_factory.mktemp("loadtest") / "reports"
-    restrict_ice_addresses(["127.0.0.1"])
+    restrict_host_addresses(["127.0.0.1"])
     sfu = LiveServer(FakeSfu(SECRET).app, free_port())
     sfu.start()
     env = {**os.environ, "VCS_SECRET_KEY": SECRET, "VCS_LOG_LEVEL": "WARNING"}
@@ -49,7 +49,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         )
     finally:
         sfu.stop()
-        restrict_ice_addresses([])
+        restrict_host_addresses([])
     summary_md = reports / "summary.md"
     shown = summary_md.read_text() if summary_md.exists() else done.stderr[-3000:]
     assert done.returncode == 0, f"the smoke run failed (exit {done.returncode}):\n{shown}"

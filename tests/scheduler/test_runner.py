@@ -78,7 +78,7 @@ async def test_a_meeting_in_a_few_seconds_reaches_every_agent_once(start_server,
 
 def scheduler_process(redis_url: str, tmp_path) -> subprocess.Popen:
     env = {**os.environ, "VCS_REDIS_URL": redis_url, "VCS_SECRET_KEY": TEST_SECRET, "VCS_DATA_DIR": str(tmp_path), "VCS_LOG_LEVEL": "INFO"}
-    return subprocess.Popen([sys.executable, "-m", "vcs.cli", "scheduler", "--lease-ttl", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "scheduler", "--lease-ttl", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def wait_for(condition, timeout: float):

@@ -13,10 +13,10 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from rtc.ice import restrict_host_addresses
 from sfu.allocator import LinkInfo
 from sfu.app import create_sfu_app
 from sfu.config import SfuConfig, parse_tiers
-from sfu.ice import restrict_host_addresses
 from sfu.node import SfuNode
 from vcs.media_tokens import mint_media_token
 

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from agent.control import Agent, AgentConfig
+from agent.media import PatternMedia
+from agent.room import RoomOptions
+from agent.schedule_cache import ScheduleCache, parse_entries
+from tests.agent.fake_orchestrator import FakeOrchestrator, iso, until
+from tests.agent.fake_orchestrator import schedule_entry as entry
 from tests.conftest import LiveServer, free_port
-from tests.vcs.fake_orchestrator import FakeOrchestrator, iso, schedule_entry as entry, until
-from tests.vcs.fake_sfu import FakeSfu
-from vcs.agent import Agent, AgentConfig
-from vcs.agent_media import PatternMedia
-from vcs.agent_room import RoomOptions
-from vcs.agent_state import ScheduleCache, parse_entries
+from tests.fake_sfu import FakeSfu
 
 SECRET = "right-secret-0123456789"
 FAST = RoomOptions(stats_interval=1.0, media_timeout=3.0, host_tier="360p")
@@ -310,7 +311,7 @@ def _write_clip(path, seconds: int = 2) -> None:
 
 
 async def test_publishes_a_media_file_through_mediaplayer_muted(sfu, http, tmp_path):
-    from vcs.agent_media import PlayerMedia
+    from agent.media import PlayerMedia
 
     fake_sfu, sfu_url = sfu
     clip = tmp_path / "clip.webm"
@@ -333,7 +334,7 @@ async def test_mutable_audio_track_sends_silence_of_the_same_shape_while_muted()
     import av
     from aiortc.mediastreams import AudioStreamTrack
 
-    from vcs.agent_media import MutableAudioTrack
+    from agent.media import MutableAudioTrack
 
     class Loud(AudioStreamTrack):
         async def recv(self):
@@ -354,7 +355,7 @@ async def test_mutable_audio_track_sends_silence_of_the_same_shape_while_muted()
 
 
 AGENT_COMMAND = (
-    "import argparse, logging, sys; from vcs.agent_cli import add_agent_command; from vcs.config import Settings;"
+    "import argparse, logging, sys; from agent.cli import add_agent_command; from vcs.config import Settings;"
     "logging.basicConfig(level='INFO', format='%(levelname)s %(name)s: %(message)s');"
     "p = argparse.ArgumentParser(); c = p.add_subparsers(); add_agent_command(c); a = p.parse_args(sys.argv[1:]);"
     "sys.exit(a.func(a, Settings.load()))"

@@ -4,10 +4,10 @@
 colour gradients under a fixed grain, three shapes moving at their own pace;
 FFmpeg's lavfi draws it, no per-pixel Python) and encodes it once with VP8 at
 a given size and bitrate, in its own thread. Any number of `PacketTrack`s
-(vcs.packet_track) read the same `av.Packet` objects: aiortc's sender packetizes a packet
+(rtc.packet_track) read the same `av.Packet` objects: aiortc's sender packetizes a packet
 without re-encoding it, so a thousand publishers cost one encoder. A keyframe
 comes every few seconds and on `request_keyframe()` (at most one a second):
-the pack path ignores PLI, so `vcs.media_client` routes PLIs here.
+the pack path ignores PLI, so `rtc.whip_client` routes PLIs here.
 
 `AudioPattern` encodes one second of a quiet tone and one silent frame with
 Opus at start, then replays them every 20 ms. A muted track sends only a
@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import av
 
-from vcs.packet_track import Broadcast, PacketTrack
+from rtc.packet_track import Broadcast, PacketTrack
 
 __all__ = ["AudioPattern", "TIERS", "VideoPattern"]
 

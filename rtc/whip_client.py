@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from collections.abc import Sequence
 from urllib.parse import urljoin
 
-import aioice.ice
 import httpx
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from vcs.media_stats import RtpCounter
+from rtc.rtp_stats import RtpCounter
 
-__all__ = ["MediaError", "MediaSession", "publish", "restrict_ice_addresses", "subscribe"]
+__all__ = ["MediaError", "MediaSession", "publish", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +43,6 @@ class MediaError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
-
-
-def restrict_ice_addresses(addresses: Sequence[str]) -> None:
-    """Gather host candidates only on `addresses` (process-wide; empty restores aioice's choice).
-
-    aioice never offers loopback by itself; a deployment on one machine passes ["127.0.0.1"].
-    """
-    original = getattr(aioice.ice.get_host_addresses, "__wrapped__", aioice.ice.get_host_addresses)
-    if not addresses:
-        aioice.ice.get_host_addresses = original
-        return
-    chosen = tuple(addresses)
-
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        versions = {4: use_ipv4, 6: use_ipv6}
-        return [a for a in chosen if versions[ipaddress.ip_address(a).version]]
-
-    get_host_addresses.__wrapped__ = original  # type: ignore[attr-defined]
-    aioice.ice.get_host_addresses = get_host_addresses
 
 
 def _codecs(kind: str) -> list:

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from vcs.agent import Agent, AgentConfig
-from vcs.agent_media import LADDER, media_from_option
-from vcs.agent_room import RoomOptions
+from agent.control import Agent, AgentConfig
+from agent.media import LADDER, media_from_option
+from agent.room import RoomOptions
 from vcs.config import Settings
 from vcs.errors import VcsError
 
@@ -89,9 +89,9 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_fleet(args: argparse.Namespace, settings: Settings) -> int:
     args.server = args.server or settings.public_url
+    from agent.fleet import Fleet, FleetConfig, choose_members, read_secrets
     from vcs.divisions import province_code
     from vcs.endpoints import national_endpoints
-    from vcs.fleet import Fleet, FleetConfig, choose_members, read_secrets
 
     if args.count < 1:
         raise VcsError("--count must be at least 1")
@@ -130,8 +130,8 @@ def cmd_fleet(args: argparse.Namespace, settings: Settings) -> int:
 
 def _provision(settings: Settings, config) -> tuple[list, dict[str, str]]:  # type: ignore[no-untyped-def]
     """Identities from the deployment's registry and secrets for the first N of them (rotated only where missing)."""
+    from agent.fleet import provision_secrets
     from vcs.endpoints import CENTRAL_ID, EndpointKind, national_endpoints
-    from vcs.fleet import provision_secrets
     from vcs.redis_server import RedisUnavailable, connected, open_redis
     from vcs.registry import Registry
 
@@ -165,7 +165,7 @@ def _read_secret(path: Path, endpoint_id: str) -> str:
 
 
 def _restrict_ice(server_url: str, addresses: list[str]) -> None:
-    from vcs.media_client import restrict_ice_addresses
+    from rtc.ice import restrict_host_addresses
 
     if not addresses:
         host = urlsplit(server_url).hostname or ""
@@ -178,7 +178,7 @@ def _restrict_ice(server_url: str, addresses: list[str]) -> None:
         except ValueError:
             raise VcsError(f"--ice-address must be an IP address, got {address!r}") from None
     if addresses:
-        restrict_ice_addresses(addresses)
+        restrict_host_addresses(addresses)
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:

@@ -16,7 +16,7 @@ from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTrans
 from pylibsrtp import Policy, Session
 
 from sfu.downtrack import DownTrack, udp_gso_supported
-from sfu.forwarder import PacketStream
+from sfu.packet_stream import PacketStream
 
 KEY = os.urandom(30)
 PAYLOAD_SIZE = 1200  # what aiortc's VP8 packetizer produces for a large frame

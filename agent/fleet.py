@@ -29,9 +29,9 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 
-from vcs.agent import Agent, AgentConfig
-from vcs.agent_media import PatternMedia
-from vcs.agent_room import RoomOptions
+from agent.control import Agent, AgentConfig
+from agent.media import PatternMedia
+from agent.room import RoomOptions
 from vcs.credentials import EndpointCredentials
 from vcs.endpoints import CENTRAL_ID, Endpoint, EndpointKind
 from vcs.link_profiles import LinkProfile

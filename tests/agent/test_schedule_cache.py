@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from vcs import agent_state
-from vcs.agent_state import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, due_entry, next_boundary, parse_entries, server_time_of
+from agent import schedule_cache
+from agent.schedule_cache import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, due_entry, next_boundary, parse_entries, server_time_of
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -144,7 +144,7 @@ def test_schedule_cache_write_is_atomic(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(agent_state.os, "replace", crash)
+    monkeypatch.setattr(schedule_cache.os, "replace", crash)
     with pytest.raises(OSError):
         cache.save("00070", parse_entries([raw_entry("new")]), server_time=T0 + 1)
     assert [e.meeting_id for e in cache.load("00070")] == ["old"]  # the previous file is intact

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from vcs.agent_media import PublishMedia, cap_tier
-from vcs.agent_state import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, due_entry, next_boundary
-from vcs.media_client import MediaError, MediaSession, publish, subscribe
-from vcs.media_stats import StatsWindow
+from agent.media import PublishMedia, cap_tier
+from agent.schedule_cache import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, due_entry, next_boundary
+from rtc.rtp_stats import StatsWindow
+from rtc.whip_client import MediaError, MediaSession, publish, subscribe
 
 __all__ = ["Room", "RoomOptions"]
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from vcs.packet_track import Broadcast, PacketTrack
-from vcs.test_pattern import AudioPattern, VideoPattern
+from rtc.packet_track import Broadcast, PacketTrack
+from rtc.synthetic_media import AudioPattern, VideoPattern
 
 
 async def test_video_is_encoded_once_for_every_track():

@@ -13,9 +13,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+import aioice.ice
 from aiortc import RTCPeerConnection
-
-from vcs.media_client import restrict_ice_addresses
 
 __all__ = ["filter_candidates", "guard_peer", "restrict_host_addresses"]
 
@@ -23,8 +22,22 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def restrict_host_addresses(addresses: Sequence[str]) -> None:
-    """Gather host candidates only on ``addresses`` (empty: aioice default); shared with the agents."""
-    restrict_ice_addresses(addresses)
+    """Gather host candidates only on `addresses` (process-wide; empty restores aioice's choice).
+
+    aioice never offers loopback by itself; a deployment on one machine passes ["127.0.0.1"].
+    """
+    original = getattr(aioice.ice.get_host_addresses, "__wrapped__", aioice.ice.get_host_addresses)
+    if not addresses:
+        aioice.ice.get_host_addresses = original
+        return
+    chosen = tuple(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        versions = {4: use_ipv4, 6: use_ipv6}
+        return [a for a in chosen if versions[ipaddress.ip_address(a).version]]
+
+    get_host_addresses.__wrapped__ = original  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = get_host_addresses
 
 
 def parse_networks(networks: Sequence[str]) -> tuple[_Network, ...]:

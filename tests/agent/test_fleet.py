@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.vcs.fake_orchestrator import FakeOrchestrator, schedule_entry as entry, until
+from agent.fleet import Fleet, FleetConfig, choose_members, link_tier, provision_secrets, read_secrets, write_secrets
+from tests.agent.fake_orchestrator import FakeOrchestrator, until
+from tests.agent.fake_orchestrator import schedule_entry as entry
 from vcs.credentials import EndpointCredentials
 from vcs.endpoints import national_endpoints
-from vcs.fleet import Fleet, FleetConfig, choose_members, link_tier, provision_secrets, read_secrets, write_secrets
 from vcs.link_profiles import AccessType, LinkProfile
 
 HANOI = "01"
@@ -122,7 +123,7 @@ def test_fleet_command_prints_status_and_exits_cleanly_on_sigterm(tmp_path):
     secrets = tmp_path / "secrets.csv"
     write_secrets(secrets, {i: "nope" for i in hanoi_communes(3)})
     runner = (
-        "import argparse, sys; from vcs.agent_cli import add_fleet_command; from vcs.config import Settings;"
+        "import argparse, sys; from agent.cli import add_fleet_command; from vcs.config import Settings;"
         "p = argparse.ArgumentParser(); c = p.add_subparsers(); add_fleet_command(c); a = p.parse_args(sys.argv[1:]);"
         "sys.exit(a.func(a, Settings.load()))"
     )
@@ -161,7 +162,7 @@ async def test_wrong_secrets_count_as_failed_and_a_given_http_client_stays_open(
 
 
 FLEET_COMMAND = (
-    "import argparse, sys; from vcs.agent_cli import add_fleet_command; from vcs.config import Settings;"
+    "import argparse, sys; from agent.cli import add_fleet_command; from vcs.config import Settings;"
     "p = argparse.ArgumentParser(); c = p.add_subparsers(); add_fleet_command(c); a = p.parse_args(sys.argv[1:]);"
     "sys.exit(a.func(a, Settings.load()))"
 )

@@ -2,7 +2,7 @@
 
 `Agent` logs in with its endpoint id and secret, keeps one WebSocket to the
 orchestrator (heartbeat every 10 s, `sync` after a reconnect and every
-5 min), and hands the schedule to its `Room` (vcs.agent_room), which joins
+5 min), and hands the schedule to its `Room` (agent.room), which joins
 and leaves the media rooms on the server's clock, from its disk cache when the
 orchestrator is out of reach. A wrong secret (401) or too many failures (429,
 Retry-After honoured) slow the retries down; a malformed server message is
@@ -30,9 +30,9 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from vcs.agent_media import PublishMedia
-from vcs.agent_room import Room, RoomOptions
-from vcs.agent_state import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, parse_entries, parse_time, server_time_of
+from agent.media import PublishMedia
+from agent.room import Room, RoomOptions
+from agent.schedule_cache import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, parse_entries, parse_time, server_time_of
 
 __all__ = ["Agent", "AgentConfig", "ControlError", "LoginRejected", "RetryLater"]
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+
 import httpx
 import pytest
 
+from rtc.rtp_stats import RtpCounter, StatsWindow, vp8_keyframe_size
+from rtc.synthetic_media import AudioPattern, VideoPattern
+from rtc.whip_client import MediaError, publish, subscribe
 from tests.conftest import TEST_SECRET, free_port
-from tests.vcs.fake_sfu import FakeSfu
-from vcs.media_client import MediaError, publish, subscribe
+from tests.fake_sfu import FakeSfu
 from vcs.media_tokens import mint_media_token
-from vcs.media_stats import RtpCounter, StatsWindow, vp8_keyframe_size
-from vcs.test_pattern import AudioPattern, VideoPattern
 
 
 @pytest.fixture

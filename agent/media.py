@@ -15,7 +15,7 @@ from typing import Protocol
 import av
 from aiortc.mediastreams import MediaStreamTrack
 
-from vcs.test_pattern import TIERS, AudioPattern, VideoPattern
+from rtc.synthetic_media import TIERS, AudioPattern, VideoPattern
 
 __all__ = ["LADDER", "MutableAudioTrack", "PatternMedia", "PlayerMedia", "PublishMedia", "cap_tier", "media_from_option"]
 

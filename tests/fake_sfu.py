@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rtc.synthetic_media import AudioPattern, VideoPattern
 from vcs.media_tokens import MediaTokenError, verify_media_token
-from vcs.test_pattern import AudioPattern, VideoPattern
 
 
 @dataclass

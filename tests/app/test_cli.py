@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import free_port
 
-VCS = [sys.executable, "-m", "vcs.cli"]
+VCS = [sys.executable, "-m", "app.cli"]
 
 
 def run_vcs(env: dict, *args: str, input: str | None = None) -> subprocess.CompletedProcess:

@@ -1,0 +1,136 @@
+"""`vcs serve` and `vcs scheduler`: the roles of one deployment wired together.
+
+`build_app` is the one place the web app, the scheduler role and the embedded
+SFU node meet: the node's routes are mounted under /sfu and both roles start
+and stop inside the web app's lifespan (`web.app.create_app` hooks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from scheduler.actions import LifecycleActions
+from scheduler.main import run_scheduler
+from scheduler.runner import SchedulerRole
+from sfu import SfuConfig, SfuNode, create_sfu_app
+from sfu.registry_links import registry_link_lookup
+from vcs.config import ConfigError, Settings
+from vcs.redis_server import open_redis, redis_client
+from vcs.registry import Registry
+from web.app import Hook, create_app
+from web.services import Services
+
+__all__ = ["build_app", "cmd_scheduler", "cmd_serve", "sfu_config_for"]
+
+log = logging.getLogger("vcs")
+
+
+def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: SfuConfig | None = None) -> Starlette:
+    """The web app, as `vcs serve` runs it with both options.
+
+    `run_scheduler`: also compete for the scheduler lease. `sfu_config`: embed an
+    SFU node answering WHIP/WHEP under /sfu on the same host and port.
+    """
+    if not settings.redis_url:
+        raise ValueError("build_app needs a resolved redis_url (see vcs.redis_server.open_redis)")
+    redis = redis_client(settings.redis_url)  # connects lazily, inside the server's event loop
+    hooks: list[Hook] = []
+    mounts = []
+    if run_scheduler:
+
+        @contextlib.asynccontextmanager
+        async def scheduler_role(services: Services) -> AsyncIterator[None]:
+            actions = LifecycleActions(services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control)
+            role = SchedulerRole(services.meetings, actions)
+            await role.start()
+            try:
+                yield
+            finally:
+                await role.stop()
+
+        hooks.append(scheduler_role)
+    if sfu_config is not None:
+        node = SfuNode(sfu_config, secret=settings.secret_key, redis=redis, link_lookup=registry_link_lookup(Registry(redis)))
+
+        @contextlib.asynccontextmanager
+        async def sfu_node(services: Services) -> AsyncIterator[None]:
+            async with node:
+                yield
+
+        hooks.append(sfu_node)
+        mounts.append(Mount("/sfu", app=create_sfu_app(node)))
+    return create_app(settings, redis=redis, mounts=mounts, hooks=hooks)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    public_url = settings.public_url
+    if args.port and not os.environ.get("VCS_PUBLIC_URL"):
+        public_url = f"http://{host}:{port}"
+    sfu_config = sfu_config_for(host, public_url, os.environ)
+    with open_redis(settings) as url:
+        settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
+        app = build_app(settings, run_scheduler=True, sfu_config=sfu_config)
+        log.info("serving on http://%s:%d", host, port)
+        config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on")
+        _serve_until_signal(uvicorn.Server(config))
+    return 0
+
+
+def sfu_config_for(host: str, public_url: str, environ: dict[str, str] | os._Environ) -> SfuConfig:
+    """The embedded node's settings (`VCS_SFU_*`); on a loopback-only deployment, ICE stays on loopback too."""
+    environ = dict(environ)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback and "VCS_SFU_ICE_HOSTS" not in environ:
+        environ["VCS_SFU_ICE_HOSTS"] = "127.0.0.1"
+        environ.setdefault("VCS_SFU_ICE_ALLOW", "127.0.0.0/8")
+    try:
+        return SfuConfig.from_environ(environ, public_url=public_url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+class _Stop(Exception):
+    """Raised by the re-delivered SIGINT/SIGTERM once uvicorn has shut the app down."""
+
+
+def _serve_until_signal(server) -> None:  # type: ignore[no-untyped-def]
+    """Run uvicorn; a signal ends it cleanly so the caller's cleanup (the embedded Redis) runs.
+
+    uvicorn handles the signal itself, shuts the app down, then re-raises it with
+    the previous handler in place: ours turns that into an exception, not a kill.
+    """
+
+    def stop(signum, frame):  # type: ignore[no-untyped-def]
+        raise _Stop
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    except _Stop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    with open_redis(settings) as url:
+        asyncio.run(run_scheduler(settings.with_overrides(redis_url=url), lease_ttl=args.lease_ttl))
+    return 0
