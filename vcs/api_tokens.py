@@ -41,7 +41,7 @@ class ApiTokens:
                 raise ValidationFailed(FieldError.of("province", "province_scope"))
             code = canonical_province(province_code)
             if code is None:
-                raise ValidationFailed(FieldError.of("province", "unknown_province", code=province_code))
+                raise ValidationFailed(FieldError.of("province", "unknown_province", province=province_code))
             province_code = code
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         await self.redis.hset(

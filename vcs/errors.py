@@ -67,7 +67,7 @@ REASONS: dict[str, str] = {
     "too_short": N_("at least {min} characters"),
     "too_long": N_("at most {max} characters"),
     "taken": N_("already taken"),
-    "unknown_province": N_("unknown province code {code!r}"),
+    "unknown_province": N_("unknown province code {province!r}"),
     "province_scope": N_("only organizers are scoped to a province"),
     # link profile CSV (vcs.link_csv)
     "missing_columns": N_("missing columns: {columns}"),
@@ -114,7 +114,7 @@ class FieldError:
     params: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, name: str, code: str, **params: object) -> FieldError:
+    def of(cls, name: str, code: str, /, **params: object) -> FieldError:
         return cls(name, REASONS[code].format(**params), code, params)
 
     def at_line(self, line: int) -> FieldError:

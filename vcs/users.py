@@ -79,7 +79,7 @@ def validate_account(username: str, password: str | None, role: str, province: s
     if province:
         code = canonical_province(province)
         if code is None:
-            errors.append(FieldError.of("province", "unknown_province", code=province))
+            errors.append(FieldError.of("province", "unknown_province", province=province))
         elif parsed_role is not Role.ORGANIZER:
             errors.append(FieldError.of("province", "province_scope"))
     if errors:

@@ -21,9 +21,9 @@ from scheduler.recurrence import occurrences as series_starts
 from vcs.divisions import provinces
 from vcs.endpoints import Endpoint
 from vcs.errors import Forbidden, NotFound
+from vcs.local_time import LOCAL_TZ
 from vcs.roles import Principal, Role
 from web.services import Services
-from vcs.local_time import LOCAL_TZ
 
 __all__ = [
     "OccurrenceRow",

@@ -29,12 +29,12 @@ from vcs import audit
 from vcs.divisions import provinces
 from vcs.endpoints import CENTRAL_ID, EndpointKind, hall_id
 from vcs.errors import Conflict, FieldError, ValidationFailed
+from vcs.local_time import LOCAL_TZ
 from vcs.registry import EndpointQuery
 from vcs.roles import Role
 from web.services import services
 from web.ui.access import SignedIn, page
 from web.ui.booking_form import BookingInputs, slot_errors
-from vcs.local_time import LOCAL_TZ
 from web.ui.i18n import N_
 from web.ui.meeting_views import now_utc, preview_view
 from web.ui.nav import BOOKERS

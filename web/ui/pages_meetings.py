@@ -25,12 +25,12 @@ from scheduler.recurrence import Frequency
 from vcs import audit
 from vcs.divisions import provinces
 from vcs.errors import Forbidden, ValidationFailed
+from vcs.local_time import LOCAL_TZ
 from vcs.roles import Principal, Role
 from web.services import services
 from web.ui import i18n
 from web.ui.access import SignedIn, page
 from web.ui.booking_form import fits_the_form, parse_date
-from vcs.local_time import LOCAL_TZ
 from web.ui.formats import format_date, format_datetime
 from web.ui.i18n import N_
 from web.ui.meeting_views import (
