@@ -67,7 +67,7 @@ class BookingService:
         data.setdefault("host_endpoint_id", "central")
         for required in ("title", "start", "duration_minutes", "selector"):
             if required not in data:
-                raise ValidationFailed(FieldError(required, "is required"))
+                raise ValidationFailed(FieldError.of(required, "required"))
         meeting = Meeting.from_json(data)
         return replace(meeting, created_at=base.created_at if base else now, updated_at=now)
 
@@ -100,7 +100,7 @@ class BookingService:
             raise ValidationFailed(errors)
         participants = await resolve(self.registry, self.groups, meeting.selector)
         if not participants:
-            raise ValidationFailed(FieldError("selector", "names no commune"))
+            raise ValidationFailed(FieldError.of("selector", "names_no_commune"))
         await self.check_scope(principal, meeting, participants)
 
         candidate = Booking.from_meeting(meeting, participants | {meeting.host_endpoint_id}, window_start=now)
@@ -155,7 +155,7 @@ class BookingService:
         current = await self.store.get(meeting_id)
         await self.check_scope(principal, current, await self.roster.participants(meeting_id))
         if _has_started(current, now) and ("start" in body or "recurrence" in body):
-            raise ValidationFailed(FieldError("start", "a series under way keeps its start; cancel it and book anew"))
+            raise ValidationFailed(FieldError.of("start", "series_started"))
         meeting = self.meeting_from_body(principal, body, now, base=current)
         preview = await self.preview(principal, meeting, now, is_new=not _has_started(current, now))
         self._refuse_clashes(principal, preview)
@@ -169,9 +169,9 @@ class BookingService:
         await self.check_scope(principal, current, await self.roster.participants(meeting_id))
         if occurrence is not None:
             if not current.is_occurrence(occurrence):
-                raise ValidationFailed(FieldError("occurrence", "is not an occurrence of this meeting"))
+                raise ValidationFailed(FieldError.of("occurrence", "not_an_occurrence"))
             if occurrence + current.duration <= now:
-                raise ValidationFailed(FieldError("occurrence", "has already ended"))
+                raise ValidationFailed(FieldError.of("occurrence", "ended"))
             return await self.store.update(meeting_id, lambda m: m.cancel_occurrence(occurrence, now=now))
         return await self.store.update(meeting_id, lambda m: m.cancel_series(now=now))
 

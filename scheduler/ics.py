@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from scheduler.meeting import Meeting
 from scheduler.recurrence import MAX_OCCURRENCES, MAX_SPAN, Recurrence, occurrences
+from vcs.local_time import LOCAL_TZ_NAME
 
 __all__ = [
     "MAX_LINE_OCTETS",
@@ -154,7 +155,7 @@ def calendar_feed(
     ]
     extra = [
         f"X-WR-CALNAME:{escape_text(calendar_name)}",
-        "X-WR-TIMEZONE:Asia/Ho_Chi_Minh",
+        f"X-WR-TIMEZONE:{LOCAL_TZ_NAME}",
         f"REFRESH-INTERVAL;VALUE=DURATION:{REFRESH}",
         f"X-PUBLISHED-TTL:{REFRESH}",
     ]

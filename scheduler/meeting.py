@@ -261,12 +261,12 @@ def _read(data: Mapping[str, Any], name: str, convert: Callable[[Any], Any], def
     value = data.get(name)
     if value is None:
         if default is _REQUIRED:
-            raise ValidationFailed(FieldError(name, "is required"))
+            raise ValidationFailed(FieldError.of(name, "required"))
         return default
     try:
         return convert(value)
     except RecurrenceError as exc:
-        raise ValidationFailed(FieldError(name, exc.reason)) from None
+        raise ValidationFailed(FieldError(name, exc.reason, exc.code, exc.params)) from None
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         reason = f"is missing {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc) or "has the wrong type"
         raise ValidationFailed(FieldError(name, reason)) from None
@@ -315,38 +315,38 @@ def validate_new_meeting(
     """
     errors: list[FieldError] = []
 
-    def error(name: str, reason: str) -> None:
-        errors.append(FieldError(name, reason))
+    def error(name: str, code: str, **params: object) -> None:
+        errors.append(FieldError.of(name, code, **params))
 
     if not _ID_RE.match(meeting.id):
-        error("id", "must be 1-64 letters, digits, '-' or '_'")
+        errors.append(FieldError("id", "must be 1-64 letters, digits, '-' or '_'"))
     title = meeting.title.strip()
     if not title:
-        error("title", "must not be empty")
+        error("title", "empty")
     elif len(title) > MAX_TITLE:
-        error("title", f"must be at most {MAX_TITLE} characters (has {len(title)})")
+        error("title", "title_too_long", max=MAX_TITLE, length=len(title))
     elif any(ch < " " or ch == "\x7f" for ch in title):
-        error("title", "must be a single line without control characters")
+        error("title", "single_line")
     if not meeting.organizer.strip():
-        error("organizer", "must not be empty")
+        error("organizer", "empty")
     if not meeting.host_endpoint_id:
-        error("host_endpoint_id", "must not be empty")
+        error("host_endpoint_id", "empty")
     elif endpoints is not None and meeting.host_endpoint_id not in endpoints:
-        error("host_endpoint_id", f"unknown endpoint {meeting.host_endpoint_id!r}")
+        error("host_endpoint_id", "unknown_endpoint", endpoint_id=meeting.host_endpoint_id)
     if meeting.start <= now:
-        error("start", "must be in the future")
+        error("start", "in_future")
     elif meeting.start - now > MAX_BOOKING_AHEAD:
-        error("start", "must be within 5 years from now")
+        error("start", "within_5_years")
     if meeting.start.microsecond:
-        error("start", "must be on a whole second")
+        errors.append(FieldError("start", "must be on a whole second"))
     if not MIN_DURATION <= meeting.duration <= MAX_DURATION:
-        error("duration_minutes", "must be between 5 minutes and 12 hours")
+        error("duration_minutes", "duration_range")
     elif meeting.duration % timedelta(minutes=1):
-        error("duration_minutes", "must be a whole number of minutes")
+        error("duration_minutes", "whole_minutes")
     errors.extend(_recurrence_errors(meeting))
     errors.extend(selector_errors(meeting.selector, provinces=provinces, communes=communes, groups=groups))
     if meeting.media.max_tier not in MEDIA_TIERS:
-        error("media.max_tier", f"must be one of {', '.join(MEDIA_TIERS)}")
+        error("media.max_tier", "one_of", choices=", ".join(MEDIA_TIERS))
     return errors
 
 
@@ -355,14 +355,14 @@ def _recurrence_errors(meeting: Meeting) -> list[FieldError]:
     errors = []
     if rule is not None:
         if rule.until is not None and rule.until < meeting.start:
-            errors.append(FieldError("recurrence", "UNTIL is before the start"))
+            errors.append(FieldError.of("recurrence", "until_before_start"))
         elif not is_synchronized(meeting.start, rule):
-            errors.append(FieldError("recurrence", "the start date is not one the rule selects"))
+            errors.append(FieldError.of("recurrence", "not_selected_by_rule"))
     for start in sorted(meeting.cancelled):
         if not meeting.is_occurrence(start):
             errors.append(FieldError("cancelled", f"{format_utc(start)} is not an occurrence of the series"))
     if not meeting.occurrences(limit=1):
-        errors.append(FieldError("cancelled", "every occurrence is cancelled"))
+        errors.append(FieldError.of("cancelled", "all_cancelled"))
     return errors
 
 
@@ -375,7 +375,7 @@ def selector_errors(
 ) -> list[FieldError]:
     """What is wrong with the selector; registry collections, when given, must contain what it names."""
     if selector.kind not in SELECTOR_KINDS:
-        return [FieldError("selector.kind", f"must be one of {', '.join(SELECTOR_KINDS)}")]
+        return [FieldError.of("selector.kind", "one_of", choices=", ".join(SELECTOR_KINDS))]
     errors = []
     present = {
         "province_codes": bool(selector.province_codes),
@@ -401,12 +401,12 @@ def selector_errors(
 
 def _listed(name: str, values: tuple, known: Collection | None, noun: str) -> list[FieldError]:
     if not values:
-        return [FieldError(name, f"must list at least one {noun}")]
+        return [FieldError.of(name, f"no_{noun}")]
     errors = []
     if len(set(values)) != len(values):
-        errors.append(FieldError(name, f"lists a {noun} twice"))
+        errors.append(FieldError.of(name, f"{noun}_twice"))
     unknown = [v for v in values if known is not None and v not in known]
     if unknown:
         shown = ", ".join(str(v) for v in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        errors.append(FieldError(name, f"unknown {noun} code(s): {shown}"))
+        errors.append(FieldError.of(name, f"unknown_{noun}s", codes=shown))
     return errors

@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from vcs.local_time import LOCAL_TZ
+
 __all__ = [
     "LOCAL_TZ",
     "MAX_INTERVAL",
@@ -38,7 +40,6 @@ __all__ = [
     "parse_rrule",
 ]
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # index = datetime.weekday()
 MAX_OCCURRENCES = 1000
 MAX_SPAN = timedelta(days=5 * 365 + 1)  # five years, one of them leap
@@ -53,9 +54,11 @@ _UNTIL_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z?))?$"
 class RecurrenceError(ValueError):
     """A rule outside the supported subset; `reason` is shown to the organizer."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: str = "invalid", params: dict | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code  # with params, how the UI translates it (vcs.errors.REASONS)
+        self.params = params or {}
 
 
 class Frequency(StrEnum):
@@ -117,11 +120,11 @@ class Recurrence:
 
 def _check(rule: Recurrence) -> None:
     if not 1 <= rule.interval <= MAX_INTERVAL:
-        raise RecurrenceError(f"INTERVAL must be between 1 and {MAX_INTERVAL}, got {rule.interval}")
+        raise RecurrenceError(f"INTERVAL must be between 1 and {MAX_INTERVAL}, got {rule.interval}", "interval_range", {"max": MAX_INTERVAL, "value": rule.interval})
     if rule.count is not None and rule.until is not None:
         raise RecurrenceError("COUNT and UNTIL cannot both be given; use one to end the series")
     if rule.count is not None and not 1 <= rule.count <= MAX_OCCURRENCES:
-        raise RecurrenceError(f"COUNT must be between 1 and {MAX_OCCURRENCES}, got {rule.count}")
+        raise RecurrenceError(f"COUNT must be between 1 and {MAX_OCCURRENCES}, got {rule.count}", "count_range", {"max": MAX_OCCURRENCES, "value": rule.count})
     if not 0 <= rule.week_start <= 6:
         raise RecurrenceError("WKST must be one of MO, TU, WE, TH, FR, SA, SU")
     if rule.by_day and rule.freq is Frequency.DAILY:

@@ -11,7 +11,7 @@ import logging
 import httpx
 
 from scheduler.rooms import RoomAssignment
-from vcs.errors import VcsError
+from vcs.errors import SfuUnavailable
 from vcs.media_tokens import mint_media_token
 
 __all__ = ["SfuControl", "SfuUnavailable"]
@@ -20,10 +20,6 @@ log = logging.getLogger(__name__)
 
 CONTROL_TTL = 60
 ORCHESTRATOR = "orchestrator"
-
-
-class SfuUnavailable(VcsError):
-    status = 502
 
 
 class SfuControl:

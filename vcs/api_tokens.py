@@ -38,10 +38,10 @@ class ApiTokens:
         role = Role(role)
         if province_code is not None:
             if role is not Role.ORGANIZER:
-                raise ValidationFailed(FieldError("province", "only organizers are scoped to a province"))
+                raise ValidationFailed(FieldError.of("province", "province_scope"))
             code = canonical_province(province_code)
             if code is None:
-                raise ValidationFailed(FieldError("province", f"unknown province code {province_code!r}"))
+                raise ValidationFailed(FieldError.of("province", "unknown_province", province=province_code))
             province_code = code
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         await self.redis.hset(

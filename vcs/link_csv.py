@@ -40,27 +40,27 @@ def parse_csv(text: str, known_ids: set[str]) -> list[tuple[str, LinkProfile]]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
-        raise ValidationFailed(FieldError("line 1", f"missing columns: {', '.join(missing)}"), "bad CSV header")
+        raise ValidationFailed(FieldError.of("line 1", "missing_columns", columns=", ".join(missing), line=1), "bad CSV header")
     rows: list[tuple[str, LinkProfile]] = []
     errors: list[FieldError] = []
     seen: set[str] = set()
     for row in reader:
-        line = f"line {reader.line_num}"
+        line = reader.line_num
         endpoint_id = (row.get("id") or "").strip()
         if endpoint_id not in known_ids:
-            errors.append(FieldError(line, f"unknown endpoint id {endpoint_id!r}"))
+            errors.append(FieldError.of(f"line {line}", "unknown_endpoint_id", endpoint_id=endpoint_id, line=line))
             continue
         if endpoint_id in seen:
-            errors.append(FieldError(line, f"endpoint {endpoint_id} appears twice"))
+            errors.append(FieldError.of(f"line {line}", "endpoint_twice", endpoint_id=endpoint_id, line=line))
             continue
         seen.add(endpoint_id)
         profile, problems = validate_profile({k: (v or "").strip() for k, v in row.items() if k})
         if problems:
-            errors.extend(FieldError(line, f"{p.field} {p.reason}") for p in problems)
+            errors.extend(p.at_line(line) for p in problems)
             continue
         rows.append((endpoint_id, profile))
     if errors:
         raise ValidationFailed(errors, f"{len(errors)} bad row(s); nothing was imported")
     if not rows:
-        raise ValidationFailed(FieldError("line 2", "no rows"), "empty CSV")
+        raise ValidationFailed(FieldError.of("line 2", "no_rows", line=2), "empty CSV")
     return rows

@@ -110,7 +110,7 @@ def validate_profile(data: dict) -> tuple[LinkProfile | None, list[FieldError]]:
     try:
         access_type = AccessType(access)
     except ValueError:
-        errors.append(FieldError("access", f"must be one of {', '.join(a.value for a in AccessType)}"))
+        errors.append(FieldError.of("access", "one_of", choices=", ".join(a.value for a in AccessType)))
         access_type = None
     values: dict[str, float] = {}
     for field, low, high, kind in (
@@ -125,10 +125,10 @@ def validate_profile(data: dict) -> tuple[LinkProfile | None, list[FieldError]]:
                 raise ValueError
             value = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
         except (TypeError, ValueError):
-            errors.append(FieldError(field, "must be a number" if kind is float else "must be a whole number"))
+            errors.append(FieldError.of(field, "number" if kind is float else "whole_number"))
             continue
         if not low <= value <= high:
-            errors.append(FieldError(field, f"must be between {low} and {high}"))
+            errors.append(FieldError.of(field, "between", low=low, high=high))
             continue
         values[field] = value
     if errors or access_type is None:

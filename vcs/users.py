@@ -67,21 +67,21 @@ class User:
 def validate_account(username: str, password: str | None, role: str, province: str | None) -> tuple[Role, str | None]:
     errors = []
     if not USERNAME.match(username or ""):
-        errors.append(FieldError("username", "2-64 characters: lowercase letters, digits, . _ -"))
+        errors.append(FieldError.of("username", "username_format"))
     if password is not None and len(password) < MIN_PASSWORD:
-        errors.append(FieldError("password", f"at least {MIN_PASSWORD} characters"))
+        errors.append(FieldError.of("password", "too_short", min=MIN_PASSWORD))
     try:
         parsed_role = Role(role)
     except ValueError:
-        errors.append(FieldError("role", f"must be one of {', '.join(r.value for r in Role)}"))
+        errors.append(FieldError.of("role", "one_of", choices=", ".join(r.value for r in Role)))
         parsed_role = None
     code = None
     if province:
         code = canonical_province(province)
         if code is None:
-            errors.append(FieldError("province", f"unknown province code {province!r}"))
+            errors.append(FieldError.of("province", "unknown_province", province=province))
         elif parsed_role is not Role.ORGANIZER:
-            errors.append(FieldError("province", "only organizers are scoped to a province"))
+            errors.append(FieldError.of("province", "province_scope"))
     if errors:
         raise ValidationFailed(errors)
     return parsed_role, code
@@ -96,7 +96,7 @@ class Users:
         password_hash = await _off_loop(_hasher.hash, password)
         user = User(username, parsed_role, code, password_hash, False, full_name, int(time.time()))
         if not await self.redis.hsetnx(keys.USERS, username, user.to_json()):
-            raise ValidationFailed(FieldError("username", "already taken"))
+            raise ValidationFailed(FieldError.of("username", "taken"))
         return user
 
     async def get(self, username: str) -> User:

@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -25,6 +26,7 @@ from web.api import agent, agent_ws, endpoints, live, meetings, provinces, sessi
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, openapi, readyz
 from web.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from web.security_headers import SecurityHeadersMiddleware
 from web.services import Services
 
 __all__ = ["Hook", "create_app"]
@@ -72,6 +74,7 @@ def create_app(
         finally:
             await redis.aclose()
 
+    state = State()  # one state for the app and the mounted UI: services, metrics, templates
     api = endpoints.routes + provinces.routes + agent.routes + agent_ws.routes + meetings.routes + live.routes + sessions.routes
     app = Starlette(
         routes=[
@@ -81,12 +84,13 @@ def create_app(
             Route("/api/v1/openapi.json", openapi),
             Mount("/api/v1", routes=api),
             *mounts,
-            *ui.routes,  # the organizer/ops web UI and /static
+            Mount("", app=ui.create_ui_app(state)),  # the organizer/ops web UI and /static: every other path, HTML errors
         ],
-        middleware=[Middleware(ui.SecurityHeadersMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.state = state
     app.state.metrics = metrics
     app.state.templates = ui.build_templates()  # web.ui.rendering.render() reads it
     return app

@@ -11,13 +11,13 @@ from starlette.routing import Route
 from vcs import audit
 from vcs.divisions import province_code as canonical_province
 from vcs.endpoints import Endpoint, EndpointKind
-from vcs.errors import FieldError, Forbidden, ValidationFailed, VcsError
+from vcs.errors import FieldError, Forbidden, ValidationFailed
 from vcs.link_csv import MAX_IMPORT_BYTES, export_csv, parse_csv
 from vcs.link_profiles import AccessType, validate_profile
 from vcs.registry import EndpointQuery
 from vcs.roles import Principal, Role
 from web.auth import api_principal
-from web.requests import json_body, query_int
+from web.requests import json_body, query_int, read_body
 from web.services import services
 
 __all__ = ["routes"]
@@ -145,7 +145,7 @@ async def export_endpoints(request: Request) -> Response:
 async def import_endpoints(request: Request) -> Response:
     principal = await api_principal(request)
     principal.require(Role.ADMIN, Role.OPS)
-    body = await _bounded_body(request)
+    body = await read_body(request, MAX_IMPORT_BYTES)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -155,20 +155,6 @@ async def import_endpoints(request: Request) -> Response:
     updated = await registry.set_links(rows)
     await audit.record(services(request).redis, principal.name, "endpoint.csv_import", "", {"via": "api", "rows": len(updated)})
     return JSONResponse({"updated": len(updated)})
-
-
-async def _bounded_body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_IMPORT_BYTES:
-            raise PayloadTooLarge(f"CSV larger than {MAX_IMPORT_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class PayloadTooLarge(VcsError):
-    status = 413
 
 
 routes = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -14,6 +13,7 @@ from scheduler.meeting import Meeting, format_utc, parse_utc
 from vcs.audit import record as audit
 from vcs.divisions import province_code as canonical_province
 from vcs.errors import FieldError, ValidationFailed
+from vcs.local_time import LOCAL_TZ, LOCAL_TZ_NAME
 from vcs.roles import Role
 from web.auth import api_principal
 from web.requests import json_body
@@ -21,12 +21,11 @@ from web.services import services
 
 __all__ = ["meeting_view", "routes"]
 
-LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_RANGE = timedelta(days=366)
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(LOCAL).isoformat()
+    return moment.astimezone(LOCAL_TZ).isoformat()
 
 
 def occurrence_view(meeting: Meeting, start: datetime) -> dict:
@@ -46,7 +45,7 @@ def meeting_view(meeting: Meeting, now: datetime, upcoming: int = 10) -> dict:
     return {
         **meeting.to_json(),
         "start_local": _local(meeting.start),
-        "timezone": "Asia/Ho_Chi_Minh",
+        "timezone": LOCAL_TZ_NAME,
         "next_occurrences": [occurrence_view(meeting, s) for s in next_ones],
     }
 

@@ -1,7 +1,9 @@
 """The organizer and operations web UI: server-rendered pages, sessions, CSRF, security headers.
 
-Wiring (web/app.py): `routes` join the app's routes, `SecurityHeadersMiddleware`
-wraps every response, `build_templates()` goes to `app.state.templates`.
+Wiring (web/app.py): `create_ui_app()` is a Starlette app of its own, mounted
+at the root after the API, with its own HTML exception handlers
+(`web.ui.error_pages`); it shares the web app's state (services, and
+`build_templates()` in `state.templates`).
 
 | path                                   | roles            | what                                   |
 |----------------------------------------|------------------|----------------------------------------|
@@ -34,6 +36,8 @@ change, cancel, host and hand the floor only for meetings within it.
 
 from __future__ import annotations
 
+from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -48,10 +52,10 @@ from web.ui import (
     pages_today,
     pages_users,
 )
+from web.ui.error_pages import EXCEPTION_HANDLERS
 from web.ui.rendering import STATIC_DIR, build_templates
-from web.ui.security_headers import SecurityHeadersMiddleware
 
-__all__ = ["SecurityHeadersMiddleware", "build_templates", "routes"]
+__all__ = ["build_templates", "create_ui_app", "routes"]
 
 routes = [
     Route("/", pages_today.today, methods=["GET"], name="ui-today"),
@@ -90,3 +94,10 @@ routes = [
     Route("/audit", pages_audit.audit_page, methods=["GET"], name="ui-audit"),
     Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
 ]
+
+
+def create_ui_app(state: State) -> Starlette:
+    """The UI as an app to mount; `state` is the web app's, where handlers find services and templates."""
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app.state = state
+    return app

@@ -7,9 +7,9 @@
   - a visitor without a live session is sent to the sign-in page (303),
   - a signed-in user whose role is not listed gets the 403 page (no roles: everyone),
   - an unsafe method (POST...) has its form read (within `max_body` bytes, else 413)
-    and must carry the session's CSRF token, else 403;
-and, around it, domain errors become HTML pages (NotFound 404, Forbidden 403,
-ValidationFailed 422, TooManyRequests 429). Pages are never cached.
+    and must carry the session's CSRF token, else 403 (code "csrf").
+Pages are never cached. Errors, the guard's and the handler's, become HTML
+pages in the UI app's exception handlers (`web.ui.error_pages`).
 `public_page()` is the same for pages open to visitors (me may be None).
 """
 
@@ -22,15 +22,13 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.types import Message, Receive
 
-from vcs.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed, VcsError
+from vcs.errors import Forbidden, NotFound
 from vcs.roles import Principal, Role
 from vcs.users import User
+from web.requests import bounded
 from web.services import services
 from web.ui import csrf
-from web.ui.i18n import N_
-from web.ui.rendering import error_page
 from web.ui.sessions import COOKIE, Session, Sessions
 
 __all__ = ["MAX_FORM_BYTES", "SignedIn", "page", "public_page", "signed_in"]
@@ -78,25 +76,6 @@ async def signed_in(request: Request) -> SignedIn | None:
     return me
 
 
-class BodyTooLarge(VcsError):
-    status = 413
-
-
-def _limited(receive: Receive, limit: int) -> Receive:
-    seen = 0
-
-    async def bounded() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge(f"more than {limit} bytes")
-        return message
-
-    return bounded
-
-
 Handler = Callable[[Request, SignedIn], Awaitable[Response]]
 PublicHandler = Callable[[Request, SignedIn | None], Awaitable[Response]]
 
@@ -110,30 +89,15 @@ def _guard(handler: Callable, roles: tuple[Role, ...], public: bool, max_body: i
             where = "/login" if request.method not in SAFE_METHODS or target == "/" else f"/login?next={quote(target, safe='')}"
             return RedirectResponse(where, status_code=303)
         if roles and (me is None or me.user.role not in roles):
-            return error_page(request, 403, N_("You do not have permission to open this page."))
+            raise Forbidden("this role may not open this page")
         form = None
         try:
             if request.method not in SAFE_METHODS:
-                declared = request.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_body:
-                    raise BodyTooLarge(f"more than {max_body} bytes")
-                request = Request(request.scope, _limited(request.receive, max_body))
+                request = bounded(request, max_body)
                 form = await request.form()
                 if not csrf.valid(request, form):
-                    return error_page(request, 403, N_("The form has expired or did not come from this site. Reload the page and try again."))
+                    raise Forbidden("the form's CSRF token is missing or wrong", code="csrf")
             response = await handler(request, me)
-        except BodyTooLarge:
-            return error_page(request, 413, N_("The upload is larger than {limit} bytes."), limit=max_body)
-        except NotFound:
-            return error_page(request, 404, N_("There is no such page or item."))
-        except Forbidden:
-            return error_page(request, 403, N_("You do not have permission to open this page."))
-        except TooManyRequests as exc:
-            response = error_page(request, 429, N_("Too many requests. Try again in {seconds} seconds."), seconds=exc.retry_after)
-            response.headers["Retry-After"] = str(exc.retry_after)
-            return response
-        except ValidationFailed as exc:
-            return error_page(request, 422, "; ".join(f"{e.field}: {e.reason}" for e in exc.errors))
         finally:
             if form is not None:
                 await form.close()

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from scheduler.meeting import MEDIA_TIERS, Meeting, format_utc
 from scheduler.recurrence import WEEKDAYS, Frequency, Recurrence, RecurrenceError, parse_rrule
 from vcs.errors import FieldError, ValidationFailed
-from web.ui.formats import DISPLAY_TZ
+from vcs.local_time import LOCAL_TZ
 from web.ui.forms import number_text
 
 __all__ = ["MAX_SEARCH", "REPEATS", "SLOTS", "WHO", "BookingInputs", "fits_the_form", "parse_date", "parse_time", "slot_errors"]
@@ -67,6 +67,8 @@ _DOMAIN_SLOTS = {
     "override_conflicts": "override",
 }
 # a recurrence reason naming one part of the rule goes next to that part's field
+_RULE_CODE_SLOTS = {"count_range": "count", "until_before_start": "until", "interval_range": "interval"}
+# the RRULE parser's other reasons start with the rule part they are about
 _RULE_PART_SLOTS = (("COUNT", "count"), ("UNTIL", "until"), ("INTERVAL", "interval"), ("BYDAY", "weekday"))
 
 
@@ -180,7 +182,7 @@ class BookingInputs:
     @classmethod
     def of_meeting(cls, meeting: Meeting) -> BookingInputs:
         """The form filled with a stored meeting, for editing."""
-        local = meeting.start.astimezone(DISPLAY_TZ)
+        local = meeting.start.astimezone(LOCAL_TZ)
         selector = meeting.selector
         inputs = cls(
             title=meeting.title,
@@ -207,29 +209,29 @@ class BookingInputs:
             weekdays=[str(d) for d in rule.by_day],
             ends="until" if rule.until else "count",
             count=str(rule.count) if rule.count else ("" if rule.until else "10"),
-            until=rule.until.astimezone(DISPLAY_TZ).date().isoformat() if rule.until else "",
+            until=rule.until.astimezone(LOCAL_TZ).date().isoformat() if rule.until else "",
         )
 
     # --- into a booking body --------------------------------------------------
 
     def start(self) -> datetime | None:
         day, at = parse_date(self.date), parse_time(self.time)
-        return datetime.combine(day, at, tzinfo=DISPLAY_TZ).astimezone(UTC) if day and at else None
+        return datetime.combine(day, at, tzinfo=LOCAL_TZ).astimezone(UTC) if day and at else None
 
-    def to_body(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """The API's booking body, and the errors of what could not be read (slot => English reason)."""
-        errors: dict[str, str] = {}
+    def to_body(self) -> tuple[dict[str, Any], dict[str, FieldError]]:
+        """The API's booking body, and the errors of what could not be read, by slot."""
+        errors: dict[str, FieldError] = {}
         body: dict[str, Any] = {"title": self.title, "host_endpoint_id": self.host, "media": {"max_tier": self.max_tier}}
         day, at = parse_date(self.date), parse_time(self.time)
         if day is None:
-            errors["start"] = "enter the date as dd/mm/yyyy"
+            errors["start"] = FieldError.of("start", "date_format")
         elif at is None:
-            errors["start"] = "enter the time as HH:MM"
+            errors["start"] = FieldError.of("start", "time_format")
         else:
-            body["start"] = format_utc(datetime.combine(day, at, tzinfo=DISPLAY_TZ))
+            body["start"] = format_utc(datetime.combine(day, at, tzinfo=LOCAL_TZ))
         minutes = _whole(self.duration)
         if minutes is None:
-            errors["duration"] = "must be a whole number"
+            errors["duration"] = FieldError.of("duration", "whole_number")
         else:
             body["duration_minutes"] = minutes
         if self.who == "all":
@@ -247,29 +249,29 @@ class BookingInputs:
             body["override_conflicts"] = True
         return body, errors
 
-    def rrule_text(self, day: date | None) -> tuple[str | None, dict[str, str]]:
+    def rrule_text(self, day: date | None) -> tuple[str | None, dict[str, FieldError]]:
         """The RRULE the recurrence fields describe (None: a single meeting), and its errors."""
         if self.repeat == "none":
             return None, {}
         if self.repeat == "custom":
             return self.rrule or None, {}
-        errors: dict[str, str] = {}
+        errors: dict[str, FieldError] = {}
         parts = [f"FREQ={self.repeat.upper()}"]
         interval = _whole(self.interval)
         if interval is None or interval < 1:
-            errors["interval"] = "must be a whole number"
+            errors["interval"] = FieldError.of("interval", "whole_number")
         elif interval != 1:
             parts.append(f"INTERVAL={interval}")
         if self.ends == "until":
             until = parse_date(self.until)
             if until is None:
-                errors["until"] = "enter the date as dd/mm/yyyy"
+                errors["until"] = FieldError.of("until", "date_format")
             else:
                 parts.append(f"UNTIL={until:%Y%m%d}")  # a date: the whole day in Vietnam counts
         else:
             count = _whole(self.count)
             if count is None or count < 1:
-                errors["count"] = "must be a whole number"
+                errors["count"] = FieldError.of("count", "whole_number")
             else:
                 parts.append(f"COUNT={count}")
         if self.repeat == "weekly":
@@ -304,12 +306,12 @@ def _same_rule(text: str | None, meeting: Meeting) -> bool:
         return False
 
 
-def slot_errors(exc: ValidationFailed | list[FieldError]) -> dict[str, str]:
-    """Domain errors by form slot, the first reason of each; unknown fields go to "form"."""
-    found: dict[str, str] = {}
+def slot_errors(exc: ValidationFailed | list[FieldError]) -> dict[str, FieldError]:
+    """Domain errors by form slot, the first of each; unknown fields go to "form"."""
+    found: dict[str, FieldError] = {}
     for error in exc.errors if isinstance(exc, ValidationFailed) else exc:
         slot = _DOMAIN_SLOTS.get(error.field, "form")
         if slot == "repeat":
-            slot = next((s for part, s in _RULE_PART_SLOTS if error.reason.startswith(part)), slot)
-        found.setdefault(slot, error.reason)
+            slot = _RULE_CODE_SLOTS.get(error.code) or next((s for part, s in _RULE_PART_SLOTS if error.reason.startswith(part)), slot)
+        found.setdefault(slot, error)
     return found

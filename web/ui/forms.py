@@ -6,7 +6,7 @@ import re
 
 from starlette.datastructures import FormData
 
-from vcs.errors import ValidationFailed
+from vcs.errors import FieldError, ValidationFailed
 
 __all__ = ["errors_by_field", "number_text", "safe_next", "text"]
 
@@ -37,9 +37,9 @@ def safe_next(raw: object, default: str = "/") -> str:
     return raw
 
 
-def errors_by_field(exc: ValidationFailed) -> dict[str, str]:
-    """The first reason for each field (English; templates translate it)."""
-    found: dict[str, str] = {}
+def errors_by_field(exc: ValidationFailed) -> dict[str, FieldError]:
+    """The first error of each field (templates translate it with `reason()`)."""
+    found: dict[str, FieldError] = {}
     for error in exc.errors:
-        found.setdefault(error.field, error.reason)
+        found.setdefault(error.field, error)
     return found

@@ -21,9 +21,9 @@ from scheduler.recurrence import occurrences as series_starts
 from vcs.divisions import provinces
 from vcs.endpoints import Endpoint
 from vcs.errors import Forbidden, NotFound
+from vcs.local_time import LOCAL_TZ
 from vcs.roles import Principal, Role
 from web.services import Services
-from web.ui.formats import DISPLAY_TZ
 
 __all__ = [
     "OccurrenceRow",
@@ -54,7 +54,7 @@ def now_utc(svc: Services) -> datetime:
 
 def local_day_start(day: date) -> datetime:
     """00:00 of `day` in Vietnam, as an aware UTC datetime."""
-    return datetime.combine(day, time(0, 0), tzinfo=DISPLAY_TZ).astimezone(UTC)
+    return datetime.combine(day, time(0, 0), tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
 def monday_of(day: date) -> date:
@@ -106,7 +106,7 @@ class OccurrenceRow:
 
     @property
     def local_date(self) -> date:
-        return self.start.astimezone(DISPLAY_TZ).date()
+        return self.start.astimezone(LOCAL_TZ).date()
 
     @property
     def url(self) -> str:

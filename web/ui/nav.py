@@ -2,7 +2,7 @@
 
 To add a section: add a `NavItem` here, give its page the same roles
 (`@page(*item.roles)`), render with `section=<key>`, and add the Vietnamese
-for its label to `web/ui/i18n.py`.
+for its label to `web/locale/vi/LC_MESSAGES/messages.po`.
 """
 
 from __future__ import annotations

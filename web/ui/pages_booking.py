@@ -28,13 +28,13 @@ from scheduler.recurrence import WEEKDAYS
 from vcs import audit
 from vcs.divisions import provinces
 from vcs.endpoints import CENTRAL_ID, EndpointKind, hall_id
-from vcs.errors import Conflict, ValidationFailed
+from vcs.errors import Conflict, FieldError, ValidationFailed
+from vcs.local_time import LOCAL_TZ
 from vcs.registry import EndpointQuery
 from vcs.roles import Role
 from web.services import services
 from web.ui.access import SignedIn, page
 from web.ui.booking_form import BookingInputs, slot_errors
-from web.ui.formats import DISPLAY_TZ
 from web.ui.i18n import N_
 from web.ui.meeting_views import now_utc, preview_view
 from web.ui.nav import BOOKERS
@@ -54,7 +54,7 @@ async def _form_page(
     inputs: BookingInputs,
     *,
     meeting: Meeting | None = None,
-    errors: dict[str, str] | None = None,
+    errors: dict[str, FieldError] | None = None,
     preview: Preview | None = None,
     notice: str = "",
     status: int = 200,
@@ -187,7 +187,7 @@ def _changes(before: Meeting, after: Meeting) -> dict[str, list]:
 @page(*BOOKERS)
 async def new_form(request: Request, me: SignedIn) -> Response:
     svc = services(request)
-    today = datetime.fromtimestamp(svc.clock(), DISPLAY_TZ).date()
+    today = datetime.fromtimestamp(svc.clock(), LOCAL_TZ).date()
     scope = me.principal.province_code
     inputs = BookingInputs.defaults(today=today, host=hall_id(scope) if scope else CENTRAL_ID, province=scope)
     params = request.query_params

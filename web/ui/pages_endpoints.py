@@ -14,7 +14,7 @@ from vcs import audit
 from vcs.divisions import province_code as canonical_province
 from vcs.divisions import provinces
 from vcs.endpoints import Endpoint, EndpointKind
-from vcs.errors import ValidationFailed
+from vcs.errors import FieldError, ValidationFailed
 from vcs.link_csv import MAX_IMPORT_BYTES, export_csv, parse_csv
 from vcs.link_profiles import AccessType, validate_profile
 from vcs.registry import EndpointQuery
@@ -142,7 +142,7 @@ async def _detail_page(
     me: SignedIn,
     endpoint: Endpoint,
     inputs: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
+    errors: dict[str, FieldError] | None = None,
     rotate_error: str = "",
     status: int = 200,
 ) -> Response:
@@ -183,7 +183,7 @@ async def endpoint_edit(request: Request, me: SignedIn) -> Response:
     parsed = {name: value if name == "access" else number_text(value, integer=name != "loss_pct") for name, value in inputs.items()}
     profile, problems = validate_profile(parsed)
     if profile is None:
-        errors = {p.field: p.reason for p in problems}
+        errors = {p.field: p for p in problems}
         return await _detail_page(request, me, endpoint, inputs, errors, status=422)
     before, after = endpoint.link.to_dict(), profile.to_dict()
     changes = {name: [before[name], after[name]] for name in LINK_FIELDS if before[name] != after[name]}
@@ -210,7 +210,7 @@ async def endpoint_rotate(request: Request, me: SignedIn) -> Response:
     return render(request, "endpoints/secret.html", context, section="endpoints")
 
 
-def _import_page(request: Request, errors: list[tuple[str, str]] | None = None, file_error: str = "", status: int = 200) -> Response:
+def _import_page(request: Request, errors: list[FieldError] | None = None, file_error: str = "", status: int = 200) -> Response:
     return render(
         request,
         "endpoints/import.html",
@@ -242,7 +242,7 @@ async def import_submit(request: Request, me: SignedIn) -> Response:
     try:
         rows = parse_csv(content, set(await svc.registry.all()))
     except ValidationFailed as exc:
-        return _import_page(request, [(e.field, e.reason) for e in exc.errors], status=422)
+        return _import_page(request, exc.errors, status=422)
     updated = await svc.registry.set_links(rows)
     details = {"via": "ui", "rows": len(updated), "filename": upload.filename[:200]}
     await audit.record(svc.redis, me.username, "endpoint.csv_import", "", details, now=svc.clock())

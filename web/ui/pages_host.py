@@ -35,7 +35,7 @@ from web.ui.meeting_views import now_utc
 from web.ui.nav import BOOKERS
 from web.ui.pages_meetings import managed_meeting
 from web.ui.rendering import language, render
-from web.ui.security_headers import CONTENT_SECURITY_POLICY
+from web.security_headers import CONTENT_SECURITY_POLICY
 
 __all__ = ["HOST_LEAD", "host_console", "host_session"]
 

@@ -28,9 +28,8 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from scheduler.lifecycle import current_or_next_occurrence
 from scheduler.meeting import MEDIA_TIERS, Meeting, format_utc
-from scheduler.sfu_control import SfuUnavailable
 from vcs import audit, keys
-from vcs.errors import NotFound, ValidationFailed
+from vcs.errors import NotFound, SfuUnavailable, ValidationFailed
 from vcs.names import fold
 from web.api.live import hand_floor, live_events
 from web.services import Services, services

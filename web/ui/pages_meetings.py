@@ -25,12 +25,13 @@ from scheduler.recurrence import Frequency
 from vcs import audit
 from vcs.divisions import provinces
 from vcs.errors import Forbidden, ValidationFailed
+from vcs.local_time import LOCAL_TZ
 from vcs.roles import Principal, Role
 from web.services import services
 from web.ui import i18n
 from web.ui.access import SignedIn, page
 from web.ui.booking_form import fits_the_form, parse_date
-from web.ui.formats import DISPLAY_TZ, format_date, format_datetime
+from web.ui.formats import format_date, format_datetime
 from web.ui.i18n import N_
 from web.ui.meeting_views import (
     can_manage,
@@ -66,7 +67,7 @@ WEEKDAY_NAMES = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N
 
 
 def _today(request: Request) -> date:
-    return now_utc(services(request)).astimezone(DISPLAY_TZ).date()
+    return now_utc(services(request)).astimezone(LOCAL_TZ).date()
 
 
 def _day_param(request: Request, name: str, default: date) -> date:
@@ -135,7 +136,7 @@ def rule_summary(meeting: Meeting, lang: str) -> str:
     if not fits_the_form(rule):
         return t(N_("Custom rule: {rule}"), rule=rule.to_rrule())
     n = rule.interval
-    local = meeting.start.astimezone(DISPLAY_TZ)
+    local = meeting.start.astimezone(LOCAL_TZ)
     if rule.freq is Frequency.DAILY:
         text = t(N_("Every day")) if n == 1 else t(N_("Every {n} days"), n=n)
     elif rule.freq is Frequency.WEEKLY:
@@ -240,7 +241,7 @@ async def cancel_submit(request: Request, me: SignedIn) -> Response:
     try:
         await svc.booking.cancel(me.principal, meeting.id, occurrence, now_utc(svc))
     except ValidationFailed as exc:  # the occurrence has ended in the meantime
-        await sessions.set_flash(me.session, N_("Nothing was cancelled: {reason}"), "error", reason=exc.errors[0].reason if exc.errors else "")
+        await sessions.set_flash(me.session, N_("Nothing was cancelled: {reason}"), "error", reason=i18n.reason(language(request), exc.errors[0]) if exc.errors else "")
         return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
     details = {"via": "ui", "title": meeting.title, "scope": "occurrence" if occurrence else "series"}
     if occurrence:

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from vcs import audit
 from vcs.divisions import provinces
-from vcs.errors import ValidationFailed
+from vcs.errors import FieldError, ValidationFailed
 from vcs.roles import Role
 from vcs.users import validate_account
 from web.services import services
@@ -30,7 +30,7 @@ MAX_FULL_NAME = 120
 MAX_PASSWORD = 1024
 
 
-async def _users_page(request: Request, inputs: dict[str, str] | None = None, errors: dict[str, str] | None = None, status: int = 200) -> Response:
+async def _users_page(request: Request, inputs: dict[str, str] | None = None, errors: dict[str, FieldError] | None = None, status: int = 200) -> Response:
     svc = services(request)
     users = await svc.users.all()
     sessions = Sessions(svc.redis)
@@ -67,15 +67,15 @@ async def user_add(request: Request, me: SignedIn) -> Response:
         "province": text(form, "province", 10),
     }
     password = form.get("password") if isinstance(form.get("password"), str) else ""
-    errors: dict[str, str] = {}
+    errors: dict[str, FieldError] = {}
     try:
         validate_account(inputs["username"], password, inputs["role"], inputs["province"] or None)
     except ValidationFailed as exc:
         errors = errors_by_field(exc)
     if len(inputs["full_name"]) > MAX_FULL_NAME:
-        errors["full_name"] = f"at most {MAX_FULL_NAME} characters"
+        errors["full_name"] = FieldError.of("full_name", "too_long", max=MAX_FULL_NAME)
     if len(password) > MAX_PASSWORD:
-        errors["password"] = f"at most {MAX_PASSWORD} characters"
+        errors["password"] = FieldError.of("password", "too_long", max=MAX_PASSWORD)
     if not errors:
         # no province: an organizer for the whole country
         try:

@@ -20,23 +20,12 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from web.ui import csrf, formats, i18n
-from web.ui.i18n import N_
 from web.ui.nav import visible
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "build_templates", "error_page", "language", "render"]
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "build_templates", "language", "render"]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-
-ERROR_TITLES = {
-    400: N_("Bad request"),
-    403: N_("Access denied"),
-    404: N_("Not found"),
-    413: N_("Too large"),
-    422: N_("Invalid input"),
-    429: N_("Too many requests"),
-}
-
 
 def build_templates() -> Jinja2Templates:
     env = jinja2.Environment(
@@ -44,7 +33,10 @@ def build_templates() -> Jinja2Templates:
         autoescape=True,  # every template, whatever its name: nothing a user typed is rendered raw
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # each render passes its language's `_`/`gettext` in the context; these are the fallback
+    env.install_gettext_translations(i18n.catalogue(i18n.DEFAULT), newstyle=False)  # type: ignore[attr-defined]
     env.globals.update(
         format_datetime=formats.format_datetime,
         format_date=formats.format_date,
@@ -76,6 +68,7 @@ def _context(request: Request, section: str) -> dict[str, Any]:
         "request": request,
         "lang": lang,
         "_": partial(i18n.gettext, lang),
+        "gettext": partial(i18n.gettext, lang),
         "label": partial(i18n.label, lang),
         "reason": partial(i18n.reason, lang),
         "format_int": partial(formats.format_int, lang=lang),
@@ -105,11 +98,3 @@ def render(
     response = templates.TemplateResponse(request, name, full, status_code=status, headers=headers)
     csrf.attach_cookie(request, response)
     return response
-
-
-def error_page(request: Request, status: int, message: str = "", **params: object) -> Response:
-    """An HTML error page; `message` is an English msgid, translated with `params`."""
-    context = {"status": status, "title": ERROR_TITLES.get(status, N_("Error")), "message": message, "params": params}
-    if request.method not in ("GET", "HEAD"):
-        context["current_path"] = "/"  # the language switch must not lead to a GET of a POST-only path
-    return render(request, "error.html", context, status=status)

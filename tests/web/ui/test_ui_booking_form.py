@@ -63,6 +63,10 @@ def test_the_body_is_what_the_api_takes():
     assert parse_rrule(body["recurrence"]).until == datetime(2026, 9, 30, 23, 59, 59, tzinfo=UTC) - VN_OFFSET
 
 
+def _reasons(errors: dict) -> dict[str, str]:
+    return {slot: error.reason for slot, error in errors.items()}
+
+
 def test_recurrence_fields_and_their_errors():
     def rule(**fields) -> tuple:
         inputs = BookingInputs.read(QueryParams({"date": "2026-09-02", "time": "08:00", **fields}))
@@ -72,8 +76,8 @@ def test_recurrence_fields_and_their_errors():
     assert rule(repeat="daily", interval="2", ends="count", count="5") == ("FREQ=DAILY;INTERVAL=2;COUNT=5", {})
     assert rule(repeat="weekly", count="3") == ("FREQ=WEEKLY;COUNT=3;BYDAY=WE", {})  # the start's weekday, a Wednesday
     assert rule(repeat="monthly", ends="count", count="12") == ("FREQ=MONTHLY;COUNT=12", {})
-    assert rule(repeat="daily", interval="0", count="x")[1] == {"interval": "must be a whole number", "count": "must be a whole number"}
-    assert rule(repeat="daily", ends="until", until="someday")[1] == {"until": "enter the date as dd/mm/yyyy"}
+    assert _reasons(rule(repeat="daily", interval="0", count="x")[1]) == {"interval": "must be a whole number", "count": "must be a whole number"}
+    assert _reasons(rule(repeat="daily", ends="until", until="someday")[1]) == {"until": "enter the date as dd/mm/yyyy"}
     assert rule(repeat="hourly") == (None, {})  # not a choice the form offers: no repeat
 
 
@@ -93,14 +97,14 @@ def test_a_meeting_reads_back_into_the_form():
 def test_domain_errors_land_next_to_their_fields():
     exc = ValidationFailed(
         [
-            FieldError("selector.province_codes", "must list at least one province"),
-            FieldError("recurrence", "COUNT must be between 1 and 1000, got 5000"),
-            FieldError("duration_minutes", "must be between 5 minutes and 12 hours"),
-            FieldError("cancelled", "every occurrence is cancelled"),
-            FieldError("media.max_tier", "must be one of 720p, 360p, 180p, audio"),
+            FieldError.of("selector.province_codes", "no_province"),
+            FieldError.of("recurrence", "count_range", max=1000, value=5000),
+            FieldError.of("duration_minutes", "duration_range"),
+            FieldError.of("cancelled", "all_cancelled"),
+            FieldError.of("media.max_tier", "one_of", choices="720p, 360p, 180p, audio"),
         ]
     )
-    assert slot_errors(exc) == {
+    assert _reasons(slot_errors(exc)) == {
         "participants": "must list at least one province",
         "count": "COUNT must be between 1 and 1000, got 5000",
         "duration": "must be between 5 minutes and 12 hours",

@@ -1,5 +1,6 @@
 """CSRF tokens on every form, and the security headers on every response."""
 
+from vcs import keys
 from vcs.users import Users
 
 PASSWORD = "correct horse battery staple"
@@ -81,3 +82,26 @@ async def test_pages_have_no_inline_script_or_style_and_are_not_cached(signed_in
         assert response.status_code == 200, path
         assert "<script" not in response.text and " style=" not in response.text and "<style" not in response.text, path
         assert response.headers["cache-control"] == "no-store", path
+
+
+async def test_an_unexpected_error_is_a_500_page_with_the_security_headers(signed_in, redis):
+    admin = await signed_in("admin", "an")
+    # an audit entry no release writes: reading it fails inside the page
+    await redis.xadd(keys.AUDIT, {"at": "not-a-time", "actor": "x", "action": "auth.login", "target": "", "details": "{}"})
+    response = await admin.get("/audit")
+    assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+    _assert_security_headers(response, "/audit")
+    assert "Lỗi hệ thống" in response.text
+    for leak in ("Traceback", "ValueError", "not-a-time", "float"):
+        assert leak not in response.text, leak
+
+
+async def test_ui_errors_are_html_pages_in_the_visitors_language(signed_in, new_client, post_form):
+    admin = await signed_in("admin", "an")
+    missing = await admin.get("/no-such-page")
+    assert missing.status_code == 404 and "Không tìm thấy trang hoặc mục được yêu cầu." in missing.text
+    too_large = await post_form(admin, "/users", "/users", {"username": "x" * (70 * 1024)})
+    assert too_large.status_code == 413 and "Dữ liệu gửi lên lớn hơn 65536 byte." in too_large.text
+    anonymous = new_client()
+    forged = await anonymous.post("/lang", data={"lang": "en", "csrf": "forged"})
+    assert forged.status_code == 403 and "Biểu mẫu đã hết hạn" in forged.text

@@ -1,14 +1,11 @@
-"""The home page, the language switch, the catalogue and the display formats."""
+"""The home page, the language switch and the display formats (the catalogue: test_catalogue.py)."""
 
 import re
 import time
-from pathlib import Path
 
 from vcs.divisions import communes
 from vcs.presence import Presence
-from web.ui import formats, i18n
-
-WEB = Path(i18n.__file__).resolve().parents[1]
+from web.ui import formats
 
 
 async def test_today_counts_communes_online_per_province(signed_in, redis):
@@ -56,40 +53,6 @@ async def test_visitors_can_switch_language_on_the_sign_in_page(new_client, csrf
     assert "Sign in" in page and "Username" in page and "Đăng nhập" not in page
     odd = await client.post("/lang", data={"lang": "fr", "next": "https://evil.example/", "csrf": token})
     assert odd.headers["location"] == "/" and "vcs_lang=vi" in odd.headers["set-cookie"]
-
-
-def _template_msgids() -> set[str]:
-    found = set()
-    for path in (WEB / "templates").rglob("*.html"):
-        found |= set(re.findall(r"""\b_\(\s*"([^"]+)\"""", path.read_text()))
-        found |= set(re.findall(r"""\b_\(\s*'([^']+)'""", path.read_text()))
-    return found
-
-
-def _python_msgids() -> set[str]:
-    found = set()
-    for path in (WEB / "ui").glob("*.py"):
-        found |= set(re.findall(r"""\bN_\(\s*"([^"]+)"\s*\)""", path.read_text()))
-    return found
-
-
-def test_every_message_has_a_vietnamese_translation():
-    msgids = _template_msgids() | _python_msgids() | {m for group in i18n.LABELS.values() for m in group.values()}
-    assert len(msgids) > 100
-    missing = sorted(m for m in msgids if m not in i18n.VI)
-    assert missing == []
-    # placeholders survive translation
-    for msgid, text in i18n.VI.items():
-        assert set(re.findall(r"{\w+}", msgid)) == set(re.findall(r"{\w+}", text)), msgid
-
-
-def test_vietnamese_reasons_for_domain_errors():
-    assert i18n.reason("vi", "must be between 1 and 10000000") == "phải nằm trong khoảng từ 1 đến 10000000"
-    assert i18n.reason("vi", "line 7") == "Dòng 7"
-    assert i18n.reason("vi", "loss_pct must be a number") == "loss_pct: phải là số"
-    assert i18n.reason("en", "must be a number") == "must be a number"
-    assert i18n.reason("vi", "something new") == "something new"
-    assert i18n.label("vi", "role", "ops") == "Vận hành" and i18n.label("en", "action", "meeting.unknown") == "meeting.unknown"
 
 
 def test_formats_are_vietnamese_dates_and_numbers():

@@ -1,5 +1,8 @@
 """Security headers on every HTTP response: CSP, nosniff, no framing, same-origin referrers.
 
+The middleware adds them to what the app answers; the 500 answer, sent from
+outside every middleware, carries `SECURITY_HEADERS` itself (`web.errors`).
+
 The policy allows scripts, styles, images and fonts from this origin only: no
 inline script, no inline style, no CDN. A handler that needs something else
 sets its own header and the middleware leaves that one alone.
@@ -10,7 +13,7 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CONTENT_SECURITY_POLICY", "SecurityHeadersMiddleware"]
+__all__ = ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS", "SecurityHeadersMiddleware"]
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -28,16 +31,19 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, content_security_policy: str = CONTENT_SECURITY_POLICY) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.headers = {
-            "Content-Security-Policy": content_security_policy,
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-            "Referrer-Policy": "same-origin",
-            "Cross-Origin-Opener-Policy": "same-origin",
-        }
+        self.headers = SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
