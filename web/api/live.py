@@ -20,7 +20,7 @@ from vcs.audit import record as audit
 from vcs.errors import FieldError, NotFound, ValidationFailed
 from vcs.roles import Principal, Role
 from web.requests import json_body
-from web.api.meetings import _check_visible, parse_occurrence
+from web.api.meetings import parse_occurrence, visible_meeting
 from web.auth import api_principal
 from web.services import Services, services
 
@@ -32,8 +32,7 @@ KEEPALIVE = 15.0
 
 async def _occurrence(request: Request) -> tuple[Meeting, datetime]:
     svc = services(request)
-    meeting = await svc.meetings.get(request.path_params["meeting_id"])
-    await _check_visible(request, meeting)
+    meeting = await visible_meeting(request)
     raw = request.path_params.get("occurrence", "current")
     if raw == "current":
         occurrence = current_or_next_occurrence(meeting, datetime.fromtimestamp(svc.clock(), UTC))
