@@ -12,6 +12,7 @@ from starlette.routing import Route
 from scheduler.ics import calendar_feed, meeting_to_ics
 from scheduler.meeting import Meeting, format_utc, parse_utc
 from scheduler.visibility import check_visible, touches_province
+from vcs.audit import Action
 from vcs.audit import record as audit
 from vcs.divisions import province_code as canonical_province
 from vcs.errors import FieldError, Forbidden, ValidationFailed
@@ -63,7 +64,7 @@ async def create_meeting(request: Request) -> Response:
     now = _now(request)
     preview = await svc.booking.create(principal, await json_body(request), now)
     meeting = preview.meeting
-    await audit(svc.redis, principal.name, "meeting.book", meeting.id, {"title": meeting.title, "participants": len(preview.participants)})
+    await audit(svc.redis, principal.name, Action.MEETING_BOOK, meeting.id, {"via": "api", "title": meeting.title, "participants": len(preview.participants)})
     return JSONResponse(
         {"meeting": meeting_view(meeting, now), **preview.to_dict()},
         status_code=201,
@@ -154,7 +155,7 @@ async def update_meeting(request: Request) -> Response:
     svc = services(request)
     now = _now(request)
     preview = await svc.booking.update(principal, request.path_params["meeting_id"], await json_body(request), now)
-    await audit(svc.redis, principal.name, "meeting.update", preview.meeting.id, {"title": preview.meeting.title})
+    await audit(svc.redis, principal.name, Action.MEETING_CHANGE, preview.meeting.id, {"via": "api", "title": preview.meeting.title})
     return JSONResponse({"meeting": meeting_view(preview.meeting, now), **preview.to_dict()})
 
 
@@ -162,7 +163,7 @@ async def cancel_meeting(request: Request) -> Response:
     principal = await api_principal(request)
     svc = services(request)
     meeting = await svc.booking.cancel(principal, request.path_params["meeting_id"], None, _now(request))
-    await audit(svc.redis, principal.name, "meeting.cancel", meeting.id, {"title": meeting.title})
+    await audit(svc.redis, principal.name, Action.MEETING_CANCEL, meeting.id, {"via": "api", "title": meeting.title, "scope": "series"})
     return JSONResponse(meeting_view(meeting, _now(request)))
 
 
@@ -171,7 +172,8 @@ async def cancel_occurrence(request: Request) -> Response:
     svc = services(request)
     occurrence = parse_occurrence(request.path_params["occurrence"])
     meeting = await svc.booking.cancel(principal, request.path_params["meeting_id"], occurrence, _now(request))
-    await audit(svc.redis, principal.name, "meeting.cancel_occurrence", meeting.id, {"occurrence": format_utc(occurrence)})
+    details = {"via": "api", "title": meeting.title, "scope": "occurrence", "occurrence": format_utc(occurrence)}
+    await audit(svc.redis, principal.name, Action.MEETING_CANCEL, meeting.id, details)
     return JSONResponse(meeting_view(meeting, _now(request)))
 
 

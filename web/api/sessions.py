@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from vcs.audit import Action
 from vcs.audit import record as audit
 from vcs.errors import FieldError, Unauthorized, ValidationFailed
 from vcs.login_throttle import SIGN_IN, LoginThrottle
@@ -35,11 +36,11 @@ async def sign_in(request: Request) -> Response:
     user = await svc.users.check_password(username, password[:1024])
     if user is None:
         await throttle.failed(username, client)
-        await audit(svc.redis, username[:64], "auth.login_failed", details={"client": client, "via": "api"})
+        await audit(svc.redis, username[:64], Action.AUTH_LOGIN_FAILED, details={"client": client, "via": "api"})
         raise Unauthorized("wrong username or password, or the account is disabled")
     await throttle.succeeded(username, client)
     token = await svc.api_tokens.create(user.role, user.province_code, user.username, user=user.username, ttl=TOKEN_TTL)
-    await audit(svc.redis, user.username, "auth.login", details={"client": client, "via": "api"})
+    await audit(svc.redis, user.username, Action.AUTH_LOGIN, details={"client": client, "via": "api"})
     return JSONResponse(
         {"token": token, "expires_in": TOKEN_TTL, "role": user.role.value, "province": user.province_code},
         headers={"Cache-Control": "no-store"},
@@ -49,7 +50,7 @@ async def sign_in(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     principal = await api_principal(request)
     await services(request).api_tokens.revoke(bearer_token(request))
-    await audit(services(request).redis, principal.name, "auth.logout", details={"via": "api"})
+    await audit(services(request).redis, principal.name, Action.AUTH_LOGOUT, details={"via": "api"})
     return Response(status_code=204)
 
 

@@ -65,13 +65,13 @@ async def login_submit(request: Request, me: SignedIn | None) -> Response:
     user = await svc.users.check_password(username, password[:1024])
     if user is None:
         await throttle.failed(username, client)
-        await audit.record(svc.redis, username[:64], "auth.login_failed", details={"client": client}, now=svc.clock())
+        await audit.record(svc.redis, username[:64], audit.Action.AUTH_LOGIN_FAILED, details={"client": client}, now=svc.clock())
         return _login_page(request, next_path, username, N_("Wrong username or password."))
     await throttle.succeeded(username, client)
     if me is not None:  # signing in again from a signed-in browser: end the old session first
         await Sessions(svc.redis).revoke(me.session)
     token, _ = await Sessions(svc.redis).create(user.username, svc.clock(), client)
-    await audit.record(svc.redis, user.username, "auth.login", details={"client": client}, now=svc.clock())
+    await audit.record(svc.redis, user.username, audit.Action.AUTH_LOGIN, details={"client": client}, now=svc.clock())
     response = RedirectResponse(next_path, status_code=303)
     set_session_cookie(response, request, token)
     clear_csrf_cookie(response, request)
@@ -82,7 +82,7 @@ async def login_submit(request: Request, me: SignedIn | None) -> Response:
 async def logout(request: Request, me: SignedIn) -> Response:
     svc = services(request)
     await Sessions(svc.redis).revoke(me.session)
-    await audit.record(svc.redis, me.username, "auth.logout", details={"client": client_address(request)}, now=svc.clock())
+    await audit.record(svc.redis, me.username, audit.Action.AUTH_LOGOUT, details={"client": client_address(request)}, now=svc.clock())
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, request)
     return response
