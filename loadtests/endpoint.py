@@ -50,7 +50,13 @@ LOGIN = "/api/v1/agent/login"
 HEARTBEAT = "/api/v1/agent/heartbeat"
 FIRST_STATE_TIMEOUT = 20.0
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
-LOCKOUT_TRIES = 6  # the server allows 5 failures a minute per endpoint
+LOCKOUT_TRIES = 6  # the server allows 5 failures a minute per endpoint from one address
+
+
+def _probe_address() -> dict[str, str]:
+    """A client address of the probe's own in 198.18.0.0/15 (RFC 2544), through X-Forwarded-For, which
+    uvicorn honours from 127.0.0.1: the server counts failed logins per address, and the agents share 127.0.0.1."""
+    return {"X-Forwarded-For": f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"}
 
 
 class ProtocolError(Exception):
@@ -323,7 +329,7 @@ class AgentUser(FastHttpUser):
     def probe_edges(self, *, lockout: bool) -> None:
         assert self.identity is not None
         wrong = {"endpoint_id": self.identity.endpoint_id, "secret": secrets.token_urlsafe(32)}
-        expect_refusal(self, "POST", LOGIN, 401, "agent login, wrong secret", json=wrong)
+        expect_refusal(self, "POST", LOGIN, 401, "agent login, wrong secret", json=wrong, headers=_probe_address())
         expired = self.settings.expired_agent_token
         label = "expired agent token" if expired else "forged agent token"
         token = expired or "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIwMDA3MCJ9.forged"
@@ -341,9 +347,10 @@ class AgentUser(FastHttpUser):
             record(self.environment, "WS", f"expected 403: socket, {label}", (time.time() - started) * 1000, exception=exc)
         if lockout:
             unknown = {"endpoint_id": f"lt-probe-{secrets.token_hex(4)}", "secret": "wrong"}
+            address = _probe_address()
             for attempt in range(LOCKOUT_TRIES):
                 status = 429 if attempt == LOCKOUT_TRIES - 1 else 401
-                expect_refusal(self, "POST", LOGIN, status, "agent login, unknown endpoint" if status == 401 else "agent login after 5 failures", json=unknown)
+                expect_refusal(self, "POST", LOGIN, status, "agent login, unknown endpoint" if status == 401 else "agent login after 5 failures", json=unknown, headers=address)
 
     def probe_malformed(self) -> None:
         """A message without a type: the server must answer `error` and keep the socket."""

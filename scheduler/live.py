@@ -8,21 +8,38 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from scheduler.meeting import Meeting, format_utc
+from scheduler.meeting import Meeting, format_utc, parse_utc
 from scheduler.roster import Roster
 from vcs import keys
 from vcs.presence import Presence
 from vcs.registry import Registry
 
-__all__ = ["LiveState", "STATES"]
+__all__ = ["LiveState", "STATES", "reportable_occurrence"]
 
 STATES = ("joining", "joined", "failed", "left")
 KEEP = 7 * 24 * 3600  # seconds a finished occurrence's live record is kept
 WORST = 10
+REPORT_MARGIN = timedelta(minutes=30)  # reports are taken this long before the start (readiness at T-15) and after the end
+
+
+def reportable_occurrence(meeting: Meeting, raw: str, now: datetime) -> str | None:
+    """The occurrence key an agent's report may go to, or None: a real occurrence of the meeting, near now.
+
+    Each key is a hash kept for days, so an agent must not be able to make one up.
+    """
+    try:
+        start = parse_utc(raw[:40])
+    except ValueError:
+        return None
+    if not meeting.is_occurrence(start):
+        return None
+    if not start - REPORT_MARGIN <= now <= start + meeting.duration + REPORT_MARGIN:
+        return None
+    return format_utc(start)
 
 
 class LiveState:

@@ -91,6 +91,10 @@ class Roster:
             found = self._resolved[key] = selected(selector, self._endpoints, self._groups)
         return found
 
+    async def meeting(self, meeting_id: str) -> Meeting | None:
+        """The stored meeting as of the last rebuild (parsed once per change), or None."""
+        return (await self._refresh()).get(meeting_id)
+
     async def participants(self, meeting_id: str) -> frozenset[str]:
         """The communes the meeting's selector names (not the host); empty for an unknown meeting."""
         meeting = (await self._refresh()).get(meeting_id)

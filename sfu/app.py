@@ -14,7 +14,7 @@ path                                    methods                          token r
 /rooms                                  GET                              control
 /rooms/{room}                           GET, PUT {"host": ID}, DELETE    control
 /rooms/{room}/floor                     POST {"identity": ID}, DELETE    control
-/metrics                                GET (Prometheus text)            none
+/metrics                                GET (Prometheus text)            none (rooms: control)
 ======================================  ===============================  =========
 
 Errors are ``sfu.errors.SfuError``; ``_on_error`` is the one place that turns
@@ -148,7 +148,12 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         return JSONResponse({"room": name, "floor": target.floor, "program": target.program_identity})
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(render_metrics(node), media_type="text/plain; version=0.0.4")
+        try:
+            control(request)
+            rooms = True
+        except SfuError:  # no or a bad token: the node's totals, no room or endpoint names
+            rooms = False
+        return PlainTextResponse(render_metrics(node, rooms=rooms), media_type="text/plain; version=0.0.4")
 
     any_method = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     routes = [

@@ -1,4 +1,9 @@
-"""Prometheus text exposition of a node's state (``GET /sfu/metrics``)."""
+"""Prometheus text exposition of a node's state (``GET /sfu/metrics``).
+
+Rooms, tiers and subscribers name meetings and endpoints: they are rendered
+only for a caller the node has authorized for control (``rooms=True``); anyone
+else sees the node's totals.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ class _Writer:
         self.lines.append(f"{name}{_labels(**labels)} {value}")
 
 
-def render_metrics(node: SfuNode) -> str:
+def render_metrics(node: SfuNode, *, rooms: bool) -> str:
     w = _Writer()
     node_id = node.config.node_id
     w.sample("vcs_sfu_up", "gauge", "1 while the node runs, 0 once draining.", 0 if node.draining else 1, node=node_id)
@@ -44,6 +49,8 @@ def render_metrics(node: SfuNode) -> str:
     w.sample("vcs_sfu_process_cpu_seconds_total", "counter", "CPU time of the node's process.", round(time.process_time(), 3))
     for name, value in sorted(node.counters.items()):
         w.sample("vcs_sfu_signaling_requests_total", "counter", "Signaling requests by endpoint.", value, endpoint=name)
+    if not rooms:
+        return "\n".join(w.lines) + "\n"
     for room in node.rooms.values():
         w.sample("vcs_sfu_room_publishers", "gauge", "Publishers in a room.", len(room.publishers), room=room.name)
         w.sample("vcs_sfu_room_subscribers", "gauge", "Subscribers in a room.", len(room.subscribers), room=room.name)

@@ -108,6 +108,25 @@ async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def client_at(live_server: LiveServer) -> AsyncIterator:
+    """`client_at("127.0.0.2")`: an HTTP client to the live server whose requests come from that address.
+
+    All of 127.0.0.0/8 is loopback on Linux, so each test caller can have an address of its own.
+    """
+    clients: list[httpx.AsyncClient] = []
+
+    def make(address: str) -> httpx.AsyncClient:
+        transport = httpx.AsyncHTTPTransport(local_address=address)
+        client = httpx.AsyncClient(base_url=live_server.url, timeout=20, transport=transport)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
 def mint_token(redis: aioredis.Redis):
     from vcs.api_tokens import ApiTokens
 

@@ -4,22 +4,29 @@ One capped Redis stream (`keys.AUDIT`): appending is one XADD that also trims
 the oldest entries, so the log never outgrows the store; reading walks it from
 the newest entry back.
 
-Actions are dotted names, a noun then a verb. Those recorded today:
+Actions are the `Action` enum, dotted names, a noun then a verb; the API and
+the UI record the same action for the same deed (`via` tells them apart), and
+the UI has a label for each (`web.ui.i18n.ACTION_LABELS`):
 
-| action                  | actor               | target        | details                          |
-|-------------------------|---------------------|---------------|----------------------------------|
-| auth.login              | username            |               | client, via                      |
-| auth.login_failed       | the name typed      |               | client, reason                   |
-| auth.logout             | username            |               | via                              |
-| endpoint.link_edit      | username / token    | endpoint id   | via, changes {field: [old, new]} |
-| endpoint.csv_import     | username / token    |               | via, rows, filename              |
-| endpoint.secret_rotate  | username / token    | endpoint id   | via                              |
-| user.add                | admin               | username      | role, province                   |
-| user.disable            | admin               | username      | sessions (revoked)               |
-| user.enable             | admin               | username      |                                  |
+| action                  | actor               | target        | details                                         |
+|-------------------------|---------------------|---------------|-------------------------------------------------|
+| auth.login              | username            |               | client, via                                     |
+| auth.login_failed       | the name typed      |               | client, via                                     |
+| auth.logout             | username            |               | client or via                                   |
+| endpoint.link_edit      | username / token    | endpoint id   | via, changes {field: [old, new]}                |
+| endpoint.csv_import     | username / token    |               | via, rows, filename                             |
+| endpoint.secret_rotate  | username / token    | endpoint id   | via                                             |
+| user.add                | admin               | username      | role, province                                  |
+| user.disable            | admin               | username      | sessions (revoked)                              |
+| user.enable             | admin               | username      |                                                 |
+| meeting.book            | username / token    | meeting id    | via, title, participants                        |
+| meeting.change          | username / token    | meeting id    | via, title, changes (UI)                        |
+| meeting.cancel          | username / token    | meeting id    | via, title, scope (series, occurrence), occurrence |
+| meeting.floor           | username / token    | meeting id    | via, occurrence, endpoint_id, action (give, take) |
+| meeting.host            | username            | meeting id    | via, occurrence, room, identity                 |
 
-Other modules add their own (meeting.book, meeting.cancel, floor.give...);
-any name works, the UI shows names it has no label for as they are.
+Entries written under other names by earlier versions are still read and
+shown by their name.
 """
 
 from __future__ import annotations
@@ -28,15 +35,33 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import redis.asyncio as aioredis
 
 from vcs import keys
 
-__all__ = ["MAX_ENTRIES", "AuditEntry", "record", "recent"]
+__all__ = ["MAX_ENTRIES", "Action", "AuditEntry", "record", "recent"]
 
 MAX_ENTRIES = 100_000  # about; Redis trims whole macro-nodes ("~") so the count floats a little above
 _BATCH = 500
+
+
+class Action(StrEnum):
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOGOUT = "auth.logout"
+    ENDPOINT_LINK_EDIT = "endpoint.link_edit"
+    ENDPOINT_CSV_IMPORT = "endpoint.csv_import"
+    ENDPOINT_SECRET_ROTATE = "endpoint.secret_rotate"
+    USER_ADD = "user.add"
+    USER_DISABLE = "user.disable"
+    USER_ENABLE = "user.enable"
+    MEETING_BOOK = "meeting.book"
+    MEETING_CHANGE = "meeting.change"
+    MEETING_CANCEL = "meeting.cancel"
+    MEETING_FLOOR = "meeting.floor"
+    MEETING_HOST = "meeting.host"
 
 
 @dataclass(frozen=True)
@@ -71,18 +96,17 @@ class AuditEntry:
 async def record(
     redis: aioredis.Redis,
     actor: str,
-    action: str,
+    action: Action,
     target: str = "",
     details: dict | None = None,
     now: float | None = None,
 ) -> str:
-    """Append one entry and return its id; `details` must be JSON-serialisable."""
-    if not action:
-        raise ValueError("an audit entry needs an action")
+    """Append one entry and return its id; `details` must be JSON-serialisable. ValueError for an unknown action."""
+    action = Action(action)
     fields = {
         "at": repr(time.time() if now is None else float(now)),
         "actor": actor,
-        "action": action,
+        "action": action.value,
         "target": target,
         "details": json.dumps(details or {}, ensure_ascii=False, separators=(",", ":"), default=str),
     }

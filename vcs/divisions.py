@@ -7,6 +7,7 @@ provinces two digits, communes five.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -46,10 +47,13 @@ def communes() -> tuple[Commune, ...]:
     return tuple(sorted(found, key=lambda c: c.code))
 
 
+_CODE = re.compile(r"[0-9]{1,3}")  # ASCII digits only: str.isdigit() also takes "¹" and "٣", which int() refuses or reads
+
+
 def province_code(raw: str | int) -> str | None:
     """The canonical two-digit code for "1", "01" or 1; None when it names no province."""
     text = str(raw).strip()
-    if not text.isdigit():
+    if not _CODE.fullmatch(text):
         return None
     code = f"{int(text):02d}"
     return code if any(p.code == code for p in provinces()) else None

@@ -30,9 +30,10 @@ def api_token(token_hash: str) -> str:
 USERS = PREFIX + "users"
 
 
-# string counter of failed agent logins for one endpoint within the current window (expires)
-def agent_login_failures(endpoint_id: str) -> str:
-    return f"{PREFIX}agent-login-failures:{endpoint_id}"
+# string counter of failed logins (vcs.login_throttle) within the current window (expires); kind "agent"
+# or "user", scope "pair" (value "client|account"), "client" (an address) or "account" (endpoint id, username)
+def login_failures(kind: str, scope: str, value: str) -> str:
+    return f"{PREFIX}login-failures:{kind}:{scope}:{value}"
 
 
 # --- meetings and their lifecycle ------------------------------------------
@@ -97,7 +98,7 @@ __all__ = [
     "PREFIX",
     "REGISTRY_VERSION",
     "USERS",
-    "agent_login_failures",
+    "login_failures",
     "api_token",
 ]
 
@@ -136,14 +137,8 @@ def ui_user_sessions(username: str) -> str:
     return f"{PREFIX}ui-user-sessions:{username}"
 
 
-# string counter of failed sign-ins within the current window (expires) for one
-# scope ("user" with a username, "client" with a client address)
-def ui_login_failures(scope: str, value: str) -> str:
-    return f"{PREFIX}ui-login-failures:{scope}:{value}"
-
-
 # stream of audit entries, newest last; fields "at" (epoch seconds), "actor", "action",
 # "target", "details" (JSON object); trimmed to about vcs.audit.MAX_ENTRIES
 AUDIT = PREFIX + "audit"
 
-__all__ += ["AUDIT", "ui_login_failures", "ui_session", "ui_user_sessions"]
+__all__ += ["AUDIT", "ui_session", "ui_user_sessions"]

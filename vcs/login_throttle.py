@@ -1,68 +1,127 @@
-"""Sign-in throttling: failed attempts counted per username and per client address.
+"""Throttling of credential checks (agent login, API and UI sign-in) that cannot be turned against the owner.
 
-Each counter lives for one window from its first failure. Past the limit the
-name (or the address) must wait until the window ends; the check comes before
-the password is verified, so a locked-out guesser costs no Argon2 work. A
-success clears the username's counter, never the address's: an attacker who
-owns one account cannot use it to reset its guessing budget.
+Three counters per kind of login, each living one window from its first
+failure:
+
+- client address + account: past `per_pair` failures that pair waits out the
+  window (429). The guesser is stopped; the account's owner, from any other
+  address, is not.
+- client address: past `per_client` failures (any accounts) the address waits
+  out the window. One address cannot spray many accounts.
+- account: past `account_free` failures (from anywhere) every attempt on the
+  account is slowed down before its credential is checked, by a delay that
+  doubles with each further failure up to `max_delay`. Never refused: the
+  owner with the right credential always gets through, a few seconds late at
+  worst, while guessers spread over many addresses pay the delay on every try.
+
+The hard checks and their counting are one Lua script, so that concurrent
+attempts cannot all slip under a limit; a refused attempt is not counted. An
+attempt counts as a failure until its credential proves right: a success
+gives the address back its try and clears the pair's and the account's
+counters (an attacker who owns one account cannot reset an address's budget
+with it). A refusal comes before the credential is checked, so it costs no
+hashing work.
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
 import redis.asyncio as aioredis
 
 from vcs import keys
+from vcs.errors import TooManyRequests
 
-__all__ = ["LoginThrottle"]
-
-WINDOW = 15 * 60  # seconds
-MAX_PER_USER = 5
-MAX_PER_CLIENT = 20
+__all__ = ["AGENT_LOGIN", "SIGN_IN", "LoginThrottle", "ThrottlePolicy"]
 
 
-def _user_key(username: str) -> str:
-    return keys.ui_login_failures("user", username.strip().lower()[:64])
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    kind: str  # names the counters: "agent" or "user"
+    window: int  # seconds a counter lives from its first failure
+    per_pair: int
+    per_client: int
+    account_free: int  # failures on an account before its attempts are slowed
+    first_delay: float  # seconds, doubling per failure past account_free
+    max_delay: float
+
+    def delay(self, account_failures: int) -> float:
+        """Seconds an attempt on an account with this many recent failures waits before it is checked."""
+        past = account_failures - self.account_free
+        if past < 0:
+            return 0.0
+        return min(self.max_delay, self.first_delay * 2 ** min(past, 16))
 
 
-def _client_key(client: str) -> str:
-    return keys.ui_login_failures("client", client[:64])
+# agents retry on their own, and many communes may share one provider address (NAT)
+AGENT_LOGIN = ThrottlePolicy("agent", window=60, per_pair=5, per_client=30, account_free=5, first_delay=0.5, max_delay=4.0)
+SIGN_IN = ThrottlePolicy("user", window=15 * 60, per_pair=5, per_client=20, account_free=5, first_delay=0.5, max_delay=4.0)
+
+# KEYS: pair, client; ARGV: per_pair, per_client, window.
+# Returns 0 and counts the attempt, or the seconds to wait (nothing counted).
+_ADMIT = """
+local pair = tonumber(redis.call('GET', KEYS[1]) or '0')
+local client = tonumber(redis.call('GET', KEYS[2]) or '0')
+local wait = 0
+if pair >= tonumber(ARGV[1]) then wait = math.max(wait, redis.call('TTL', KEYS[1])) end
+if client >= tonumber(ARGV[2]) then wait = math.max(wait, redis.call('TTL', KEYS[2])) end
+if pair >= tonumber(ARGV[1]) or client >= tonumber(ARGV[2]) then
+  if wait < 1 then wait = tonumber(ARGV[3]) end
+  return wait
+end
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[3]) end
+end
+return 0
+"""
+
+# KEYS: pair, client, account. The pair and the account start afresh; the address gets its try back
+# (only while its counter lives: an expired counter must not come back without a TTL).
+_SUCCEED = """
+redis.call('DEL', KEYS[1], KEYS[3])
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return 0
+"""
 
 
 class LoginThrottle:
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        per_user: int = MAX_PER_USER,
-        per_client: int = MAX_PER_CLIENT,
-        window: int = WINDOW,
-    ) -> None:
+    def __init__(self, redis: aioredis.Redis, policy: ThrottlePolicy) -> None:
         self.redis = redis
-        self.per_user = per_user
-        self.per_client = per_client
-        self.window = window
+        self.policy = policy
+        self._admit = redis.register_script(_ADMIT)
+        self._succeed = redis.register_script(_SUCCEED)
 
-    async def wait(self, username: str, client: str) -> int:
-        """Seconds to wait before this username may be tried from this client; 0 means go ahead."""
-        user_key, client_key = _user_key(username), _client_key(client)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(user_key)
-            pipe.ttl(user_key)
-            pipe.get(client_key)
-            pipe.ttl(client_key)
-            user_failures, user_ttl, client_failures, client_ttl = await pipe.execute()
-        waits = [0]
-        if int(user_failures or 0) >= self.per_user:
-            waits.append(user_ttl if user_ttl > 0 else self.window)
-        if int(client_failures or 0) >= self.per_client:
-            waits.append(client_ttl if client_ttl > 0 else self.window)
-        return max(waits)
+    def _key(self, scope: str, value: str) -> str:
+        return keys.login_failures(self.policy.kind, scope, value)
 
-    async def failed(self, username: str, client: str) -> None:
+    def _keys(self, account: str, client: str) -> tuple[str, str, str]:
+        account = account.strip().lower()[:64]
+        client = client[:64]
+        return self._key("pair", f"{client}|{account}"), self._key("client", client), self._key("account", account)
+
+    async def admit(self, account: str, client: str) -> None:
+        """Count an attempt on `account` from `client`, after the account's slowdown.
+
+        Raises TooManyRequests (with Retry-After seconds) when the pair or the
+        address is over its limit. Follow with `failed` or `succeeded`.
+        """
+        pair_key, client_key, account_key = self._keys(account, client)
+        p = self.policy
+        wait = int(await self._admit(keys=[pair_key, client_key], args=[p.per_pair, p.per_client, p.window]))
+        if wait:
+            raise TooManyRequests("too many failed attempts from this address; wait and try again", retry_after=wait)
+        delay = p.delay(int(await self.redis.get(account_key) or 0))
+        if delay:
+            await asyncio.sleep(delay)
+
+    async def failed(self, account: str, client: str) -> None:
+        _, _, account_key = self._keys(account, client)
         async with self.redis.pipeline(transaction=True) as pipe:
-            for key in (_user_key(username), _client_key(client)):
-                pipe.incr(key)
-                pipe.expire(key, self.window, nx=True)
+            pipe.incr(account_key)
+            pipe.expire(account_key, self.policy.window, nx=True)
             await pipe.execute()
 
-    async def succeeded(self, username: str) -> None:
-        await self.redis.delete(_user_key(username))
+    async def succeeded(self, account: str, client: str) -> None:
+        await self._succeed(keys=list(self._keys(account, client)))

@@ -9,7 +9,12 @@ from vcs.errors import Unauthorized
 from vcs.roles import Principal
 from web.services import services
 
-__all__ = ["api_principal", "agent_endpoint", "bearer_token"]
+__all__ = ["api_principal", "agent_endpoint", "bearer_token", "client_address"]
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The caller's address as the server sees it (uvicorn takes X-Forwarded-For only from its trusted proxies)."""
+    return conn.client.host if conn.client else "unknown"
 
 
 def bearer_token(conn: HTTPConnection) -> str:

@@ -1,18 +1,47 @@
-"""Prometheus metrics: request counts and latency per route, plus registry gauges."""
+"""Prometheus metrics: request counts and latency per route, plus registry gauges.
+
+Every label comes from a fixed set, whatever the request: the method is one
+of the HTTP methods the app serves (anything else is "OTHER"), the route is
+the template that matched ("/api/v1/meetings/{meeting_id}"), a mount's
+prefix when nothing inside it matched, or "unmatched". Without that, each
+made-up method or path would be a new series, held for the life of the
+process and rendered on every scrape. The exposition itself is rendered in
+a worker thread, so a scrape never holds the event loop that also forwards
+media and answers agents.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.services import services
 
-__all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint"]
+__all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint", "method_label", "route_label"]
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "OTHER"
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template, with the prefix of the mounts it sits in; bounded by the app's routes."""
+    route = scope.get("route")
+    prefix = scope.get("root_path", "")
+    if isinstance(route, (Route, WebSocketRoute)):
+        return prefix + route.path
+    if isinstance(route, Mount):
+        return prefix + "/*"  # root_path already ends with the mount's own path
+    return "unmatched"
 
 
 class Metrics:
@@ -50,13 +79,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            # the route template, not the raw path, keeps label cardinality bounded
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            prefix = scope.get("root_path", "")
-            method = scope["method"]
-            self.metrics.requests.labels(method, prefix + template, str(status)).inc()
-            self.metrics.latency.labels(method, prefix + template).observe(time.perf_counter() - started)
+            method, route = method_label(scope["method"]), route_label(scope)
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -64,4 +89,4 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
     metrics.endpoints.set(len(await svc.registry.all()))
     metrics.online.set(len(await svc.presence.online_ids(svc.clock())))
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(await asyncio.to_thread(generate_latest, metrics.registry), media_type=CONTENT_TYPE_LATEST)

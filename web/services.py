@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 
 from scheduler.agent_schedule import ScheduleBuilder
 from scheduler.booking import BookingService
+from scheduler.floor import Floor
 from scheduler.live import LiveState
 from scheduler.participants import Groups
 from scheduler.roster import Roster
@@ -44,6 +45,7 @@ class Services:
     schedules: ScheduleBuilder
     hub: AgentHub
     sfu_control: SfuControl
+    floor: Floor
     clock: Callable[[], float] = time.time
 
     @classmethod
@@ -54,6 +56,8 @@ class Services:
         groups = Groups(redis)
         roster = Roster(meetings, registry, groups, clock)
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url)
+        booking = BookingService(meetings, registry, groups, roster=roster)
+        sfu_control = SfuControl(settings.secret_key)
         return cls(
             settings=settings,
             redis=redis,
@@ -65,11 +69,12 @@ class Services:
             meetings=meetings,
             groups=groups,
             roster=roster,
-            booking=BookingService(meetings, registry, groups, roster=roster),
+            booking=booking,
             live=LiveState(redis, roster, registry, presence),
             schedules=schedules,
             hub=AgentHub(redis, registry, meetings, schedules, clock),
-            sfu_control=SfuControl(settings.secret_key),
+            sfu_control=sfu_control,
+            floor=Floor(redis, roster, booking, schedules, sfu_control),
             clock=clock,
         )
 

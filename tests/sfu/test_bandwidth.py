@@ -60,11 +60,17 @@ async def test_a_1_mbps_commune_gets_a_tier_that_fits(sfu):
         slow_stats = next(s for s in room.subscribers.values() if s.identity == "commune-slow")
         assert 0 < slow_stats.bitrate_bps <= 500_000
         # and it shows in /metrics
-        metrics = (await sfu.http.get(f"{sfu.base}/metrics")).text
+        metrics = (await sfu.http.get(f"{sfu.base}/metrics", headers=sfu.auth("*", "ops", "control"))).text
         [info] = [line for line in metrics.splitlines() if line.startswith("vcs_sfu_subscriber_info") and "commune-slow" in line]
         assert 'tier="180p"' in info and info.endswith(" 1")
         assert "vcs_sfu_subscriber_bitrate_bps" in metrics
         assert 'vcs_sfu_tier_subscribers{room="r1",tier="180p"} 1' in metrics
+        # without a control token: the node's totals, no room or endpoint names
+        anonymous = (await sfu.http.get(f"{sfu.base}/metrics")).text
+        assert "vcs_sfu_subscribers " in anonymous or "vcs_sfu_subscribers{" in anonymous
+        assert "r1" not in anonymous and "commune-slow" not in anonymous
+        other_room = (await sfu.http.get(f"{sfu.base}/metrics", headers=sfu.auth("r1", "ops", "control"))).text
+        assert "commune-slow" not in other_room  # a control token for one room is not one for the node
     finally:
         for session in (slow, fast, pub):
             await session.close()

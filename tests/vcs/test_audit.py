@@ -36,3 +36,10 @@ async def test_the_stream_is_capped(redis, monkeypatch):
 async def test_an_entry_needs_an_action(redis):
     with pytest.raises(ValueError):
         await audit.record(redis, "an", "")
+
+
+async def test_only_the_projects_actions_are_recorded(redis):
+    with pytest.raises(ValueError):
+        await audit.record(redis, "an", "meeting.update")
+    await audit.record(redis, "an", audit.Action.MEETING_CHANGE)
+    assert [e.action for e in await audit.recent(redis)] == ["meeting.change"]

@@ -195,3 +195,66 @@ async def test_agents_see_a_booking_its_edit_and_its_cancellation(live_server, r
     finally:
         await member.close()
         await bystander.close()
+
+
+async def next_of(socket, kind: str, timeout: float = 10) -> dict:
+    while True:
+        message = json.loads(await asyncio.wait_for(socket.recv(), timeout))
+        if message["type"] == kind:
+            return message
+
+
+async def test_reports_go_only_to_a_real_occurrence_of_a_meeting_the_agent_is_in(live_server, redis, mint_token):
+    from scheduler.meeting import format_utc
+    from vcs import keys
+
+    secrets = await EndpointCredentials(redis).rotate(["00070", "00004"])
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now + timedelta(minutes=10)  # about to start: reports (readiness probes) are taken
+    body = {"title": "Giao ban", "start": start.isoformat(), "duration_minutes": 60, "selector": {"kind": "communes", "commune_ids": ["00070"]},
+            "override_conflicts": True}
+    async with httpx.AsyncClient(base_url=live_server.url, headers=await mint_token("admin")) as client:
+        created = await client.post("/api/v1/meetings", json=body)
+        assert created.status_code == 201, created.text
+    meeting_id = created.json()["meeting"]["id"]
+    member, bystander = [await agent_socket(live_server.url, e, secrets[e]) for e in ("00070", "00004")]
+    try:
+        made_up = [
+            format_utc(start + timedelta(seconds=1)),  # not a start of the series
+            format_utc(start + timedelta(days=30)),  # not a start either (a one-off meeting)
+            "anything-at-all",
+        ]
+        for occurrence in made_up:
+            await member.send(json.dumps({"type": "stats", "meeting_id": meeting_id, "occurrence": occurrence, "rtt_ms": 5}))
+            assert (await next_of(member, "error"))["reason"] == "not an occurrence of that meeting under way"
+        await member.send(json.dumps({"type": "joined", "meeting_id": "no-such-meeting", "occurrence": format_utc(start)}))
+        assert (await next_of(member, "error"))["reason"] == "no such meeting"
+        await bystander.send(json.dumps({"type": "joined", "meeting_id": meeting_id, "occurrence": format_utc(start)}))
+        assert (await next_of(bystander, "error"))["reason"] == "not a participant of that meeting"
+        # the real one, written under its canonical key, given in another spelling of the same instant
+        await member.send(json.dumps({"type": "joined", "meeting_id": meeting_id, "occurrence": start.astimezone().isoformat(), "tier": "360p"}))
+        key = keys.live_state(meeting_id, format_utc(start))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await redis.hexists(key, "00070"):
+            assert asyncio.get_running_loop().time() < deadline, "the report was not recorded"
+            await asyncio.sleep(0.05)
+        assert sorted(await redis.keys(keys.live_state("*", "*"))) == [key]
+    finally:
+        await member.close()
+        await bystander.close()
+
+
+async def test_a_binary_frame_closes_the_socket_with_1003(live_server, redis):
+    from websockets.exceptions import ConnectionClosed
+
+    secrets = await EndpointCredentials(redis).rotate(["00070"])
+    socket = await agent_socket(live_server.url, "00070", secrets["00070"])
+    try:
+        await next_state(socket)
+        await socket.send(b"\x00\x01binary")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(socket.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+    finally:
+        await socket.close()

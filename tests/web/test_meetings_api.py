@@ -132,3 +132,18 @@ async def test_preview_reports_without_saving(http, mint_token):
     preview = await http.post("/api/v1/meetings/preview", json=booking(), headers=organizer)
     assert preview.status_code == 200 and preview.json()["conflict_count"] == 0
     assert (await http.get("/api/v1/meetings", headers=organizer)).json()["items"] == []
+
+
+async def test_the_api_records_the_same_audit_actions_as_the_ui(http, mint_token, redis):
+    from vcs import audit
+
+    organizer = await mint_token("organizer")
+    weekly = booking(recurrence="FREQ=WEEKLY;COUNT=2", selector={"kind": "communes", "commune_ids": ["00070"]})
+    created = (await http.post("/api/v1/meetings", json=weekly, headers=organizer)).json()["meeting"]
+    assert (await http.patch(f"/api/v1/meetings/{created['id']}", json={"title": "Đổi tên"}, headers=organizer)).status_code == 200
+    first = created["next_occurrences"][0]["start"]
+    assert (await http.delete(f"/api/v1/meetings/{created['id']}/occurrences/{first}", headers=organizer)).status_code == 200
+    entries = await audit.recent(redis)
+    assert [e.action for e in entries] == ["meeting.cancel", "meeting.change", "meeting.book"]
+    assert all(e.details["via"] == "api" for e in entries)
+    assert entries[0].details["scope"] == "occurrence" and entries[0].details["occurrence"] == first

@@ -1,13 +1,20 @@
-"""/api/v1/agent/ws: an agent's control socket (see docs/agent-protocol.md)."""
+"""/api/v1/agent/ws: an agent's control socket (see docs/agent-protocol.md).
+
+Text frames of JSON only: a binary frame closes the socket with 1003
+(unsupported data). Reports go only to an occurrence of a meeting the agent
+takes part in or hosts, and only around its time.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from scheduler.live import reportable_occurrence
 from vcs.errors import Unauthorized
 from web.auth import agent_endpoint
 from web.services import services
@@ -19,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 16_384
 REPORTS = {"joined": "joined", "failed": "failed", "left": "left", "joining": "joining", "stats": None, "probe": None, "start_seen": None}
 REPORT_FIELDS = ("tier", "join_ms", "bitrate_kbps", "loss_pct", "rtt_ms", "reason", "delay_ms")
+UNSUPPORTED_DATA = 1003  # RFC 6455 close code
 
 
 async def agent_socket(socket: WebSocket) -> None:
@@ -34,9 +42,15 @@ async def agent_socket(socket: WebSocket) -> None:
         await svc.presence.heartbeat(endpoint_id, svc.clock())
         await svc.hub.send_state(endpoint_id, socket)
         while True:
-            text = await socket.receive_text()
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text is None:
+                await socket.close(code=UNSUPPORTED_DATA, reason="JSON text frames only")
+                break
             if len(text) > MAX_MESSAGE:
-                await socket.send_text(json.dumps({"type": "error", "reason": "message too large"}))
+                await _error(socket, "message too large")
                 continue
             await handle(svc, endpoint_id, socket, text)
     except WebSocketDisconnect:
@@ -45,12 +59,16 @@ async def agent_socket(socket: WebSocket) -> None:
         svc.hub.remove(endpoint_id, socket)
 
 
+async def _error(socket: WebSocket, reason: str) -> None:
+    await socket.send_text(json.dumps({"type": "error", "reason": reason}))
+
+
 async def handle(svc, endpoint_id: str, socket: WebSocket, text: str) -> None:
     try:
         message = json.loads(text)
         kind = message["type"]
     except (ValueError, KeyError, TypeError):
-        await socket.send_text(json.dumps({"type": "error", "reason": "expected a JSON object with a type"}))
+        await _error(socket, "expected a JSON object with a type")
         return
     now = svc.clock()
     if kind == "heartbeat":
@@ -60,16 +78,24 @@ async def handle(svc, endpoint_id: str, socket: WebSocket, text: str) -> None:
     elif kind in REPORTS:
         meeting_id, occurrence = message.get("meeting_id"), message.get("occurrence")
         if not isinstance(meeting_id, str) or not isinstance(occurrence, str):
-            await socket.send_text(json.dumps({"type": "error", "reason": f"{kind} needs meeting_id and occurrence"}))
+            await _error(socket, f"{kind} needs meeting_id and occurrence")
             return
-        if endpoint_id not in await svc.roster.participants(meeting_id) and not await svc.roster.hosts(meeting_id, endpoint_id):
-            await socket.send_text(json.dumps({"type": "error", "reason": "not a participant of that meeting"}))
+        meeting = await svc.roster.meeting(meeting_id)
+        if meeting is None:
+            await _error(socket, "no such meeting")
+            return
+        if endpoint_id not in await svc.roster.participants(meeting.id) and not await svc.roster.hosts(meeting.id, endpoint_id):
+            await _error(socket, "not a participant of that meeting")
+            return
+        key = reportable_occurrence(meeting, occurrence, datetime.fromtimestamp(now, UTC))
+        if key is None:
+            await _error(socket, "not an occurrence of that meeting under way")
             return
         fields = {k: message.get(k) for k in REPORT_FIELDS if isinstance(message.get(k), (int, float, str))}
-        await svc.live.report(meeting_id, occurrence[:40], endpoint_id, REPORTS[kind], fields, now)
+        await svc.live.report(meeting.id, key, endpoint_id, REPORTS[kind], fields, now)
         svc.presence.beat(endpoint_id, now)
     else:
-        await socket.send_text(json.dumps({"type": "error", "reason": f"unknown type {kind!r}"}))
+        await _error(socket, f"unknown type {kind!r}")
 
 
 routes = [WebSocketRoute("/agent/ws", agent_socket)]

@@ -115,7 +115,7 @@ async def update_endpoint(request: Request) -> Response:
     [updated] = await svc.registry.set_links([(endpoint.id, profile)])
     before, after = endpoint.link.to_dict(), profile.to_dict()
     changes = {f: [before[f], after[f]] for f in before if before[f] != after[f]}
-    await audit.record(svc.redis, principal.name, "endpoint.link_edit", endpoint.id, {"via": "api", "changes": changes}, now=svc.clock())
+    await audit.record(svc.redis, principal.name, audit.Action.ENDPOINT_LINK_EDIT, endpoint.id, {"via": "api", "changes": changes}, now=svc.clock())
     seen = await svc.presence.last_seen_of(endpoint.id)
     return JSONResponse(endpoint_view(updated, seen, svc.clock(), svc.presence.timeout))
 
@@ -126,7 +126,7 @@ async def rotate_secret(request: Request) -> Response:
     svc = services(request)
     endpoint = await svc.registry.get(request.path_params["endpoint_id"])
     issued = await svc.credentials.rotate([endpoint.id])
-    await audit.record(svc.redis, principal.name, "endpoint.secret_rotate", endpoint.id, {"via": "api"}, now=svc.clock())
+    await audit.record(svc.redis, principal.name, audit.Action.ENDPOINT_SECRET_ROTATE, endpoint.id, {"via": "api"}, now=svc.clock())
     # shown once: the server keeps only its hash
     return JSONResponse({"endpoint_id": endpoint.id, "secret": issued[endpoint.id]}, headers={"Cache-Control": "no-store"})
 
@@ -153,7 +153,7 @@ async def import_endpoints(request: Request) -> Response:
     registry = services(request).registry
     rows = parse_csv(text, set(await registry.all()))
     updated = await registry.set_links(rows)
-    await audit.record(services(request).redis, principal.name, "endpoint.csv_import", "", {"via": "api", "rows": len(updated)})
+    await audit.record(services(request).redis, principal.name, audit.Action.ENDPOINT_CSV_IMPORT, "", {"via": "api", "rows": len(updated)})
     return JSONResponse({"updated": len(updated)})
 
 

@@ -15,16 +15,14 @@ from starlette.routing import Route
 from scheduler.lifecycle import current_or_next_occurrence
 from scheduler.meeting import Meeting, format_utc
 from vcs import keys
-from scheduler.actions import notify_agents
-from vcs.audit import record as audit
-from vcs.errors import FieldError, NotFound, ValidationFailed
-from vcs.roles import Principal, Role
+from vcs.errors import NotFound
+from vcs.roles import Role
 from web.requests import json_body
-from web.api.meetings import _check_visible, parse_occurrence
+from web.api.meetings import parse_occurrence, visible_meeting
 from web.auth import api_principal
 from web.services import Services, services
 
-__all__ = ["hand_floor", "live_events", "routes"]
+__all__ = ["live_events", "routes"]
 
 MIN_INTERVAL = 0.5  # seconds between two updates of one stream
 KEEPALIVE = 15.0
@@ -32,8 +30,7 @@ KEEPALIVE = 15.0
 
 async def _occurrence(request: Request) -> tuple[Meeting, datetime]:
     svc = services(request)
-    meeting = await svc.meetings.get(request.path_params["meeting_id"])
-    await _check_visible(request, meeting)
+    meeting = await visible_meeting(request)
     raw = request.path_params.get("occurrence", "current")
     if raw == "current":
         occurrence = current_or_next_occurrence(meeting, datetime.fromtimestamp(svc.clock(), UTC))
@@ -99,41 +96,19 @@ routes = [
 ]
 
 
-async def hand_floor(svc: Services, principal: Principal, meeting: Meeting, occurrence: datetime, endpoint_id: str | None) -> str:
-    """Give the floor to a participant (None: take it back) on the occurrence's SFU room; the occurrence key.
-
-    Shared by the API and the UI. Raises Forbidden (outside the caller's scope),
-    ValidationFailed (not a participant) and SfuUnavailable (the node cannot be
-    reached or the room is not open): nothing is recorded then.
-    """
-    participants = await svc.roster.participants(meeting.id)
-    await svc.booking.check_scope(principal, meeting, participants)
-    if endpoint_id is not None and endpoint_id not in participants:
-        raise ValidationFailed(FieldError("endpoint_id", "must be a participant of this meeting"))
-    room = await svc.schedules.room(meeting, occurrence)
-    await svc.sfu_control.give_floor(room, endpoint_id)
-    occ = format_utc(occurrence)
-    await svc.redis.hset(keys.occurrence_room(meeting.id, occ), "floor", endpoint_id or "")
-    await svc.redis.publish(keys.LIVE_CHANGED, json.dumps({"meeting": meeting.id, "occurrence": occ}))
-    targets = sorted(participants | {meeting.host_endpoint_id})
-    await notify_agents(svc.redis, targets, {"type": "floor", "meeting_id": meeting.id, "occurrence": occ, "endpoint_id": endpoint_id})
-    return occ
-
-
 async def set_floor(request: Request) -> Response:
     """Give the floor to one participant (its audio and video go to everyone), or take it back."""
     principal = await api_principal(request)
     principal.require(Role.ADMIN, Role.ORGANIZER)
     meeting, occurrence = await _occurrence(request)
     svc = services(request)
-    await svc.booking.check_scope(principal, meeting, await svc.roster.participants(meeting.id))
+    await svc.booking.check_scope(principal, meeting, await svc.roster.participants(meeting.id))  # before reading the body
     if request.method == "DELETE":
         endpoint_id = None
     else:
         given = (await json_body(request)).get("endpoint_id")
         endpoint_id = given if isinstance(given, str) else ""  # "" is nobody's id: refused as not a participant
-    occ = await hand_floor(svc, principal, meeting, occurrence, endpoint_id)
-    await audit(svc.redis, principal.name, "floor.give" if endpoint_id else "floor.take", meeting.id, {"occurrence": occ, "endpoint_id": endpoint_id})
+    occ = await svc.floor.hand(principal, meeting, occurrence, endpoint_id, via="api", now=svc.clock())
     return JSONResponse({"meeting_id": meeting.id, "occurrence": occ, "floor": endpoint_id})
 
 

@@ -10,16 +10,18 @@ from starlette.routing import Route
 
 from scheduler.ics import calendar_feed, meeting_to_ics
 from scheduler.meeting import Meeting, format_utc, parse_utc
+from scheduler.visibility import check_visible, touches_province
+from vcs.audit import Action
 from vcs.audit import record as audit
 from vcs.divisions import province_code as canonical_province
-from vcs.errors import FieldError, ValidationFailed
+from vcs.errors import FieldError, Forbidden, ValidationFailed
 from vcs.local_time import LOCAL_TZ, LOCAL_TZ_NAME
 from vcs.roles import Role
 from web.auth import api_principal
 from web.requests import json_body
 from web.services import services
 
-__all__ = ["meeting_view", "routes"]
+__all__ = ["meeting_view", "parse_occurrence", "routes", "visible_meeting"]
 
 MAX_RANGE = timedelta(days=366)
 
@@ -61,7 +63,7 @@ async def create_meeting(request: Request) -> Response:
     now = _now(request)
     preview = await svc.booking.create(principal, await json_body(request), now)
     meeting = preview.meeting
-    await audit(svc.redis, principal.name, "meeting.book", meeting.id, {"title": meeting.title, "participants": len(preview.participants)})
+    await audit(svc.redis, principal.name, Action.MEETING_BOOK, meeting.id, {"via": "api", "title": meeting.title, "participants": len(preview.participants)})
     return JSONResponse(
         {"meeting": meeting_view(meeting, now), **preview.to_dict()},
         status_code=201,
@@ -99,11 +101,15 @@ async def list_meetings(request: Request) -> Response:
     if not errors and not timedelta(0) < end - start <= MAX_RANGE:
         errors.append(FieldError("to", "must be after from, within a year"))
     province = params.get("province")
-    if province is not None and canonical_province(province) is None:
-        errors.append(FieldError("province", "unknown province code"))
+    wanted = principal.province_code
+    if province is not None:
+        wanted = canonical_province(province)
+        if wanted is None:
+            errors.append(FieldError("province", "unknown province code"))
+        elif principal.scoped and wanted != principal.province_code:
+            raise Forbidden(f"scoped to province {principal.province_code}")
     if errors:
         raise ValidationFailed(errors)
-    wanted = canonical_province(province) if province else principal.province_code
     endpoints = await svc.registry.all()
     items = []
     for meeting in (await svc.meetings.all()).values():
@@ -111,38 +117,33 @@ async def list_meetings(request: Request) -> Response:
         occurrences = meeting.occurrences(window_start=start - meeting.duration, window_end=end)
         if not occurrences:
             continue
-        if wanted is not None:
-            members = await svc.roster.participants(meeting.id)
-            if not any(endpoints[m].province_code == wanted for m in members if m in endpoints):
-                continue
+        # a province's meetings are the ones its organizers see (scheduler.visibility)
+        if wanted is not None and not touches_province(meeting, await svc.roster.participants(meeting.id), endpoints, wanted):
+            continue
         items.extend(occurrence_view(meeting, occurrence) for occurrence in occurrences)
     items.sort(key=lambda item: (item["start"], item["meeting_id"]))
     return JSONResponse({"items": items, "total": len(items), "from": format_utc(start), "to": format_utc(end)})
 
 
-async def get_meeting(request: Request) -> Response:
-    await api_principal(request)
+async def visible_meeting(request: Request) -> Meeting:
+    """The meeting the path names, if the caller may see it (404 unknown, 403 outside its province)."""
+    principal = await api_principal(request)
     svc = services(request)
     meeting = await svc.meetings.get(request.path_params["meeting_id"])
-    await _check_visible(request, meeting)
-    return JSONResponse(meeting_view(meeting, _now(request)))
-
-
-async def _check_visible(request: Request, meeting: Meeting) -> None:
-    principal = await api_principal(request)
     if principal.scoped:
-        svc = services(request)
-        members = await svc.roster.participants(meeting.id)
-        endpoints = await svc.registry.all()
-        if not any(endpoints[m].province_code == principal.province_code for m in members if m in endpoints):
-            principal.require_province(None)
+        await check_visible(principal, meeting, svc.roster, await svc.registry.all())
+    return meeting
+
+
+async def get_meeting(request: Request) -> Response:
+    meeting = await visible_meeting(request)
+    return JSONResponse(meeting_view(meeting, _now(request)))
 
 
 async def meeting_plan(request: Request) -> Response:
     principal = await api_principal(request)
     svc = services(request)
-    meeting = await svc.meetings.get(request.path_params["meeting_id"])
-    await _check_visible(request, meeting)
+    meeting = await visible_meeting(request)
     now = _now(request)
     preview = await svc.booking.preview(principal.__class__(principal.name, Role.ADMIN), meeting, now, is_new=False)
     return JSONResponse(preview.to_dict())
@@ -153,7 +154,7 @@ async def update_meeting(request: Request) -> Response:
     svc = services(request)
     now = _now(request)
     preview = await svc.booking.update(principal, request.path_params["meeting_id"], await json_body(request), now)
-    await audit(svc.redis, principal.name, "meeting.update", preview.meeting.id, {"title": preview.meeting.title})
+    await audit(svc.redis, principal.name, Action.MEETING_CHANGE, preview.meeting.id, {"via": "api", "title": preview.meeting.title})
     return JSONResponse({"meeting": meeting_view(preview.meeting, now), **preview.to_dict()})
 
 
@@ -161,7 +162,7 @@ async def cancel_meeting(request: Request) -> Response:
     principal = await api_principal(request)
     svc = services(request)
     meeting = await svc.booking.cancel(principal, request.path_params["meeting_id"], None, _now(request))
-    await audit(svc.redis, principal.name, "meeting.cancel", meeting.id, {"title": meeting.title})
+    await audit(svc.redis, principal.name, Action.MEETING_CANCEL, meeting.id, {"via": "api", "title": meeting.title, "scope": "series"})
     return JSONResponse(meeting_view(meeting, _now(request)))
 
 
@@ -170,7 +171,8 @@ async def cancel_occurrence(request: Request) -> Response:
     svc = services(request)
     occurrence = parse_occurrence(request.path_params["occurrence"])
     meeting = await svc.booking.cancel(principal, request.path_params["meeting_id"], occurrence, _now(request))
-    await audit(svc.redis, principal.name, "meeting.cancel_occurrence", meeting.id, {"occurrence": format_utc(occurrence)})
+    details = {"via": "api", "title": meeting.title, "scope": "occurrence", "occurrence": format_utc(occurrence)}
+    await audit(svc.redis, principal.name, Action.MEETING_CANCEL, meeting.id, details)
     return JSONResponse(meeting_view(meeting, _now(request)))
 
 
@@ -182,27 +184,29 @@ def parse_occurrence(text: str) -> datetime:
 
 
 async def meeting_ics(request: Request) -> Response:
-    await api_principal(request)
     svc = services(request)
-    meeting = await svc.meetings.get(request.path_params["meeting_id"])
-    await _check_visible(request, meeting)
+    meeting = await visible_meeting(request)
     host = await svc.registry.get(meeting.host_endpoint_id)
     text = meeting_to_ics(meeting, host_name=host.name, url=f"{svc.settings.public_url}/meetings/{meeting.id}")
     return Response(text, media_type="text/calendar; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{meeting.id}.ics"'})
 
 
 async def endpoint_feed(request: Request) -> Response:
-    """An endpoint's calendar: every meeting it takes part in or hosts."""
+    """An endpoint's calendar: every meeting it takes part in or hosts that the caller may see."""
     principal = await api_principal(request)
     svc = services(request)
     endpoint = await svc.registry.get(request.path_params["endpoint_id"])
     if endpoint.province_code:
         principal.require_province(endpoint.province_code)
+    endpoints = await svc.registry.all()
     mine = []
     for meeting in (await svc.meetings.all()).values():
-        if meeting.host_endpoint_id == endpoint.id or endpoint.id in await svc.roster.participants(meeting.id):
-            mine.append(meeting)
-    endpoints = await svc.registry.all()
+        participants = await svc.roster.participants(meeting.id)
+        if meeting.host_endpoint_id != endpoint.id and endpoint.id not in participants:
+            continue
+        if principal.scoped and not touches_province(meeting, participants, endpoints, principal.province_code or ""):
+            continue  # the central studio's feed, for a province organizer: only its province's meetings
+        mine.append(meeting)
     hosts = {m.host_endpoint_id: endpoints[m.host_endpoint_id].name for m in mine if m.host_endpoint_id in endpoints}
     text = calendar_feed(mine, calendar_name=endpoint.name, host_names=hosts)
     return Response(text, media_type="text/calendar; charset=utf-8")

@@ -11,12 +11,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from vcs.audit import Action
 from vcs.audit import record as audit
-from vcs.errors import FieldError, TooManyRequests, Unauthorized, ValidationFailed
-from web.auth import api_principal, bearer_token
+from vcs.errors import FieldError, Unauthorized, ValidationFailed
+from vcs.login_throttle import SIGN_IN, LoginThrottle
+from web.auth import api_principal, bearer_token, client_address
 from web.requests import json_body
 from web.services import services
-from vcs.login_throttle import LoginThrottle
 
 __all__ = ["routes"]
 
@@ -29,19 +30,17 @@ async def sign_in(request: Request) -> Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         raise ValidationFailed([FieldError("username", "required"), FieldError("password", "required")])
-    client = request.client.host if request.client else "?"
-    throttle = LoginThrottle(svc.redis)
-    wait = await throttle.wait(username, client)
-    if wait:
-        raise TooManyRequests("too many failed sign-ins; wait and try again", retry_after=wait)
+    client = client_address(request)
+    throttle = LoginThrottle(svc.redis, SIGN_IN)
+    await throttle.admit(username, client)
     user = await svc.users.check_password(username, password[:1024])
     if user is None:
         await throttle.failed(username, client)
-        await audit(svc.redis, username[:64], "auth.login_failed", details={"client": client, "via": "api"})
+        await audit(svc.redis, username[:64], Action.AUTH_LOGIN_FAILED, details={"client": client, "via": "api"})
         raise Unauthorized("wrong username or password, or the account is disabled")
-    await throttle.succeeded(username)
+    await throttle.succeeded(username, client)
     token = await svc.api_tokens.create(user.role, user.province_code, user.username, user=user.username, ttl=TOKEN_TTL)
-    await audit(svc.redis, user.username, "auth.login", details={"client": client, "via": "api"})
+    await audit(svc.redis, user.username, Action.AUTH_LOGIN, details={"client": client, "via": "api"})
     return JSONResponse(
         {"token": token, "expires_in": TOKEN_TTL, "role": user.role.value, "province": user.province_code},
         headers={"Cache-Control": "no-store"},
@@ -51,7 +50,7 @@ async def sign_in(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     principal = await api_principal(request)
     await services(request).api_tokens.revoke(bearer_token(request))
-    await audit(services(request).redis, principal.name, "auth.logout", details={"via": "api"})
+    await audit(services(request).redis, principal.name, Action.AUTH_LOGOUT, details={"via": "api"})
     return Response(status_code=204)
 
 

@@ -1,8 +1,8 @@
 """How the UI sees meetings: who may see or manage one, occurrences as rows, the week.
 
-A province-scoped organizer sees a meeting when one of its participants (or
-its host) is in that province, as in the API; it manages (edits, cancels,
-hands the floor, hosts) only what `BookingService.check_scope` allows. Weeks
+Who sees a meeting is `scheduler.visibility`, as in the API; a province
+organizer manages (edits, cancels, hands the floor, hosts) only what
+`BookingService.check_scope` allows. Weeks
 run Monday to Sunday in Asia/Ho_Chi_Minh. An occurrence's display status is
 the one the scheduler stored, or, while it still says "scheduled", the one
 its lifecycle times give at `now`, so the pages are right even before the
@@ -18,6 +18,7 @@ from scheduler.booking import Preview
 from scheduler.lifecycle import lifecycle_times, occurrence_status_at
 from scheduler.meeting import MEDIA_TIERS, Meeting, OccurrenceStatus, format_utc, parse_utc
 from scheduler.recurrence import occurrences as series_starts
+from scheduler import visibility
 from vcs.divisions import provinces
 from vcs.endpoints import Endpoint
 from vcs.errors import Forbidden, NotFound
@@ -122,26 +123,17 @@ class OccurrenceRow:
         return self.status in (OccurrenceStatus.PREPARING, OccurrenceStatus.LIVE)
 
 
-async def _touches(svc: Services, meeting: Meeting, province: str, endpoints: dict[str, Endpoint]) -> bool:
-    host = endpoints.get(meeting.host_endpoint_id)
-    if host is not None and host.province_code == province:
-        return True
-    members = await svc.roster.participants(meeting.id)
-    return any(endpoints[m].province_code == province for m in members if m in endpoints)
-
-
 async def visible_meetings(svc: Services, principal: Principal) -> list[Meeting]:
     meetings = list((await svc.meetings.all()).values())
     if not principal.scoped:
         return meetings
-    endpoints = await svc.registry.all()
-    return [m for m in meetings if await _touches(svc, m, principal.province_code or "", endpoints)]
+    return await visibility.visible_meetings(principal, meetings, svc.roster, await svc.registry.all())
 
 
 async def check_visible(svc: Services, principal: Principal, meeting: Meeting) -> None:
     """Forbidden for a province organizer when the meeting has nothing in its province."""
-    if principal.scoped and not await _touches(svc, meeting, principal.province_code or "", await svc.registry.all()):
-        raise Forbidden(f"scoped to province {principal.province_code}")
+    if principal.scoped:
+        await visibility.check_visible(principal, meeting, svc.roster, await svc.registry.all())
 
 
 async def can_manage(svc: Services, principal: Principal, meeting: Meeting) -> bool:

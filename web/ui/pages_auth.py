@@ -8,6 +8,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from vcs import audit
+from vcs.errors import TooManyRequests
+from vcs.login_throttle import SIGN_IN, LoginThrottle
+from web.auth import client_address
 from web.services import services
 from web.ui import i18n
 from web.ui.access import SignedIn, page, public_page
@@ -16,13 +19,8 @@ from web.ui.cookies import clear_csrf_cookie, clear_session_cookie, set_lang_coo
 from web.ui.forms import safe_next, text
 from web.ui.rendering import render
 from web.ui.sessions import Sessions
-from vcs.login_throttle import LoginThrottle
 
 __all__ = ["login_form", "login_submit", "logout", "set_language"]
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _login_page(request: Request, next_path: str, username: str = "", error: str = "", status: int = 200, **params: object) -> Response:
@@ -54,10 +52,12 @@ async def login_submit(request: Request, me: SignedIn | None) -> Response:
     next_path = safe_next(form.get("next"))
     if not username or not password:
         return _login_page(request, next_path, username, N_("Enter your username and password."), 422)
-    client = _client(request)
-    throttle = LoginThrottle(svc.redis)
-    wait = await throttle.wait(username, client)
-    if wait:
+    client = client_address(request)
+    throttle = LoginThrottle(svc.redis, SIGN_IN)
+    try:
+        await throttle.admit(username, client)
+    except TooManyRequests as refused:
+        wait = refused.retry_after
         minutes = max(1, math.ceil(wait / 60))
         return _login_page(
             request, next_path, username, N_("Too many failed sign-in attempts. Try again in {minutes} min."), 429, minutes=minutes, retry_after=wait
@@ -65,13 +65,13 @@ async def login_submit(request: Request, me: SignedIn | None) -> Response:
     user = await svc.users.check_password(username, password[:1024])
     if user is None:
         await throttle.failed(username, client)
-        await audit.record(svc.redis, username[:64], "auth.login_failed", details={"client": client}, now=svc.clock())
+        await audit.record(svc.redis, username[:64], audit.Action.AUTH_LOGIN_FAILED, details={"client": client}, now=svc.clock())
         return _login_page(request, next_path, username, N_("Wrong username or password."))
-    await throttle.succeeded(username)
+    await throttle.succeeded(username, client)
     if me is not None:  # signing in again from a signed-in browser: end the old session first
         await Sessions(svc.redis).revoke(me.session)
     token, _ = await Sessions(svc.redis).create(user.username, svc.clock(), client)
-    await audit.record(svc.redis, user.username, "auth.login", details={"client": client}, now=svc.clock())
+    await audit.record(svc.redis, user.username, audit.Action.AUTH_LOGIN, details={"client": client}, now=svc.clock())
     response = RedirectResponse(next_path, status_code=303)
     set_session_cookie(response, request, token)
     clear_csrf_cookie(response, request)
@@ -82,7 +82,7 @@ async def login_submit(request: Request, me: SignedIn | None) -> Response:
 async def logout(request: Request, me: SignedIn) -> Response:
     svc = services(request)
     await Sessions(svc.redis).revoke(me.session)
-    await audit.record(svc.redis, me.username, "auth.logout", details={"client": _client(request)}, now=svc.clock())
+    await audit.record(svc.redis, me.username, audit.Action.AUTH_LOGOUT, details={"client": client_address(request)}, now=svc.clock())
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, request)
     return response

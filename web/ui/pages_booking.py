@@ -165,11 +165,11 @@ async def _submit(request: Request, me: SignedIn, current: Meeting | None) -> Re
     if clashes:
         details["override_conflicts"] = {"conflicts": len(saved.conflicts), "capacity_short": saved.capacity_short}
     if current is None:
-        await audit.record(svc.redis, me.username, "meeting.book", meeting.id, details, now=svc.clock())
+        await audit.record(svc.redis, me.username, audit.Action.MEETING_BOOK, meeting.id, details, now=svc.clock())
         await sessions.set_flash(me.session, N_("Meeting {title} booked for {count} communes."), title=meeting.title, count=len(saved.participants))
     else:
         details["changes"] = _changes(current, meeting)
-        await audit.record(svc.redis, me.username, "meeting.change", meeting.id, details, now=svc.clock())
+        await audit.record(svc.redis, me.username, audit.Action.MEETING_CHANGE, meeting.id, details, now=svc.clock())
         await sessions.set_flash(me.session, N_("Meeting {title} saved."), title=meeting.title)
     return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
 

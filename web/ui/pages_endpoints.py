@@ -189,7 +189,7 @@ async def endpoint_edit(request: Request, me: SignedIn) -> Response:
     changes = {name: [before[name], after[name]] for name in LINK_FIELDS if before[name] != after[name]}
     if changes:
         await svc.registry.set_links([(endpoint.id, profile)])
-        await audit.record(svc.redis, me.username, "endpoint.link_edit", endpoint.id, {"via": "ui", "changes": changes}, now=svc.clock())
+        await audit.record(svc.redis, me.username, audit.Action.ENDPOINT_LINK_EDIT, endpoint.id, {"via": "ui", "changes": changes}, now=svc.clock())
         await Sessions(svc.redis).set_flash(me.session, N_("Link profile of {name} saved."), name=endpoint.name)
     else:
         await Sessions(svc.redis).set_flash(me.session, N_("Nothing changed."), "info")
@@ -204,7 +204,7 @@ async def endpoint_rotate(request: Request, me: SignedIn) -> Response:
     if form.get("confirm") != "yes":
         return await _detail_page(request, me, endpoint, rotate_error=N_("Tick the box to confirm."), status=422)
     issued = await svc.credentials.rotate([endpoint.id])
-    await audit.record(svc.redis, me.username, "endpoint.secret_rotate", endpoint.id, {"via": "ui"}, now=svc.clock())
+    await audit.record(svc.redis, me.username, audit.Action.ENDPOINT_SECRET_ROTATE, endpoint.id, {"via": "ui"}, now=svc.clock())
     # shown once: the server keeps only its hash; never cached
     context = {"endpoint": endpoint, "secret": issued[endpoint.id], "current_path": f"/endpoints/{endpoint.id}"}
     return render(request, "endpoints/secret.html", context, section="endpoints")
@@ -245,6 +245,6 @@ async def import_submit(request: Request, me: SignedIn) -> Response:
         return _import_page(request, exc.errors, status=422)
     updated = await svc.registry.set_links(rows)
     details = {"via": "ui", "rows": len(updated), "filename": upload.filename[:200]}
-    await audit.record(svc.redis, me.username, "endpoint.csv_import", "", details, now=svc.clock())
+    await audit.record(svc.redis, me.username, audit.Action.ENDPOINT_CSV_IMPORT, "", details, now=svc.clock())
     await Sessions(svc.redis).set_flash(me.session, N_("Imported {count} link profiles; nothing else changed."), count=len(updated))
     return RedirectResponse("/endpoints", status_code=303)

@@ -112,7 +112,7 @@ async def host_session(request: Request, me: SignedIn) -> Response:
 
     occ = format_utc(occurrence)
     details = {"via": "ui", "occurrence": occ, "room": room.room, "identity": meeting.host_endpoint_id}
-    await audit.record(svc.redis, me.username, "meeting.host", meeting.id, details, now=svc.clock())
+    await audit.record(svc.redis, me.username, audit.Action.MEETING_HOST, meeting.id, details, now=svc.clock())
     return JSONResponse(
         {
             "meeting_id": meeting.id,

@@ -11,7 +11,7 @@ The page shows the state when it loads and a refresh link; static/live.js
 subscribes to the events (the session cookie authenticates them, as any
 page) and updates the tiles and counters in place. The floor forms work
 without JavaScript and call the SFU through the same code as the API
-(`web.api.live.hand_floor`); when the node cannot be reached or the room is
+(`scheduler.floor.Floor`); when the node cannot be reached or the room is
 not open yet, the page says so instead of failing.
 """
 
@@ -28,10 +28,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from scheduler.lifecycle import current_or_next_occurrence
 from scheduler.meeting import MEDIA_TIERS, Meeting, format_utc
-from vcs import audit, keys
+from vcs import keys
 from vcs.errors import NotFound, SfuUnavailable, ValidationFailed
 from vcs.names import fold
-from web.api.live import hand_floor, live_events
+from web.api.live import live_events
 from web.services import Services, services
 from web.ui.access import SignedIn, page
 from web.ui.i18n import N_
@@ -165,7 +165,7 @@ async def _hand(request: Request, me: SignedIn, take: bool) -> Response:
     sessions = Sessions(svc.redis)
     back = RedirectResponse(_live_url(meeting, occurrence), status_code=303)
     try:
-        occ = await hand_floor(svc, me.principal, meeting, occurrence, endpoint_id)
+        await svc.floor.hand(me.principal, meeting, occurrence, endpoint_id, via="ui", now=svc.clock())
     except SfuUnavailable as exc:
         await sessions.set_flash(
             me.session,
@@ -178,8 +178,6 @@ async def _hand(request: Request, me: SignedIn, take: bool) -> Response:
         await sessions.set_flash(me.session, N_("Choose a commune taking part in this meeting."), "error")
         return back
     name = (await svc.registry.get(endpoint_id)).name if endpoint_id else ""
-    details = {"via": "ui", "occurrence": occ, "endpoint_id": endpoint_id, "action": "take" if take else "give"}
-    await audit.record(svc.redis, me.username, "meeting.floor", meeting.id, details, now=svc.clock())
     if take:
         await sessions.set_flash(me.session, N_("The floor is back with the host."))
     else:

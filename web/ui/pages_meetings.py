@@ -246,7 +246,7 @@ async def cancel_submit(request: Request, me: SignedIn) -> Response:
     details = {"via": "ui", "title": meeting.title, "scope": "occurrence" if occurrence else "series"}
     if occurrence:
         details["occurrence"] = format_utc(occurrence)
-    await audit.record(svc.redis, me.username, "meeting.cancel", meeting.id, details, now=svc.clock())
+    await audit.record(svc.redis, me.username, audit.Action.MEETING_CANCEL, meeting.id, details, now=svc.clock())
     if occurrence:
         await sessions.set_flash(me.session, N_("The meeting of {time} is cancelled."), time=format_datetime(occurrence.timestamp()))
     else:

@@ -85,7 +85,7 @@ async def user_add(request: Request, me: SignedIn) -> Response:
     if errors:
         return await _users_page(request, inputs, errors, status=422)
     details = {"role": user.role.value, "province": user.province_code or ""}
-    await audit.record(svc.redis, me.username, "user.add", user.username, details, now=svc.clock())
+    await audit.record(svc.redis, me.username, audit.Action.USER_ADD, user.username, details, now=svc.clock())
     await Sessions(svc.redis).set_flash(me.session, N_("User {username} added."), username=user.username)
     return RedirectResponse("/users", status_code=303)
 
@@ -100,10 +100,10 @@ async def _set_disabled(request: Request, me: SignedIn, disabled: bool) -> Respo
     await svc.users.save(replace(user, disabled=disabled))
     if disabled:
         revoked = await sessions.revoke_user(user.username)
-        await audit.record(svc.redis, me.username, "user.disable", user.username, {"sessions": revoked}, now=svc.clock())
+        await audit.record(svc.redis, me.username, audit.Action.USER_DISABLE, user.username, {"sessions": revoked}, now=svc.clock())
         await sessions.set_flash(me.session, N_("User {username} disabled; {count} session(s) ended."), username=user.username, count=revoked)
     else:
-        await audit.record(svc.redis, me.username, "user.enable", user.username, now=svc.clock())
+        await audit.record(svc.redis, me.username, audit.Action.USER_ENABLE, user.username, now=svc.clock())
         await sessions.set_flash(me.session, N_("User {username} enabled."), username=user.username)
     return RedirectResponse("/users", status_code=303)
 

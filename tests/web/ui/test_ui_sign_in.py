@@ -5,7 +5,7 @@ import hashlib
 import httpx
 
 from vcs import audit, keys
-from vcs.login_throttle import MAX_PER_USER, WINDOW
+from vcs.login_throttle import SIGN_IN
 
 PASSWORD = "correct horse battery staple"  # as in conftest.add_user
 
@@ -54,15 +54,15 @@ async def test_wrong_password_or_unknown_user_is_a_form_error_with_the_name_kept
     assert [e.actor for e in failed] == ["nobody", "an"]
 
 
-async def test_repeated_failures_lock_the_username_and_tell_how_long(new_client, add_user, sign_in):
+async def test_repeated_failures_lock_the_username_from_that_address_and_tell_how_long(new_client, add_user, sign_in):
     await add_user("an", "admin")
     await add_user("binh", "viewer")
     client = new_client()
-    for _ in range(MAX_PER_USER):
+    for _ in range(SIGN_IN.per_pair):
         assert (await sign_in(client, "AN", "guess guess guess")).status_code == 200
     locked = await sign_in(client, "an")  # even the right password waits
     assert locked.status_code == 429
-    assert 0 < int(locked.headers["retry-after"]) <= WINDOW
+    assert 0 < int(locked.headers["retry-after"]) <= SIGN_IN.window
     assert "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau 15 phút." in locked.text
     assert "vcs_session" not in client.cookies
     # another account from the same address is not locked out by it
@@ -74,9 +74,9 @@ async def test_failures_from_one_address_lock_every_name_tried_from_it(new_clien
     client = new_client()
     for name in ("x1", "x2", "x3"):
         await sign_in(client, name, "guess guess guess")
-    counter = keys.ui_login_failures("client", "127.0.0.1")
+    counter = keys.login_failures("user", "client", "127.0.0.1")
     assert await redis.get(counter) == "3"
-    await redis.set(counter, 1000, ex=WINDOW)  # as if the whole budget had been spent
+    await redis.set(counter, 1000, ex=SIGN_IN.window)  # as if the whole budget had been spent
     locked = await sign_in(client, "an")
     assert locked.status_code == 429 and "Retry-After" in locked.headers
 
@@ -85,9 +85,9 @@ async def test_success_clears_the_username_counter(new_client, add_user, sign_in
     await add_user("an", "admin")
     client = new_client()
     await sign_in(client, "an", "guess guess guess")
-    assert await redis.exists(keys.ui_login_failures("user", "an"))
+    assert await redis.exists(keys.login_failures("user", "account", "an"))
     assert (await sign_in(client, "an")).status_code == 303
-    assert not await redis.exists(keys.ui_login_failures("user", "an"))
+    assert not await redis.exists(keys.login_failures("user", "account", "an"))
 
 
 async def test_sign_out_revokes_the_session_at_once(signed_in, post_form, live_server, redis):
