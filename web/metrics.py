@@ -39,7 +39,7 @@ def route_label(scope: Scope) -> str:
     prefix = scope.get("root_path", "")
     if isinstance(route, (Route, WebSocketRoute)):
         return prefix + route.path
-    if isinstance(route, Mount):
+    if isinstance(route, Mount) and route.path:  # the UI, mounted at the root, catches every other path
         return prefix + "/*"  # root_path already ends with the mount's own path
     return "unmatched"
 
