@@ -50,12 +50,12 @@ async def _registry_seed(redis) -> int:
 
 
 async def _registry_import(redis, path: Path) -> int:
-    from vcs.link_csv import parse_csv
+    from vcs.link_csv import decode_csv, parse_csv
     from vcs.registry import Registry
 
     registry = Registry(redis)
     await registry.seed()
-    rows = parse_csv(path.read_text(encoding="utf-8"), set(await registry.all()))
+    rows = parse_csv(decode_csv(path.read_bytes()), set(await registry.all()))
     updated = await registry.set_links(rows)
     print(f"imported {len(updated)} link profiles from {path}")
     return 0
@@ -78,7 +78,8 @@ async def _registry_export(redis, output: Path | None, province: str | None) -> 
         output.write_text(text, encoding="utf-8")
         print(f"exported to {output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8"))  # UTF-8 whatever the terminal's locale
     return 0
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.vcs.test_link_csv import windows_1258
 
 VCS = [sys.executable, "-m", "app.cli"]
 
@@ -120,11 +121,21 @@ def test_bad_input_gets_a_message_and_exit_code(env, tmp_path):
 def test_registry_export_import_and_secrets_round_trip(env, tmp_path):
     exported = tmp_path / "links.csv"
     assert run_vcs(env, "registry", "export", "--province", "1", "-o", str(exported)).returncode == 0
-    lines = exported.read_text().splitlines()
+    assert exported.read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: Excel shows the names right
+    lines = exported.read_text(encoding="utf-8-sig").splitlines()
     assert lines[0] == "id,name,province_code,access,down_kbps,up_kbps,rtt_ms,loss_pct"
     assert len(lines) == 1 + 1 + 126  # header, Hà Nội hall, its 126 communes
     result = run_vcs(env, "registry", "import", str(exported))
     assert result.returncode == 0 and "imported 127" in result.stdout
+    # the same file as Excel saves it on a Vietnamese Windows (cp1258), and one it cannot read
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_bytes(windows_1258("\n".join(lines[:3])))
+    result = run_vcs(env, "registry", "import", str(legacy))
+    assert result.returncode == 0 and "imported 2" in result.stdout, result.stderr
+    garbled = tmp_path / "garbled.csv"
+    garbled.write_bytes(b"id,access\n\x81\x8a\x8d\n")
+    result = run_vcs(env, "registry", "import", str(garbled))
+    assert result.returncode == 1 and "CSV UTF-8" in result.stderr and "Traceback" not in result.stderr
     secrets_file = tmp_path / "secrets.csv"
     result = run_vcs(env, "endpoint", "rotate-secret", "--province", "01", "-o", str(secrets_file))
     assert result.returncode == 0
