@@ -13,10 +13,14 @@ Actions are dotted names, a noun then a verb. Those recorded today:
 | auth.logout             | username            |               | via                              |
 | endpoint.link_edit      | username / token    | endpoint id   | via, changes {field: [old, new]} |
 | endpoint.csv_import     | username / token    |               | via, rows, filename              |
-| endpoint.secret_rotate  | username / token    | endpoint id   | via                              |
+| endpoint.secret_rotate  | username / token    | endpoint id   | via (cli: endpoints)             |
+| token.create            | cli:<os user>       | token name    | via, role, province              |
 | user.add                | admin               | username      | role, province                   |
 | user.disable            | admin               | username      | sessions (revoked)               |
 | user.enable             | admin               | username      |                                  |
+| user.password           | cli:<os user>       | username      | via                              |
+
+The `vcs` command writes as "cli:<os user>" with via "cli".
 
 Other modules add their own (meeting.book, meeting.cancel, floor.give...);
 any name works, the UI shows names it has no label for as they are.
@@ -24,7 +28,9 @@ any name works, the UI shows names it has no label for as they are.
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +39,7 @@ import redis.asyncio as aioredis
 
 from vcs import keys
 
-__all__ = ["MAX_ENTRIES", "AuditEntry", "record", "recent"]
+__all__ = ["MAX_ENTRIES", "AuditEntry", "cli_actor", "record", "recent"]
 
 MAX_ENTRIES = 100_000  # about; Redis trims whole macro-nodes ("~") so the count floats a little above
 _BATCH = 500
@@ -66,6 +72,14 @@ class AuditEntry:
             target=fields.get("target", ""),
             details=details if isinstance(details, dict) else {"value": details},
         )
+
+
+def cli_actor() -> str:
+    """The actor of a `vcs` command's change: "cli:<os user>"."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (a container): the uid says enough
+        return f"cli:uid-{os.getuid()}"
 
 
 async def record(
