@@ -3,8 +3,8 @@
 aioice gathers host candidates on every interface except loopback, and the
 choice is made by a module-level function, so restricting it is process-wide:
 ``restrict_host_addresses`` is called once by whoever owns the process (the
-node on start, the benchmark's processes, the tests). ``guard_connection``
-keeps one connection from answering STUN checks from outside the allowed
+node on start, the benchmark's processes, the tests). ``guard_peer``
+keeps a peer's connections from answering STUN checks from outside the allowed
 networks and paces the checks it sends; ``filter_candidates`` refuses an
 offer whose candidates are malformed or too many, and drops those outside the
 allowed networks, so the node never sends a connectivity check there.
@@ -132,7 +132,7 @@ class CheckPacer:
         return False
 
 
-def guard_peer(pc: RTCPeerConnection, networks: Sequence[_Network], pacer: Callable[[], CheckPacer] = CheckPacer) -> None:
+def guard_peer(pc: RTCPeerConnection, networks: Sequence[_Network]) -> None:
     """On every ICE connection: ignore STUN requests from outside ``networks``, pace the requests sent.
 
     A request over the pace is not sent: to the STUN transaction it is a lost
@@ -153,7 +153,7 @@ def guard_peer(pc: RTCPeerConnection, networks: Sequence[_Network], pacer: Calla
                     _original(message, addr, protocol)
 
             connection.request_received = request_received
-        _pace_requests(connection, pacer())
+        _pace_requests(connection, CheckPacer())
 
 
 def _pace_requests(connection, bucket: CheckPacer) -> None:  # type: ignore[no-untyped-def]

@@ -68,9 +68,16 @@ def parse_csv(text: str, known_ids: set[str]) -> list[tuple[str, LinkProfile]]:
     """Rows as (endpoint id, profile); ValidationFailed naming every bad line otherwise."""
     if text.startswith("\ufeff"):  # a byte-order mark from spreadsheet exports
         text = text[1:]
-    header = text.split("\n", 1)[0]
+    header = next(iter(text.splitlines()), "")
     delimiter = max(",;\t", key=header.count)
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)  # newline="": csv reads \r\n, \r and \n
+    try:
+        return _read_rows(reader, known_ids)
+    except csv.Error as exc:  # a stray carriage return, an unterminated quote...
+        raise ValidationFailed(FieldError(f"line {reader.line_num}", f"not CSV: {exc}"), "bad CSV") from None
+
+
+def _read_rows(reader: csv.DictReader, known_ids: set[str]) -> list[tuple[str, LinkProfile]]:
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
         raise ValidationFailed(FieldError("line 1", f"missing columns: {', '.join(missing)}"), "bad CSV header")

@@ -74,3 +74,19 @@ def test_export_starts_with_a_bom_and_reads_back():
     assert "Phường" in text or "Xã" in text
     rows = parse_csv(decode_csv(text.encode("utf-8")), {e.id for e in endpoints})
     assert [r[0] for r in rows] == [e.id for e in endpoints]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\r\x01", 'id,access\n"00004,4g\n', HEADER + "00004,\"Ba\rĐình\" x,01,4g,9000,2500,70,1.5\n\"", "x" * 200_000],
+    ids=["stray carriage return", "unterminated quote", "quote then text", "one huge field"],
+)
+def test_text_that_is_not_csv_is_refused_with_a_reason(text):
+    with pytest.raises(ValidationFailed) as failed:
+        parse_csv(text, {"00004"})
+    assert failed.value.errors and failed.value.errors[0].field.startswith("line ")
+
+
+def test_carriage_returns_alone_end_lines():
+    [(endpoint_id, _)] = parse_csv((HEADER + ROW).replace("\n", "\r"), {"00004"})
+    assert endpoint_id == "00004"
