@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -52,13 +53,17 @@ def add_fleet_command(commands: argparse._SubParsersAction) -> None:
     fleet.add_argument("--server", metavar="URL", help="the orchestrator (default VCS_PUBLIC_URL, http://127.0.0.1:8000)")
     fleet.add_argument("--count", required=True, type=int, metavar="N", help="how many communes (the first N of the registry)")
     fleet.add_argument("--province", metavar="CODE", help="take the communes of this province only")
-    fleet.add_argument("--secrets-file", type=Path, metavar="F", help="endpoint_id,secret CSV; without it secrets are provisioned from Redis")
+    fleet.add_argument(
+        "--secrets-file", type=Path, metavar="F",
+        help="endpoint_id,secret CSV; without it the endpoints' secrets are rotated in the local deployment (it says which)",
+    )  # fmt: skip
+    fleet.add_argument("--yes", action="store_true", help="rotate secrets of endpoints whose real agent is online without asking")
     fleet.add_argument("--with-host", action="store_true", help="also run the central studio, publishing as the host")
     fleet.add_argument("--full-tier-share", type=float, default=0.0, metavar="X", help="share (0-1) that receive the tier their link carries")
     fleet.add_argument("--low-tier", choices=["180p", "audio"], default="180p", help="what the others receive (default 180p)")
     fleet.add_argument("--publish-tier", choices=["180p", "audio", "none"], default="180p", help="the most members publish (default 180p)")
     fleet.add_argument("--host-tier", choices=LADDER[:-2], default="720p", help="what the host publishes (default 720p)")
-    fleet.add_argument("--ice-address", action="append", default=[], metavar="ADDR")
+    fleet.add_argument("--ice-address", action="append", default=[], metavar="ADDR", help="gather ICE candidates on this address only")
     fleet.set_defaults(func=cmd_fleet)
 
 
@@ -112,7 +117,7 @@ def cmd_fleet(args: argparse.Namespace, settings: Settings) -> int:
         # the registry's seeded identities and link profiles; no Redis needed (it may be on another machine)
         endpoints, secrets = national_endpoints(), read_secrets(args.secrets_file)
     else:
-        endpoints, secrets = _provision(settings, config)
+        endpoints, secrets = _provision(settings, config, assume_yes=args.yes)
     try:
         members = choose_members(endpoints, secrets, config)
     except ValueError as exc:
@@ -128,25 +133,56 @@ def cmd_fleet(args: argparse.Namespace, settings: Settings) -> int:
     return _run_until_signal(run)
 
 
-def _provision(settings: Settings, config) -> tuple[list, dict[str, str]]:  # type: ignore[no-untyped-def]
-    """Identities from the deployment's registry and secrets for the first N of them (rotated only where missing)."""
-    from agent.fleet import provision_secrets
+def _provision(settings: Settings, config, *, assume_yes: bool) -> tuple[list, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Identities from the deployment's registry and secrets for the first N of them.
+
+    A secret is rotated only where the kept file has none that verifies; that
+    replaces the endpoint's real secret, so the command names those endpoints
+    and asks first (or refuses, without a terminal) when one has a live agent.
+    """
+    from agent.fleet import provision_secrets, secrets_to_rotate
+    from vcs.audit import cli_actor, record
     from vcs.endpoints import CENTRAL_ID, EndpointKind, national_endpoints
+    from vcs.presence import Presence
     from vcs.redis_server import RedisUnavailable, connected, open_redis
     from vcs.registry import Registry
+
+    path = settings.data_dir / FLEET_SECRETS_FILE
 
     async def work(url: str) -> tuple[list, dict[str, str]]:
         async with connected(url) as redis:
             endpoints = list((await Registry(redis).all()).values()) or national_endpoints()
             ids = [e.id for e in endpoints if e.kind == EndpointKind.COMMUNE and (config.province is None or e.province_code == config.province)]
             ids = ids[: config.count] + ([CENTRAL_ID] if config.with_host else [])
-            return endpoints, await provision_secrets(redis, ids, settings.data_dir / FLEET_SECRETS_FILE)
+            _, rotating = await secrets_to_rotate(redis, ids, path)
+            if rotating:
+                live = sorted(await Presence(redis, settings.presence_timeout).online_among(rotating, time.time()))
+                _confirm_rotation(rotating, live, path, assume_yes)
+            secrets = await provision_secrets(redis, ids, path)
+            if rotating:
+                await record(redis, cli_actor(), "endpoint.secret_rotate", "", {"via": "cli", "command": "fleet", "endpoints": len(rotating)})
+            return endpoints, secrets
 
     try:
         with open_redis(settings) as url:
             return asyncio.run(work(url))
     except RedisUnavailable as exc:
         raise VcsError(f"no --secrets-file, and the deployment's Redis is out of reach to provision secrets: {exc}") from None
+
+
+def _confirm_rotation(rotating: list[str], live: list[str], path: Path, assume_yes: bool) -> None:
+    """Say whose secrets are rotated; with live agents among them, go on only if the user agrees."""
+    shown = ", ".join(rotating[:10]) + (f" and {len(rotating) - 10} more" if len(rotating) > 10 else "")
+    print(f"fleet: rotating the secrets of {len(rotating)} endpoint(s): {shown}; the new ones are kept in {path}", file=sys.stderr)
+    if not live or assume_yes:
+        return
+    names = ", ".join(live[:10]) + (" ..." if len(live) > 10 else "")
+    warning = f"{len(live)} of them have a live agent now ({names}): it would lose its secret and drop out"
+    if not sys.stdin.isatty():
+        raise VcsError(f"{warning}. Pass --yes to rotate anyway, or --secrets-file with secrets to use.")
+    answer = input(f"fleet: {warning}. Rotate anyway? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise VcsError("nothing rotated")
 
 
 def _read_secret(path: Path, endpoint_id: str) -> str:

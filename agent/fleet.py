@@ -10,7 +10,8 @@ the tier their link profile carries.
 
 Secrets come from a CSV (`endpoint_id,secret`, as `vcs endpoint rotate-secret
 -o` writes). `provision_secrets` fills in the missing ones from Redis and
-keeps them in a mode-600 file so later runs reuse them.
+keeps them in a mode-600 file so later runs reuse them; `secrets_to_rotate`
+says beforehand which endpoints' real secrets that replaces.
 """
 
 from __future__ import annotations
@@ -36,7 +37,17 @@ from vcs.credentials import EndpointCredentials
 from vcs.endpoints import CENTRAL_ID, Endpoint, EndpointKind
 from vcs.link_profiles import LinkProfile
 
-__all__ = ["Fleet", "FleetConfig", "FleetMember", "choose_members", "link_tier", "provision_secrets", "read_secrets", "write_secrets"]
+__all__ = [
+    "Fleet",
+    "FleetConfig",
+    "FleetMember",
+    "choose_members",
+    "link_tier",
+    "provision_secrets",
+    "read_secrets",
+    "secrets_to_rotate",
+    "write_secrets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +124,23 @@ def write_secrets(path: Path, secrets: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
-async def provision_secrets(redis: aioredis.Redis, endpoint_ids: Sequence[str], path: Path) -> dict[str, str]:
-    """Secrets for `endpoint_ids`: the file's where they still verify, new ones (rotated in Redis) for the rest."""
+async def secrets_to_rotate(redis: aioredis.Redis, endpoint_ids: Sequence[str], path: Path) -> tuple[dict[str, str], list[str]]:
+    """The file's secrets that still verify, and the endpoints that need a new one."""
     known = read_secrets(path) if path.exists() else {}
     credentials = EndpointCredentials(redis)
     missing = [e for e in endpoint_ids if e not in known or not await credentials.verify(e, known[e])]
+    return {e: s for e, s in known.items() if e not in missing}, missing
+
+
+async def provision_secrets(redis: aioredis.Redis, endpoint_ids: Sequence[str], path: Path) -> dict[str, str]:
+    """Secrets for `endpoint_ids`: the file's where they still verify, new ones (rotated in Redis) for the rest.
+
+    Rotating replaces an endpoint's real secret: the caller says so and asks
+    first when an agent of it is online (`vcs fleet`).
+    """
+    known, missing = await secrets_to_rotate(redis, endpoint_ids, path)
     if missing:
-        known.update(await credentials.rotate(missing))
+        known.update(await EndpointCredentials(redis).rotate(missing))
         write_secrets(path, known)
         log.info("provisioned %d endpoint secret(s) into %s", len(missing), path)
     return {e: known[e] for e in endpoint_ids}

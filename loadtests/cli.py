@@ -337,7 +337,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="its data directory, for provisioning (default VCS_DATA_DIR or ./var)")
     parser.add_argument("--serve", action="store_true", help="start a private `vcs serve` under REPORTS/deployment instead")
     parser.add_argument("--reports", default="reports", help="where reports go (default ./reports)")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full", help="which phases and sizes (default full; smoke is short)")
     parser.add_argument("--phases", help="comma-separated subset of the profile's phases")
     parser.add_argument("--endpoints", type=int, help="endpoint users (default: every commune)")
     parser.add_argument("--organizers", type=int, help="organizer users (default 50)")

@@ -58,9 +58,9 @@ def create_node(
 
 def add_sfu_command(subparsers: Any, *, link_lookup_factory: LinkLookupFactory | None = None) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("sfu", help="run an SFU node (WHIP/WHEP under /sfu)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--role", choices=["origin", "relay"], default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    parser.add_argument("--role", choices=["origin", "relay"], default=None, help="origin or relay (default VCS_SFU_ROLE, else origin)")
     parser.add_argument("--public-url", default=None, help="base URL clients use (default http://HOST:PORT)")
     parser.set_defaults(func=lambda args, settings: run_sfu(args, settings, link_lookup_factory))
     return parser
@@ -98,8 +98,8 @@ def run_sfu(args: argparse.Namespace, settings: Any, link_lookup_factory: LinkLo
 
 def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     parser = bench_subparsers.add_parser("sfu", help="subscribers per core against stock aiortc forwarding")
-    parser.add_argument("--subscribers", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--subscribers", type=int, default=300, help="WHEP subscribers on the node (default 300)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the measured window (default 20)")
     parser.add_argument("--baseline-subscribers", type=int, default=None, help="default: 6 (re-encode), 40 (packets)")
     parser.add_argument(
         "--baseline-mode",

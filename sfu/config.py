@@ -76,6 +76,12 @@ def parse_tiers(text: str) -> tuple[TierSpec, ...]:
     return tuple(sorted(tiers, key=lambda t: t.video_kbps, reverse=True))
 
 
+# Where a peer's ICE candidates may be when VCS_SFU_ICE_ALLOW is unset: the
+# private ranges (RFC 1918) and carrier-grade NAT (RFC 6598). `vcs serve` on
+# loopback narrows it to 127.0.0.0/8; "0.0.0.0/0,::/0" allows any address.
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+
+
 @dataclass(frozen=True)
 class SfuConfig:
     public_url: str
@@ -106,9 +112,9 @@ class SfuConfig:
     max_sdp_bytes: int = 64 * 1024
     cors_origins: tuple[str, ...] = ("*",)
     # ICE: local addresses to gather on (empty: every interface) and the
-    # remote networks a peer's candidates must belong to (empty: any)
+    # remote networks a peer's candidates must belong to (the node checks no other)
     ice_host_addresses: tuple[str, ...] = ()
-    ice_allowed_networks: tuple[str, ...] = ()
+    ice_allowed_networks: tuple[str, ...] = PRIVATE_NETWORKS
 
     def __post_init__(self) -> None:
         if not 0 < self.vcs_share <= 1:
@@ -119,6 +125,8 @@ class SfuConfig:
             raise ValueError("role must be 'origin' or 'relay'")
         if not self.tiers:
             raise ValueError("the tier ladder is empty")
+        if not self.ice_allowed_networks:
+            raise ValueError("ice_allowed_networks is empty: name the networks peers may be in")
         for net in self.ice_allowed_networks:
             ipaddress.ip_network(net, strict=False)
         for addr in self.ice_host_addresses:
@@ -182,8 +190,9 @@ class SfuConfig:
             if environ.get(env):
                 kwargs[name] = _number(env, environ[env], float)
         for env, name in lists.items():
-            if env in environ:
-                kwargs[name] = tuple(x.strip() for x in environ[env].split(",") if x.strip())
+            values = tuple(x.strip() for x in environ.get(env, "").split(",") if x.strip())
+            if values or (env in environ and name != "ice_allowed_networks"):  # no allowed network: the default ones
+                kwargs[name] = values
         if environ.get("VCS_SFU_TIERS"):
             kwargs["tiers"] = parse_tiers(environ["VCS_SFU_TIERS"])
         return cls(**kwargs)  # type: ignore[arg-type]

@@ -4,6 +4,8 @@ Everything a peer can send us is hostile until proven otherwise: aiortc's SDP
 parser raises many exception types, so parsing is wrapped broadly and turned
 into ``BadRequest`` with a reason. The SFU speaks VP8 video and Opus audio
 (one section of each at most); an offer without them is ``NotAcceptable``.
+Candidates are checked too (``rtc.ice.filter_candidates``): a malformed one or
+too many is ``BadRequest``; those outside the allowed networks are dropped.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 
 from aiortc import sdp
 
-from rtc.ice import _Network, filter_candidates
+from rtc.ice import MAX_CANDIDATES, CandidateRefused, _Network, filter_candidates
 
 from .errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
 
@@ -35,6 +37,7 @@ def check_offer(
     max_bytes: int,
     publishing: bool,
     networks: Sequence[_Network] = (),
+    max_candidates: int = MAX_CANDIDATES,
 ) -> tuple[str, list[str]]:
     """Return the offer text, cleaned, and its media kinds in order; or raise
     a 4xx ``SfuError``."""
@@ -49,11 +52,15 @@ def check_offer(
     if not text.lstrip().startswith("v=0"):
         raise BadRequest("the offer is not an SDP session description (no v=0)")
     try:
+        text = filter_candidates(text, networks, max_candidates)  # before aiortc parses them
+    except CandidateRefused as exc:
+        raise BadRequest(str(exc)) from None
+    try:
         description = sdp.SessionDescription.parse(text)
     except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError, ...
         raise BadRequest(f"unparsable SDP: {type(exc).__name__}: {exc}") from None
     _check_media(description, publishing)
-    return filter_candidates(text, networks), [m.kind for m in description.media]
+    return text, [m.kind for m in description.media]
 
 
 def _check_media(description: sdp.SessionDescription, publishing: bool) -> None:

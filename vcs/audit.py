@@ -15,15 +15,19 @@ the UI has a label for each (`web.ui.i18n.ACTION_LABELS`):
 | auth.logout             | username            |               | client or via                                   |
 | endpoint.link_edit      | username / token    | endpoint id   | via, changes {field: [old, new]}                |
 | endpoint.csv_import     | username / token    |               | via, rows, filename                             |
-| endpoint.secret_rotate  | username / token    | endpoint id   | via                                             |
+| endpoint.secret_rotate  | username / token    | endpoint id   | via (cli: endpoints, command)                   |
+| token.create            | cli:<os user>       | token name    | via, role, province                             |
 | user.add                | admin               | username      | role, province                                  |
 | user.disable            | admin               | username      | sessions (revoked)                              |
 | user.enable             | admin               | username      |                                                 |
+| user.password           | cli:<os user>       | username      | via                                             |
 | meeting.book            | username / token    | meeting id    | via, title, participants                        |
 | meeting.change          | username / token    | meeting id    | via, title, changes (UI)                        |
 | meeting.cancel          | username / token    | meeting id    | via, title, scope (series, occurrence), occurrence |
 | meeting.floor           | username / token    | meeting id    | via, occurrence, endpoint_id, action (give, take) |
 | meeting.host            | username            | meeting id    | via, occurrence, room, identity                 |
+
+The `vcs` command writes as "cli:<os user>" with via "cli".
 
 Entries written under other names by earlier versions are still read and
 shown by their name.
@@ -31,7 +35,9 @@ shown by their name.
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +47,7 @@ import redis.asyncio as aioredis
 
 from vcs import keys
 
-__all__ = ["MAX_ENTRIES", "Action", "AuditEntry", "record", "recent"]
+__all__ = ["MAX_ENTRIES", "Action", "AuditEntry", "cli_actor", "record", "recent"]
 
 MAX_ENTRIES = 100_000  # about; Redis trims whole macro-nodes ("~") so the count floats a little above
 _BATCH = 500
@@ -54,9 +60,11 @@ class Action(StrEnum):
     ENDPOINT_LINK_EDIT = "endpoint.link_edit"
     ENDPOINT_CSV_IMPORT = "endpoint.csv_import"
     ENDPOINT_SECRET_ROTATE = "endpoint.secret_rotate"
+    TOKEN_CREATE = "token.create"
     USER_ADD = "user.add"
     USER_DISABLE = "user.disable"
     USER_ENABLE = "user.enable"
+    USER_PASSWORD = "user.password"
     MEETING_BOOK = "meeting.book"
     MEETING_CHANGE = "meeting.change"
     MEETING_CANCEL = "meeting.cancel"
@@ -91,6 +99,14 @@ class AuditEntry:
             target=fields.get("target", ""),
             details=details if isinstance(details, dict) else {"value": details},
         )
+
+
+def cli_actor() -> str:
+    """The actor of a `vcs` command's change: "cli:<os user>"."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (a container): the uid says enough
+        return f"cli:uid-{os.getuid()}"
 
 
 async def record(

@@ -130,3 +130,17 @@ class Users:
             user = replace(user, password_hash=await _off_loop(_hasher.hash, password))
             await self.redis.eval(_REPLACE_IF_UNCHANGED, 1, keys.USERS, user.username, raw, user.to_json())
         return user
+
+    async def set_disabled(self, username: str, disabled: bool) -> User:
+        """Disable or enable an account. A disabled one cannot sign in and its API tokens stop working;
+        its browser sessions are ended by the caller (they live with the web UI)."""
+        user = replace(await self.get(username), disabled=disabled)
+        await self.save(user)
+        return user
+
+    async def set_password(self, username: str, password: str) -> User:
+        user = await self.get(username)
+        validate_account(username, password, user.role.value, user.province_code)
+        user = replace(user, password_hash=await _off_loop(_hasher.hash, password))
+        await self.save(user)
+        return user

@@ -1,6 +1,6 @@
 import pytest
 
-from sfu.config import DEFAULT_TIERS, SfuConfig, TierSpec, parse_tiers
+from sfu.config import DEFAULT_TIERS, PRIVATE_NETWORKS, SfuConfig, TierSpec, parse_tiers
 
 
 def test_defaults():
@@ -9,6 +9,9 @@ def test_defaults():
     assert [t.name for t in config.tiers] == ["720p", "360p", "180p", "audio"]
     assert config.tiers == DEFAULT_TIERS
     assert config.tier("audio").audio_only
+    # a peer's candidates must be in private ranges unless the deployment says otherwise
+    assert config.ice_allowed_networks == PRIVATE_NETWORKS == ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+    assert SfuConfig.from_environ({"VCS_SFU_ICE_ALLOW": ""}, public_url="http://x").ice_allowed_networks == PRIVATE_NETWORKS
 
 
 def test_parse_tiers_sorts_by_bitrate():

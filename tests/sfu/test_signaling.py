@@ -275,3 +275,118 @@ async def test_room_names_are_checked(sfu):
     assert response.status_code == 400
     response = await sfu.http.post(f"{sfu.base}/whip/a%20b", content=OFFER.encode(), headers=whip_headers(sfu, room="a b"))
     assert response.status_code == 400
+
+
+# --- ICE candidates an offer names: the node checks only allowed, well-formed ones, and few
+
+
+AUDIO_CANDIDATE = "a=candidate:16572de6 1 udp 2130706431 127.0.0.1 42371 typ host"
+VIDEO_CANDIDATE = "a=candidate:16572de6 1 udp 2130706431 127.0.0.1 45125 typ host"
+
+
+def offer_with_candidates(candidates: list[str]) -> bytes:
+    """The template offer whose (bundled) audio section names `candidates` instead of its own."""
+    text = OFFER.replace(VIDEO_CANDIDATE + "\r\n", "").replace(AUDIO_CANDIDATE, "\r\n".join(candidates))
+    return text.encode()
+
+
+def host_candidate(address: str, port: int, priority: int = 2130706431) -> str:
+    return f"a=candidate:{port} 1 udp {priority} {address} {port} typ host"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "reason"),
+    [
+        (host_candidate("127.0.0.1", -2147483649), "port"),
+        (host_candidate("127.0.0.1", 0), "port"),
+        (host_candidate("127.0.0.1", 65536), "port"),
+        ("a=candidate:1 1 udp 2130706431 127.0.0.1 1x2 typ host", "port"),
+        ("a=candidate:1 1 udp 2130706431 attacker.example.com 5000 typ host", "address"),
+        ("a=candidate:1 1 udp 2130706431 999.1.1.1 5000 typ host", "address"),
+        ("a=candidate:1 0 udp 2130706431 127.0.0.1 5000 typ host", "component"),
+        ("a=candidate:1 1 udp -5 127.0.0.1 5000 typ host", "priority"),
+        ("a=candidate:1 1 sctp 2130706431 127.0.0.1 5000 typ host", "transport"),
+    ],
+)
+async def test_malformed_candidate_is_refused_with_a_reason(sfu, candidate, reason):
+    response = await sfu.http.post(f"{sfu.base}/whip/r1", content=offer_with_candidates([candidate]), headers=whip_headers(sfu))
+    assert response.status_code == 400, response.text
+    assert reason in response.text
+    assert not sfu.node.resources
+
+
+async def test_an_offer_names_at_most_20_candidates(sfu):
+    many = [host_candidate("127.0.0.1", 20000 + i) for i in range(200)]
+    response = await sfu.http.post(f"{sfu.base}/whip/r1", content=offer_with_candidates(many), headers=whip_headers(sfu))
+    assert response.status_code == 400
+    assert "more than 20 ICE candidates" in response.text
+    assert not sfu.node.resources
+    response = await sfu.http.post(f"{sfu.base}/whip/r1", content=offer_with_candidates(many[:20]), headers=whip_headers(sfu))
+    assert response.status_code == 201, response.text
+
+
+class StunSink(asyncio.DatagramProtocol):
+    """A UDP socket that counts the STUN binding requests it receives."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[no-untyped-def]
+        if data[:2] == b"\x00\x01":  # binding request
+            self.requests += 1
+
+
+async def stun_sinks(address: str, count: int) -> list[tuple[asyncio.DatagramTransport, StunSink, int]]:
+    loop = asyncio.get_running_loop()
+    sinks = []
+    for _ in range(count):
+        transport, sink = await loop.create_datagram_endpoint(StunSink, local_addr=(address, 0))
+        sinks.append((transport, sink, transport.get_extra_info("sockname")[1]))
+    return sinks
+
+
+async def test_checks_go_only_to_the_allowed_networks(node_factory):
+    from .conftest import wait_for
+
+    sfu = await node_factory(small_config(ice_allowed_networks=("127.0.0.1/32", "127.0.0.2/32")))
+    [(allowed_transport, allowed, allowed_port)] = await stun_sinks("127.0.0.2", 1)
+    [(outside_transport, outside, outside_port)] = await stun_sinks("127.0.0.3", 1)
+    try:
+        # the outside candidate has the higher priority: it would be checked first
+        offer = offer_with_candidates([host_candidate("127.0.0.3", outside_port, 2130706431), host_candidate("127.0.0.2", allowed_port, 2130706000)])
+        response = await sfu.http.post(f"{sfu.base}/whip/r1", content=offer, headers=whip_headers(sfu))
+        assert response.status_code == 201, response.text
+        assert "127.0.0.3" not in (await _remote_candidates(sfu))
+        # a retransmission to the allowed one comes after the first check of every pair
+        await wait_for(lambda: allowed.requests >= 2, timeout=15)
+        assert outside.requests == 0
+    finally:
+        allowed_transport.close()
+        outside_transport.close()
+
+
+async def _remote_candidates(sfu) -> str:
+    [resource] = sfu.node.resources.values()
+    transport = resource.peer.pc.getTransceivers()[0].receiver.transport.transport
+    return " ".join(c.ip for c in transport.getRemoteCandidates())
+
+
+async def test_checks_to_one_peer_are_paced(sfu):
+    from rtc.ice import CHECK_BURST, CHECKS_PER_S
+
+    sinks = await stun_sinks("127.0.0.1", 20)
+    loop = asyncio.get_running_loop()
+    try:
+        start = loop.time()
+        offer = offer_with_candidates([host_candidate("127.0.0.1", port) for _, _, port in sinks])
+        response = await sfu.http.post(f"{sfu.base}/whip/r1", content=offer, headers=whip_headers(sfu))
+        assert response.status_code == 201, response.text
+        # unpaced, aioice sends 60 requests in 2 s here (20 checks, each sent again after 0.5 s and 1.5 s)
+        while (elapsed := loop.time() - start) < 2.5:
+            sent = sum(sink.requests for _, sink, _ in sinks)
+            assert sent <= CHECK_BURST + CHECKS_PER_S * elapsed + 1, f"{sent} requests in {elapsed:.2f} s"
+            await asyncio.sleep(0.05)
+        assert sum(sink.requests for _, sink, _ in sinks) > 0
+    finally:
+        for transport, _, _ in sinks:
+            transport.close()

@@ -30,3 +30,28 @@ async def test_an_old_hash_is_upgraded_at_the_next_sign_in(redis):
     upgraded = (await users.get("ops.old")).password_hash
     assert upgraded != old_hash and "p=1" in upgraded
     assert await users.check_password("ops.old", PASSWORD) is not None
+
+
+async def test_a_disabled_account_cannot_sign_in_until_enabled(redis):
+    users = Users(redis)
+    await users.add("ops.hue", PASSWORD, "ops")
+    assert (await users.set_disabled("ops.hue", True)).disabled
+    assert await users.check_password("ops.hue", PASSWORD) is None
+    assert not (await users.set_disabled("ops.hue", False)).disabled
+    assert await users.check_password("ops.hue", PASSWORD) is not None
+
+
+async def test_a_new_password_replaces_the_old_one(redis):
+    import pytest
+
+    from vcs.errors import NotFound, ValidationFailed
+
+    users = Users(redis)
+    await users.add("org.hue", PASSWORD, "organizer", province="46")
+    await users.set_password("org.hue", "another-long-password")
+    assert await users.check_password("org.hue", PASSWORD) is None
+    assert (await users.check_password("org.hue", "another-long-password")).province_code == "46"
+    with pytest.raises(ValidationFailed):
+        await users.set_password("org.hue", "short")
+    with pytest.raises(NotFound):
+        await users.set_password("nobody", "another-long-password")

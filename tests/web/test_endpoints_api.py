@@ -71,6 +71,18 @@ async def test_csv_import_is_all_or_nothing(http, mint_token):
     assert "00004,Phường Ba Đình,01,satellite,2000,500,600,2.0" in exported
 
 
+async def test_csv_in_office_encodings(http, mint_token):
+    headers = {**await mint_token("ops"), "content-type": "text/csv"}
+    exported = await http.get("/api/v1/endpoints.csv?province=01", headers=headers)
+    assert exported.content.startswith(b"\xef\xbb\xbf")  # a BOM: Excel reads the names as UTF-8
+    unicode_text = "id\tname\taccess\tdown_kbps\tup_kbps\trtt_ms\tloss_pct\n00004\tPhường Ba Đình\t4g\t7000\t2500\t70\t1\n"
+    response = await http.post("/api/v1/endpoints.csv", content=unicode_text.encode("utf-16"), headers=headers)
+    assert response.status_code == 200 and response.json() == {"updated": 1}
+    response = await http.post("/api/v1/endpoints.csv", content=unicode_text.encode("utf-16-le"), headers=headers)
+    assert response.status_code == 422
+    assert "UTF-8" in response.json()["fields"][0]["reason"]
+
+
 async def test_heartbeat_makes_an_endpoint_online(http, mint_token, redis):
     [secret] = (await EndpointCredentials(redis).rotate(["00070"])).values()
     login = await http.post("/api/v1/agent/login", json={"endpoint_id": "00070", "secret": secret})

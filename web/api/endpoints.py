@@ -12,7 +12,7 @@ from vcs import audit
 from vcs.divisions import province_code as canonical_province
 from vcs.endpoints import Endpoint, EndpointKind
 from vcs.errors import FieldError, Forbidden, ValidationFailed
-from vcs.link_csv import MAX_IMPORT_BYTES, export_csv, parse_csv
+from vcs.link_csv import MAX_IMPORT_BYTES, decode_csv, export_csv, parse_csv
 from vcs.link_profiles import AccessType, validate_profile
 from vcs.registry import EndpointQuery
 from vcs.roles import Principal, Role
@@ -145,11 +145,7 @@ async def export_endpoints(request: Request) -> Response:
 async def import_endpoints(request: Request) -> Response:
     principal = await api_principal(request)
     principal.require(Role.ADMIN, Role.OPS)
-    body = await read_body(request, MAX_IMPORT_BYTES)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationFailed(FieldError("body", "CSV must be UTF-8")) from None
+    text = decode_csv(await read_body(request, MAX_IMPORT_BYTES))
     registry = services(request).registry
     rows = parse_csv(text, set(await registry.all()))
     updated = await registry.set_links(rows)

@@ -15,7 +15,7 @@ from vcs.divisions import province_code as canonical_province
 from vcs.divisions import provinces
 from vcs.endpoints import Endpoint, EndpointKind
 from vcs.errors import FieldError, ValidationFailed
-from vcs.link_csv import MAX_IMPORT_BYTES, export_csv, parse_csv
+from vcs.link_csv import MAX_IMPORT_BYTES, decode_csv, export_csv, parse_csv
 from vcs.link_profiles import AccessType, validate_profile
 from vcs.registry import EndpointQuery
 from web.services import services
@@ -236,8 +236,8 @@ async def import_submit(request: Request, me: SignedIn) -> Response:
     if len(raw) > MAX_IMPORT_BYTES:
         return _import_page(request, file_error=N_("The file is larger than {limit} bytes."), status=413)
     try:
-        content = raw.decode("utf-8")
-    except UnicodeDecodeError:
+        content = decode_csv(raw)
+    except ValidationFailed:
         return _import_page(request, file_error=N_("The file must be UTF-8 text (save it as CSV UTF-8)."), status=422)
     try:
         rows = parse_csv(content, set(await svc.registry.all()))

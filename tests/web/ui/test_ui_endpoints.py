@@ -106,6 +106,7 @@ async def test_csv_import_reports_every_bad_line_and_changes_nothing(signed_in, 
         f"{HOAN_KIEM},again,01,4g,9000,2500,70,1.0\n"
     )
     before = (await Registry(redis).get(HOAN_KIEM)).link
+    before_ba_dinh = (await Registry(redis).get("00004")).link
     response = await ops.post("/endpoints/import", data={"csrf": token}, files={"file": ("links.csv", bad.encode(), "text/csv")})
     assert response.status_code == 422
     html = response.text
@@ -118,9 +119,14 @@ async def test_csv_import_reports_every_bad_line_and_changes_nothing(signed_in, 
 
     no_file = await ops.post("/endpoints/import", data={"csrf": token})
     assert no_file.status_code == 422 and 'id="err-file"' in no_file.text and "Hãy chọn một tệp CSV." in no_file.text
-    latin1 = (CSV_HEADER + unicodedata.normalize("NFD", "00004,Ba Đình,01,4g,9000,2500,70,1.0\n")).encode("cp1258")  # a legacy Windows export
-    not_utf8 = await ops.post("/endpoints/import", data={"csrf": token}, files={"file": ("links.csv", latin1, "text/csv")})
+    unreadable = (CSV_HEADER + "00004,Ba Đình,01,4g,9000,2500,70,1.0\n").encode("utf-16-le")  # UTF-16 without its mark
+    not_utf8 = await ops.post("/endpoints/import", data={"csrf": token}, files={"file": ("links.csv", unreadable, "text/csv")})
     assert not_utf8.status_code == 422 and "Tệp phải là văn bản UTF-8" in not_utf8.text
+    assert (await Registry(redis).get("00004")).link == before_ba_dinh
+    legacy = (CSV_HEADER + unicodedata.normalize("NFD", "00004,Ba Đình,01,4g,9000,2500,70,1.0\n")).encode("cp1258")  # a Vietnamese Windows export
+    imported = await ops.post("/endpoints/import", data={"csrf": token}, files={"file": ("links.csv", legacy, "text/csv")})
+    assert imported.status_code == 303, imported.text
+    assert (await Registry(redis).get("00004")).link.down_kbps == 9000
 
 
 async def test_csv_import_and_export_round_trip(signed_in, csrf_of, redis):
