@@ -25,7 +25,7 @@ Layout (LiveKit's pkg/sfu, smaller):
 
 from .allocator import LinkInfo, TierAllocation
 from .app import create_sfu_app
-from .config import SfuConfig, TierSpec, parse_tiers
+from .config import SfuConfig
 from .node import LinkLookup, SfuNode
 
 __all__ = [
@@ -34,7 +34,5 @@ __all__ = [
     "SfuConfig",
     "SfuNode",
     "TierAllocation",
-    "TierSpec",
     "create_sfu_app",
-    "parse_tiers",
 ]

@@ -18,7 +18,9 @@ from typing import Any
 
 from aiortc.rtp import RtpPacket
 
-from .config import SfuConfig, TierSpec
+from vcs.tiers import TierSpec
+
+from .config import SfuConfig
 from .errors import Conflict, Forbidden, NotFound
 from .packet_stream import PacketStream, make_packet
 from .publisher import Publisher

@@ -53,7 +53,7 @@ class Services:
         meetings = MeetingStore(redis)
         groups = Groups(redis)
         roster = Roster(meetings, registry, groups, clock)
-        schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url)
+        schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
         return cls(
             settings=settings,
             redis=redis,
@@ -65,7 +65,7 @@ class Services:
             meetings=meetings,
             groups=groups,
             roster=roster,
-            booking=BookingService(meetings, registry, groups, roster=roster),
+            booking=BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder),
             live=LiveState(redis, roster, registry, presence),
             schedules=schedules,
             hub=AgentHub(redis, registry, meetings, schedules, clock),

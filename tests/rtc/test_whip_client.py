@@ -161,7 +161,8 @@ async def test_interoperates_with_the_sfu_node(loopback_ice):
     from starlette.routing import Mount
 
     from sfu.app import create_sfu_app
-    from sfu.config import SfuConfig, parse_tiers
+    from sfu.config import SfuConfig
+    from vcs.tiers import parse_tiers
     from sfu.node import SfuNode
 
     port = free_port()
