@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from vcs.routing import ROLES
 from vcs.tiers import DEFAULT_AUDIO_KBPS, DEFAULT_TIERS, DEFAULT_VCS_SHARE, Ladder, TierSpec
 
 __all__ = ["SfuConfig"]
@@ -58,8 +59,8 @@ class SfuConfig:
         object.__setattr__(self, "tiers", self.ladder.tiers)
         if self.capacity < 1 or self.max_rooms < 1:
             raise ValueError("capacity and max_rooms must be positive")
-        if self.role not in ("origin", "relay"):
-            raise ValueError("role must be 'origin' or 'relay'")
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
         for net in self.ice_allowed_networks:
             ipaddress.ip_network(net, strict=False)
         for addr in self.ice_host_addresses:
