@@ -6,8 +6,16 @@ never runs: ``DownTrack`` replaces the sender's ``send`` so that, once DTLS is
 up, the downtrack takes the SRTP session and the nominated ICE pair's socket,
 which it ``connect()``s to the peer (the kernel then skips the per-packet
 route lookup and drops datagrams from anyone else), and the ``PacketStream``
-it is attached to writes packets straight to them (see ``sfu.packet_stream``). RTCP for the SSRC is routed here by aiortc's
-DTLS transport and handed to the owner's callback.
+it is attached to writes packets straight to them (see ``sfu.packet_stream``).
+RTCP for the SSRC is routed here by aiortc's DTLS transport and handed to the
+owner's callback.
+
+A downtrack keeps its own place across the streams it is fed from: joining a
+stream (``join``) fixes the sequence and timestamp offsets that make its
+packets continue where the last stream left off; leaving (``leave``) carries
+the counters over. The stream only reads the offsets it is given. The stream
+is known here only by the ``StreamPosition`` it exposes, so this module does
+not import ``sfu.packet_stream``.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiortc import RTCRtpSender
 from aiortc.codecs import is_rtx
@@ -27,14 +35,23 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi, lib
 
-if TYPE_CHECKING:
-    from .packet_stream import PacketStream
-
-__all__ = ["DownTrack", "send_rtcp"]
+__all__ = ["DownTrack", "StreamPosition", "send_rtcp"]
 
 BUFFER_SIZE = 2048
 UDP_SEGMENT = 103  # from linux/udp.h
 _protect = lib.srtp_protect
+
+
+class StreamPosition(Protocol):
+    """What a downtrack reads of the stream feeding it (a ``sfu.packet_stream.PacketStream``)."""
+
+    last_seq: int
+    last_ts: int
+    last_time: float | None
+    packets: int
+    octets: int
+
+    def detach(self, dt: DownTrack) -> None: ...
 
 
 class DownTrack:
@@ -101,8 +118,8 @@ class DownTrack:
         self._session: Any = None
         self._dtls: RTCDtlsTransport | None = None
         self._sender = sender
-        self.stream: PacketStream | None = None
-        self.pending: PacketStream | None = None
+        self.stream: StreamPosition | None = None
+        self.pending: StreamPosition | None = None  # the stream it switches to at its next keyframe
         self.seq_off = 0
         self.ts_off = 0
         self.first_seq = 0
@@ -204,6 +221,33 @@ class DownTrack:
         except (OSError, TypeError):
             self.send_errors += 1
             return False
+
+    # switching streams -------------------------------------------------------
+
+    def join(self, stream: StreamPosition, seq: int, ts: int) -> None:
+        """Be fed from `stream`'s packet `seq` (timestamp `ts`) on, continuing
+        the sequence numbers without a gap and the timestamps strictly after
+        the last sent (two tiers carry the same pictures with the same timestamps)."""
+        self.seq_off = (self.next_seq - seq) & 0xFFFF
+        if self.carry_packets:
+            ahead = (ts + self.ts_off - self.last_ts) & 0xFFFFFFFF
+            if ahead == 0 or ahead >= 0x80000000:
+                self.ts_off = (self.last_ts + 1 - ts) & 0xFFFFFFFF
+        self.first_seq = self.next_seq
+        self.base_packets = stream.packets
+        self.base_octets = stream.octets
+        self.stream = stream
+
+    def leave(self) -> None:
+        """No longer fed by the current stream: remember where it left off."""
+        stream = self.stream
+        if stream is None:
+            return
+        self.carry_packets += stream.packets - self.base_packets
+        self.carry_octets += stream.octets - self.base_octets
+        self.next_seq = (stream.last_seq + 1 + self.seq_off) & 0xFFFF
+        self.last_ts = (stream.last_ts + self.ts_off) & 0xFFFFFFFF
+        self.stream = None
 
     # counters ----------------------------------------------------------------
 
