@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import aioice.ice
 from aiortc import RTCPeerConnection
 
+from rtc.aiortc_adapter import ice_connection
+
 __all__ = ["filter_candidates", "guard_peer", "restrict_host_addresses"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -74,7 +76,7 @@ def guard_peer(pc: RTCPeerConnection, networks: Sequence[_Network]) -> None:
         return
     seen = set()
     for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport._connection
+        connection = ice_connection(transceiver.receiver.transport)
         if id(connection) in seen:
             continue
         seen.add(id(connection))

@@ -35,6 +35,8 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi, lib
 
+from rtc.aiortc_adapter import nominated_pair, register_rtp_sender, sender_ssrcs, srtp_handle, tx_srtp, unregister_rtp_sender
+
 __all__ = ["DownTrack", "StreamPosition", "send_rtcp"]
 
 BUFFER_SIZE = 2048
@@ -101,8 +103,7 @@ class DownTrack:
 
     def __init__(self, kind: str, sender: RTCRtpSender) -> None:
         self.kind = kind
-        self.ssrc: int = sender._ssrc
-        self.rtx_ssrc: int = sender._rtx_ssrc
+        self.ssrc, self.rtx_ssrc = sender_ssrcs(sender)
         self.pt = 0
         self.rtx_pt: int | None = None
         self.clock_rate = 90000 if kind == "video" else 48000
@@ -155,7 +156,7 @@ class DownTrack:
         dtls = self._sender.transport
         if not self.bind(dtls):
             return
-        dtls._rtp_router.register_sender(self, ssrc=self.ssrc)
+        register_rtp_sender(dtls, self, self.ssrc)
         if self.on_ready is not None:
             self.on_ready(self)
 
@@ -164,8 +165,8 @@ class DownTrack:
             self.on_rtcp(self, packet)
 
     def bind(self, dtls: RTCDtlsTransport) -> bool:
-        session = dtls._tx_srtp
-        pair = dtls.transport._connection._nominated.get(1)
+        session = tx_srtp(dtls)
+        pair = nominated_pair(dtls)
         if session is None or pair is None:
             return False
         transport = pair.protocol.transport
@@ -173,7 +174,7 @@ class DownTrack:
         self.send, self.sendmsg = _connected_send(transport, self.addr)
         self._session = session
         self._dtls = dtls
-        self.srtp = session._srtp[0]
+        self.srtp = srtp_handle(session)
         self.active = True
         return True
 
@@ -183,7 +184,7 @@ class DownTrack:
         if self.pending is not None:
             self.pending.detach(self)
         if self._dtls is not None:
-            self._dtls._rtp_router.unregister_sender(self)
+            unregister_rtp_sender(self._dtls, self)
         self.active = False
         self.send = None
         self.sendmsg = None
@@ -310,8 +311,8 @@ def _connected_send(transport: Any, addr: tuple[str, int]) -> tuple[Callable[[An
 
 def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
     """Protect and send an RTCP packet now, outside aiortc's coroutines."""
-    session = dtls._tx_srtp
-    pair = dtls.transport._connection._nominated.get(1)
+    session = tx_srtp(dtls)
+    pair = nominated_pair(dtls)
     if session is None or pair is None:
         return False
     try:
