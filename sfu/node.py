@@ -344,7 +344,7 @@ class SfuNode:
             draining=self.draining,
             rooms=len(self.rooms),
             started=int(self.started_at),
-            heartbeat=int(time.time()),
+            heartbeat=time.time(),
             ttl=node_ttl(self.config.heartbeat_interval_s),
         )
 

@@ -67,7 +67,7 @@ class NodeInfo:
         return {
             "id": self.id, "url": self.url, "role": self.role, "capacity": str(self.capacity), "load": str(self.load),
             "rooms": str(self.rooms), "draining": str(int(self.draining)), "started": str(self.started),
-            "heartbeat": str(int(self.heartbeat)), "ttl": str(self.ttl),
+            "heartbeat": f"{self.heartbeat:.3f}", "ttl": str(self.ttl),
         }  # fmt: skip
 
     @classmethod
@@ -114,7 +114,7 @@ class NodeRouter:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=node.to_hash())
             pipe.expire(key, node.ttl)
-            pipe.zadd(keys.SFU_NODES, {node.id: int(node.heartbeat)})
+            pipe.zadd(keys.SFU_NODES, {node.id: node.heartbeat})
             for room in rooms:
                 pipe.set(keys.sfu_room(room), node.id, ex=node.ttl)
             await pipe.execute()
