@@ -36,6 +36,7 @@ from agent.room import RoomOptions
 from vcs.credentials import EndpointCredentials
 from vcs.endpoints import CENTRAL_ID, Endpoint, EndpointKind
 from vcs.link_profiles import LinkProfile
+from vcs.tiers import DEFAULT_LADDER, Ladder
 
 __all__ = [
     "Fleet",
@@ -51,13 +52,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# tier => video kbps, the default ladder; a link gets the best whose rate fits its VCS share
-_LADDER_KBPS = (("720p", 2500), ("360p", 800), ("180p", 250))
-
-
-def link_tier(link: LinkProfile, vcs_share: float = 0.5) -> str:
-    budget = link.down_kbps * vcs_share
-    return next((name for name, kbps in _LADDER_KBPS if kbps + 64 <= budget), "audio")
+def link_tier(link: LinkProfile, ladder: Ladder = DEFAULT_LADDER) -> str:
+    """What the link starts on by the deployment's fit; the lowest tier when not even that fits."""
+    tier = ladder.start(link.down_kbps).tier
+    return (tier or ladder.tiers[-1]).name
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ import av
 from aiortc.mediastreams import MediaStreamTrack
 
 from rtc.synthetic_media import TIERS, AudioPattern, VideoPattern
+from vcs.tiers import NO_TIER, PUBLISH_TIERS
 
 __all__ = ["LADDER", "MutableAudioTrack", "PatternMedia", "PlayerMedia", "PublishMedia", "cap_tier", "media_from_option"]
 
 log = logging.getLogger(__name__)
 
-LADDER = ("1080p", "720p", "360p", "180p", "audio", "none")
+LADDER = (*(t.name for t in PUBLISH_TIERS), NO_TIER)  # best first
 
 
 def cap_tier(tier: str, cap: str | None) -> str:
@@ -110,8 +111,8 @@ class PlayerMedia:
         from aiortc.contrib.media import MediaPlayer
 
         if self.device:
-            width, height, _ = TIERS.get(tier, TIERS["360p"])
-            player = MediaPlayer(self.source, format="v4l2", options={"video_size": f"{width}x{height}"})
+            size = TIERS.get(tier, TIERS["360p"])
+            player = MediaPlayer(self.source, format="v4l2", options={"video_size": f"{size.width}x{size.height}"})
         else:
             player = MediaPlayer(self.source, loop=True)
         tracks: list[MediaStreamTrack] = []

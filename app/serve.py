@@ -27,6 +27,7 @@ from sfu.registry_links import registry_link_lookup
 from vcs.config import ConfigError, Settings
 from vcs.redis_server import open_redis, redis_client
 from vcs.registry import Registry
+from vcs.tiers import Ladder
 from web.app import Hook, create_app
 from web.services import Services
 
@@ -80,7 +81,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     public_url = settings.public_url
     if args.port and not os.environ.get("VCS_PUBLIC_URL"):
         public_url = f"http://{host}:{port}"
-    sfu_config = sfu_config_for(host, public_url, os.environ)
+    sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder)
     with open_redis(settings) as url:
         settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
         app = build_app(settings, run_scheduler=True, sfu_config=sfu_config)
@@ -90,8 +91,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def sfu_config_for(host: str, public_url: str, environ: dict[str, str] | os._Environ) -> SfuConfig:
-    """The embedded node's settings (`VCS_SFU_*`); on a loopback-only deployment, ICE stays on loopback too."""
+def sfu_config_for(host: str, public_url: str, environ: dict[str, str] | os._Environ, ladder: Ladder) -> SfuConfig:
+    """The embedded node's settings (`VCS_SFU_*`); on a loopback-only deployment, ICE stays on loopback too.
+
+    The ladder, share and audio budget are the deployment's (`Settings.ladder`),
+    so the node fits links as the booking preview and the agents' schedules do.
+    """
     environ = dict(environ)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -101,7 +106,7 @@ def sfu_config_for(host: str, public_url: str, environ: dict[str, str] | os._Env
         environ["VCS_SFU_ICE_HOSTS"] = "127.0.0.1"
         environ.setdefault("VCS_SFU_ICE_ALLOW", "127.0.0.0/8")
     try:
-        return SfuConfig.from_environ(environ, public_url=public_url)
+        return SfuConfig.from_environ(environ, public_url=public_url, ladder=ladder)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

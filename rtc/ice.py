@@ -20,6 +20,8 @@ import aioice.ice
 from aioice import stun
 from aiortc import RTCPeerConnection
 
+from rtc.aiortc_adapter import ice_connection
+
 __all__ = ["CandidateRefused", "CheckPacer", "filter_candidates", "guard_peer", "restrict_host_addresses"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -141,7 +143,7 @@ def guard_peer(pc: RTCPeerConnection, networks: Sequence[_Network]) -> None:
     """
     seen = set()
     for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport._connection
+        connection = ice_connection(transceiver.receiver.transport)
         if id(connection) in seen:
             continue
         seen.add(id(connection))

@@ -28,13 +28,14 @@ from fractions import Fraction
 import av
 
 from rtc.packet_track import Broadcast, PacketTrack
+from vcs.tiers import PUBLISH_TIERS
 
 __all__ = ["AudioPattern", "TIERS", "VideoPattern"]
 
 log = logging.getLogger(__name__)
 
-# name => (width, height, VP8 kbps), the SFU's default ladder plus 1080p
-TIERS = {"1080p": (1920, 1080, 4500), "720p": (1280, 720, 2500), "360p": (640, 360, 800), "180p": (320, 180, 250)}
+# name => video tier a pattern can be encoded at: the default ladder plus 1080p
+TIERS = {t.name: t for t in PUBLISH_TIERS if not t.audio_only}
 
 
 def _scene(width: int, height: int, fps: int) -> str:
@@ -110,8 +111,8 @@ class VideoPattern(_Pacer):
 
     @classmethod
     def for_tier(cls, tier: str, fps: int = 15) -> VideoPattern:
-        width, height, kbps = TIERS[tier]
-        return cls(width, height, bitrate_kbps=kbps, fps=fps)
+        spec = TIERS[tier]
+        return cls(spec.width, spec.height, bitrate_kbps=spec.video_kbps, fps=fps)
 
     def _make_encoder(self, keyframe_interval_s: float) -> av.VideoCodecContext:
         bps = self.bitrate_kbps * 1000

@@ -30,6 +30,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from rtc.rtp_stats import RtpCounter
+from rtc.aiortc_adapter import replace_keyframe_hook, replace_rtp_handler, stop_decoder, take_out_receiver_parts
 
 __all__ = ["MediaError", "MediaSession", "publish", "subscribe"]
 
@@ -95,7 +96,7 @@ class MediaSession:
             self._tracks.append(track)
             request = getattr(track, "request_keyframe", None)
             if request is not None:
-                _route_pli(transceiver.sender, request)
+                replace_keyframe_hook(transceiver.sender, request)
 
     async def negotiate(self, params: dict[str, str] | None = None) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -189,13 +190,6 @@ async def publish(http: httpx.AsyncClient, whip_url: str, token: str, tracks: Se
     return session
 
 
-class _NoJitterBuffer:
-    """Stands in for aiortc's jitter buffer: no frame is ever assembled, so none is decoded."""
-
-    def add(self, packet: RtpPacket) -> tuple[bool, None]:
-        return False, None
-
-
 def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
     """Count every RTP packet before aiortc handles it, and take out what decoding and REMB would cost.
 
@@ -204,38 +198,26 @@ def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event) 
     the bandwidth estimator (REMB) are gone. The SFU adapts from receiver reports.
     """
     receiver = transceiver.receiver
-    handle = receiver._handle_rtp_packet
     receive = receiver.receive
-    for name, replacement in (("jitter_buffer", _NoJitterBuffer()), ("remote_bitrate_estimator", None)):
-        if hasattr(receiver, f"_RTCRtpReceiver__{name}"):
-            setattr(receiver, f"_RTCRtpReceiver__{name}", replacement)
+    take_out_receiver_parts(receiver)
 
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
-        counter.add(packet)
-        first_media.set()
-        await handle(packet, arrival_time_ms=arrival_time_ms)
+    def counting(handle):  # type: ignore[no-untyped-def]
+        async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+            counter.add(packet)
+            first_media.set()
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        return handle_rtp_packet
 
     async def receive_without_decoder(parameters) -> None:  # type: ignore[no-untyped-def]
         counter.rtx_types = {c.payloadType for c in parameters.codecs if is_rtx(c)}
         await receive(parameters)
-        stop_decoder = getattr(receiver, "_RTCRtpReceiver__stop_decoder", None)
-        if stop_decoder is not None:
-            stop_decoder()
+        stop_decoder(receiver)
         if receiver.track is not None:
             receiver.track.stop()
 
-    receiver._handle_rtp_packet = handle_rtp_packet
+    replace_rtp_handler(receiver, counting)
     receiver.receive = receive_without_decoder
-
-
-def _route_pli(sender: RTCRtpSender, request_keyframe) -> None:  # type: ignore[no-untyped-def]
-    send_keyframe = sender._send_keyframe
-
-    def on_keyframe_request() -> None:
-        send_keyframe()
-        request_keyframe()
-
-    sender._send_keyframe = on_keyframe_request
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -11,13 +11,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from scheduler.bandwidth_plan import choose_tier
 from scheduler.lifecycle import lifecycle_times
 from scheduler.meeting import Meeting, format_utc
 from scheduler.rooms import RoomAssignment, assign_room
 from scheduler.roster import Roster
 from vcs.endpoints import Endpoint
 from vcs.media_tokens import mint_media_token
+from vcs.tiers import DEFAULT_LADDER, Ladder
 
 __all__ = ["ScheduleBuilder", "entry_basis", "entry_for"]
 
@@ -26,7 +26,7 @@ TOKEN_MARGIN = timedelta(minutes=5)
 COMMUNE_PUBLISH_CAP = "180p"  # a commune's own camera goes to the host only, at a low tier
 
 
-def entry_basis(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, *, vcs_share: float) -> dict:
+def entry_basis(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, *, ladder: Ladder) -> dict:
     """An entry without its room and media tokens: what the meeting and the endpoint decide.
 
     The room of an occurrence never changes once assigned and the tokens are
@@ -36,6 +36,8 @@ def entry_basis(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, *, v
     times = lifecycle_times(occurrence, meeting.duration)
     is_host = endpoint.id == meeting.host_endpoint_id
     publish_cap = meeting.media.max_tier if is_host else COMMUNE_PUBLISH_CAP
+    if publish_cap not in ladder.names:  # a deployment ladder without it: the lowest is the safe cap
+        publish_cap = ladder.names[-1]
     return {
         "meeting_id": meeting.id,
         "occurrence": format_utc(occurrence),
@@ -45,11 +47,11 @@ def entry_basis(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, *, v
         "start": format_utc(times.start),
         "end": format_utc(times.end),
         "max_tier": meeting.media.max_tier,
-        "publish_tier": choose_tier(endpoint.link.up_kbps, max_tier=publish_cap, vcs_share=vcs_share),
+        "publish_tier": ladder.choose(endpoint.link.up_kbps, max_tier=publish_cap),
     }
 
 
-def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: RoomAssignment, *, secret_key: str, vcs_share: float) -> dict:
+def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: RoomAssignment, *, secret_key: str, ladder: Ladder) -> dict:
     times = lifecycle_times(occurrence, meeting.duration)
     valid_from = times.warmup - TOKEN_MARGIN
     ttl = int((times.end + TOKEN_MARGIN - valid_from).total_seconds())
@@ -58,7 +60,7 @@ def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: 
         return mint_media_token(secret_key, room=room.room, identity=endpoint.id, role=role, ttl=ttl, now=valid_from.timestamp())
 
     return {
-        **entry_basis(meeting, occurrence, endpoint, vcs_share=vcs_share),
+        **entry_basis(meeting, occurrence, endpoint, ladder=ladder),
         "room": room.room,
         "whep_url": room.whep_url,
         "whip_url": room.whip_url,
@@ -72,7 +74,7 @@ class ScheduleBuilder:
     roster: Roster
     secret_key: str
     public_url: str
-    vcs_share: float = 0.5
+    ladder: Ladder = DEFAULT_LADDER  # the deployment's (Settings.ladder)
 
     async def occurrences_for(self, endpoint_id: str, now: datetime) -> list[tuple[Meeting, datetime]]:
         found = []
@@ -84,14 +86,14 @@ class ScheduleBuilder:
 
     def signature(self, occurrences: list[tuple[Meeting, datetime]], endpoint: Endpoint) -> str:
         """Equal for two schedules whose entries differ only in freshly minted tokens."""
-        return json.dumps([entry_basis(m, s, endpoint, vcs_share=self.vcs_share) for m, s in occurrences], ensure_ascii=False)
+        return json.dumps([entry_basis(m, s, endpoint, ladder=self.ladder) for m, s in occurrences], ensure_ascii=False)
 
     async def room(self, meeting: Meeting, occurrence: datetime) -> RoomAssignment:
         return await assign_room(self.roster.store.redis, meeting.id, occurrence, occurrence + meeting.duration, self.public_url)
 
     async def entry(self, meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: RoomAssignment | None = None) -> dict:
         room = room or await self.room(meeting, occurrence)
-        return entry_for(meeting, occurrence, endpoint, room, secret_key=self.secret_key, vcs_share=self.vcs_share)
+        return entry_for(meeting, occurrence, endpoint, room, secret_key=self.secret_key, ladder=self.ladder)
 
     async def schedule(self, endpoint: Endpoint, now: datetime) -> list[dict]:
         return [await self.entry(m, start, endpoint) for m, start in await self.occurrences_for(endpoint.id, now)]

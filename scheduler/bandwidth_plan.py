@@ -5,10 +5,10 @@ organizer sees which communes will get audio only and which trunk or node is
 short while the meeting can still be changed. The SFU adapts tiers live; this
 is the expected starting point, not a promise.
 
-A commune gets the best tier (no better than the meeting's `max_tier`) whose
-bitrate fits the share of its downlink reserved for VCS; if no tier fits the
-share it falls back to the lowest tier (audio) as long as that fits the whole
-link, else "none". A province trunk under the cascade design carries one
+A commune starts on the tier `vcs.tiers.Ladder.start` gives its downlink (no
+better than the meeting's `max_tier`; the lowest tier beyond the VCS share
+when it fits the whole link, else "none"), the same fit the SFU and the
+agents' schedules use; its kbps is that tier's cost (video plus audio). A province trunk under the cascade design carries one
 stream per tier in use in the province; "direct" is what it would carry with
 one stream per commune, reported to show what the cascade saves.
 """
@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from vcs.tiers import DEFAULT_LADDER, NO_TIER, Ladder, TierSpec
+
 __all__ = [
-    "DEFAULT_LADDER",
     "DEFAULT_TRUNK_KBPS",
-    "DEFAULT_VCS_SHARE",
     "NO_TIER",
     "BandwidthPlan",
     "CommunePlan",
@@ -31,24 +31,11 @@ __all__ = [
     "ParticipantLink",
     "SfuNode",
     "Shortfall",
-    "Tier",
     "TrunkLoad",
-    "choose_tier",
     "plan_bandwidth",
 ]
 
-NO_TIER = "none"
-DEFAULT_VCS_SHARE = 0.5
 DEFAULT_TRUNK_KBPS = 1_000_000  # 1 Gbps per province trunk
-
-
-@dataclass(frozen=True)
-class Tier:
-    name: str
-    kbps: int
-
-
-DEFAULT_LADDER = (Tier("720p", 2500), Tier("360p", 800), Tier("180p", 250), Tier("audio", 64))
 
 
 def _province(code: int | str) -> str:
@@ -156,36 +143,11 @@ class BandwidthPlan:
         }
 
 
-def _allowed(ladder: Sequence[Tier], max_tier: str) -> list[Tier]:
-    ordered = sorted(ladder, key=lambda t: t.kbps, reverse=True)
-    names = [t.name for t in ordered]
-    if max_tier not in names:
-        raise ValueError(f"max_tier {max_tier!r} is not in the ladder ({', '.join(names)})")
-    return ordered[names.index(max_tier) :]
-
-
-def _fit(link_kbps: int, allowed: list[Tier], share: float) -> tuple[Tier | None, bool]:
-    for tier in allowed:
-        if tier.kbps <= link_kbps * share:
-            return tier, True
-    lowest = allowed[-1]
-    return (lowest, False) if lowest.kbps <= link_kbps else (None, False)
-
-
-def choose_tier(
-    link_kbps: int, *, max_tier: str = "720p", ladder: Sequence[Tier] = DEFAULT_LADDER, vcs_share: float = DEFAULT_VCS_SHARE
-) -> str:
-    """The tier name a link of `link_kbps` starts on, or NO_TIER."""
-    tier, _ = _fit(link_kbps, _allowed(ladder, max_tier), vcs_share)
-    return tier.name if tier else NO_TIER
-
-
 def plan_bandwidth(
     links: Iterable[ParticipantLink],
     *,
     max_tier: str = "720p",
-    ladder: Sequence[Tier] = DEFAULT_LADDER,
-    vcs_share: float = DEFAULT_VCS_SHARE,
+    ladder: Ladder = DEFAULT_LADDER,
     trunk_capacity_kbps: Mapping[int | str, int] | None = None,
     default_trunk_kbps: int = DEFAULT_TRUNK_KBPS,
     nodes: Sequence[SfuNode] = (),
@@ -195,9 +157,8 @@ def plan_bandwidth(
     Nodes are filled in the order given, communes taken by province so that a
     province tends to share a node; with no nodes, node capacity is not checked.
     """
-    if not 0 < vcs_share <= 1:
-        raise ValueError("vcs_share must be in (0, 1]")
-    allowed = _allowed(ladder, max_tier)
+    ladder.index(max_tier)  # ValueError when the ladder lacks it, even with no links
+    lowest = ladder.tiers[-1]
     capacities = {_province(k): v for k, v in (trunk_capacity_kbps or {}).items()}
     ordered = sorted(links, key=lambda link: (link.province_code, link.endpoint_id))
     ids = [link.endpoint_id for link in ordered]
@@ -208,15 +169,15 @@ def plan_bandwidth(
     free = [[node.id, node.capacity - node.in_use] for node in nodes]
     assigned: Counter[str] = Counter()
     communes: list[CommunePlan] = []
-    by_province: dict[str, list[Tier]] = defaultdict(list)
+    by_province: dict[str, list[TierSpec]] = defaultdict(list)
     for link in ordered:
-        tier, within = _fit(link.downlink_kbps, allowed, vcs_share)
-        floor, _ = _fit(link.uplink_kbps, allowed, vcs_share)
+        start = ladder.start(link.downlink_kbps, max_tier=max_tier)
+        tier = start.tier
+        floor = ladder.start(link.uplink_kbps, max_tier=max_tier)
         node_id = None
         if tier is None:
-            lowest = allowed[-1]
             reason = f"downlink below {lowest.name}"
-            shortfalls.append(Shortfall("link", link.endpoint_id, lowest.kbps, link.downlink_kbps, "kbps", reason))
+            shortfalls.append(Shortfall("link", link.endpoint_id, ladder.cost_kbps(lowest), link.downlink_kbps, "kbps", reason))
         else:
             by_province[link.province_code].append(tier)
             while free and free[0][1] <= 0:
@@ -229,10 +190,10 @@ def plan_bandwidth(
             CommunePlan(
                 link.endpoint_id,
                 link.province_code,
-                tier.name if tier else NO_TIER,
-                tier.kbps if tier else 0,
-                within,
-                floor.name if floor else NO_TIER,
+                start.name,
+                ladder.cost_kbps(tier) if tier else 0,
+                start.within_share,
+                floor.name,
                 node_id,
             )
         )
@@ -240,14 +201,14 @@ def plan_bandwidth(
     trunks = []
     for code in sorted({link.province_code for link in ordered}):
         tiers = by_province.get(code, [])
-        distinct = sorted(set(tiers), key=lambda t: t.kbps, reverse=True)
+        distinct = sorted(set(tiers), key=lambda t: t.video_kbps, reverse=True)
         load = TrunkLoad(
             province_code=code,
             capacity_kbps=capacities.get(code, default_trunk_kbps),
             subscribers=len(tiers),
             tiers=tuple(t.name for t in distinct),
-            cascade_kbps=sum(t.kbps for t in distinct),
-            direct_kbps=sum(t.kbps for t in tiers),
+            cascade_kbps=sum(ladder.cost_kbps(t) for t in distinct),
+            direct_kbps=sum(ladder.cost_kbps(t) for t in tiers),
         )
         trunks.append(load)
         if load.over_capacity:
@@ -266,4 +227,4 @@ def plan_bandwidth(
         shortfalls.append(
             Shortfall("node", "*", spare + unplaced, spare, "subscribers", f"{unplaced} subscribers have no SFU node")
         )
-    return BandwidthPlan(max_tier, vcs_share, tuple(communes), tuple(trunks), node_loads, tuple(shortfalls))
+    return BandwidthPlan(max_tier, ladder.vcs_share, tuple(communes), tuple(trunks), node_loads, tuple(shortfalls))

@@ -25,6 +25,7 @@ from vcs.errors import Conflict as ConflictError
 from vcs.errors import FieldError, Forbidden, ValidationFailed
 from vcs.registry import Registry
 from vcs.roles import Principal, Role
+from vcs.tiers import DEFAULT_LADDER, Ladder
 
 __all__ = ["BookingService", "Preview"]
 
@@ -51,12 +52,12 @@ class Preview:
 
 
 class BookingService:
-    def __init__(self, store: MeetingStore, registry: Registry, groups: Groups, *, roster: Roster | None = None, vcs_share: float = 0.5) -> None:
+    def __init__(self, store: MeetingStore, registry: Registry, groups: Groups, *, roster: Roster | None = None, ladder: Ladder = DEFAULT_LADDER) -> None:
         self.store = store
         self.registry = registry
         self.groups = groups
         self.roster = roster or Roster(store, registry, groups)
-        self.vcs_share = vcs_share
+        self.ladder = ladder  # the deployment's (Settings.ladder): the SFU fits links the same way
 
     # --- reading a request -------------------------------------------------
 
@@ -101,6 +102,8 @@ class BookingService:
         participants = await resolve(self.registry, self.groups, meeting.selector)
         if not participants:
             raise ValidationFailed(FieldError.of("selector", "names_no_commune"))
+        if meeting.media.max_tier not in self.ladder.names:
+            raise ValidationFailed(FieldError.of("media.max_tier", "one_of", choices=", ".join(self.ladder.names)))
         await self.check_scope(principal, meeting, participants)
 
         candidate = Booking.from_meeting(meeting, participants | {meeting.host_endpoint_id}, window_start=now)
@@ -120,7 +123,7 @@ class BookingService:
         plan = plan_bandwidth(
             [ParticipantLink.from_endpoint(endpoints[i]) for i in participants],
             max_tier=meeting.media.max_tier,
-            vcs_share=self.vcs_share,
+            ladder=self.ladder,
             nodes=plan_nodes,
         )
         spare = sum(max(0, n.capacity - n.in_use) for n in plan_nodes)

@@ -24,6 +24,7 @@ from typing import Any
 
 from scheduler.recurrence import MAX_OCCURRENCES, MAX_SPAN, Recurrence, RecurrenceError, is_synchronized, occurrences, parse_rrule
 from vcs.errors import FieldError, ValidationFailed
+from vcs.tiers import DEFAULT_LADDER
 
 __all__ = [
     "JSON_VERSION",
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 JSON_VERSION = 1
-MEDIA_TIERS = ("720p", "360p", "180p", "audio")  # best first
+MEDIA_TIERS = DEFAULT_LADDER.names  # best first
 SELECTOR_KINDS = ("all", "provinces", "communes", "group")
 MIN_DURATION = timedelta(minutes=5)
 MAX_DURATION = timedelta(hours=12)

@@ -1,8 +1,9 @@
 """Where an occurrence's SFU room lives, decided once and kept for its lifetime.
 
-The first caller (the agent schedule or the warm-up job) picks the live node
-with the most spare room, and every later caller reads that same choice, so an
-agent that cached its join info hours ago still goes to the right node.
+The first caller (the agent schedule or the warm-up job) asks the router
+(`vcs.routing`) for the node: the one already serving the room, else the
+selector's pick among live nodes; every later caller reads that same choice,
+so an agent that cached its join info hours ago still goes to the right node.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from datetime import datetime
 import redis.asyncio as aioredis
 
 from scheduler.meeting import format_utc
-from scheduler.nodes import live_nodes
 from vcs import keys
+from vcs.routing import NodeRouter
 
 __all__ = ["RoomAssignment", "assign_room", "room_name"]
 
@@ -43,11 +44,12 @@ async def assign_room(redis: aioredis.Redis, meeting_id: str, occurrence: dateti
     key = keys.occurrence_room(meeting_id, format_utc(occurrence))
     stored = await redis.hgetall(key)
     if not stored:
-        nodes = await live_nodes(redis)
-        url = nodes[0].url if nodes else fallback_url
+        name = room_name(meeting_id, occurrence)
+        node = await NodeRouter(redis).select_node(name)
+        url = node.url if node else fallback_url
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "node_url", url)
-            pipe.hsetnx(key, "room", room_name(meeting_id, occurrence))
+            pipe.hsetnx(key, "room", name)
             pipe.expireat(key, int(end.timestamp()) + KEEP_AFTER_END)
             pipe.hgetall(key)
             *_, stored = await pipe.execute()

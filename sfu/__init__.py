@@ -8,16 +8,18 @@ per-packet path (``sfu.packet_stream``), at the tier that fits its link
 
 Layout (LiveKit's pkg/sfu, smaller):
 
-- ``config``: ``SfuConfig`` (``VCS_SFU_*``), the tier ladder
-- ``node``: ``SfuNode``: rooms, WHIP/WHEP resources, Redis registration, drain
+- ``config``: ``SfuConfig`` (``VCS_SFU_*``; the ladder and its fit: ``vcs.tiers``)
+- ``node``: ``SfuNode``: rooms, WHIP/WHEP resources, registration (``vcs.routing``), drain
 - ``app``: ``create_sfu_app(node)``: the HTTP surface, mounted at ``/sfu``
-- ``room``: publishers, subscribers, program, floor, tier encoders
+- ``room``: who speaks (program, floor) and who subscribes
+- ``tier_source``: where a room gets a tier's packets (``EncodedTiers`` on an origin)
 - ``publisher`` / ``subscriber``: one peer connection each
 - ``tier_encoder``: scale + VP8 encode once per tier
 - ``packet_stream``: ``PacketStream``, the fan-out hot path
-- ``downtrack``: one outgoing stream of one subscriber
+- ``downtrack``: one outgoing stream of one subscriber, its place across stream switches
 - ``allocator``: ``LinkInfo`` and the bandwidth fit (pure logic)
-- ``offer`` / ``peer``: offer checks, negotiation (ICE limits: ``rtc.ice``)
+- ``offer`` / ``peer``: offer checks, negotiation (ICE limits: ``rtc.ice``;
+  aiortc internals only through ``rtc.aiortc_adapter``)
 - ``errors``: the exception tree, ``metrics``: Prometheus text
 - ``cli``, ``bench``, ``bench_peers``, ``baseline``: commands and benchmark
 - ``client``, ``synthetic``: a WHIP/WHEP client and synthetic media
@@ -25,7 +27,7 @@ Layout (LiveKit's pkg/sfu, smaller):
 
 from .allocator import LinkInfo, TierAllocation
 from .app import create_sfu_app
-from .config import SfuConfig, TierSpec, parse_tiers
+from .config import SfuConfig
 from .node import LinkLookup, SfuNode
 
 __all__ = [
@@ -34,7 +36,5 @@ __all__ = [
     "SfuConfig",
     "SfuNode",
     "TierAllocation",
-    "TierSpec",
     "create_sfu_app",
-    "parse_tiers",
 ]

@@ -3,8 +3,10 @@
 Pure logic, no I/O: every method takes ``now`` (seconds on any monotonic
 clock), so the tests drive it with a fake clock.
 
-- Start: the highest tier whose cost (video + audio) fits the VCS share of the
-  commune's downlink; an unknown link starts at the highest tier.
+- Start: where `vcs.tiers.Ladder.start` puts the commune's downlink (the
+  booking preview and the agents' schedules use the same fit); a link too
+  thin even for the lowest tier still gets the lowest, and an unknown link
+  starts at the highest tier.
 - Down fast: a REMB estimate below the current tier's cost moves straight to
   the highest tier that fits it; loss at or above ``downgrade_loss`` in a
   receiver report moves one tier down at once.
@@ -19,9 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import SfuConfig, TierSpec
+from vcs.tiers import TierSpec
 
-__all__ = ["LinkInfo", "TierAllocation", "fit_tier"]
+from .config import SfuConfig
+
+__all__ = ["LinkInfo", "TierAllocation"]
 
 
 @dataclass(frozen=True)
@@ -34,39 +38,24 @@ class LinkInfo:
     loss_pct: float = 0.0
 
 
-def tier_cost_kbps(tier: TierSpec, audio_kbps: int) -> int:
-    return tier.video_kbps + audio_kbps
-
-
-def fit_tier(tiers: tuple[TierSpec, ...], budget_kbps: float | None, audio_kbps: int) -> int:
-    """Index (into ``tiers``, highest first) of the best tier within budget.
-
-    When nothing fits, the cheapest tier (the last one) is returned.
-    """
-    if budget_kbps is None:
-        return 0
-    for index, tier in enumerate(tiers):
-        if tier_cost_kbps(tier, audio_kbps) <= budget_kbps:
-            return index
-    return len(tiers) - 1
-
-
 class TierAllocation:
     """The tier decision for one subscriber."""
 
     def __init__(self, config: SfuConfig, link: LinkInfo | None, now: float, max_tier: str | None = None) -> None:
         self._config = config
-        self._tiers = config.tiers
-        self._audio_kbps = config.audio_kbps
+        self._ladder = ladder = config.ladder
+        self._tiers = ladder.tiers
         # the best tier this subscriber may get (a meeting's media profile, or a client asking for less)
-        self.top = [t.name for t in self._tiers].index(max_tier) if max_tier else 0
+        self.top = ladder.index(max_tier)
         self.cap_kbps: float | None = None
+        self.index = self.top
         if link is not None and link.downlink_kbps > 0:
-            self.cap_kbps = link.downlink_kbps * config.vcs_share
+            self.cap_kbps = link.downlink_kbps * ladder.vcs_share
+            start = ladder.start(link.downlink_kbps, max_tier=max_tier).tier
+            self.index = self._tiers.index(start) if start else len(self._tiers) - 1
         self.estimate_kbps: float | None = None
         self.loss = 0.0
         self.rtt_ms: float | None = None
-        self.index = max(self.top, fit_tier(self._tiers, self.cap_kbps, self._audio_kbps))
         self._last_change = now
         self._calm_since = now
         self.changes = 0
@@ -81,7 +70,12 @@ class TierAllocation:
         return min(values) if values else None
 
     def _cost(self, index: int) -> int:
-        return tier_cost_kbps(self._tiers[index], self._audio_kbps)
+        return self._ladder.cost_kbps(self._tiers[index])
+
+    def _fit(self, budget_kbps: float) -> int:
+        """The best tier within budget; the lowest when none is."""
+        index = self._ladder.best_within(budget_kbps, top=self.top)
+        return len(self._tiers) - 1 if index is None else index
 
     def _move(self, index: int, now: float) -> TierSpec | None:
         index = max(self.top, min(index, len(self._tiers) - 1))
@@ -98,7 +92,7 @@ class TierAllocation:
         self.estimate_kbps = max(0.0, bitrate_bps / 1000.0)
         budget = self.budget_kbps
         if budget is not None and self._cost(self.index) > budget:
-            return self._move(max(self.index, fit_tier(self._tiers, budget, self._audio_kbps)), now)
+            return self._move(max(self.index, self._fit(budget)), now)
         return self.tick(now)
 
     def on_receiver_report(self, fraction_lost: float, rtt_ms: float | None, now: float) -> TierSpec | None:

@@ -18,12 +18,14 @@ import fractions
 import secrets
 
 import av
-from aiortc import RTCPeerConnection, RTCSessionDescription, rtcrtpreceiver
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from rtc.aiortc_adapter import replace_decoder_factory
 
 from .peer import create_peer
 
@@ -45,7 +47,7 @@ class _PacketDecoder:
 
 def use_packet_passthrough() -> None:
     """Make every aiortc receiver in this process yield packets, not frames."""
-    rtcrtpreceiver.get_decoder = lambda codec: _PacketDecoder(codec.clockRate)
+    replace_decoder_factory(lambda codec: _PacketDecoder(codec.clockRate))
 
 
 def create_baseline_app() -> Starlette:

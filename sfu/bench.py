@@ -313,7 +313,9 @@ def node_main(mode: str, port: int) -> None:
         import contextlib
 
         from .app import create_sfu_app
-        from .config import SfuConfig, parse_tiers
+        from vcs.tiers import parse_tiers
+
+        from .config import SfuConfig
         from .node import SfuNode
 
         config = SfuConfig(

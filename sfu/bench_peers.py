@@ -28,6 +28,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 
+from rtc.aiortc_adapter import nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
 from rtc.ice import restrict_host_addresses
 from vcs.media_tokens import mint_media_token
 
@@ -58,20 +59,22 @@ class CountingSubscriber:
     def install(self) -> bool:
         transceivers = self.pc.getTransceivers()
         dtls = transceivers[0].receiver.transport
-        pair = dtls.transport._connection._nominated.get(1)
-        if dtls._rx_srtp is None or pair is None:
+        pair = nominated_pair(dtls)
+        session = rx_srtp(dtls)
+        if session is None or pair is None:
             return False
         self._dtls = dtls
-        self._rtcp_ssrc = transceivers[0].sender._ssrc
+        self._rtcp_ssrc, _ = sender_ssrcs(transceivers[0].sender)
         video_pts = set()
         for t in transceivers:
-            self._rtx_pts.update(c.payloadType for c in t._codecs if is_rtx(c))
+            codecs = transceiver_codecs(t)
+            self._rtx_pts.update(c.payloadType for c in codecs if is_rtx(c))
             if t.kind == "video":
-                video_pts.update(c.payloadType for c in t._codecs if not is_rtx(c))
+                video_pts.update(c.payloadType for c in codecs if not is_rtx(c))
         video_marked = {pt | 0x80 for pt in video_pts}
         protocol = pair.protocol
         original = protocol.datagram_received
-        unprotect = dtls._rx_srtp.unprotect
+        unprotect = session.unprotect
         streams = self.streams
         rtx_pts = self._rtx_pts
 
@@ -102,19 +105,20 @@ class CountingSubscriber:
             original(data, addr)
 
         protocol.datagram_received = datagram_received
-        handle_rtcp = dtls._handle_rtcp_data
+        def noting_sender_reports(handle_rtcp):  # type: ignore[no-untyped-def]
+            async def handle_rtcp_data(data: bytes) -> None:
+                try:
+                    for packet in RtcpPacket.parse(data):
+                        if isinstance(packet, RtcpSrPacket):
+                            lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+                            self._lsr[packet.ssrc] = (lsr, time.time())
+                except ValueError:
+                    pass
+                await handle_rtcp(data)
 
-        async def handle_rtcp_data(data: bytes) -> None:
-            try:
-                for packet in RtcpPacket.parse(data):
-                    if isinstance(packet, RtcpSrPacket):
-                        lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
-                        self._lsr[packet.ssrc] = (lsr, time.time())
-            except ValueError:
-                pass
-            await handle_rtcp(data)
+            return handle_rtcp_data
 
-        dtls._handle_rtcp_data = handle_rtcp_data
+        replace_rtcp_handler(dtls, noting_sender_reports)
         self._task = asyncio.create_task(self._run_reports())
         return True
 
@@ -142,7 +146,7 @@ class CountingSubscriber:
                         )
                     )
                 if reports:
-                    await self._dtls._send_rtp(bytes(RtcpRrPacket(ssrc=self._rtcp_ssrc, reports=reports)))
+                    await send_rtcp_packet(self._dtls, bytes(RtcpRrPacket(ssrc=self._rtcp_ssrc, reports=reports)))
         except (asyncio.CancelledError, ConnectionError):
             pass
 

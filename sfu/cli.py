@@ -50,7 +50,8 @@ def create_node(
     role: str | None = None,
 ) -> SfuNode:
     """Build a node from Settings and ``VCS_SFU_*`` variables."""
-    config = SfuConfig.from_environ(os.environ if environ is None else environ, public_url=public_url)
+    environ = os.environ if environ is None else environ
+    config = SfuConfig.from_environ(environ, public_url=public_url, ladder=settings.ladder)
     if role is not None:
         config = config.with_changes(role=role)
     return SfuNode(config, secret=settings.secret_key, redis=redis, link_lookup=link_lookup)

@@ -1,80 +1,23 @@
 """SFU node configuration: built once at the edge, frozen, passed down.
 
 ``SfuConfig.from_environ`` reads ``VCS_SFU_*`` variables (see the table in
-docs/sfu.md); nothing below this module reads the environment.
+docs/sfu.md); nothing below this module reads the environment. The ladder,
+the VCS share and the audio budget are the deployment's (`vcs.tiers.Ladder`,
+`Settings.ladder`): `vcs serve` passes them in, so the SFU fits links exactly
+as the booking preview and the agents' schedules do.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-__all__ = ["DEFAULT_TIERS", "SfuConfig", "TierSpec", "parse_tiers"]
+from vcs.routing import ROLES
+from vcs.tiers import DEFAULT_AUDIO_KBPS, DEFAULT_TIERS, DEFAULT_VCS_SHARE, Ladder, TierSpec
 
-_TIER_RE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):(?P<w>\d+)x(?P<h>\d+)@(?P<kbps>\d+)$")
-
-
-@dataclass(frozen=True)
-class TierSpec:
-    """One rung of the ladder: a resolution and a video bitrate.
-
-    ``width == 0`` marks the audio-only tier.
-    """
-
-    name: str
-    width: int
-    height: int
-    video_kbps: int
-
-    @property
-    def audio_only(self) -> bool:
-        return self.width == 0
-
-    def __str__(self) -> str:
-        if self.audio_only:
-            return self.name
-        return f"{self.name}:{self.width}x{self.height}@{self.video_kbps}"
-
-
-DEFAULT_TIERS: tuple[TierSpec, ...] = (
-    TierSpec("720p", 1280, 720, 2500),
-    TierSpec("360p", 640, 360, 800),
-    TierSpec("180p", 320, 180, 250),
-    TierSpec("audio", 0, 0, 0),
-)
-
-
-def parse_tiers(text: str) -> tuple[TierSpec, ...]:
-    """Parse ``"720p:1280x720@2500,360p:640x360@800,audio"``.
-
-    The result is sorted from the highest bitrate down; names are unique.
-    """
-    tiers: list[TierSpec] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        if item == "audio":
-            tiers.append(TierSpec("audio", 0, 0, 0))
-            continue
-        match = _TIER_RE.match(item)
-        if not match:
-            raise ValueError(f"bad tier {item!r}: expected NAME:WIDTHxHEIGHT@KBPS or 'audio'")
-        width, height, kbps = int(match["w"]), int(match["h"]), int(match["kbps"])
-        if width % 2 or height % 2 or not (16 <= width <= 3840 and 16 <= height <= 2160):
-            raise ValueError(f"bad tier {item!r}: even sizes between 16x16 and 3840x2160")
-        if not 50 <= kbps <= 20000:
-            raise ValueError(f"bad tier {item!r}: bitrate must be 50..20000 kbps")
-        tiers.append(TierSpec(match["name"], width, height, kbps))
-    if not tiers:
-        raise ValueError("the tier ladder is empty")
-    names = [t.name for t in tiers]
-    if len(set(names)) != len(names):
-        raise ValueError("tier names must be unique")
-    return tuple(sorted(tiers, key=lambda t: t.video_kbps, reverse=True))
-
+__all__ = ["SfuConfig"]
 
 # Where a peer's ICE candidates may be when VCS_SFU_ICE_ALLOW is unset: the
 # private ranges (RFC 1918) and carrier-grade NAT (RFC 6598). `vcs serve` on
@@ -89,8 +32,8 @@ class SfuConfig:
     role: str = "origin"
     tiers: tuple[TierSpec, ...] = DEFAULT_TIERS
     frame_rate: int = 30
-    audio_kbps: int = 40  # budget reserved for Opus in the fit
-    vcs_share: float = 0.5  # share of a commune's downlink reserved for VCS
+    audio_kbps: int = DEFAULT_AUDIO_KBPS  # budget reserved for Opus in the fit
+    vcs_share: float = DEFAULT_VCS_SHARE  # share of a commune's downlink reserved for VCS
     capacity: int = 1000  # subscribers on this node
     max_rooms: int = 200
     # keyframes
@@ -115,16 +58,15 @@ class SfuConfig:
     # remote networks a peer's candidates must belong to (the node checks no other)
     ice_host_addresses: tuple[str, ...] = ()
     ice_allowed_networks: tuple[str, ...] = PRIVATE_NETWORKS
+    ladder: Ladder = field(init=False, repr=False, compare=False)  # tiers, vcs_share and audio_kbps as one
 
     def __post_init__(self) -> None:
-        if not 0 < self.vcs_share <= 1:
-            raise ValueError("vcs_share must be in (0, 1]")
+        object.__setattr__(self, "ladder", Ladder(self.tiers, self.vcs_share, self.audio_kbps))
+        object.__setattr__(self, "tiers", self.ladder.tiers)
         if self.capacity < 1 or self.max_rooms < 1:
             raise ValueError("capacity and max_rooms must be positive")
-        if self.role not in ("origin", "relay"):
-            raise ValueError("role must be 'origin' or 'relay'")
-        if not self.tiers:
-            raise ValueError("the tier ladder is empty")
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if not self.ice_allowed_networks:
             raise ValueError("ice_allowed_networks is empty: name the networks peers may be in")
         for net in self.ice_allowed_networks:
@@ -137,18 +79,24 @@ class SfuConfig:
         return tuple(t for t in self.tiers if not t.audio_only)
 
     def tier(self, name: str) -> TierSpec:
-        for tier in self.tiers:
-            if tier.name == name:
-                return tier
-        raise KeyError(name)
+        return self.ladder.tier(name)
 
     def with_changes(self, **changes: object) -> SfuConfig:
         return replace(self, **changes)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, public_url: str) -> SfuConfig:
-        """Build from ``VCS_SFU_*`` variables; unknown values raise ValueError."""
-        kwargs: dict[str, object] = {"public_url": environ.get("VCS_SFU_PUBLIC_URL", public_url)}
+    def from_environ(cls, environ: Mapping[str, str], *, public_url: str, ladder: Ladder | None = None) -> SfuConfig:
+        """Build from ``VCS_SFU_*`` variables; unknown values raise ValueError.
+
+        `ladder`: the deployment's (`Settings.ladder`); without it, read from the same variables.
+        """
+        ladder = ladder or Ladder.from_environ(environ)
+        kwargs: dict[str, object] = {
+            "public_url": environ.get("VCS_SFU_PUBLIC_URL", public_url),
+            "tiers": ladder.tiers,
+            "vcs_share": ladder.vcs_share,
+            "audio_kbps": ladder.audio_kbps,
+        }
         text = {
             "VCS_SFU_NODE_ID": "node_id",
             "VCS_SFU_ROLE": "role",
@@ -157,13 +105,11 @@ class SfuConfig:
             "VCS_SFU_CAPACITY": "capacity",
             "VCS_SFU_MAX_ROOMS": "max_rooms",
             "VCS_SFU_FRAME_RATE": "frame_rate",
-            "VCS_SFU_AUDIO_KBPS": "audio_kbps",
             "VCS_SFU_ENCODER_SPEED": "encoder_speed",
             "VCS_SFU_MAX_INFLIGHT": "max_inflight_signaling",
             "VCS_SFU_MAX_SDP_BYTES": "max_sdp_bytes",
         }
         floats = {
-            "VCS_SFU_SHARE": "vcs_share",
             "VCS_SFU_KEYFRAME_MIN_INTERVAL": "keyframe_min_interval_s",
             "VCS_SFU_KEYFRAME_INTERVAL": "keyframe_interval_s",
             "VCS_SFU_DOWNGRADE_LOSS": "downgrade_loss",
@@ -193,8 +139,6 @@ class SfuConfig:
             values = tuple(x.strip() for x in environ.get(env, "").split(",") if x.strip())
             if values or (env in environ and name != "ice_allowed_networks"):  # no allowed network: the default ones
                 kwargs[name] = values
-        if environ.get("VCS_SFU_TIERS"):
-            kwargs["tiers"] = parse_tiers(environ["VCS_SFU_TIERS"])
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

@@ -6,8 +6,16 @@ never runs: ``DownTrack`` replaces the sender's ``send`` so that, once DTLS is
 up, the downtrack takes the SRTP session and the nominated ICE pair's socket,
 which it ``connect()``s to the peer (the kernel then skips the per-packet
 route lookup and drops datagrams from anyone else), and the ``PacketStream``
-it is attached to writes packets straight to them (see ``sfu.packet_stream``). RTCP for the SSRC is routed here by aiortc's
-DTLS transport and handed to the owner's callback.
+it is attached to writes packets straight to them (see ``sfu.packet_stream``).
+RTCP for the SSRC is routed here by aiortc's DTLS transport and handed to the
+owner's callback.
+
+A downtrack keeps its own place across the streams it is fed from: joining a
+stream (``join``) fixes the sequence and timestamp offsets that make its
+packets continue where the last stream left off; leaving (``leave``) carries
+the counters over. The stream only reads the offsets it is given. The stream
+is known here only by the ``StreamPosition`` it exposes, so this module does
+not import ``sfu.packet_stream``.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiortc import RTCRtpSender
 from aiortc.codecs import is_rtx
@@ -27,14 +35,25 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi, lib
 
-if TYPE_CHECKING:
-    from .packet_stream import PacketStream
+from rtc.aiortc_adapter import nominated_pair, register_rtp_sender, sender_ssrcs, srtp_handle, tx_srtp, unregister_rtp_sender
 
-__all__ = ["DownTrack", "send_rtcp"]
+__all__ = ["DownTrack", "StreamPosition", "send_rtcp"]
 
 BUFFER_SIZE = 2048
 UDP_SEGMENT = 103  # from linux/udp.h
 _protect = lib.srtp_protect
+
+
+class StreamPosition(Protocol):
+    """What a downtrack reads of the stream feeding it (a ``sfu.packet_stream.PacketStream``)."""
+
+    last_seq: int
+    last_ts: int
+    last_time: float | None
+    packets: int
+    octets: int
+
+    def detach(self, dt: DownTrack) -> None: ...
 
 
 class DownTrack:
@@ -84,8 +103,7 @@ class DownTrack:
 
     def __init__(self, kind: str, sender: RTCRtpSender) -> None:
         self.kind = kind
-        self.ssrc: int = sender._ssrc
-        self.rtx_ssrc: int = sender._rtx_ssrc
+        self.ssrc, self.rtx_ssrc = sender_ssrcs(sender)
         self.pt = 0
         self.rtx_pt: int | None = None
         self.clock_rate = 90000 if kind == "video" else 48000
@@ -101,8 +119,8 @@ class DownTrack:
         self._session: Any = None
         self._dtls: RTCDtlsTransport | None = None
         self._sender = sender
-        self.stream: PacketStream | None = None
-        self.pending: PacketStream | None = None
+        self.stream: StreamPosition | None = None
+        self.pending: StreamPosition | None = None  # the stream it switches to at its next keyframe
         self.seq_off = 0
         self.ts_off = 0
         self.first_seq = 0
@@ -138,7 +156,7 @@ class DownTrack:
         dtls = self._sender.transport
         if not self.bind(dtls):
             return
-        dtls._rtp_router.register_sender(self, ssrc=self.ssrc)
+        register_rtp_sender(dtls, self, self.ssrc)
         if self.on_ready is not None:
             self.on_ready(self)
 
@@ -147,8 +165,8 @@ class DownTrack:
             self.on_rtcp(self, packet)
 
     def bind(self, dtls: RTCDtlsTransport) -> bool:
-        session = dtls._tx_srtp
-        pair = dtls.transport._connection._nominated.get(1)
+        session = tx_srtp(dtls)
+        pair = nominated_pair(dtls)
         if session is None or pair is None:
             return False
         transport = pair.protocol.transport
@@ -156,7 +174,7 @@ class DownTrack:
         self.send, self.sendmsg = _connected_send(transport, self.addr)
         self._session = session
         self._dtls = dtls
-        self.srtp = session._srtp[0]
+        self.srtp = srtp_handle(session)
         self.active = True
         return True
 
@@ -166,7 +184,7 @@ class DownTrack:
         if self.pending is not None:
             self.pending.detach(self)
         if self._dtls is not None:
-            self._dtls._rtp_router.unregister_sender(self)
+            unregister_rtp_sender(self._dtls, self)
         self.active = False
         self.send = None
         self.sendmsg = None
@@ -204,6 +222,33 @@ class DownTrack:
         except (OSError, TypeError):
             self.send_errors += 1
             return False
+
+    # switching streams -------------------------------------------------------
+
+    def join(self, stream: StreamPosition, seq: int, ts: int) -> None:
+        """Be fed from `stream`'s packet `seq` (timestamp `ts`) on, continuing
+        the sequence numbers without a gap and the timestamps strictly after
+        the last sent (two tiers carry the same pictures with the same timestamps)."""
+        self.seq_off = (self.next_seq - seq) & 0xFFFF
+        if self.carry_packets:
+            ahead = (ts + self.ts_off - self.last_ts) & 0xFFFFFFFF
+            if ahead == 0 or ahead >= 0x80000000:
+                self.ts_off = (self.last_ts + 1 - ts) & 0xFFFFFFFF
+        self.first_seq = self.next_seq
+        self.base_packets = stream.packets
+        self.base_octets = stream.octets
+        self.stream = stream
+
+    def leave(self) -> None:
+        """No longer fed by the current stream: remember where it left off."""
+        stream = self.stream
+        if stream is None:
+            return
+        self.carry_packets += stream.packets - self.base_packets
+        self.carry_octets += stream.octets - self.base_octets
+        self.next_seq = (stream.last_seq + 1 + self.seq_off) & 0xFFFF
+        self.last_ts = (stream.last_ts + self.ts_off) & 0xFFFFFFFF
+        self.stream = None
 
     # counters ----------------------------------------------------------------
 
@@ -266,8 +311,8 @@ def _connected_send(transport: Any, addr: tuple[str, int]) -> tuple[Callable[[An
 
 def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
     """Protect and send an RTCP packet now, outside aiortc's coroutines."""
-    session = dtls._tx_srtp
-    pair = dtls.transport._connection._nominated.get(1)
+    session = tx_srtp(dtls)
+    pair = nominated_pair(dtls)
     if session is None or pair is None:
         return False
     try:

@@ -1,7 +1,7 @@
 """An SFU node: rooms, WHIP/WHEP resources, registration and drain.
 
 ``SfuNode`` owns every peer connection it creates and every task it starts.
-``start()`` registers the node in Redis (see ``vcs.keys``) and starts the
+``start()`` registers the node through the router (``vcs.routing``) and starts the
 heartbeat and the once-a-second room tick (sender reports, allocation
 step-ups, idle encoders and rooms, peers that never connected); ``drain()``
 stops taking new rooms while existing rooms continue; ``stop()`` drains (up
@@ -17,12 +17,12 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from rtc.ice import parse_networks, restrict_host_addresses
-from vcs import keys
 from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
+from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
@@ -67,7 +67,7 @@ class SfuNode:
     ) -> None:
         self.config = config
         self._secret = secret
-        self._redis = redis
+        self._router = NodeRouter(redis) if redis is not None else None
         self._link_lookup = link_lookup or _unknown_link
         self._clock = clock
         self._networks = parse_networks(config.ice_allowed_networks)
@@ -99,7 +99,7 @@ class SfuNode:
             restrict_host_addresses(self.config.ice_host_addresses)
         await self._register()
         self._loops = [asyncio.create_task(self._run_ticks(), name="sfu-tick")]
-        if self._redis is not None:
+        if self._router is not None:
             self._loops.append(asyncio.create_task(self._run_heartbeat(), name="sfu-heartbeat"))
 
     async def drain(self, timeout: float | None = None) -> None:
@@ -181,7 +181,7 @@ class SfuNode:
             raise Unavailable("this node hosts its maximum number of rooms")
         room = Room(name, self.config, clock=self._clock)
         self.rooms[name] = room
-        await self._redis_call("set", keys.sfu_room(name), self.config.node_id, ex=self._ttl)
+        await self._route("set_node_for_room", name, self.config.node_id, node_ttl(self.config.heartbeat_interval_s))
         return room
 
     async def end_room(self, name: str) -> None:
@@ -195,7 +195,7 @@ class SfuNode:
             await encoder.close()
         room.encoders.clear()
         room.audio.close()
-        await self._redis_call("delete", keys.sfu_room(name))
+        await self._route("clear_room", name)
 
     # WHIP / WHEP -------------------------------------------------------------
 
@@ -332,56 +332,37 @@ class SfuNode:
         except asyncio.CancelledError:
             pass
 
-    # Redis ---------------------------------------------------------------------
+    # registry (vcs.routing) ------------------------------------------------------
 
-    @property
-    def _ttl(self) -> int:
-        return max(1, int(self.config.heartbeat_interval_s * 3))
+    def node_info(self) -> NodeInfo:
+        return NodeInfo(
+            id=self.config.node_id,
+            url=self.config.public_url,
+            role=self.config.role,
+            capacity=self.config.capacity,
+            load=self.load,
+            draining=self.draining,
+            rooms=len(self.rooms),
+            started=int(self.started_at),
+            heartbeat=time.time(),
+            ttl=node_ttl(self.config.heartbeat_interval_s),
+        )
 
     def info(self) -> dict[str, Any]:
-        return {
-            "id": self.config.node_id,
-            "url": self.config.public_url,
-            "role": self.config.role,
-            "capacity": self.config.capacity,
-            "load": self.load,
-            "rooms": len(self.rooms),
-            "draining": int(self.draining),
-            "started": int(self.started_at),
-            "heartbeat": int(time.time()),
-        }
+        """What `GET /sfu/node` answers: the registry record."""
+        return asdict(self.node_info())
 
     async def _register(self) -> None:
-        if self._redis is None:
-            return
-        info = self.info()
-        key = keys.sfu_node(self.config.node_id)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={k: str(v) for k, v in info.items()})
-                pipe.expire(key, self._ttl)
-                pipe.zadd(keys.SFU_NODES, {self.config.node_id: info["heartbeat"]})
-                for name in self.rooms:
-                    pipe.set(keys.sfu_room(name), self.config.node_id, ex=self._ttl)
-                await pipe.execute()
-        except Exception:
-            logger.warning("SFU node registration failed", exc_info=True)
+        await self._route("register_node", self.node_info(), list(self.rooms))
 
     async def _unregister(self) -> None:
-        if self._redis is None:
-            return
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(keys.sfu_node(self.config.node_id))
-                pipe.zrem(keys.SFU_NODES, self.config.node_id)
-                await pipe.execute()
-        except Exception:
-            logger.warning("SFU node unregistration failed", exc_info=True)
+        await self._route("unregister_node", self.config.node_id)
 
-    async def _redis_call(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self._redis is None:
+    async def _route(self, method: str, *args: Any) -> None:
+        """A registry write; a Redis outage never stops media, so it is logged and skipped."""
+        if self._router is None:
             return
         try:
-            await getattr(self._redis, method)(*args, **kwargs)
+            await getattr(self._router, method)(*args)
         except Exception:
-            logger.warning("Redis %s failed", method, exc_info=True)
+            logger.warning("SFU registry %s failed", method, exc_info=True)

@@ -17,7 +17,8 @@ stack per frame instead of one per packet.
 
 Joining or switching streams happens on a keyframe: a downtrack waits in
 ``pending`` (still fed by its old stream) until the new stream pushes the
-first packet of a keyframe, and its sequence numbers continue without a gap.
+first packet of a keyframe, and its sequence numbers continue without a gap
+(the downtrack keeps that bookkeeping: ``DownTrack.join`` and ``leave``).
 A bounded history serves NACKs (as RTX when negotiated).
 """
 
@@ -121,11 +122,7 @@ class PacketStream:
         if dt.stream is self:
             self.downtracks.remove(dt)
             self._retarget()
-            dt.carry_packets += self.packets - dt.base_packets
-            dt.carry_octets += self.octets - dt.base_octets
-            dt.next_seq = (self.last_seq + 1 + dt.seq_off) & 0xFFFF
-            dt.last_ts = (self.last_ts + dt.ts_off) & 0xFFFFFFFF
-            dt.stream = None
+            dt.leave()
 
     def close(self) -> None:
         for dt in list(self.subscribers):
@@ -137,18 +134,8 @@ class PacketStream:
             self._request_keyframe()
 
     def _add(self, dt: DownTrack, seq: int, ts: int) -> None:
-        """Feed ``dt`` from packet ``seq`` (timestamp ``ts``) on, continuing
-        its sequence numbers, and its timestamps strictly after the last it
-        sent (two tiers carry the same pictures with the same timestamps)."""
-        dt.seq_off = (dt.next_seq - seq) & 0xFFFF
-        if dt.carry_packets:
-            ahead = (ts + dt.ts_off - dt.last_ts) & 0xFFFFFFFF
-            if ahead == 0 or ahead >= 0x80000000:
-                dt.ts_off = (dt.last_ts + 1 - ts) & 0xFFFFFFFF
-        dt.first_seq = dt.next_seq
-        dt.base_packets = self.packets
-        dt.base_octets = self.octets
-        dt.stream = self
+        """Feed ``dt`` from packet ``seq`` (timestamp ``ts``) on; it keeps its own offsets (``DownTrack.join``)."""
+        dt.join(self, seq, ts)
         self.downtracks.append(dt)
         self._retarget()
 

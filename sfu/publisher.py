@@ -23,6 +23,8 @@ from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
+from rtc.aiortc_adapter import replace_rtp_handler, sender_ssrcs, stop_decoder, transceiver_codecs
+
 from .downtrack import send_rtcp
 from .packet_stream import PacketStream, make_packet
 from .vp8 import is_keyframe_start
@@ -72,21 +74,22 @@ class Publisher:
             receiver = transceiver.receiver
             if transceiver.kind == "video":
                 self._video_receiver = receiver
-                self._rtcp_ssrc = transceiver.sender._ssrc
-                for codec in transceiver._codecs:
+                self._rtcp_ssrc, _ = sender_ssrcs(transceiver.sender)
+                codecs = transceiver_codecs(transceiver)
+                for codec in codecs:
                     if codec.mimeType.lower() == "video/vp8" and self._video_pt is None:
                         self._video_pt = codec.payloadType
-                for codec in transceiver._codecs:
+                for codec in codecs:
                     if is_rtx(codec) and codec.parameters.get("apt") == self._video_pt:
                         self._rtx_pt = codec.payloadType
-                receiver._handle_rtp_packet = self._wrap(receiver._handle_rtp_packet, self._on_video_rtp, lambda: self.decoding)
+                replace_rtp_handler(receiver, lambda original: self._wrap(original, self._on_video_rtp, lambda: self.decoding))
                 if receiver.track is not None:
                     self._pump = asyncio.ensure_future(self._run_pump(receiver.track))
             elif transceiver.kind == "audio":
-                for codec in transceiver._codecs:
+                for codec in transceiver_codecs(transceiver):
                     if codec.mimeType.lower() == "audio/opus":
                         self._audio_pt = codec.payloadType
-                receiver._handle_rtp_packet = self._wrap(receiver._handle_rtp_packet, self._on_audio_rtp, lambda: True)
+                replace_rtp_handler(receiver, lambda original: self._wrap(original, self._on_audio_rtp, lambda: True))
                 receiver.receive = self._without_decoder(receiver)
 
     @staticmethod
@@ -114,9 +117,7 @@ class Publisher:
 
         async def receive(parameters) -> None:  # type: ignore[no-untyped-def]
             await original(parameters)
-            stop = getattr(receiver, "_RTCRtpReceiver__stop_decoder", None)
-            if stop is not None:
-                stop()  # audio is forwarded as packets, never decoded
+            stop_decoder(receiver)  # audio is forwarded as packets, never decoded
 
         return receive
 

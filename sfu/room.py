@@ -1,8 +1,10 @@
 """A conference room: its publishers, subscribers, program and ladder.
 
-The *program* is what every commune receives: the host's picture and sound,
-or those of the commune holding the floor. Video: the program publisher's
-decoded frames go to one ``TierEncoder`` per tier in use; audio: its Opus
+The room keeps who speaks and who subscribes. The *program* is what every
+commune receives: the host's picture and sound, or those of the commune
+holding the floor. Video: a subscriber's downtrack attaches to the source of
+its tier (``sfu.tier_source``: on an origin, the program publisher's decoded
+frames go to one ``TierEncoder`` per tier in use); audio: the program's Opus
 packets are forwarded into one program ``PacketStream`` (sequence numbers and
 timestamps made continuous across floor changes). Nobody receives their own
 audio back. A commune's own camera (a low tier it encodes itself) is
@@ -18,12 +20,14 @@ from typing import Any
 
 from aiortc.rtp import RtpPacket
 
-from .config import SfuConfig, TierSpec
+from vcs.tiers import TierSpec
+
+from .config import SfuConfig
 from .errors import Conflict, Forbidden, NotFound
 from .packet_stream import PacketStream, make_packet
 from .publisher import Publisher
 from .subscriber import Subscriber
-from .tier_encoder import TierEncoder
+from .tier_source import EncodedTiers, TierSource, TierSources
 
 __all__ = ["Room"]
 
@@ -33,7 +37,7 @@ AUDIO_CLOCK = 48000
 
 
 class Room:
-    def __init__(self, name: str, config: SfuConfig, *, clock=time.monotonic) -> None:
+    def __init__(self, name: str, config: SfuConfig, *, clock=time.monotonic, tiers: TierSources | None = None) -> None:
         self.name = name
         self.config = config
         self._clock = clock
@@ -43,14 +47,17 @@ class Room:
         self.floor: str | None = None
         self.publishers: dict[str, Publisher] = {}  # by identity
         self.subscribers: dict[str, Subscriber] = {}  # by resource id
-        self.encoders: dict[str, TierEncoder] = {}  # by tier name
+        self.tiers: TierSources = tiers or EncodedTiers(name, config, clock=clock)
         self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
         self._audio_source: Publisher | None = None
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
-        self._ts_base = random.randrange(0, 1 << 31)
-        self._retired: list[TierEncoder] = []
         self.closed = False
+
+    @property
+    def encoders(self) -> dict[str, TierSource]:
+        """The tier sources in use, by tier name."""
+        return self.tiers.sources
 
     # who speaks --------------------------------------------------------------
 
@@ -73,8 +80,7 @@ class Room:
         self._program_changed()
 
     def _program_changed(self) -> None:
-        for encoder in self.encoders.values():
-            encoder.request_keyframe()
+        self.tiers.program_changed()
         speaker = self.program_identity
         for publisher in self.publishers.values():
             publisher.set_decoding(publisher.identity == speaker)
@@ -111,11 +117,8 @@ class Room:
         self.last_active = self._clock()
 
     def _on_frame(self, publisher: Publisher, frame: Any) -> None:
-        if publisher.identity != self.program_identity or not self.encoders:
-            return
-        ts = (self._ts_base + int(self._clock() * 90000)) & 0xFFFFFFFF
-        for encoder in self.encoders.values():
-            encoder.submit(frame, ts)
+        if publisher.identity == self.program_identity:
+            self.tiers.program_frame(frame)
 
     def _on_audio(self, publisher: Publisher, packet: RtpPacket) -> None:
         if publisher.identity != self.program_identity:
@@ -175,32 +178,9 @@ class Room:
                 if stream is not None:
                     stream.detach(sub.video)
         else:
-            self._encoder(tier).stream.attach(sub.video, at_keyframe=True)
+            self.tiers.source(tier).stream.attach(sub.video, at_keyframe=True)
         sub.tier_name = tier.name
-        self._retire_idle_encoders()
-
-    def _encoder(self, tier: TierSpec) -> TierEncoder:
-        encoder = self.encoders.get(tier.name)
-        if encoder is None:
-            config = self.config
-            encoder = TierEncoder(
-                tier,
-                self.name,
-                frame_rate=config.frame_rate,
-                keyframe_min_interval_s=config.keyframe_min_interval_s,
-                keyframe_interval_s=config.keyframe_interval_s,
-                speed=config.encoder_speed,
-                clock=self._clock,
-            )
-            self.encoders[tier.name] = encoder
-        return encoder
-
-    def _retire_idle_encoders(self) -> list[TierEncoder]:
-        idle = [e for e in self.encoders.values() if not len(e.stream)]
-        for encoder in idle:
-            del self.encoders[encoder.tier.name]
-        self._retired.extend(idle)
-        return idle
+        self.tiers.retire_idle()
 
     def remove_subscriber(self, sub: Subscriber) -> None:
         self.subscribers.pop(sub.resource_id, None)
@@ -208,17 +188,16 @@ class Room:
             for stream in (dt.stream, dt.pending):
                 if stream is not None:
                     stream.detach(dt)
-        self._retire_idle_encoders()
+        self.tiers.retire_idle()
         self.last_active = self._clock()
 
-    def take_retired(self) -> list[TierEncoder]:
-        retired, self._retired = self._retired, []
-        return retired
+    def take_retired(self) -> list[TierSource]:
+        return self.tiers.take_retired()
 
     # periodic and reporting --------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        self._retire_idle_encoders()
+        self.tiers.retire_idle()
         for sub in list(self.subscribers.values()):
             try:
                 sub.tick(now)
@@ -246,19 +225,6 @@ class Room:
                 }
                 for p in self.publishers.values()
             ],
-            "tiers": [
-                {
-                    "tier": e.tier.name,
-                    "subscribers": len(e.stream),
-                    "frames": e.frames,
-                    "dropped": e.dropped,
-                    "keyframes": e.stream.keyframes,
-                    "forced_keyframes": e.forced_keyframes,
-                    "keyframe_requests": e.keyframe_requests,
-                    "bytes": e.bytes,
-                    "encode_ms": round(1000 * e.encode_seconds / max(1, e.frames), 2),
-                }
-                for e in self.encoders.values()
-            ],
+            "tiers": self.tiers.stats(),
             "subscribers": [s.stats() for s in self.subscribers.values()],
         }

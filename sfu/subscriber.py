@@ -30,7 +30,7 @@ from aiortc.rtp import (
 )
 
 from .allocator import TierAllocation
-from .config import TierSpec
+from vcs.tiers import TierSpec
 from .downtrack import DownTrack
 
 __all__ = ["Subscriber"]

@@ -36,7 +36,7 @@ import av
 from aiortc.codecs.vpx import Vp8Encoder
 from av.video.reformatter import VideoReformatter
 
-from .config import TierSpec
+from vcs.tiers import TierSpec
 from .packet_stream import PacketStream
 
 __all__ = ["TierEncoder"]

@@ -139,7 +139,8 @@ def mint_token(redis: aioredis.Redis):
 
 def loopback_sfu_config(public_url: str, **changes):
     """A small ladder on loopback: quick to encode on a busy two-core machine."""
-    from sfu import SfuConfig, parse_tiers
+    from sfu import SfuConfig
+    from vcs.tiers import parse_tiers
 
     restrict_host_addresses(("127.0.0.1",))
     config = SfuConfig(

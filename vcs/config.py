@@ -12,6 +12,12 @@ Core code receives a frozen `Settings` and never reads `os.environ` itself.
 | VCS_SECRET_KEY      | signs media and agent tokens; generated when unset    | (data dir file)       |
 | VCS_PRESENCE_TIMEOUT| seconds without a heartbeat before offline            | 30                    |
 | VCS_LOG_LEVEL       | logging level                                         | INFO                  |
+| VCS_SFU_TIERS       | the tier ladder (`vcs.tiers.parse_tiers`)             | 720p,360p,180p,audio  |
+| VCS_SFU_SHARE       | share of a commune's link reserved for VCS            | 0.5                   |
+| VCS_SFU_AUDIO_KBPS  | audio budget added to every tier's cost               | 64                    |
+
+The last three are the one ladder the booking preview, the agents' schedules
+and the SFU fit against (`vcs.tiers.Ladder`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from vcs.tiers import DEFAULT_LADDER, Ladder
 
 __all__ = ["ConfigError", "Settings", "load_secret_key"]
 
@@ -42,6 +50,7 @@ class Settings:
     secret_key: str = ""
     presence_timeout: float = 30.0
     log_level: str = "INFO"
+    ladder: Ladder = DEFAULT_LADDER
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -52,6 +61,10 @@ class Settings:
             raise ConfigError(f"VCS_PORT must be 1-65535, got {port}")
         public_url = environ.get("VCS_PUBLIC_URL") or f"http://{host}:{port}"
         presence_timeout = float(_int(environ, "VCS_PRESENCE_TIMEOUT", 30))
+        try:
+            ladder = Ladder.from_environ(environ)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
             host=host,
             port=port,
@@ -61,6 +74,7 @@ class Settings:
             secret_key=environ.get("VCS_SECRET_KEY", ""),
             presence_timeout=presence_timeout,
             log_level=environ.get("VCS_LOG_LEVEL", "INFO").upper(),
+            ladder=ladder,
         )
 
     @classmethod

@@ -110,12 +110,14 @@ SFU_NODES = PREFIX + "sfu:nodes"
 
 # hash of one SFU node: "id", "url" (public base URL; WHIP/WHEP under {url}/sfu), "role" (origin|relay),
 # "capacity" and "load" (subscribers), "rooms", "draining" ("1" once it takes no new rooms),
-# "started", "heartbeat"; expires after three heartbeat intervals, so a crashed node disappears
+# "started", "heartbeat", "ttl" (seconds it counts as alive after a heartbeat: three intervals);
+# expires after that ttl, so a crashed node disappears (vcs.routing)
 def sfu_node(node_id: str) -> str:
     return f"{PREFIX}sfu:node:{node_id}"
 
 
-# string: the id of the SFU node a room lives on; refreshed with each heartbeat, deleted when the room ends
+# string: the id of the SFU node a room lives on; refreshed with each heartbeat, deleted when the room ends;
+# read by vcs.routing.NodeRouter.node_for_room, so an occurrence is placed where its room already lives
 def sfu_room(room: str) -> str:
     return f"{PREFIX}sfu:room:{room}"
 

@@ -55,8 +55,8 @@ class Services:
         meetings = MeetingStore(redis)
         groups = Groups(redis)
         roster = Roster(meetings, registry, groups, clock)
-        schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url)
-        booking = BookingService(meetings, registry, groups, roster=roster)
+        schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
+        booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder)
         sfu_control = SfuControl(settings.secret_key)
         return cls(
             settings=settings,

@@ -9,6 +9,7 @@ import pytest
 
 from rtc.rtp_stats import RtpCounter, StatsWindow, vp8_keyframe_size
 from rtc.synthetic_media import AudioPattern, VideoPattern
+from rtc.aiortc_adapter import decoder_thread
 from rtc.whip_client import MediaError, publish, subscribe
 from tests.conftest import TEST_SECRET, free_port
 from tests.fake_sfu import FakeSfu
@@ -44,7 +45,7 @@ async def test_whep_receives_and_counts_without_decoding(fake_sfu):
             assert sfu.of("whep")[0].params == {"max_tier": "180p"}
             # the receiver decodes nothing: its decoder thread is gone and the track has ended
             for transceiver in session.pc.getTransceivers():
-                assert getattr(transceiver.receiver, "_RTCRtpReceiver__decoder_thread") is None
+                assert decoder_thread(transceiver.receiver) is None
                 assert transceiver.receiver.track.readyState == "ended"
             assert session.pc.connectionState == "connected"
         finally:
@@ -161,7 +162,8 @@ async def test_interoperates_with_the_sfu_node(loopback_ice):
     from starlette.routing import Mount
 
     from sfu.app import create_sfu_app
-    from sfu.config import SfuConfig, parse_tiers
+    from sfu.config import SfuConfig
+    from vcs.tiers import parse_tiers
     from sfu.node import SfuNode
 
     port = free_port()

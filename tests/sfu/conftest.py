@@ -16,7 +16,8 @@ from starlette.routing import Mount
 from rtc.ice import restrict_host_addresses
 from sfu.allocator import LinkInfo
 from sfu.app import create_sfu_app
-from sfu.config import SfuConfig, parse_tiers
+from sfu.config import SfuConfig
+from vcs.tiers import parse_tiers
 from sfu.node import SfuNode
 from vcs.media_tokens import mint_media_token
 

@@ -1,6 +1,6 @@
 """The bandwidth fit, driven by a fake clock."""
 
-from sfu.allocator import LinkInfo, TierAllocation, fit_tier
+from sfu.allocator import LinkInfo, TierAllocation
 from sfu.config import SfuConfig
 
 CONFIG = SfuConfig(public_url="http://x", upgrade_hold_s=8.0, audio_kbps=40)
@@ -29,12 +29,12 @@ def test_share_is_configurable():
     assert names(TierAllocation(config, LinkInfo(downlink_kbps=1000, uplink_kbps=500), 0)) == "360p"
 
 
-def test_fit_tier_edges():
-    tiers = CONFIG.tiers
-    assert fit_tier(tiers, None, 40) == 0
-    assert fit_tier(tiers, 2540, 40) == 0
-    assert fit_tier(tiers, 2539, 40) == 1
-    assert fit_tier(tiers, 0, 40) == len(tiers) - 1
+def test_fit_edges():
+    ladder = CONFIG.ladder
+    assert ladder.best_within(2540) == 0
+    assert ladder.best_within(2539) == 1
+    assert ladder.best_within(0) is None  # nothing fits: the allocator keeps the lowest tier
+    assert TierAllocation(CONFIG, LinkInfo(downlink_kbps=0, uplink_kbps=0), 0).tier.name == "720p"  # unknown link
 
 
 def test_remb_moves_down_at_once_to_what_fits():

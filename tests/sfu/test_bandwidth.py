@@ -7,6 +7,7 @@ import time
 
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
+from rtc.aiortc_adapter import sender_ssrcs, send_rtcp_packet
 from sfu import client
 from sfu.allocator import LinkInfo
 
@@ -21,8 +22,8 @@ async def send_remb(session, bitrate: int) -> None:
     video = next(t for t in pc.getTransceivers() if t.kind == "video")
     media = next(m for m in pc.remoteDescription.sdp.split("m=")[1:] if m.startswith("video"))
     ssrc = int(next(line for line in media.split("\r\n") if line.startswith("a=ssrc:")).split()[0][7:])
-    packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=video.sender._ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, [ssrc]))
-    await video.receiver.transport._send_rtp(bytes(packet))
+    packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrcs(video.sender)[0], media_ssrc=0, fci=pack_remb_fci(bitrate, [ssrc]))
+    await send_rtcp_packet(video.receiver.transport, bytes(packet))
 
 
 async def frame_size(track) -> tuple[int, int]:

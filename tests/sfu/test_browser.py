@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from rtc.aiortc_adapter import nominated_pair
 from sfu import client
 
 from .conftest import free_port, recv_frames, serve, track_of, wait_for
@@ -79,7 +80,7 @@ async def test_chromium_publishes_over_whip_and_aiortc_decodes(sfu, browser):
         await wait_for(lambda: any(p.frames for p in sfu.node.room("r1").publishers.values()), timeout=20)
         # the peer the node sees is on loopback
         [publisher] = sfu.node.room("r1").publishers.values()
-        pair = publisher.pc.getTransceivers()[0].receiver.transport.transport._connection._nominated[1]
+        pair = nominated_pair(publisher.pc.getTransceivers()[0].receiver.transport)
         assert pair.remote_addr[0] == "127.0.0.1"
 
         sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "commune-1", "subscribe"))

@@ -13,6 +13,7 @@ import threading
 import aioice.ice
 from aiortc import RTCPeerConnection
 
+from rtc.aiortc_adapter import ice_connection, nominated_pair, tx_srtp
 from sfu import client
 
 from .conftest import publish_scene, recv_frames, small_config, track_of, wait_for
@@ -93,7 +94,7 @@ async def test_consent_loss_closes_the_peer(sfu, monkeypatch):
     try:
         await recv_frames(track_of(sub, "video"), 3)
         # the commune's machine vanishes: its sockets close, nothing is said
-        connection = sub.pc.getTransceivers()[0].receiver.transport.transport._connection
+        connection = ice_connection(sub.pc.getTransceivers()[0].receiver.transport)
         for protocol in connection._protocols:
             protocol.transport.abort()
         await wait_for(lambda: len(sfu.node.room("r1").subscribers) == 1, timeout=10)
@@ -127,7 +128,7 @@ async def test_hostile_packets_from_one_peer_hurt_nobody(sfu):
         rng = random.Random(7)
         for peer in (bad, pub):
             transport = peer.pc.getTransceivers()[0].receiver.transport
-            pair = transport.transport._connection._nominated[1]
+            pair = nominated_pair(transport)
             for _ in range(30):
                 for data in _garbage(rng):
                     if data:
@@ -136,9 +137,9 @@ async def test_hostile_packets_from_one_peer_hurt_nobody(sfu):
             for _ in range(50):
                 rtp = bytes([0x80, 97 | rng.choice((0, 0x80))]) + bytes(rng.randrange(256) for _ in range(10))
                 rtp += bytes(rng.randrange(256) for _ in range(rng.randrange(0, 900)))
-                pair.protocol.transport.sendto(transport._tx_srtp.protect(rtp), pair.remote_addr)
+                pair.protocol.transport.sendto(tx_srtp(transport).protect(rtp), pair.remote_addr)
                 rtcp = bytes([0x81, rng.choice((200, 201, 205, 206)), 0, 7]) + bytes(rng.randrange(256) for _ in range(28))
-                pair.protocol.transport.sendto(transport._tx_srtp.protect_rtcp(rtcp), pair.remote_addr)
+                pair.protocol.transport.sendto(tx_srtp(transport).protect_rtcp(rtcp), pair.remote_addr)
             await asyncio.sleep(0.2)
         # everyone is still connected and media still flows
         frames = await recv_frames(track_of(good, "video"), 20)

@@ -15,6 +15,7 @@ import pytest
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCRtpSender
 from pylibsrtp import Policy, Session
 
+from rtc.aiortc_adapter import srtp_handle
 from sfu.downtrack import DownTrack, udp_gso_supported
 from sfu.packet_stream import PacketStream
 
@@ -66,7 +67,7 @@ def wired_downtrack(receiver: Receiver, *, gso: bool) -> DownTrack:
     dt.sendmsg = sock.sendmsg if gso else None
     session = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
     receiver.senders += [sock, session]
-    dt.srtp = session._srtp[0]
+    dt.srtp = srtp_handle(session)
     dt.pt = 96
     dt.active = True
     return dt

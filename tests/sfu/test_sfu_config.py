@@ -1,6 +1,7 @@
 import pytest
 
-from sfu.config import DEFAULT_TIERS, PRIVATE_NETWORKS, SfuConfig, TierSpec, parse_tiers
+from sfu.config import PRIVATE_NETWORKS, SfuConfig
+from vcs.tiers import DEFAULT_TIERS, Ladder
 
 
 def test_defaults():
@@ -12,18 +13,6 @@ def test_defaults():
     # a peer's candidates must be in private ranges unless the deployment says otherwise
     assert config.ice_allowed_networks == PRIVATE_NETWORKS == ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
     assert SfuConfig.from_environ({"VCS_SFU_ICE_ALLOW": ""}, public_url="http://x").ice_allowed_networks == PRIVATE_NETWORKS
-
-
-def test_parse_tiers_sorts_by_bitrate():
-    tiers = parse_tiers("low:320x180@250, audio, hd:1280x720@2500")
-    assert [t.name for t in tiers] == ["hd", "low", "audio"]
-    assert tiers[0] == TierSpec("hd", 1280, 720, 2500)
-
-
-@pytest.mark.parametrize("text", ["", "x", "a:1x1@5", "a:641x360@500", "a:640x360@500,a:320x180@200", "hd:640x360@99999"])
-def test_parse_tiers_rejects(text):
-    with pytest.raises(ValueError):
-        parse_tiers(text)
 
 
 def test_from_environ_reads_only_vcs_sfu_variables():
@@ -61,3 +50,9 @@ def test_config_is_frozen():
     config = SfuConfig(public_url="http://x")
     with pytest.raises(AttributeError):
         config.capacity = 1  # type: ignore[misc]
+
+
+def test_the_deployment_ladder_wins_over_the_variables():
+    ladder = Ladder(vcs_share=0.8, audio_kbps=40)
+    config = SfuConfig.from_environ({"VCS_SFU_SHARE": "0.4"}, public_url="http://x", ladder=ladder)
+    assert config.ladder == ladder and (config.vcs_share, config.audio_kbps) == (0.8, 40)

@@ -1,0 +1,146 @@
+"""Every reach into aiortc's (and aioice's, pylibsrtp's) private internals, in one place.
+
+The fast forwarding path, the non-decoding receivers, the counting bench
+subscribers and the ICE guard need parts aiortc does not expose: a DTLS
+transport's SRTP sessions, its RTP router and RTCP hooks, the nominated ICE
+pair, a receiver's name-mangled decoder and jitter buffer, a sender's SSRCs
+and keyframe hook. They are read and replaced only through these functions,
+so an aiortc upgrade is checked against this one file (written for aiortc
+1.16, aioice 0.10, pylibsrtp 0.12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import rtcrtpreceiver as _rtcrtpreceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+__all__ = [
+    "decoder_thread",
+    "ice_connection",
+    "nominated_pair",
+    "register_rtp_sender",
+    "replace_decoder_factory",
+    "replace_keyframe_hook",
+    "replace_rtcp_handler",
+    "replace_rtp_handler",
+    "rx_srtp",
+    "send_rtcp_packet",
+    "sender_ssrcs",
+    "srtp_handle",
+    "stop_decoder",
+    "take_out_receiver_parts",
+    "transceiver_codecs",
+    "tx_srtp",
+    "unregister_rtp_sender",
+]
+
+RtpHandler = Callable[..., Awaitable[None]]
+
+
+# DTLS, SRTP and ICE ---------------------------------------------------------------
+
+
+def ice_connection(dtls: RTCDtlsTransport) -> Any:
+    """The aioice `Connection` under a DTLS transport (shared by every bundled transceiver)."""
+    return dtls.transport._connection
+
+
+def nominated_pair(dtls: RTCDtlsTransport) -> Any | None:
+    """The nominated RTP candidate pair (`.protocol.transport`, `.remote_addr`), or None before ICE completes."""
+    return ice_connection(dtls)._nominated.get(1)
+
+
+def tx_srtp(dtls: RTCDtlsTransport) -> Any | None:
+    """The outgoing pylibsrtp `Session`, or None before DTLS completes."""
+    return dtls._tx_srtp
+
+
+def rx_srtp(dtls: RTCDtlsTransport) -> Any | None:
+    return dtls._rx_srtp
+
+
+def srtp_handle(session: Any) -> Any:
+    """libsrtp's `srtp_t` inside a pylibsrtp `Session`, for calling `srtp_protect` directly."""
+    return session._srtp[0]
+
+
+def register_rtp_sender(dtls: RTCDtlsTransport, sender: Any, ssrc: int) -> None:
+    """Route RTCP for `ssrc` to `sender._handle_rtcp_packet`."""
+    dtls._rtp_router.register_sender(sender, ssrc=ssrc)
+
+
+def unregister_rtp_sender(dtls: RTCDtlsTransport, sender: Any) -> None:
+    dtls._rtp_router.unregister_sender(sender)
+
+
+async def send_rtcp_packet(dtls: RTCDtlsTransport, data: bytes) -> None:
+    """Protect and send one RTCP packet through aiortc's own path."""
+    await dtls._send_rtp(data)
+
+
+def replace_rtcp_handler(dtls: RTCDtlsTransport, wrap: Callable[[RtpHandler], RtpHandler]) -> None:
+    """Put `wrap(original)` in front of the transport's handling of incoming RTCP."""
+    dtls._handle_rtcp_data = wrap(dtls._handle_rtcp_data)
+
+
+# senders, receivers, transceivers -----------------------------------------------------
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """The media and RTX SSRCs aiortc chose for `sender`."""
+    return sender._ssrc, sender._rtx_ssrc
+
+
+def replace_keyframe_hook(sender: RTCRtpSender, on_request: Callable[[], None]) -> None:
+    """Also call `on_request` when the remote asks for a keyframe (PLI/FIR)."""
+    original = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        original()
+        on_request()
+
+    sender._send_keyframe = send_keyframe
+
+
+def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The codecs negotiated for `transceiver`."""
+    return transceiver._codecs
+
+
+def replace_rtp_handler(receiver: RTCRtpReceiver, wrap: Callable[[RtpHandler], RtpHandler]) -> None:
+    """Put `wrap(original)` in front of the receiver's handling of each RTP packet."""
+    receiver._handle_rtp_packet = wrap(receiver._handle_rtp_packet)
+
+
+def stop_decoder(receiver: RTCRtpReceiver) -> None:
+    """Stop the receiver's decoder thread (packets still arrive, nothing is decoded)."""
+    stop = getattr(receiver, "_RTCRtpReceiver__stop_decoder", None)
+    if stop is not None:
+        stop()
+
+
+def decoder_thread(receiver: RTCRtpReceiver) -> Any | None:
+    return getattr(receiver, "_RTCRtpReceiver__decoder_thread", None)
+
+
+class _NoJitterBuffer:
+    """Takes packets and never yields a frame: no frame assembly."""
+
+    def add(self, packet: Any) -> tuple[bool, None]:
+        return False, None
+
+
+def take_out_receiver_parts(receiver: RTCRtpReceiver) -> None:
+    """Drop the receiver's jitter buffer and bandwidth estimator (REMB): for receivers that only count."""
+    for name, replacement in (("jitter_buffer", _NoJitterBuffer()), ("remote_bitrate_estimator", None)):
+        if hasattr(receiver, f"_RTCRtpReceiver__{name}"):
+            setattr(receiver, f"_RTCRtpReceiver__{name}", replacement)
+
+
+def replace_decoder_factory(factory: Callable[[RTCRtpCodecParameters], Any]) -> None:
+    """Make every receiver of this process decode with `factory(codec)` (process-wide: benchmarks only)."""
+    _rtcrtpreceiver.get_decoder = factory
