@@ -32,7 +32,6 @@ The encoded sources idle while no track reads them.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from array import array
@@ -54,8 +53,6 @@ __all__ = [
     "VideoPattern",
     "render_scene",
 ]
-
-log = logging.getLogger(__name__)
 
 # name => video tier a pattern can be encoded at: the default ladder plus 1080p
 TIERS = {t.name: t for t in PUBLISH_TIERS if not t.audio_only}
