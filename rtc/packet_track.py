@@ -4,19 +4,24 @@ A source pushes each `av.Packet` once into a `Broadcast` (a short ring of
 recent packets); every `PacketTrack` reading it returns those same objects,
 and aiortc's sender packetizes them without re-encoding. A reader that falls
 out of the ring skips to the newest packet (a video reader then waits for a
-keyframe and asks for one).
+keyframe and asks for one). A `PacedSource` is a source that pushes at a
+steady rate, and only while some track reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections import deque
 from collections.abc import Callable
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-__all__ = ["Broadcast", "PacketTrack"]
+__all__ = ["Broadcast", "PacedSource", "PacketTrack"]
+
+log = logging.getLogger(__name__)
 
 
 class Broadcast:
@@ -119,3 +124,51 @@ class PacketTrack(MediaStreamTrack):
         if self.readyState == "live":
             self._broadcast.leave()
         super().stop()
+
+
+class PacedSource:
+    """A loop that calls `tick(index)` `rate` times a second while a track reads, started and stopped explicitly.
+
+    Subclasses push what each tick makes into `self.broadcast`.
+    """
+
+    def __init__(self, rate: float, name: str) -> None:
+        self.broadcast = Broadcast()
+        self._rate = rate
+        self._name = name
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.broadcast.close()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        index = 0  # never goes back: packet timestamps stay monotonic across pauses
+        try:
+            while True:
+                await self.broadcast.wait_for_readers()
+                origin = loop.time() - index / self._rate
+                while self.broadcast.readers:
+                    late = loop.time() - (origin + index / self._rate)
+                    if late < 0:
+                        await asyncio.sleep(-late)
+                    elif late > 1.0:  # starved of CPU: skip ahead rather than burst
+                        index += int(late * self._rate)
+                    await self.tick(index)
+                    index += 1
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("%s stopped", self._name)
+
+    async def tick(self, index: int) -> None:
+        raise NotImplementedError

@@ -1,16 +1,19 @@
-"""WHIP and WHEP from the agent's side: one peer connection per direction, real ICE/DTLS/SRTP.
+"""The one WHIP/WHEP client: one peer connection per direction, real ICE/DTLS/SRTP.
 
+Agents, the fleet, the load tests, the benchmark and the SFU tests all use it.
 `subscribe()` offers to receive audio and video (WHEP), `publish()` offers to
 send the given tracks (WHIP); both POST the offer with the media token as a
 Bearer token and expect `201`, the answer and a `Location` that `close()`
-DELETEs. One transport per connection (max-bundle).
+DELETEs. One transport per connection (max-bundle), VP8 and Opus only.
 
-A subscriber never decodes: every RTP packet is counted (packets, bytes,
-loss from sequence numbers) on its way into aiortc, which still sends
+By default a subscriber never decodes: every RTP packet is counted (packets,
+bytes, loss from sequence numbers) on its way into aiortc, which still sends
 receiver reports and NACKs as a real client would, but assembles no frame,
 runs no decoder thread and no bandwidth estimator. The size of the first VP8
-keyframe tells which tier arrives. A publisher's PLIs go to its track's
-`request_keyframe()` (the shared encoder), since aiortc's pack path ignores them.
+keyframe tells which tier arrives. With `decode=True` (tests that look at the
+pictures) the packets are counted too, and the received tracks in
+`session.tracks` yield decoded frames. A publisher's PLIs go to its track's
+`request_keyframe()` (a shared encoder), since aiortc's pack path ignores them.
 
     MediaError   signaling failed: unreachable, or an HTTP status (`status`, `retry_after`)
 """
@@ -29,10 +32,10 @@ from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from rtc.rtp_stats import RtpCounter
 from rtc.aiortc_adapter import replace_keyframe_hook, replace_rtp_handler, stop_decoder, take_out_receiver_parts
+from rtc.rtp_stats import RtpCounter
 
-__all__ = ["MediaError", "MediaSession", "publish", "subscribe"]
+__all__ = ["MediaError", "MediaSession", "peer_connection", "publish", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,11 @@ class MediaError(Exception):
         self.retry_after = retry_after
 
 
+def peer_connection() -> RTCPeerConnection:
+    """A peer connection as this client makes them: host candidates only, one transport for all media."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+
+
 def _codecs(kind: str) -> list:
     caps = RTCRtpSender.getCapabilities(kind).codecs
     wanted = [c for c in caps if c.mimeType.lower() == CODECS[kind]]
@@ -53,17 +61,17 @@ def _codecs(kind: str) -> list:
 
 
 class MediaSession:
-    """One WHIP or WHEP resource: its peer connection, counters and the URL to DELETE."""
+    """One WHIP or WHEP resource: its peer connection, tracks, counters and the URL to DELETE."""
 
     def __init__(self, http: httpx.AsyncClient, url: str, token: str, direction: str) -> None:
         self.http, self.url, self.direction = http, url, direction
         self._token = token
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.pc = peer_connection()
         self.resource_url: str | None = None
         self.counters: dict[str, RtpCounter] = {}
+        self.tracks: list[MediaStreamTrack] = []  # what we send, or (decoding subscribers) what we receive
         self.first_media = asyncio.Event()  # first RTP packet received (subscribe) or connected (publish)
         self.dropped = asyncio.Event()  # the connection failed or closed
-        self._tracks: list[MediaStreamTrack] = []
         self._closed = False
         self.pc.on("connectionstatechange", self._on_state)
 
@@ -82,18 +90,20 @@ class MediaSession:
             return f"{video.height}p"
         return "audio" if self.counters.get("audio") and self.counters["audio"].packets else None
 
-    def _add_receivers(self, kinds: Sequence[str]) -> None:
+    def _add_receivers(self, kinds: Sequence[str], decode: bool) -> None:
+        if decode:
+            self.pc.on("track", self.tracks.append)
         for kind in kinds:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(_codecs(kind))
             self.counters[kind] = counter = RtpCounter(kind)
-            _tap_receiver(transceiver, counter, self.first_media)
+            _tap_receiver(transceiver, counter, self.first_media, decode)
 
     def _add_senders(self, tracks: Sequence[MediaStreamTrack]) -> None:
         for track in tracks:
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(_codecs(track.kind))
-            self._tracks.append(track)
+            self.tracks.append(track)
             request = getattr(track, "request_keyframe", None)
             if request is not None:
                 replace_keyframe_hook(transceiver.sender, request)
@@ -156,22 +166,33 @@ class MediaSession:
             except httpx.HTTPError as exc:
                 log.info("could not delete %s: %s", self.resource_url, exc)
         await self.pc.close()
-        for track in self._tracks:
+        for track in self.tracks:
             track.stop()
         self.dropped.set()
 
 
-async def subscribe(http: httpx.AsyncClient, whep_url: str, token: str, *, max_tier: str | None = None) -> MediaSession:
-    """Receive the room over WHEP; media is counted, never decoded.
+async def subscribe(
+    http: httpx.AsyncClient,
+    whep_url: str,
+    token: str,
+    *,
+    max_tier: str | None = None,
+    source: str | None = None,
+    kinds: Sequence[str] = ("audio", "video"),
+    decode: bool = False,
+) -> MediaSession:
+    """Receive the room over WHEP; media is counted, and decoded only with `decode`.
 
-    `max_tier` ("180p", "audio", ...) goes to the SFU as `?max_tier=`. The offer
-    always has an audio and a video section, as browsers' do; "audio" only
-    asks the SFU to send no video.
+    `max_tier` ("180p", "audio", ...) goes to the SFU as `?max_tier=`, `source`
+    (one publisher's identity, for the host's view of a commune) as
+    `?source=`. The offer has an audio and a video section by default, as
+    browsers' do; "audio" only asks the SFU to send no video.
     """
     session = MediaSession(http, whep_url, token, "subscribe")
+    params = {name: value for name, value in (("max_tier", max_tier), ("source", source)) if value}
     try:
-        session._add_receivers(["audio", "video"])
-        await session.negotiate({"max_tier": max_tier} if max_tier else None)
+        session._add_receivers(kinds, decode)
+        await session.negotiate(params or None)
     except BaseException:
         await session.close()
         raise
@@ -190,16 +211,18 @@ async def publish(http: httpx.AsyncClient, whip_url: str, token: str, tracks: Se
     return session
 
 
-def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
-    """Count every RTP packet before aiortc handles it, and take out what decoding and REMB would cost.
+def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event, decode: bool) -> None:  # type: ignore[no-untyped-def]
+    """Count every RTP packet before aiortc handles it; unless decoding, take out what decoding and REMB would cost.
 
-    aiortc still keeps per-SSRC statistics (its receiver reports), NACKs gaps
-    and unwraps retransmissions; the frame assembly, the decoder thread and
-    the bandwidth estimator (REMB) are gone. The SFU adapts from receiver reports.
+    Without decoding, aiortc still keeps per-SSRC statistics (its receiver
+    reports), NACKs gaps and unwraps retransmissions; the frame assembly, the
+    decoder thread and the bandwidth estimator (REMB) are gone. The SFU
+    adapts from receiver reports.
     """
     receiver = transceiver.receiver
     receive = receiver.receive
-    take_out_receiver_parts(receiver)
+    if not decode:
+        take_out_receiver_parts(receiver)
 
     def counting(handle):  # type: ignore[no-untyped-def]
         async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
@@ -209,15 +232,16 @@ def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event) 
 
         return handle_rtp_packet
 
-    async def receive_without_decoder(parameters) -> None:  # type: ignore[no-untyped-def]
+    async def receive_and_count(parameters) -> None:  # type: ignore[no-untyped-def]
         counter.rtx_types = {c.payloadType for c in parameters.codecs if is_rtx(c)}
         await receive(parameters)
-        stop_decoder(receiver)
-        if receiver.track is not None:
-            receiver.track.stop()
+        if not decode:
+            stop_decoder(receiver)
+            if receiver.track is not None:
+                receiver.track.stop()
 
     replace_rtp_handler(receiver, counting)
-    receiver.receive = receive_without_decoder
+    receiver.receive = receive_and_count
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -22,7 +22,7 @@ Layout (LiveKit's pkg/sfu, smaller):
   aiortc internals only through ``rtc.aiortc_adapter``)
 - ``errors``: the exception tree, ``metrics``: Prometheus text
 - ``cli``, ``bench``, ``bench_peers``, ``baseline``: commands and benchmark
-- ``client``, ``synthetic``: a WHIP/WHEP client and synthetic media
+  (its peers use ``rtc.whip_client`` and ``rtc.synthetic_media``)
 """
 
 from .allocator import LinkInfo, TierAllocation

@@ -2,14 +2,17 @@
 
 Run as ``python -m sfu.bench_peers publish|subscribe ...`` by ``sfu.bench``.
 
-Subscribers are real aiortc peer connections (ICE, DTLS, SRTP, consent
-checks, RTCP) that do not decode: once connected, the nominated socket's
-datagram handler is replaced by one that authenticates and decrypts each SRTP
-packet with the connection's own SRTP session and counts it per SSRC (STUN,
-DTLS and SRTCP still go to aiortc). Each subscriber sends an RTCP receiver
+Both negotiate with the project's WHIP/WHEP client (`rtc.whip_client`).
+Subscribers are its count-only sessions (real ICE, DTLS, SRTP, consent
+checks, RTCP; no decoder), counted more cheaply still: once connected, the
+nominated socket's datagram handler is replaced by one that authenticates
+and decrypts each SRTP packet with the connection's own SRTP session and
+counts it per SSRC (STUN, DTLS and SRTCP still go to aiortc). Each subscriber sends an RTCP receiver
 report per second computed from those counts, so the node sees real loss and
 RTT. The process prints ``READY n``, then answers ``START`` / ``STOP`` lines
-on stdin (``STOP`` prints one JSON line of counts) and ``EXIT``.
+on stdin (``STOP`` prints one JSON line of counts) and ``EXIT``. The
+publisher sends `rtc.synthetic_media`'s scene encoded once (`VideoLoop`) and
+its Opus tone.
 """
 
 from __future__ import annotations
@@ -24,16 +27,14 @@ from typing import Any
 
 import httpx
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 
 from rtc.aiortc_adapter import nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
 from rtc.ice import restrict_host_addresses
+from rtc.synthetic_media import AudioPattern, VideoLoop
+from rtc.whip_client import MediaError, MediaSession, publish, subscribe
 from vcs.media_tokens import mint_media_token
-
-from .client import peer_connection, publish
-from .synthetic import PacketTrack, encode_scene, encode_tone
 
 __all__ = ["CountingSubscriber", "main"]
 
@@ -41,10 +42,11 @@ SECRET_ENV = "VCS_BENCH_SECRET"
 
 
 class CountingSubscriber:
-    """A WHEP subscriber that counts SRTP packets instead of decoding them."""
+    """A WHEP session whose SRTP packets are counted at the socket, before aiortc sees them."""
 
-    def __init__(self, pc: RTCPeerConnection) -> None:
-        self.pc = pc
+    def __init__(self, session: MediaSession) -> None:
+        self.session = session
+        self.pc = session.pc
         self.streams: dict[int, list[int]] = {}  # ssrc -> [max_ext_seq, received, octets]
         self.rtx_packets = 0
         self.auth_failures = 0
@@ -159,33 +161,25 @@ class CountingSubscriber:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.pc.close()
+        await self.session.close()
 
 
 async def _connect(http: httpx.AsyncClient, url: str, token: str) -> CountingSubscriber:
     for attempt in range(30):
-        pc = peer_connection()
-        pc.addTransceiver("audio", direction="recvonly")
-        pc.addTransceiver("video", direction="recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        response = await http.post(
-            url,
-            content=pc.localDescription.sdp.encode(),
-            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-        )
-        if response.status_code == 201:
-            await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
-            sub = CountingSubscriber(pc)
-            for _ in range(200):
-                if pc.connectionState == "connected" and sub.install():
-                    return sub
-                await asyncio.sleep(0.1)
-            await pc.close()
-            raise RuntimeError("subscriber did not connect")
-        await pc.close()
-        if response.status_code not in (429, 503):
-            raise RuntimeError(f"WHEP refused: {response.status_code} {response.text.strip()}")
-        await asyncio.sleep(0.2 + 0.1 * attempt)
+        try:
+            session = await subscribe(http, url, token)
+        except MediaError as exc:
+            if exc.status not in (429, 503):
+                raise RuntimeError(f"WHEP refused: {exc}") from None
+            await asyncio.sleep(0.2 + 0.1 * attempt)  # the node is busy: back off
+            continue
+        sub = CountingSubscriber(session)
+        for _ in range(200):
+            if session.pc.connectionState == "connected" and sub.install():
+                return sub
+            await asyncio.sleep(0.1)
+        await session.close()
+        raise RuntimeError("subscriber did not connect")
     raise RuntimeError("WHEP kept refusing")
 
 
@@ -243,17 +237,22 @@ async def run_subscribers(base: str, room: str, count: int, prefix: str, concurr
 
 async def run_publisher(base: str, room: str, kbps: int, width: int, height: int) -> None:
     secret = os.environ[SECRET_ENV]
-    video = PacketTrack("video", [p for p, _ in encode_scene(width, height, kbps=kbps)], 1 / 30, 90000)
-    audio = PacketTrack("audio", encode_tone(), 0.02, 48000)
+    video, audio = VideoLoop(width, height, bitrate_kbps=kbps, fps=30), AudioPattern()
     token = mint_media_token(secret, room=room, identity="bench-studio", role="publish", ttl=3600)
-    async with httpx.AsyncClient(timeout=30) as http:
-        session = await publish(http, base, room, token, [audio, video])
-        print("READY 1", flush=True)
-        reader = asyncio.StreamReader()
-        await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while (await reader.readline()).decode().strip() not in ("EXIT", ""):
-            pass
-        await session.close()
+    await video.start()
+    await audio.start()
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            session = await publish(http, f"{base}/whip/{room}", token, [audio.track(muted=False), video.track()])
+            print("READY 1", flush=True)
+            reader = asyncio.StreamReader()
+            await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+            while (await reader.readline()).decode().strip() not in ("EXIT", ""):
+                pass
+            await session.close()
+    finally:
+        await video.stop()
+        await audio.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

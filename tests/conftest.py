@@ -164,13 +164,13 @@ class RunningSfu:
 
     async def publish(self, room: str, identity: str):
         """Publish a synthetic camera and tone into `room` as `identity` (a commune's own camera)."""
-        from sfu import client
-        from sfu.synthetic import SyntheticAudioTrack, SyntheticVideoTrack
+        from rtc.synthetic_media import SyntheticAudioTrack, SyntheticVideoTrack
+        from rtc.whip_client import publish
         from vcs.media_tokens import mint_media_token
 
         token = mint_media_token(TEST_SECRET, room=room, identity=identity, role="publish")
         http = httpx.AsyncClient(timeout=20)
-        return await client.publish(http, f"{self.url}/sfu", room, token, [SyntheticVideoTrack(320, 180, frames=30), SyntheticAudioTrack()])
+        return await publish(http, f"{self.url}/sfu/whip/{room}", token, [SyntheticVideoTrack(320, 180, frames=30), SyntheticAudioTrack()])
 
 
 @pytest.fixture

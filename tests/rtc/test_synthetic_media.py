@@ -8,7 +8,7 @@ import time
 import pytest
 
 from rtc.packet_track import Broadcast, PacketTrack
-from rtc.synthetic_media import AudioPattern, VideoPattern
+from rtc.synthetic_media import AudioPattern, VideoLoop, VideoPattern
 
 
 async def test_video_is_encoded_once_for_every_track():
@@ -69,6 +69,39 @@ async def test_encoding_pauses_without_readers_and_keyframe_requests_are_rate_li
         assert video.frames_encoded == before
     finally:
         await video.stop()
+
+
+def _is_vp8_keyframe(frame: bytes) -> bool:
+    return not frame[0] & 0x01  # RFC 6386 9.1: the frame tag's first bit is 0 for a key frame
+
+
+def test_a_video_loop_is_encoded_once_near_its_bitrate_with_one_keyframe():
+    loop = VideoLoop(320, 180, bitrate_kbps=300, fps=30, seconds=2)
+    assert len(loop.packets) == 60  # a second forth, a second back
+    assert 0.8 * 300 < loop.kbps < 1.2 * 300, loop.kbps
+    assert [i for i, p in enumerate(loop.packets) if _is_vp8_keyframe(p)] == [0]
+    assert len(set(loop.packets)) > 30  # the scene moves
+
+
+async def test_a_video_loop_replays_and_restarts_at_its_keyframe_on_request():
+    loop = VideoLoop(320, 180, bitrate_kbps=300, fps=30, seconds=2)
+    track = loop.track()
+    await loop.start()
+    try:
+        first = await asyncio.wait_for(track.recv(), 5)
+        assert first.is_keyframe and bytes(first) == loop.packets[0]
+        for _ in range(5):
+            await asyncio.wait_for(track.recv(), 5)
+        track.request_keyframe()  # a PLI: the loop starts over, not sooner than a second after the last keyframe
+        packet = await asyncio.wait_for(track.recv(), 5)
+        while not packet.is_keyframe:
+            packet = await asyncio.wait_for(track.recv(), 5)
+        assert bytes(packet) == loop.packets[0]
+        assert 30 <= packet.pts < 60  # frames (1/30 s): after the limit, before the loop's own end
+    finally:
+        track.stop()
+        await loop.stop()
+    assert loop.broadcast.readers == 0
 
 
 async def test_audio_tone_and_muted_tracks_share_packets():

@@ -56,6 +56,22 @@ async def test_whep_receives_and_counts_without_decoding(fake_sfu):
         assert session.dropped.is_set()
 
 
+async def test_a_decoding_subscriber_gets_frames_and_still_counts(fake_sfu):
+    sfu, url = fake_sfu
+    async with httpx.AsyncClient(timeout=10) as http:
+        session = await subscribe(http, f"{url}/sfu/whep/r1", token("subscribe"), source="00071", kinds=("video",), decode=True)
+        try:
+            [track] = session.tracks
+            frame = await asyncio.wait_for(track.recv(), 15)
+            assert (frame.width, frame.height) == (320, 180)
+            assert session.counters["video"].packets > 0 and "audio" not in session.counters
+            assert session.tier == "180p"
+            assert sfu.of("whep")[0].params == {"source": "00071"}
+        finally:
+            await session.close()
+        assert sfu.of("whep")[0].deleted
+
+
 async def test_whip_publishes_shared_packets_that_decode(fake_sfu):
     sfu, url = fake_sfu
     video, audio = VideoPattern.for_tier("180p"), AudioPattern()

@@ -125,12 +125,12 @@ def track_of(session, kind: str):
 
 
 async def publish_scene(sfu: RunningNode, room: str = "r1", identity: str = "studio", video=None, audio=True):
-    from sfu import client
-    from sfu.synthetic import SyntheticAudioTrack, SyntheticVideoTrack
+    from rtc.synthetic_media import SyntheticAudioTrack, SyntheticVideoTrack
+    from rtc.whip_client import publish
 
     tracks = [SyntheticAudioTrack()] if audio else []
     tracks.append(video or SyntheticVideoTrack(320, 180, frames=30))
-    return await client.publish(sfu.http, sfu.base, room, sfu.token(room, identity, "publish"), tracks)
+    return await publish(sfu.http, f"{sfu.base}/whip/{room}", sfu.token(room, identity, "publish"), tracks)
 
 
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> None:

@@ -8,7 +8,7 @@ import time
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from rtc.aiortc_adapter import sender_ssrcs, send_rtcp_packet
-from sfu import client
+from rtc.whip_client import subscribe
 from sfu.allocator import LinkInfo
 
 from .conftest import publish_scene, recv_frames, small_config, track_of, wait_for
@@ -45,8 +45,8 @@ async def test_a_1_mbps_commune_gets_a_tier_that_fits(sfu):
     sfu.links["commune-slow"] = LinkInfo(downlink_kbps=1000, uplink_kbps=512, rtt_ms=80, loss_pct=0.5)
     sfu.links["commune-fast"] = LinkInfo(downlink_kbps=200_000, uplink_kbps=100_000)
     pub = await publish_scene(sfu)
-    slow = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "commune-slow", "subscribe"))
-    fast = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "commune-fast", "subscribe"))
+    slow = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "commune-slow", "subscribe"), decode=True)
+    fast = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "commune-fast", "subscribe"), decode=True)
     try:
         frames = await recv_frames(track_of(slow, "video"), 45)
         assert (frames[-1].width, frames[-1].height) == (160, 90)
@@ -79,7 +79,7 @@ async def test_a_1_mbps_commune_gets_a_tier_that_fits(sfu):
 
 async def test_a_subscriber_may_ask_for_less_than_its_link(sfu):
     pub = await publish_scene(sfu)
-    low = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "fleet-1", "subscribe"), max_tier="180p")
+    low = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "fleet-1", "subscribe"), max_tier="180p", decode=True)
     try:
         assert (await frame_size(track_of(low, "video"))) == (160, 90)
         [stats] = sfu.node.room("r1").stats()["subscribers"]
@@ -96,7 +96,7 @@ async def test_a_subscriber_may_ask_for_less_than_its_link(sfu):
 async def test_remb_moves_down_fast_and_up_slowly(node_factory):
     sfu = await node_factory(small_config(upgrade_hold_s=3.0))
     pub = await publish_scene(sfu)
-    sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"))
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), decode=True)
     try:
         video = track_of(sub, "video")
         await recv_frames(video, 10)
@@ -128,7 +128,7 @@ async def test_remb_moves_down_fast_and_up_slowly(node_factory):
 
 async def test_receiver_reports_give_rtt_and_loss(sfu):
     pub = await publish_scene(sfu)
-    sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"))
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), decode=True)
     try:
         await recv_frames(track_of(sub, "video"), 5)
         [state] = sfu.node.room("r1").subscribers.values()

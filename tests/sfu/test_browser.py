@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from rtc.aiortc_adapter import nominated_pair
-from sfu import client
+from rtc.whip_client import subscribe
 
 from .conftest import free_port, recv_frames, serve, track_of, wait_for
 
@@ -83,7 +83,7 @@ async def test_chromium_publishes_over_whip_and_aiortc_decodes(sfu, browser):
         pair = nominated_pair(publisher.pc.getTransceivers()[0].receiver.transport)
         assert pair.remote_addr[0] == "127.0.0.1"
 
-        sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "commune-1", "subscribe"))
+        sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "commune-1", "subscribe"), decode=True)
         try:
             frames = await recv_frames(track_of(sub, "video"), 5, timeout=20)
             # decoded once, re-encoded once per tier: the test ladder's 360p is 320x180

@@ -8,9 +8,8 @@ import fractions
 import av
 from aiortc.mediastreams import MediaStreamTrack
 
-from sfu import client
-from sfu.client import SignalingError
-from sfu.synthetic import SyntheticAudioTrack
+from rtc.synthetic_media import SyntheticAudioTrack
+from rtc.whip_client import MediaError, publish, subscribe
 from vcs.media_tokens import mint_media_token
 
 from .conftest import SECRET, publish_scene, recv_frames, track_of, wait_for
@@ -67,11 +66,9 @@ async def test_floor_hand_over(sfu):
     response = await sfu.http.put(f"{sfu.base}/rooms/r1", json={"host": "studio"}, headers=control(sfu))
     assert response.status_code == 200
     host = await publish_scene(sfu)
-    commune = await client.publish(
-        sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "publish"), [SyntheticAudioTrack(600), FlatVideoTrack()]
-    )
-    watcher = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c2", "subscribe"))
-    c1_watching = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"))
+    commune = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "c1", "publish"), [SyntheticAudioTrack(600), FlatVideoTrack()])
+    watcher = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c2", "subscribe"), decode=True)
+    c1_watching = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), decode=True)
     try:
         video = track_of(watcher, "video")
         scene = await luma_becomes(video, lambda y: y < 180)
@@ -133,15 +130,15 @@ async def test_floor_api_guards(sfu):
 
 async def test_only_the_host_receives_a_commune_camera(sfu):
     host = await publish_scene(sfu)
-    commune = await client.publish(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "publish"), [FlatVideoTrack()])
+    commune = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "c1", "publish"), [FlatVideoTrack()])
     try:
         try:
-            await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c2", "subscribe"), source="c1")
-        except SignalingError as exc:
+            await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c2", "subscribe"), source="c1")
+        except MediaError as exc:
             assert exc.status == 403
         else:
             raise AssertionError("a commune received another commune's camera")
-        view = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "studio", "subscribe"), source="c1")
+        view = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "studio", "subscribe"), source="c1", decode=True)
         try:
             frames = await recv_frames(track_of(view, "video"), 10)
             # forwarded as the commune sent it: its own size, no re-encode
@@ -157,7 +154,7 @@ async def test_only_the_host_receives_a_commune_camera(sfu):
 
 async def test_ending_the_room_closes_every_peer(sfu):
     host = await publish_scene(sfu)
-    sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"))
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), decode=True)
     await recv_frames(track_of(sub, "video"), 3)
     response = await sfu.http.delete(f"{sfu.base}/rooms/r1", headers=control(sfu))
     assert response.status_code == 204

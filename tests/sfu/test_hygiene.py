@@ -14,7 +14,7 @@ import aioice.ice
 from aiortc import RTCPeerConnection
 
 from rtc.aiortc_adapter import ice_connection, nominated_pair, tx_srtp
-from sfu import client
+from rtc.whip_client import peer_connection, subscribe
 
 from .conftest import publish_scene, recv_frames, small_config, track_of, wait_for
 
@@ -39,7 +39,7 @@ def rss_mb() -> float:
 async def one_cycle(sfu, i: int) -> None:
     pub = await publish_scene(sfu, room=f"h{i % 3}")
     watchers = [
-        await client.subscribe(sfu.http, sfu.base, f"h{i % 3}", sfu.token(f"h{i % 3}", f"c{i}-{k}", "subscribe"))
+        await subscribe(sfu.http, f"{sfu.base}/whep/h{i % 3}", sfu.token(f"h{i % 3}", f"c{i}-{k}", "subscribe"), decode=True)
         for k in range(2)
     ]
     await recv_frames(track_of(watchers[0], "video"), 3)
@@ -65,7 +65,7 @@ async def test_resources_return_to_baseline(node_factory, monkeypatch):
     for i in range(1, 10):
         await one_cycle(sfu, i)
     # a subscriber that offers and never connects is closed after the timeout
-    pc = client.peer_connection()
+    pc = peer_connection()
     pc.addTransceiver("video", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     response = await sfu.http.post(
@@ -89,8 +89,8 @@ async def test_resources_return_to_baseline(node_factory, monkeypatch):
 async def test_consent_loss_closes_the_peer(sfu, monkeypatch):
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.2)
     pub = await publish_scene(sfu)
-    sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"))
-    other = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c2", "subscribe"))
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), decode=True)
+    other = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c2", "subscribe"), decode=True)
     try:
         await recv_frames(track_of(sub, "video"), 3)
         # the commune's machine vanishes: its sockets close, nothing is said
@@ -121,8 +121,8 @@ def _garbage(rng: random.Random) -> list[bytes]:
 
 async def test_hostile_packets_from_one_peer_hurt_nobody(sfu):
     pub = await publish_scene(sfu)
-    bad = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "bad", "subscribe"))
-    good = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "good", "subscribe"))
+    bad = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "bad", "subscribe"), decode=True)
+    good = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "good", "subscribe"), decode=True)
     try:
         await recv_frames(track_of(good, "video"), 3)
         rng = random.Random(7)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from sfu import client
+from rtc.synthetic_media import SyntheticAudioTrack
+from rtc.whip_client import publish, subscribe
 from vcs import keys
-from sfu.synthetic import SyntheticAudioTrack
 
 from .conftest import small_config, wait_for
 
@@ -22,8 +22,8 @@ async def test_register_heartbeat_drain_and_leave(node_factory, redis):
     assert 0 < await redis.ttl(node_key) <= 3 * 1
     assert await redis.zscore(keys.SFU_NODES, "sfu-a") is not None
 
-    pub = await client.publish(sfu.http, sfu.base, "r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
-    sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"), kinds=("audio",))
+    pub = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), kinds=("audio",), decode=True)
     try:
         assert await redis.get(keys.sfu_room("r1")) == "sfu-a"
 
@@ -56,7 +56,7 @@ async def test_a_redis_outage_does_not_stop_media(node_factory, redis):
     await redis.connection_pool.disconnect()
     broken = redis.connection_pool.connection_kwargs
     broken["port"] = 1  # nothing listens there
-    pub = await client.publish(sfu.http, sfu.base, "r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
+    pub = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
     try:
         await wait_for(lambda: pub.pc.connectionState == "connected")
     finally:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sfu import client
+from rtc.whip_client import subscribe
 
 from .conftest import publish_scene as host_publishes
 from .conftest import recv_frames, small_config, track_of
@@ -14,7 +14,7 @@ from .conftest import recv_frames, small_config, track_of
 
 async def test_publish_then_subscribe_receives_video_and_audio(sfu):
     pub = await host_publishes(sfu)
-    sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "commune-1", "subscribe"))
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "commune-1", "subscribe"), decode=True)
     try:
         kinds = {t.kind: t for t in sub.tracks}
         assert set(kinds) == {"audio", "video"}
@@ -34,7 +34,7 @@ async def test_publish_then_subscribe_receives_video_and_audio(sfu):
 
 
 async def test_subscriber_may_join_before_the_host(sfu):
-    sub = await client.subscribe(sfu.http, sfu.base, "early", sfu.token("early", "commune-1", "subscribe"))
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/early", sfu.token("early", "commune-1", "subscribe"), decode=True)
     pub = await host_publishes(sfu, room="early")
     try:
         video = next(t for t in sub.tracks if t.kind == "video")
@@ -47,14 +47,14 @@ async def test_subscriber_may_join_before_the_host(sfu):
 
 async def test_location_and_delete(sfu):
     pub = await host_publishes(sfu)
-    assert "/sfu/whip/r1/" in pub.url
-    resource_id = pub.url.rsplit("/", 1)[1]
+    assert "/sfu/whip/r1/" in pub.resource_url
+    resource_id = pub.resource_url.rsplit("/", 1)[1]
     assert resource_id in sfu.node.resources
-    response = await sfu.http.delete(pub.url, headers=sfu.auth("r1", "studio", "publish"))
+    response = await sfu.http.delete(pub.resource_url, headers=sfu.auth("r1", "studio", "publish"))
     assert response.status_code == 200
     assert resource_id not in sfu.node.resources
     await pub.pc.close()
-    response = await sfu.http.delete(pub.url, headers=sfu.auth("r1", "studio", "publish"))
+    response = await sfu.http.delete(pub.resource_url, headers=sfu.auth("r1", "studio", "publish"))
     assert response.status_code == 404
 
 
@@ -62,7 +62,7 @@ async def test_location_and_delete(sfu):
 async def test_unsupported_methods_on_resource(sfu, method):
     pub = await host_publishes(sfu)
     try:
-        response = await sfu.http.request(method, pub.url, headers=sfu.auth("r1", "studio", "publish"))
+        response = await sfu.http.request(method, pub.resource_url, headers=sfu.auth("r1", "studio", "publish"))
         assert response.status_code == 405
         assert "DELETE" in response.headers["allow"]
     finally:
@@ -73,12 +73,12 @@ async def test_a_late_subscriber_gets_a_keyframe_promptly(node_factory):
     # periodic keyframes only every 60 s: a join must force one
     sfu = await node_factory(small_config(keyframe_interval_s=60.0, keyframe_min_interval_s=0.5))
     pub = await host_publishes(sfu)
-    first = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"))
+    first = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), decode=True)
     second = None
     try:
         await recv_frames(track_of(first, "video"), 30)
         started = time.monotonic()
-        second = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c2", "subscribe"))
+        second = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c2", "subscribe"), decode=True)
         await recv_frames(track_of(second, "video"), 1, timeout=5)
         assert time.monotonic() - started < 3.0
         [encoder] = sfu.node.room("r1").encoders.values()

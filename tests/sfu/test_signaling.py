@@ -7,8 +7,8 @@ import asyncio
 import jwt
 import pytest
 
-from sfu import client
-from sfu.synthetic import SyntheticAudioTrack
+from rtc.synthetic_media import SyntheticAudioTrack
+from rtc.whip_client import peer_connection, publish, subscribe
 from vcs.media_tokens import mint_media_token
 
 from .conftest import SECRET, small_config
@@ -116,7 +116,7 @@ async def test_node_survives_the_corpus_and_still_publishes(sfu):
         assert response.status_code < 500
     for resource in list(sfu.node.resources.values()):
         await sfu.node._close_resource(resource)
-    session = await client.publish(sfu.http, sfu.base, "r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
+    session = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
     await session.close()
 
 
@@ -196,14 +196,14 @@ async def test_cors_preflight_and_exposed_location(sfu):
     allowed = response.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed
     assert "POST" in response.headers["access-control-allow-methods"]
-    session = await client.publish(sfu.http, sfu.base, "r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
+    session = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
     try:
         response = await sfu.http.options(
-            session.url, headers={"Origin": origin, "Access-Control-Request-Method": "DELETE"}
+            session.resource_url, headers={"Origin": origin, "Access-Control-Request-Method": "DELETE"}
         )
         assert response.status_code == 200
         # a real POST from another origin sees Location
-        pc = client.peer_connection()
+        pc = peer_connection()
         pc.addTransceiver("audio", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
         response = await sfu.http.post(
@@ -223,13 +223,13 @@ async def test_cors_preflight_and_exposed_location(sfu):
 
 
 async def test_only_the_owner_may_delete(sfu):
-    session = await client.publish(sfu.http, sfu.base, "r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
+    session = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
     try:
-        response = await sfu.http.delete(session.url, headers=sfu.auth("r1", "someone-else", "publish"))
+        response = await sfu.http.delete(session.resource_url, headers=sfu.auth("r1", "someone-else", "publish"))
         assert response.status_code == 403
-        response = await sfu.http.delete(session.url, headers=sfu.auth("r1", "studio", "subscribe"))
+        response = await sfu.http.delete(session.resource_url, headers=sfu.auth("r1", "studio", "subscribe"))
         assert response.status_code == 403
-        response = await sfu.http.delete(session.url)
+        response = await sfu.http.delete(session.resource_url)
         assert response.status_code == 401
     finally:
         await session.close()
@@ -258,13 +258,13 @@ async def test_signaling_flood_is_bounded(node_factory):
 
 
 async def test_draining_node_takes_no_new_rooms(sfu):
-    session = await client.publish(sfu.http, sfu.base, "r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
+    session = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
     try:
         await sfu.node.drain(timeout=0)
         response = await sfu.http.post(f"{sfu.base}/whip/r2", content=OFFER.encode(), headers=whip_headers(sfu, room="r2"))
         assert response.status_code == 503
         # the existing room continues and still takes subscribers
-        sub = await client.subscribe(sfu.http, sfu.base, "r1", sfu.token("r1", "c1", "subscribe"), kinds=("audio",))
+        sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), kinds=("audio",), decode=True)
         await sub.close()
     finally:
         await session.close()

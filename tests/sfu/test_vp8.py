@@ -3,7 +3,7 @@ from fractions import Fraction
 import av
 from aiortc.codecs.vpx import Vp8Encoder
 
-from sfu.synthetic import render_scene
+from rtc.synthetic_media import render_scene
 from sfu.vp8 import is_keyframe_start
 
 
