@@ -26,7 +26,9 @@ hashing work.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 
@@ -34,6 +36,8 @@ from vcs import keys
 from vcs.errors import TooManyRequests
 
 __all__ = ["AGENT_LOGIN", "SIGN_IN", "LoginThrottle", "ThrottlePolicy"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -125,3 +129,13 @@ class LoginThrottle:
 
     async def succeeded(self, account: str, client: str) -> None:
         await self._succeed(keys=list(self._keys(account, client)))
+
+    async def attempt(self, account: str, client: str, check: Callable[[], Awaitable[T]]) -> T:
+        """`admit`, then `check()` (the credential), counted as failed when it returns a false value."""
+        await self.admit(account, client)
+        result = await check()
+        if result:
+            await self.succeeded(account, client)
+        else:
+            await self.failed(account, client)
+        return result

@@ -14,7 +14,7 @@ from starlette.types import Message
 
 from vcs.errors import BadRequest, FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
-__all__ = ["MAX_JSON_BYTES", "bounded", "json_body", "query_int", "read_body"]
+__all__ = ["MAX_JSON_BYTES", "bounded", "json_body", "query_int", "read_body", "required_strings"]
 
 MAX_JSON_BYTES = 1_000_000
 
@@ -54,6 +54,15 @@ async def json_body(request: Request) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object", code="not_an_object")
     return body
+
+
+def required_strings(body: dict, *names: str) -> tuple[str, ...]:
+    """The named fields of a JSON body, each a non-empty string; 422 naming every one that is not."""
+    values = tuple(body.get(name) for name in names)
+    missing = [FieldError(name, "required") for name, value in zip(names, values, strict=True) if not isinstance(value, str) or not value]
+    if missing:
+        raise ValidationFailed(missing)
+    return values  # type: ignore[return-value]
 
 
 def query_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:

@@ -13,10 +13,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vcs.agent_tokens import DEFAULT_TTL, mint_agent_token
-from vcs.errors import FieldError, Unauthorized, ValidationFailed
+from vcs.errors import Unauthorized
 from vcs.login_throttle import AGENT_LOGIN, LoginThrottle
 from web.auth import agent_endpoint, client_address
-from web.requests import json_body
+from web.requests import json_body, required_strings
 from web.services import services
 
 __all__ = ["routes"]
@@ -24,16 +24,10 @@ __all__ = ["routes"]
 async def login(request: Request) -> Response:
     svc = services(request)
     body = await json_body(request)
-    endpoint_id, secret = body.get("endpoint_id"), body.get("secret")
-    if not isinstance(endpoint_id, str) or not isinstance(secret, str) or not endpoint_id or not secret:
-        raise ValidationFailed([FieldError("endpoint_id", "required"), FieldError("secret", "required")])
-    client = client_address(request)
+    endpoint_id, secret = required_strings(body, "endpoint_id", "secret")
     throttle = LoginThrottle(svc.redis, AGENT_LOGIN)
-    await throttle.admit(endpoint_id, client)
-    if not await svc.credentials.verify(endpoint_id, secret):
-        await throttle.failed(endpoint_id, client)
+    if not await throttle.attempt(endpoint_id, client_address(request), lambda: svc.credentials.verify(endpoint_id, secret)):
         raise Unauthorized("wrong endpoint id or secret")
-    await throttle.succeeded(endpoint_id, client)
     now = svc.clock()
     token = mint_agent_token(svc.settings.secret_key, endpoint_id, now=now)
     return JSONResponse({"token": token, "expires_in": DEFAULT_TTL, "server_time": now})

@@ -18,7 +18,7 @@ from vcs.registry import EndpointQuery
 from vcs.roles import Principal, Role
 from web.auth import api_principal
 from web.requests import json_body, query_int, read_body
-from web.services import services
+from web.services import Services, services
 
 __all__ = ["routes"]
 
@@ -88,20 +88,24 @@ async def list_endpoints(request: Request) -> Response:
     return JSONResponse({"items": items, "total": len(found), "page": page, "per_page": per_page})
 
 
-async def get_endpoint(request: Request) -> Response:
+async def _endpoint_of(request: Request, *roles: Role) -> tuple[Principal, Services, Endpoint]:
+    """The caller, the services and the endpoint the path names; 403 without one of `roles` (any when none)."""
     principal = await api_principal(request)
+    if roles:
+        principal.require(*roles)
     svc = services(request)
-    endpoint = await svc.registry.get(request.path_params["endpoint_id"])
+    return principal, svc, await svc.registry.get(request.path_params["endpoint_id"])
+
+
+async def get_endpoint(request: Request) -> Response:
+    principal, svc, endpoint = await _endpoint_of(request)
     _check_scope(principal, endpoint)
     seen = await svc.presence.last_seen_of(endpoint.id)
     return JSONResponse(endpoint_view(endpoint, seen, svc.clock(), svc.presence.timeout))
 
 
 async def update_endpoint(request: Request) -> Response:
-    principal = await api_principal(request)
-    principal.require(Role.ADMIN, Role.OPS)
-    svc = services(request)
-    endpoint = await svc.registry.get(request.path_params["endpoint_id"])
+    principal, svc, endpoint = await _endpoint_of(request, Role.ADMIN, Role.OPS)
     body = await json_body(request)
     link = body.get("link")
     if not isinstance(link, dict):
@@ -121,10 +125,7 @@ async def update_endpoint(request: Request) -> Response:
 
 
 async def rotate_secret(request: Request) -> Response:
-    principal = await api_principal(request)
-    principal.require(Role.ADMIN, Role.OPS)
-    svc = services(request)
-    endpoint = await svc.registry.get(request.path_params["endpoint_id"])
+    principal, svc, endpoint = await _endpoint_of(request, Role.ADMIN, Role.OPS)
     issued = await svc.credentials.rotate([endpoint.id])
     await audit.record(svc.redis, principal.name, audit.Action.ENDPOINT_SECRET_ROTATE, endpoint.id, {"via": "api"}, now=svc.clock())
     # shown once: the server keeps only its hash

@@ -13,10 +13,10 @@ from starlette.routing import Route
 
 from vcs.audit import Action
 from vcs.audit import record as audit
-from vcs.errors import FieldError, Unauthorized, ValidationFailed
+from vcs.errors import Unauthorized
 from vcs.login_throttle import SIGN_IN, LoginThrottle
 from web.auth import api_principal, bearer_token, client_address
-from web.requests import json_body
+from web.requests import json_body, required_strings
 from web.services import services
 
 __all__ = ["routes"]
@@ -27,18 +27,13 @@ TOKEN_TTL = 12 * 3600
 async def sign_in(request: Request) -> Response:
     svc = services(request)
     body = await json_body(request)
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-        raise ValidationFailed([FieldError("username", "required"), FieldError("password", "required")])
+    username, password = required_strings(body, "username", "password")
     client = client_address(request)
     throttle = LoginThrottle(svc.redis, SIGN_IN)
-    await throttle.admit(username, client)
-    user = await svc.users.check_password(username, password[:1024])
+    user = await throttle.attempt(username, client, lambda: svc.users.check_password(username, password[:1024]))
     if user is None:
-        await throttle.failed(username, client)
         await audit(svc.redis, username[:64], Action.AUTH_LOGIN_FAILED, details={"client": client, "via": "api"})
         raise Unauthorized("wrong username or password, or the account is disabled")
-    await throttle.succeeded(username, client)
     token = await svc.api_tokens.create(user.role, user.province_code, user.username, user=user.username, ttl=TOKEN_TTL)
     await audit(svc.redis, user.username, Action.AUTH_LOGIN, details={"client": client, "via": "api"})
     return JSONResponse(

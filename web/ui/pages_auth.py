@@ -55,19 +55,16 @@ async def login_submit(request: Request, me: SignedIn | None) -> Response:
     client = client_address(request)
     throttle = LoginThrottle(svc.redis, SIGN_IN)
     try:
-        await throttle.admit(username, client)
+        user = await throttle.attempt(username, client, lambda: svc.users.check_password(username, password[:1024]))
     except TooManyRequests as refused:
         wait = refused.retry_after
         minutes = max(1, math.ceil(wait / 60))
         return _login_page(
             request, next_path, username, N_("Too many failed sign-in attempts. Try again in {minutes} min."), 429, minutes=minutes, retry_after=wait
         )
-    user = await svc.users.check_password(username, password[:1024])
     if user is None:
-        await throttle.failed(username, client)
         await audit.record(svc.redis, username[:64], audit.Action.AUTH_LOGIN_FAILED, details={"client": client}, now=svc.clock())
         return _login_page(request, next_path, username, N_("Wrong username or password."))
-    await throttle.succeeded(username, client)
     if me is not None:  # signing in again from a signed-in browser: end the old session first
         await Sessions(svc.redis).revoke(me.session)
     token, _ = await Sessions(svc.redis).create(user.username, svc.clock(), client)
