@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 HORIZON = timedelta(hours=48)
 REBUILD_EVERY = 60.0  # seconds; also extends the horizon
 STEP_RETRY = 1.0  # seconds between attempts of a step that hit a Redis error
+STOP_GRACE = 1.0  # seconds a stopping scheduler gives the lease release and the steps under way
 
 
 class SchedulerRole:
@@ -84,9 +85,12 @@ class SchedulerRole:
         for task in tasks:
             task.cancel()
         self._demote()
-        with contextlib.suppress(RedisError, OSError):
-            await asyncio.wait_for(self.lease.release(), 1.0)
+        with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(self.lease.release(), STOP_GRACE)
+        if self._steps:  # a step in an SFU call gets the time to record it; its guarded writes now fail
+            await asyncio.wait(list(self._steps), timeout=STOP_GRACE)
         for task in tasks + list(self._steps):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -122,11 +126,10 @@ class SchedulerRole:
         self._rebuild.set()
 
     def _demote(self) -> None:
+        """Stop scheduling; steps under way are left to finish what they started, as their writes are fenced."""
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=False)
-        for step in list(self._steps):
-            step.cancel()
 
     # --- deriving jobs ---------------------------------------------------
 
@@ -225,7 +228,8 @@ class SchedulerRole:
         task.add_done_callback(self._steps.discard)
 
     async def _run_step_job(self, meeting_id: str, start: datetime, phase: Phase) -> None:
-        await self._run_steps(meeting_id, start, [phase])
+        # a task of ours, not of APScheduler, which cancels its jobs when it shuts down at a demotion
+        self._spawn(self._run_steps(meeting_id, start, [phase]))
 
     async def _run_steps(self, meeting_id: str, start: datetime, phases: list[Phase]) -> None:
         for phase in phases:
