@@ -29,9 +29,16 @@ class NodeInfo:
 
 
 async def live_nodes(redis: aioredis.Redis, now: float | None = None) -> list[NodeInfo]:
-    """Live, non-draining nodes first by spare capacity (origin nodes before relays)."""
+    """Live, non-draining nodes first by spare capacity (origin nodes before relays).
+
+    Ids of dead nodes (no heartbeat for `NODE_TTL`) are removed from the set as it is read;
+    a node that comes back adds itself again with its next heartbeat.
+    """
     current = time.time() if now is None else now
-    ids = await redis.zrangebyscore(keys.SFU_NODES, current - NODE_TTL, "+inf")
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zremrangebyscore(keys.SFU_NODES, "-inf", f"({current - NODE_TTL}")
+        pipe.zrangebyscore(keys.SFU_NODES, current - NODE_TTL, "+inf")
+        _, ids = await pipe.execute()
     if not ids:
         return []
     async with redis.pipeline(transaction=False) as pipe:

@@ -110,7 +110,8 @@ __all__ = [
 
 # --- SFU nodes ---------------------------------------------------------------
 
-# sorted set of SFU node id scored by its last heartbeat (epoch seconds); a node removes itself on shutdown
+# sorted set of SFU node id scored by its last heartbeat (epoch seconds); a node removes itself on shutdown,
+# and the ids of nodes dead for scheduler.nodes.NODE_TTL are removed by whoever reads the set
 SFU_NODES = PREFIX + "sfu:nodes"
 
 
