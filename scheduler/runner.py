@@ -253,9 +253,10 @@ class SchedulerRole:
         while self.is_leader:
             try:
                 result = await self.actions.run(meeting_id, start, phase, self.lease.value, self.lease.fence or 0, self.now())
-                if result == "lease-lost":
-                    log.warning("step %s %s %s not run: lease lost", meeting_id, start, phase.value)
-                return
+                if result != "lease-lost":
+                    return
+                # still leader means the lease was taken again, under a new fence: run it again under that one
+                log.warning("step %s %s %s interrupted: lease lost", meeting_id, start, phase.value)
             except (RedisError, OSError) as exc:
                 log.warning("step %s %s %s: %s; retrying", meeting_id, start, phase.value, exc)
             meeting_end = start + (await self._duration(meeting_id))
