@@ -1,6 +1,7 @@
 import asyncio
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -110,3 +111,24 @@ def test_a_server_left_by_a_killed_owner_is_stopped_and_another_process_is_not(t
         server.stop()
     (tmp_path / "redis" / "server.pid").write_text(str(os.getpid()))  # a pid reused by another program
     assert EmbeddedRedis(tmp_path).orphan_pid() is None
+
+
+def test_a_server_waits_for_a_command_that_runs_the_redis_to_finish(tmp_path):
+    settings = settings_for(tmp_path)
+    command_pid: list[int] = []
+    command_running = threading.Event()
+
+    def command() -> None:
+        with open_redis(settings) as url:  # nobody runs it: the command starts it for its duration
+            assert ping(url)
+            command_pid.append(int((tmp_path / "redis" / "server.pid").read_text()))
+            command_running.set()
+            time.sleep(0.5)
+
+    worker = threading.Thread(target=command)
+    worker.start()
+    assert command_running.wait(15)
+    with open_redis(settings, "serve", owner=True) as url:
+        assert not running(command_pid[0]), "the server started only once the command had stopped its Redis"
+        assert ping(url)
+    worker.join()
