@@ -41,16 +41,31 @@ QUIET = 1.5  # seconds watched after the step is done, for a second run that mus
 
 
 class RoomControl:
-    """Records the room calls an SFU node would receive; `on_end` runs inside the end call."""
+    """An SFU node's room control as the scheduler sees it: it records the rooms it ends.
+
+    Like a node, it answers 404 to the end of a room already ended: a leader that
+    died between the node's answer and its record of it calls again, and the room
+    still ends once. `calls` counts every end call; `on_end` runs inside the first.
+    """
 
     def __init__(self) -> None:
+        self.rooms: set[str] = set()
         self.ends: list[str] = []
+        self.calls = 0
         self.on_end = lambda: None
 
         async def room(request: Request) -> Response:
-            if request.method == "DELETE":
+            name = request.path_params["room"]
+            if request.method == "PUT":
+                self.rooms.add(name)
+                return Response(status_code=204)
+            self.calls += 1
+            if self.calls == 1:
                 self.on_end()
-                self.ends.append(request.path_params["room"])
+            if name not in self.rooms:
+                return Response(status_code=404)
+            self.rooms.discard(name)
+            self.ends.append(name)
             return Response(status_code=204)
 
         self.server = LiveServer(Starlette(routes=[Route("/sfu/rooms/{room}", room, methods=["PUT", "DELETE"])]), free_port())
@@ -64,8 +79,9 @@ def room_control():
     control.server.stop()
 
 
-async def meeting_ending_in(redis, seconds: float, meeting_id: str, node_url: str) -> Meeting:
-    """A live meeting whose earlier steps are done and whose room is on `node_url`: only its end is owed."""
+async def meeting_ending_in(redis, seconds: float, meeting_id: str, control: RoomControl) -> Meeting:
+    """A live meeting whose earlier steps are done and whose room is open on `control`: only its end is owed."""
+    node_url = control.server.url
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(minutes=1)
     meeting = Meeting(meeting_id, "Diễn tập", "admin", "central", start, timedelta(minutes=1, seconds=seconds), ParticipantSelector("communes", commune_ids=("00070",)))
@@ -75,6 +91,7 @@ async def meeting_ending_in(redis, seconds: float, meeting_id: str, node_url: st
         await redis.set(keys.phase_done(meeting_id, occ, phase.value), 0)
     await redis.hset(keys.occurrence_room(meeting_id, occ), mapping={"node_url": node_url, "room": f"{meeting_id}-room"})
     await MeetingStore(redis).create(meeting)
+    control.rooms.add(f"{meeting_id}-room")
     return meeting
 
 
@@ -121,16 +138,17 @@ async def ended_once(redis, meeting: Meeting, effects: Effects, control: RoomCon
     await asyncio.sleep(QUIET)
     stored = await MeetingStore(redis).get(meeting.id)
     assert stored.status_of(meeting.start) is OccurrenceStatus.ENDED
-    assert (effects.status_writes, effects.leaves, len(control.ends)) == (1, 1, 1), "status writes, leave notices, room ends"
+    assert (effects.status_writes, effects.leaves, len(control.ends)) == (1, 1, 1), "status writes, leave notices, rooms ended"
     assert not await redis.exists(keys.phase_claim(meeting.id, occ, "ended"))
     log = [json.loads(e) for e in await redis.lrange(keys.LIFECYCLE_LOG, 0, -1)]
     assert [e["phase"] for e in log if e["meeting"] == meeting.id] == ["ended"]
+    print(f"drill {meeting.id}: ended once; room end calls {control.calls}")
     return fence
 
 
 @pytest.mark.parametrize("trial", TRIALS)
 async def test_the_end_runs_once_when_the_leader_is_killed_just_before_it(redis, redis_url, tmp_path, room_control, trial):
-    meeting = await meeting_ending_in(redis, 5, f"kill-{trial}", room_control.server.url)
+    meeting = await meeting_ending_in(redis, 5, f"kill-{trial}", room_control)
     end = meeting.start + meeting.duration
     leader = scheduler_process(redis_url, tmp_path)
     standby = None
@@ -179,11 +197,11 @@ async def test_the_end_runs_once_when_redis_freezes_across_its_claim(tmp_path, r
     try:
         async with connected(server.url) as redis:
             await Registry(redis).seed()
-            meeting = await meeting_ending_in(redis, 4, f"freeze-{trial}", room_control.server.url)
+            meeting = await meeting_ending_in(redis, 4, f"freeze-{trial}", room_control)
             end = meeting.start + meeting.duration
             pid = server_pid(server)
             if when == "after-the-claim":
-                room_control.on_end = lambda: None if room_control.ends else freeze(pid, 2.0)
+                room_control.on_end = lambda: freeze(pid, 2.0)
             for name in ("a", "b"):
                 store = MeetingStore(redis)
                 actions = LifecycleActions(store, Roster(store, Registry(redis), Groups(redis)), public_url="http://127.0.0.1", sfu=SfuControl(TEST_SECRET, timeout=10))
