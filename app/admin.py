@@ -40,8 +40,9 @@ def with_redis(settings: Settings, work: Callable[..., Awaitable[int]], *args: o
         return asyncio.run(run(url))
 
 
-def with_redis_url(settings: Settings, run: Callable[[Settings], int]) -> int:
-    with open_redis(settings) as url:
+def with_redis_url(settings: Settings, run: Callable[[Settings], int], command: str = "command") -> int:
+    """Run `run(settings)` with the deployment's Redis URL; `command` names the user in the owner lock."""
+    with open_redis(settings, command) as url:
         return run(settings.with_overrides(redis_url=url))
 
 

@@ -110,7 +110,7 @@ def _add_role_commands(commands: argparse._SubParsersAction) -> None:
 
     sfu = add_sfu_command(commands, link_lookup_factory=_registry_links)
     run_node = sfu.get_default("func")
-    sfu.set_defaults(func=lambda args, settings: with_redis_url(settings, lambda resolved: run_node(args, resolved)))
+    sfu.set_defaults(func=lambda args, settings: with_redis_url(settings, lambda resolved: run_node(args, resolved), "sfu"))
     bench = commands.add_parser("bench", help="benchmarks")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
     add_bench_command(bench_commands)

@@ -3,6 +3,13 @@
 `build_app` is the one place the web app, the scheduler role and the embedded
 SFU node meet: the node's routes are mounted under /sfu and both roles start
 and stop inside the web app's lifespan (`web.app.create_app` hooks).
+
+Stopping is ordered so a standby and the browsers move on at once: as soon as
+`vcs serve` is told to stop, before uvicorn waits for connections to close, the
+scheduler lease is released, live-view streams end and the SFU node closes its
+peers (`StopFirst`); then uvicorn closes the connections (cancelling what is
+still open after `STOP_GRACE`), the app's lifespan ends, and last the embedded
+Redis stops.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -31,9 +39,29 @@ from vcs.tiers import Ladder
 from web.app import Hook, create_app
 from web.services import Services
 
-__all__ = ["build_app", "cmd_scheduler", "cmd_serve", "sfu_config_for"]
+__all__ = ["StopFirst", "build_app", "cmd_scheduler", "cmd_serve", "sfu_config_for"]
 
 log = logging.getLogger("vcs")
+
+STOP_DRAIN = 0.5  # seconds the SFU node waits for rooms to end when the server stops, before closing them
+STOP_GRACE = 2.0  # seconds uvicorn then waits for connections still open before cancelling them
+
+
+class StopFirst:
+    """What a stopping server does before waiting for its connections, in this order; each safe to repeat later."""
+
+    def __init__(self) -> None:
+        self.role: SchedulerRole | None = None
+        self.services: Services | None = None
+        self.node: SfuNode | None = None
+
+    async def __call__(self) -> None:
+        if self.role is not None:
+            await self.role.stop()  # the lease first: a standby takes over now, not after its TTL
+        if self.services is not None:
+            self.services.stopping.set()  # live-view streams end
+        if self.node is not None:
+            await self.node.stop(drain_timeout=STOP_DRAIN)  # no new rooms, then every peer closed
 
 
 def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: SfuConfig | None = None) -> Starlette:
@@ -45,14 +73,21 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
     if not settings.redis_url:
         raise ValueError("build_app needs a resolved redis_url (see vcs.redis_server.open_redis)")
     redis = redis_client(settings.redis_url)  # connects lazily, inside the server's event loop
-    hooks: list[Hook] = []
+    stop_first = StopFirst()
+
+    @contextlib.asynccontextmanager
+    async def known_services(services: Services) -> AsyncIterator[None]:
+        stop_first.services = services
+        yield
+
+    hooks: list[Hook] = [known_services]
     mounts = []
     if run_scheduler:
 
         @contextlib.asynccontextmanager
         async def scheduler_role(services: Services) -> AsyncIterator[None]:
             actions = LifecycleActions(services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control)
-            role = SchedulerRole(services.meetings, actions)
+            role = stop_first.role = SchedulerRole(services.meetings, actions)
             await role.start()
             try:
                 yield
@@ -61,7 +96,7 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
 
         hooks.append(scheduler_role)
     if sfu_config is not None:
-        node = SfuNode(sfu_config, secret=settings.secret_key, redis=redis, link_lookup=registry_link_lookup(Registry(redis)))
+        node = stop_first.node = SfuNode(sfu_config, secret=settings.secret_key, redis=redis, link_lookup=registry_link_lookup(Registry(redis)))
 
         @contextlib.asynccontextmanager
         async def sfu_node(services: Services) -> AsyncIterator[None]:
@@ -70,24 +105,39 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
 
         hooks.append(sfu_node)
         mounts.append(Mount("/sfu", app=create_sfu_app(node)))
-    return create_app(settings, redis=redis, mounts=mounts, hooks=hooks)
+    app = create_app(settings, redis=redis, mounts=mounts, hooks=hooks)
+    app.state.stop_first = stop_first
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with the app's `StopFirst` run before it waits for the open connections."""
+
+    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        stop_first = getattr(getattr(self.config.app, "state", None), "stop_first", None)
+        if stop_first is not None:
+            try:
+                await stop_first()
+            except Exception:
+                log.exception("stopping the roles")
+        await super().shutdown(sockets)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     host = args.host or settings.host
     port = args.port or settings.port
     public_url = settings.public_url
     if args.port and not os.environ.get("VCS_PUBLIC_URL"):
         public_url = f"http://{host}:{port}"
     sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder)
-    with open_redis(settings) as url:
+    with open_redis(settings, "serve", owner=True) as url:
         settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
         app = build_app(settings, run_scheduler=True, sfu_config=sfu_config)
         log.info("serving on http://%s:%d", host, port)
-        config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on")
-        _serve_until_signal(uvicorn.Server(config))
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on", timeout_graceful_shutdown=STOP_GRACE
+        )
+        _serve_until_signal(_Server(config))
     return 0
 
 
@@ -136,6 +186,6 @@ def _serve_until_signal(server) -> None:  # type: ignore[no-untyped-def]
 
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    with open_redis(settings) as url:
+    with open_redis(settings, "scheduler") as url:
         asyncio.run(run_scheduler(settings.with_overrides(redis_url=url), lease_ttl=args.lease_ttl))
     return 0

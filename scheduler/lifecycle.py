@@ -4,7 +4,10 @@ An occurrence runs: readiness check (T-15 min: agents online, link probe),
 warm-up (T-2 min: rooms up, agents pre-join muted), start (T), end (T+duration).
 The scheduler leader turns `pending` into APScheduler jobs whenever it takes
 the lease, and `phase_at` tells it (and the UI) where an occurrence should be
-now, so a leader that starts late catches up instead of replaying the past.
+now. `steps_due` says which steps a leader that starts late still owes: every
+step of an occurrence under way, and only the end of one already over (a
+commune is never told to join a meeting that has ended), so an end missed
+during a failover or a Redis outage still runs.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ __all__ = [
     "lifecycle_times",
     "next_occurrence_after",
     "occurrence_status_at",
+    "CATCH_UP",
     "pending",
     "phase_at",
+    "steps_due",
 ]
 
 READINESS_LEAD = timedelta(minutes=15)
 WARMUP_LEAD = timedelta(minutes=2)
+# how long after an occurrence's end a leader still runs its end step if nobody did
+CATCH_UP = timedelta(days=1)
 
 
 class Phase(StrEnum):
@@ -107,14 +114,22 @@ def current_or_next_occurrence(meeting: Meeting, now: datetime) -> datetime | No
     return found[0] if found else None
 
 
-def pending(meeting: Meeting, now: datetime, *, horizon: timedelta) -> list[LifecycleTimes]:
-    """Occurrences not yet ended whose readiness check falls before `now + horizon`.
+def pending(meeting: Meeting, now: datetime, *, horizon: timedelta, lookback: timedelta = timedelta(0)) -> list[LifecycleTimes]:
+    """Occurrences not ended before `now - lookback` whose readiness check falls before `now + horizon`.
 
     These are the ones a scheduler leader needs jobs for; an occurrence already
-    under way is included so its remaining steps (and its end) still run.
+    under way is included so its remaining steps (and its end) still run, and
+    with a `lookback` so are those that ended within it, whose end may be owed.
     """
     found = meeting.occurrences(
-        window_start=now - meeting.duration + timedelta(microseconds=1),
+        window_start=now - lookback - meeting.duration + timedelta(microseconds=1),
         window_end=now + horizon + READINESS_LEAD,
     )
     return [lifecycle_times(start, meeting.duration) for start in found]
+
+
+def steps_due(times: LifecycleTimes, now: datetime) -> list[Phase]:
+    """The steps whose time has come, in order; once the occurrence is over, only its end."""
+    if now >= times.end:
+        return [Phase.ENDED]
+    return [phase for phase, at in times.events() if at <= now]

@@ -3,8 +3,10 @@
 Jobs are never the source of truth: whenever this process takes the lease
 (or a minute passes), it throws its jobs away and derives them again from the
 meetings; when a meeting changes, it derives that meeting's jobs again. Steps whose time has already come
-(a late start, a failover) run at once, in order; each runs at most once
-because `LifecycleActions` claims it in Redis first.
+(a late start, a failover, a Redis outage) and that are not done run at once, in order, the end
+of an occurrence that ended within `CATCH_UP` included; each runs exactly once because
+`LifecycleActions` makes a step one recoverable unit in Redis. Stopping releases the lease
+first, so a standby takes over at once.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ import contextlib
 import logging
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from redis.exceptions import RedisError
 
-from scheduler.actions import LifecycleActions, phases_due
+from scheduler.actions import LifecycleActions, undone
 from scheduler.lease import Lease
-from scheduler.lifecycle import Phase, pending
+from scheduler.lifecycle import CATCH_UP, Phase, pending, steps_due
 from scheduler.meeting import Meeting
 from scheduler.store import MeetingStore, changed_meeting
 from vcs import keys
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 HORIZON = timedelta(hours=48)
 REBUILD_EVERY = 60.0  # seconds; also extends the horizon
 STEP_RETRY = 1.0  # seconds between attempts of a step that hit a Redis error
+STOP_GRACE = 1.0  # seconds a stopping scheduler gives the lease release and the steps under way
 
 
 class SchedulerRole:
@@ -58,6 +61,7 @@ class SchedulerRole:
         self._scheduler: AsyncIOScheduler | None = None
         self._tasks: list[asyncio.Task] = []
         self._steps: set[asyncio.Task] = set()
+        self._running: set[tuple[str, datetime, Phase]] = set()  # steps being run by this process now
         self._rebuild = asyncio.Event()  # every job derived again (takeover, periodic, a missed change)
         self._changed: set[str] = set()  # meetings whose jobs to derive again
 
@@ -73,15 +77,22 @@ class SchedulerRole:
             self._tasks = [asyncio.create_task(self._hold_lease(), name="scheduler-lease"), asyncio.create_task(self._watch_changes(), name="scheduler-watch")]
 
     async def stop(self) -> None:
+        """Release the lease before anything else (a standby takes over at once); safe to call twice.
+
+        A step interrupted here stays claimed but not done: the next leader completes it.
+        """
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
+        self._demote()
+        with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(self.lease.release(), STOP_GRACE)
+        if self._steps:  # a step in an SFU call gets the time to record it; its guarded writes now fail
+            await asyncio.wait(list(self._steps), timeout=STOP_GRACE)
         for task in tasks + list(self._steps):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._demote()
-        with contextlib.suppress(RedisError, OSError):
-            await self.lease.release()
 
     # --- leadership ------------------------------------------------------
 
@@ -115,11 +126,10 @@ class SchedulerRole:
         self._rebuild.set()
 
     def _demote(self) -> None:
+        """Stop scheduling; steps under way are left to finish what they started, as their writes are fenced."""
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=False)
-        for step in list(self._steps):
-            step.cancel()
 
     # --- deriving jobs ---------------------------------------------------
 
@@ -170,7 +180,7 @@ class SchedulerRole:
         for job in scheduler.get_jobs():
             if job.id != "rebuild":
                 job.remove()
-        count = sum(self._schedule(scheduler, meeting, now) for meeting in meetings.values())
+        count = await self._schedule(scheduler, meetings.values(), now)
         log.debug("scheduler rebuilt %d jobs", count)
         return count
 
@@ -184,26 +194,32 @@ class SchedulerRole:
         for job in scheduler.get_jobs():
             if job.id.partition(":")[0] in meeting_ids:
                 job.remove()
-        return sum(self._schedule(scheduler, meeting, now) for meeting in meetings.values())
+        return await self._schedule(scheduler, meetings.values(), now)
 
-    def _schedule(self, scheduler: AsyncIOScheduler, meeting: Meeting, now: datetime) -> int:
-        """Add a meeting's jobs; steps already due run at once. Returns how many jobs."""
+    async def _schedule(self, scheduler: AsyncIOScheduler, meetings: Iterable[Meeting], now: datetime) -> int:
+        """Add the meetings' jobs; steps due and not done run at once. Returns how many jobs."""
         count = 0
-        for times in pending(meeting, now, horizon=HORIZON):
-            due = phases_due(times.start, meeting.duration, now)
-            if due:
-                self._spawn(self._run_steps(meeting.id, times.start, [phase for phase, _ in due]))
-            for phase, at in times.events():
-                if at > now:
-                    scheduler.add_job(
-                        self._run_step_job,
-                        DateTrigger(run_date=at),
-                        args=[meeting.id, times.start, phase],
-                        id=f"{meeting.id}:{times.start.isoformat()}:{phase.value}",
-                        misfire_grace_time=int((times.end - at).total_seconds()) + 1,
-                        replace_existing=True,
-                    )
-                    count += 1
+        due: list[tuple[str, datetime, Phase]] = []
+        for meeting in meetings:
+            for times in pending(meeting, now, horizon=HORIZON, lookback=CATCH_UP):
+                due += [(meeting.id, times.start, phase) for phase in steps_due(times, now)]
+                for phase, at in times.events():
+                    if at > now:
+                        scheduler.add_job(
+                            self._run_step_job,
+                            DateTrigger(run_date=at),
+                            args=[meeting.id, times.start, phase],
+                            id=f"{meeting.id}:{times.start.isoformat()}:{phase.value}",
+                            misfire_grace_time=int((times.end - at).total_seconds()) + 1,
+                            replace_existing=True,
+                        )
+                        count += 1
+        owed: dict[tuple[str, datetime], list[Phase]] = {}
+        for (meeting_id, start, phase), missing in zip(due, await undone(self.redis, due), strict=True):
+            if missing:
+                owed.setdefault((meeting_id, start), []).append(phase)
+        for (meeting_id, start), phases in owed.items():
+            self._spawn(self._run_steps(meeting_id, start, phases))
         return count
 
     def _spawn(self, coro) -> None:
@@ -212,20 +228,35 @@ class SchedulerRole:
         task.add_done_callback(self._steps.discard)
 
     async def _run_step_job(self, meeting_id: str, start: datetime, phase: Phase) -> None:
-        await self._run_steps(meeting_id, start, [phase])
+        # a task of ours, not of APScheduler, which cancels its jobs when it shuts down at a demotion
+        self._spawn(self._run_steps(meeting_id, start, [phase]))
 
     async def _run_steps(self, meeting_id: str, start: datetime, phases: list[Phase]) -> None:
         for phase in phases:
             await self._run_step(meeting_id, start, phase)
 
     async def _run_step(self, meeting_id: str, start: datetime, phase: Phase) -> None:
-        """Retry through Redis blips until it runs, the occurrence is over, or the lease is lost."""
+        """Retry through Redis blips until it runs, the occurrence is over, or the lease is lost.
+
+        A step already being run here is left to that run (a rebuild finds it not done yet).
+        """
+        step = (meeting_id, start, phase)
+        if step in self._running:
+            return
+        self._running.add(step)
+        try:
+            await self._attempt(meeting_id, start, phase)
+        finally:
+            self._running.discard(step)
+
+    async def _attempt(self, meeting_id: str, start: datetime, phase: Phase) -> None:
         while self.is_leader:
             try:
                 result = await self.actions.run(meeting_id, start, phase, self.lease.value, self.lease.fence or 0, self.now())
-                if result == "lease-lost":
-                    log.warning("step %s %s %s not run: lease lost", meeting_id, start, phase.value)
-                return
+                if result != "lease-lost":
+                    return
+                # still leader means the lease was taken again, under a new fence: run it again under that one
+                log.warning("step %s %s %s interrupted: lease lost", meeting_id, start, phase.value)
             except (RedisError, OSError) as exc:
                 log.warning("step %s %s %s: %s; retrying", meeting_id, start, phase.value, exc)
             meeting_end = start + (await self._duration(meeting_id))

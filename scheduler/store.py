@@ -7,6 +7,9 @@ An update is a check-and-set on the meeting's own document: it is written only
 if the document is still the one the change was computed from, otherwise the
 change is applied again to the new document. Writes to other meetings (the
 scheduler's status writes, other organizers' bookings) never get in the way.
+A change that changes nothing writes nothing, and a write may be guarded by a
+key that must still hold a value (the scheduler's lease: a leader that lost it
+writes no status).
 """
 
 from __future__ import annotations
@@ -20,19 +23,25 @@ from scheduler.meeting import Meeting
 from vcs import keys
 from vcs.errors import Conflict, NotFound
 
-__all__ = ["MeetingStore", "changed_meeting"]
+__all__ = ["GuardFailed", "MeetingStore", "changed_meeting"]
 
 MAX_RETRIES = 20
 
-# KEYS: meetings hash, version counter. ARGV: meeting id, the document as read, the new document,
-# the change channel, the change message. 1 = written, 0 = the document changed since it was read.
+# KEYS: meetings hash, version counter[, guard key]. ARGV: meeting id, the document as read, the new
+# document, the change channel, the change message[, the guard's value]. 1 = written, 0 = the
+# document changed since it was read, -1 = the guard key no longer holds its value.
 _CHECK_AND_SET = """
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[6] then return -1 end
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('INCR', KEYS[2])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
+
+
+class GuardFailed(Exception):
+    """A guarded write was refused: its guard key no longer holds the expected value."""
 
 
 class MeetingStore:
@@ -79,17 +88,26 @@ class MeetingStore:
             raise Conflict(f"meeting {meeting.id} already exists")
         await self._changed(meeting.id)
 
-    async def update(self, meeting_id: str, change: Callable[[Meeting], Meeting]) -> Meeting:
-        """Apply `change` to the stored meeting atomically; applied again when another writer changed it first."""
+    async def update(self, meeting_id: str, change: Callable[[Meeting], Meeting], *, guard: tuple[str, str] | None = None) -> Meeting:
+        """Apply `change` to the stored meeting atomically; applied again when another writer changed it first.
+
+        `guard`: (key, value) that must still hold for the write to happen, else `GuardFailed`.
+        """
+        guard_keys, guard_args = ([guard[0]], [guard[1]]) if guard else ([], [])
         for _ in range(MAX_RETRIES):
             raw = await self.redis.hget(keys.MEETINGS, meeting_id)
             if raw is None:
                 raise NotFound(f"no meeting {meeting_id!r}")
-            updated = change(Meeting.from_json(json.loads(raw)))
+            current = Meeting.from_json(json.loads(raw))
+            updated = change(current)
+            if updated == current:
+                return current
             written = await self.redis.eval(
-                _CHECK_AND_SET, 2, keys.MEETINGS, keys.MEETINGS_VERSION,
-                meeting_id, raw, _dump(updated), keys.MEETINGS_CHANGED, _message(meeting_id),
+                _CHECK_AND_SET, 2 + len(guard_keys), keys.MEETINGS, keys.MEETINGS_VERSION, *guard_keys,
+                meeting_id, raw, _dump(updated), keys.MEETINGS_CHANGED, _message(meeting_id), *guard_args,
             )
+            if written == -1:
+                raise GuardFailed(f"{guard[0] if guard else ''} changed; meeting {meeting_id} not written")
             if written:
                 return updated
         raise Conflict(f"meeting {meeting_id} is being changed by someone else; try again")

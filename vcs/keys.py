@@ -52,9 +52,15 @@ def live_state(meeting_id: str, occurrence: str) -> str:
     return f"{PREFIX}live:{meeting_id}:{occurrence}"
 
 
-# string: the fencing token of the scheduler that ran this lifecycle step (set once, NX)
+# string: the fencing token of the scheduler that ran this lifecycle step (set once, NX, after its effects)
 def phase_done(meeting_id: str, occurrence: str, phase: str) -> str:
     return f"{PREFIX}phase:{meeting_id}:{occurrence}:{phase}"
+
+
+# hash of a lifecycle step claimed but not yet done: "fence" of the claimer, and one field per effect
+# already made ("room", "notified"), so the next leader completes the step without repeating them
+def phase_claim(meeting_id: str, occurrence: str, phase: str) -> str:
+    return f"{PREFIX}phase-claim:{meeting_id}:{occurrence}:{phase}"
 
 
 # hash: "node", "room", "whip", "whep" of the SFU room serving one occurrence (set at warm-up)
@@ -91,6 +97,7 @@ __all__ = [
     "SCHEDULER_LEASE",
     "live_state",
     "occurrence_room",
+    "phase_claim",
     "phase_done",
     "ENDPOINTS",
     "ENDPOINT_SECRETS",
@@ -104,7 +111,8 @@ __all__ = [
 
 # --- SFU nodes ---------------------------------------------------------------
 
-# sorted set of SFU node id scored by its last heartbeat (epoch seconds); a node removes itself on shutdown
+# sorted set of SFU node id scored by its last heartbeat (epoch seconds); a node removes itself on shutdown,
+# and the ids of nodes dead for scheduler.nodes.NODE_TTL are removed by whoever reads the set
 SFU_NODES = PREFIX + "sfu:nodes"
 
 

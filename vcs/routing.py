@@ -126,7 +126,12 @@ class NodeRouter:
             await pipe.execute()
 
     async def nodes(self, now: float | None = None) -> list[NodeInfo]:
-        """Every live node, draining or not."""
+        """Every live node, draining or not.
+
+        Ids of dead nodes (record expired, or no heartbeat for their ttl) leave
+        the set as it is read; a node that comes back adds itself again with
+        its next heartbeat.
+        """
         current = time.time() if now is None else now
         scored = await self.redis.zrange(keys.SFU_NODES, 0, -1, withscores=True)
         if not scored:
@@ -135,8 +140,16 @@ class NodeRouter:
             for node_id, _ in scored:
                 pipe.hgetall(keys.sfu_node(node_id))
             rows = await pipe.execute()
-        found = [NodeInfo.from_hash(row, score) for (_, score), row in zip(scored, rows, strict=True) if row]
-        return [n for n in found if n.alive_at(current)]
+        alive, dead = [], []
+        for (node_id, score), row in zip(scored, rows, strict=True):
+            node = NodeInfo.from_hash(row, score) if row else None
+            if node is not None and node.alive_at(current):
+                alive.append(node)
+            else:
+                dead.append(node_id)
+        if dead:
+            await self.redis.zrem(keys.SFU_NODES, *dead)
+        return alive
 
     async def live_nodes(self, now: float | None = None) -> list[NodeInfo]:
         """Live nodes taking new rooms, in the selector's order of preference."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from starlette.requests import HTTPConnection
@@ -47,6 +48,7 @@ class Services:
     sfu_control: SfuControl
     floor: Floor
     clock: Callable[[], float] = time.time
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set when the server is stopping: streams end
 
     @classmethod
     def build(cls, settings: Settings, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> Services:

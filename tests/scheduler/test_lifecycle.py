@@ -15,6 +15,7 @@ from scheduler.lifecycle import (
     occurrence_status_at,
     pending,
     phase_at,
+    steps_due,
 )
 from scheduler.meeting import Meeting, OccurrenceStatus, ParticipantSelector
 from scheduler.recurrence import parse_rrule
@@ -125,3 +126,27 @@ def test_pending_horizon_boundary_is_on_readiness():
 def test_lifecycle_times_refuses_bad_input(start, duration):
     with pytest.raises(ValueError):
         lifecycle_times(start, duration)
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        (timedelta(minutes=-16), []),
+        (timedelta(minutes=-15), [Phase.READINESS]),
+        (timedelta(minutes=-1), [Phase.READINESS, Phase.WARMUP]),
+        (timedelta(minutes=30), [Phase.READINESS, Phase.WARMUP, Phase.LIVE]),
+        (HOUR, [Phase.ENDED]),  # over: only the end is owed, nobody is told to join
+        (timedelta(hours=20), [Phase.ENDED]),
+    ],
+)
+def test_steps_due(offset, expected):
+    assert steps_due(lifecycle_times(T, HOUR), T + offset) == expected
+
+
+def test_pending_with_a_lookback_keeps_occurrences_that_ended_within_it():
+    meeting = weekly(count=4)
+    after_first = T + HOUR + timedelta(seconds=5)  # the first ended 5 s ago, its end perhaps never run
+    assert [t.start for t in pending(meeting, after_first, horizon=HOUR)] == []
+    assert [t.start for t in pending(meeting, after_first, horizon=HOUR, lookback=timedelta(days=1))] == [T]
+    a_day_later = T + HOUR + timedelta(days=1, seconds=1)
+    assert [t.start for t in pending(meeting, a_day_later, horizon=HOUR, lookback=timedelta(days=1))] == []

@@ -65,6 +65,8 @@ async def live_events(svc: Services, meeting_id: str, occurrence: datetime) -> A
                 summary = await svc.live.summary(meeting, occurrence, svc.clock())
                 yield f"event: live\ndata: {json.dumps(summary, ensure_ascii=False)}\n\n"
                 last_sent, dirty = loop.time(), False
+            if svc.stopping.is_set():
+                return  # the server is stopping: the browser reconnects to whichever server answers
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=MIN_INTERVAL)
             if message is not None:
                 data = json.loads(message["data"])
