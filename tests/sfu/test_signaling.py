@@ -9,6 +9,7 @@ import pytest
 
 from sfu import client
 from sfu.synthetic import SyntheticAudioTrack
+from tests.waiting import eventually
 from vcs.media_tokens import mint_media_token
 
 from .conftest import SECRET, small_config
@@ -246,7 +247,7 @@ async def test_signaling_flood_is_bounded(node_factory):
 
     headers = whip_headers(sfu)
     slow = [asyncio.create_task(sfu.http.post(f"{sfu.base}/whip/r1", content=slow_body(), headers=headers)) for _ in range(2)]
-    await asyncio.sleep(0.5)
+    await eventually(lambda: sfu.node._inflight == 2, what="both slow uploads hold a signaling slot")
     response = await sfu.http.post(f"{sfu.base}/whip/r1", content=OFFER.encode(), headers=headers)
     assert response.status_code == 429
     assert response.headers["retry-after"]
