@@ -22,6 +22,7 @@ import httpx
 
 from agent.media import PublishMedia, cap_tier
 from agent.schedule_cache import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, due_entry, next_boundary
+from rtc.consent import tolerate_loop_lag
 from rtc.rtp_stats import StatsWindow
 from rtc.whip_client import MediaError, MediaSession, publish, subscribe
 
@@ -121,6 +122,7 @@ class Room:
 
     async def start(self) -> None:
         if self._task is None:
+            tolerate_loop_lag()  # a busy machine (a fleet of agents) keeps its media: consent survives its lag
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name=f"room-{self.endpoint_id}")
 

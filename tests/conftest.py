@@ -14,12 +14,16 @@ import pytest
 import redis.asyncio as aioredis
 import uvicorn
 
+from rtc.consent import tolerate_loop_lag
 from rtc.ice import restrict_host_addresses
 from tests.fake_sfu import FakeSfu
 from vcs.config import Settings
 from vcs.redis_server import EmbeddedRedis
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+# every peer in the tests checks consent as the node and the agents do
+tolerate_loop_lag()
 
 
 @pytest.fixture(scope="session")
