@@ -2,6 +2,13 @@
 
 Agents report into one hash per occurrence; a summary is computed on read,
 which at 3,321 entries is a single HGETALL and a pass in Python.
+
+"Joined" means media now: while the SFU node hosting the occurrence's room
+reports which peers it sees media from (`keys.sfu_room_media`, rewritten with
+each node heartbeat), an agent that says "joined" but whose media the node has
+not seen for `MEDIA_FRESH_S` counts as "dropped" (killed, cut off, or back with
+dead media). Without such a report (no node hosts the room, or it stopped
+heartbeating) the agents' own reports stand.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ __all__ = ["LiveState", "STATES"]
 STATES = ("joining", "joined", "failed", "left")
 KEEP = 7 * 24 * 3600  # seconds a finished occurrence's live record is kept
 WORST = 10
+MEDIA_FRESH_S = 10.0  # seconds without media seen by the node before a joined room shows as dropped
 
 
 class LiveState:
@@ -52,10 +60,21 @@ class LiveState:
         raw = await self.redis.hgetall(keys.live_state(meeting_id, occurrence))
         return {endpoint_id: json.loads(value) for endpoint_id, value in raw.items()}
 
+    async def media_seen(self, meeting_id: str, occurrence: str, now: float) -> set[str] | None:
+        """The identities whose media the room's SFU node saw in the last MEDIA_FRESH_S; None: no node reports the room."""
+        room = await self.redis.hget(keys.occurrence_room(meeting_id, occurrence), "room")
+        heard = await self.redis.hgetall(keys.sfu_room_media(room)) if room else {}
+        if keys.SFU_MEDIA_NODE not in heard:
+            return None
+        return {identity for identity, at in heard.items() if identity != keys.SFU_MEDIA_NODE and now - float(at) <= MEDIA_FRESH_S}
+
     async def summary(self, meeting: Meeting, occurrence: datetime, now: float) -> dict:
         occ = format_utc(occurrence)
         expected = await self.roster.participants(meeting.id)
         entries = await self.entries(meeting.id, occ)
+        seen = await self.media_seen(meeting.id, occ, now)
+        if seen is not None:  # what the agents say, corrected by what the node sees
+            entries = {e: {**v, "state": "dropped"} if v.get("state") == "joined" and e not in seen else v for e, v in entries.items()}
         online = await self.presence.online_among(list(expected), now)
         endpoints = await self.registry.all()
         states = Counter(entries[e].get("state") for e in expected if e in entries)
@@ -86,6 +105,7 @@ class LiveState:
             "online": len(expected & online),
             "joined": states["joined"],
             "failed": states["failed"],
+            "dropped": states["dropped"],
             "left": states["left"],
             "host": host.get("state"),
             "tiers": dict(tiers),

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rtc.consent import tolerate_loop_lag
+from rtc.consent import tolerate_load
 from rtc.ice import parse_networks, restrict_host_addresses
 from vcs import keys
 from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
@@ -84,7 +84,8 @@ class SfuNode:
         self.stopped = False
         self.started_at = time.time()
         self.counters: dict[str, int] = {}
-        self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
+        self.admission = {"waited": 0, "refused": 0}
+        self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)  # joins that waited for a handshake slot, joins turned away
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
@@ -99,7 +100,7 @@ class SfuNode:
         if self.started:
             return
         self.started = True
-        tolerate_loop_lag()  # a busy node keeps its peers: consent is not lost to its own lag
+        tolerate_load()  # a busy node keeps its peers: prompt STUN answers, consent not lost to its own lag
         if self.config.ice_host_addresses:
             restrict_host_addresses(self.config.ice_host_addresses)
         await self._register()
@@ -229,7 +230,7 @@ class SfuNode:
             await encoder.close()
         room.encoders.clear()
         room.audio.close()
-        await self._redis_call("delete", keys.sfu_room(name))
+        await self._redis_call("delete", keys.sfu_room(name), keys.sfu_room_media(name))
 
     # WHIP / WHEP -------------------------------------------------------------
 
@@ -325,6 +326,7 @@ class SfuNode:
     async def _close_resource(self, resource: Resource) -> None:
         if self.resources.pop(resource.id, None) is None:
             return
+        self._publisher_marks.pop(resource.id, None)
         room = self.rooms.get(resource.room)
         peer = resource.peer
         if room is not None:
@@ -360,6 +362,33 @@ class SfuNode:
             peer = resource.peer
             if peer.pc.connectionState != "connected" and now - peer.created > self.config.connect_timeout_s:
                 self._spawn(self._close_resource(resource))
+            if isinstance(peer, Publisher):
+                packets = peer.audio_packets + peer.video_packets
+                seen, _ = self._publisher_marks.get(resource.id, (0, 0.0))
+                if packets > seen:
+                    self._publisher_marks[resource.id] = (packets, time.monotonic())
+
+    def media_heard(self) -> dict[str, dict[str, float]]:
+        """Per room, when each connected identity's media was last seen (epoch seconds).
+
+        A subscriber counts from its receiver's RTCP reports (aiortc sends one
+        about every second while media arrives), a publisher from its RTP; a peer
+        whose transport is not connected is left out, whatever it last said.
+        """
+        offset = time.time() - time.monotonic()
+        heard: dict[str, dict[str, float]] = {name: {} for name in self.rooms}
+        for resource in self.resources.values():
+            peer = resource.peer
+            if resource.room not in heard or peer.pc.connectionState != "connected":
+                continue
+            if isinstance(peer, Publisher):
+                at = self._publisher_marks.get(resource.id, (0, None))[1]
+            else:
+                at = peer.heard_at
+            if at is not None:
+                room = heard[resource.room]
+                room[resource.identity] = max(room.get(resource.identity, 0.0), round(at + offset, 1))
+        return heard
 
     async def _run_heartbeat(self) -> None:
         try:
@@ -400,6 +429,11 @@ class SfuNode:
                 pipe.zadd(keys.SFU_NODES, {self.config.node_id: info["heartbeat"]})
                 for name in self.rooms:
                     pipe.set(keys.sfu_room(name), self.config.node_id, ex=self._ttl)
+                for name, heard in self.media_heard().items():
+                    media = keys.sfu_room_media(name)
+                    pipe.delete(media)  # rewritten whole: a peer that left is gone from it
+                    pipe.hset(media, mapping={keys.SFU_MEDIA_NODE: self.config.node_id, **{k: str(v) for k, v in heard.items()}})
+                    pipe.expire(media, self._ttl)
                 await pipe.execute()
         except Exception:
             logger.warning("SFU node registration failed", exc_info=True)

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 import uvicorn
 
-from rtc.consent import tolerate_loop_lag
+from rtc.consent import tolerate_load
 from rtc.ice import restrict_host_addresses
 from tests.fake_sfu import FakeSfu
 from vcs.config import Settings
@@ -23,7 +23,7 @@ from vcs.redis_server import EmbeddedRedis
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 # every peer in the tests checks consent as the node and the agents do
-tolerate_loop_lag()
+tolerate_load()
 
 
 @pytest.fixture(scope="session")

@@ -119,7 +119,16 @@ def sfu_room(room: str) -> str:
     return f"{PREFIX}sfu:room:{room}"
 
 
-__all__ += ["SFU_NODES", "sfu_node", "sfu_room"]
+# hash of the peers whose media flows in one room: identity => epoch seconds the node last saw it
+# (a subscriber's RTCP reports arriving, a publisher's RTP), only while its transport is connected;
+# field SFU_MEDIA_NODE names the node. Rewritten with each heartbeat, expires after three intervals.
+def sfu_room_media(room: str) -> str:
+    return f"{PREFIX}sfu:media:{room}"
+
+
+SFU_MEDIA_NODE = "_node"
+
+__all__ += ["SFU_MEDIA_NODE", "SFU_NODES", "sfu_node", "sfu_room", "sfu_room_media"]
 
 # --- web UI: browser sessions, sign-in throttling, audit log ----------------
 # (web/ui/sessions.py, web/ui/throttle.py, vcs/audit.py)

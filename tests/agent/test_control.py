@@ -81,6 +81,23 @@ async def test_logs_in_caches_state_heartbeats_joins_at_warmup_and_leaves_at_end
     assert not agent.connected
 
 
+async def test_a_join_deferred_by_a_busy_sfu_waits_its_turn_without_failing(orchestrator, sfu, http, media, tmp_path):
+    fake_sfu, sfu_url = sfu
+    fake_sfu.refuse_with = 503  # with Retry-After: 1, as a node at its handshake bound answers
+    agent = make_agent(orchestrator.url, http, media, tmp_path)
+    await agent.start()
+    try:
+        await eventually(lambda: "00070" in orchestrator.sockets)
+        await orchestrator.push("00070", {"type": "join", "entry": entry(sfu_url, warmup_in=600, end_in=1200)})
+        await eventually(lambda: fake_sfu.refusals >= 2, what="the agent comes back after the Retry-After")
+        assert agent.room.status == "joining" and agent.room.last_error is None
+        fake_sfu.refuse_with = None
+        await eventually(lambda: orchestrator.messages("00070", "joined"), what="the agent joins once the SFU has room")
+        assert not orchestrator.messages("00070", "failed")  # waiting its turn is not a failure
+    finally:
+        await agent.stop()
+
+
 async def test_skewed_clock_still_joins_on_server_time(orchestrator, sfu, http, media, tmp_path):
     _, sfu_url = sfu
     orchestrator.schedules["00070"] = [entry(sfu_url, warmup_in=1.5)]
