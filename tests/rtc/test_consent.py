@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import aioice.ice
 import pytest
 from aioice import stun
 
-from rtc.consent import consent_counters
+from rtc.consent import READ_BATCH, consent_counters
 from tests.waiting import eventually, stays
 
 
@@ -88,3 +89,23 @@ async def test_a_peer_that_stops_answering_loses_consent(quick_consent):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_socket_full_of_media_is_read_in_batches():
+    """A STUN check queued behind media is reached within a loop turn or two, not hundreds."""
+    received: list[bytes] = []
+
+    class Receiver(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr) -> None:
+            received.append(data)
+
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(Receiver, local_addr=("127.0.0.1", 0))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for n in range(100):
+                sender.sendto(n.to_bytes(2, "big") * 100, transport.get_extra_info("sockname"))
+        for _ in range(2):  # two turns of the loop; asyncio alone reads one datagram in each
+            await asyncio.sleep(0)
+        assert len(received) >= READ_BATCH
+    finally:
+        transport.close()
