@@ -7,8 +7,8 @@ which at 3,321 entries is a single HGETALL and a pass in Python.
 reports which peers it sees media from (`keys.sfu_room_media`, rewritten with
 each node heartbeat), an agent that says "joined" but whose media the node has
 not seen for `MEDIA_FRESH_S` counts as "dropped" (killed, cut off, or back with
-dead media). Without such a report (no node hosts the room, or it stopped
-heartbeating) the agents' own reports stand.
+dead media; a crashed node's record goes stale the same way). Without such a
+record (no node hosts the room) the agents' own reports stand.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class LiveState:
         raw = await self.redis.hget(key, endpoint_id)
         entry = json.loads(raw) if raw else {}
         if state is not None:
+            if entry.get("state") != state:
+                entry["since"] = now  # a fresh "joined" is believed until the node's next heartbeat can confirm it
             entry["state"] = state
             entry.setdefault("first_" + state, now)
         entry.update({k: v for k, v in fields.items() if v is not None})
@@ -68,13 +70,18 @@ class LiveState:
             return None
         return {identity for identity, at in heard.items() if identity != keys.SFU_MEDIA_NODE and now - float(at) <= MEDIA_FRESH_S}
 
+    @staticmethod
+    def _media_gone(endpoint_id: str, entry: dict, seen: set[str], now: float) -> bool:
+        """Said "joined" (longer ago than the node can have noticed) but the node sees no media from it."""
+        return entry.get("state") == "joined" and endpoint_id not in seen and now - entry.get("since", 0.0) > MEDIA_FRESH_S
+
     async def summary(self, meeting: Meeting, occurrence: datetime, now: float) -> dict:
         occ = format_utc(occurrence)
         expected = await self.roster.participants(meeting.id)
         entries = await self.entries(meeting.id, occ)
         seen = await self.media_seen(meeting.id, occ, now)
         if seen is not None:  # what the agents say, corrected by what the node sees
-            entries = {e: {**v, "state": "dropped"} if v.get("state") == "joined" and e not in seen else v for e, v in entries.items()}
+            entries = {e: {**v, "state": "dropped"} if self._media_gone(e, v, seen, now) else v for e, v in entries.items()}
         online = await self.presence.online_among(list(expected), now)
         endpoints = await self.registry.all()
         states = Counter(entries[e].get("state") for e in expected if e in entries)

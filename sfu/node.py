@@ -42,6 +42,8 @@ LinkLookup = Callable[[str], Awaitable[LinkInfo | None]]
 LINK_LOOKUP_TIMEOUT_S = 2.0
 TICK_S = 1.0
 ADMISSION_RETRY_AFTER_S = 2
+# a room's media record outlives a crashed node: its stale times then say "dropped", which is true
+MEDIA_RECORD_TTL_S = 3600
 
 
 @dataclass
@@ -372,23 +374,26 @@ class SfuNode:
         """Per room, when each connected identity's media was last seen (epoch seconds).
 
         A subscriber counts from its receiver's RTCP reports (aiortc sends one
-        about every second while media arrives), a publisher from its RTP; a peer
-        whose transport is not connected is left out, whatever it last said.
+        about every second while media arrives): a commune is there while it
+        receives, whatever it still sends. An identity that only publishes (the
+        host) counts from its RTP. A peer whose transport is not connected is
+        left out, whatever it last said.
         """
         offset = time.time() - time.monotonic()
-        heard: dict[str, dict[str, float]] = {name: {} for name in self.rooms}
+        receiving: dict[str, dict[str, float]] = {name: {} for name in self.rooms}
+        sending: dict[str, dict[str, float]] = {name: {} for name in self.rooms}
         for resource in self.resources.values():
             peer = resource.peer
-            if resource.room not in heard or peer.pc.connectionState != "connected":
+            if resource.room not in receiving or peer.pc.connectionState != "connected":
                 continue
             if isinstance(peer, Publisher):
-                at = self._publisher_marks.get(resource.id, (0, None))[1]
+                at, into = self._publisher_marks.get(resource.id, (0, None))[1], sending
             else:
-                at = peer.heard_at
+                at, into = peer.heard_at, receiving
             if at is not None:
-                room = heard[resource.room]
+                room = into[resource.room]
                 room[resource.identity] = max(room.get(resource.identity, 0.0), round(at + offset, 1))
-        return heard
+        return {name: {**sending[name], **receiving[name]} for name in self.rooms}
 
     async def _run_heartbeat(self) -> None:
         try:
@@ -433,7 +438,7 @@ class SfuNode:
                     media = keys.sfu_room_media(name)
                     pipe.delete(media)  # rewritten whole: a peer that left is gone from it
                     pipe.hset(media, mapping={keys.SFU_MEDIA_NODE: self.config.node_id, **{k: str(v) for k, v in heard.items()}})
-                    pipe.expire(media, self._ttl)
+                    pipe.expire(media, MEDIA_RECORD_TTL_S)
                 await pipe.execute()
         except Exception:
             logger.warning("SFU node registration failed", exc_info=True)

@@ -120,8 +120,9 @@ def sfu_room(room: str) -> str:
 
 
 # hash of the peers whose media flows in one room: identity => epoch seconds the node last saw it
-# (a subscriber's RTCP reports arriving, a publisher's RTP), only while its transport is connected;
-# field SFU_MEDIA_NODE names the node. Rewritten with each heartbeat, expires after three intervals.
+# (its subscriber's RTCP reports arriving; for one that only publishes, its RTP), only while its transport is connected;
+# field SFU_MEDIA_NODE names the node. Rewritten with each heartbeat; kept an hour after the last one,
+# so the room of a crashed node reads as stale (dropped) rather than unknown.
 def sfu_room_media(room: str) -> str:
     return f"{PREFIX}sfu:media:{room}"
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.waiting import scaled
 
 VCS = [sys.executable, "-m", "app.cli"]
 
@@ -27,7 +28,7 @@ def env(tmp_path: Path) -> dict:
 
 def start_serve(env: dict, port: int) -> subprocess.Popen:
     process = subprocess.Popen([*VCS, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + scaled(60)
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
