@@ -44,7 +44,10 @@ def _measure() -> float:
 
 def _slowdown() -> float:
     if configured := os.environ.get("VCS_TEST_SLOWDOWN"):
-        return max(1.0, float(configured))
+        try:
+            return max(1.0, float(configured))
+        except ValueError:
+            raise SystemExit(f"VCS_TEST_SLOWDOWN must be a number (a factor such as 3), got {configured!r}") from None
     return min(_MAX_SLOWDOWN, max(1.0, _measure() / _REFERENCE_SECONDS))
 
 
