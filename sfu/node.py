@@ -86,8 +86,8 @@ class SfuNode:
         self.stopped = False
         self.started_at = time.time()
         self.counters: dict[str, int] = {}
-        self.admission = {"waited": 0, "refused": 0}
-        self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)  # joins that waited for a handshake slot, joins turned away
+        self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
+        self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
