@@ -4,7 +4,9 @@
 orchestrator is away) and one loop that compares it with the server clock:
 it joins at warm-up (or at once on `join`), leaves at the end or on `leave`,
 sends `stats` every 10 s, and after a failed join or a dropped connection
-tries again with jittered backoff until the occurrence ends. A participant
+tries again with jittered backoff until the occurrence ends. A busy SFU that
+defers a join (429/503 with Retry-After) is not a failure: the room waits its
+turn (the Retry-After, jittered) and reports nothing. A participant
 subscribes over WHEP and publishes muted over WHIP; a host only publishes.
 Reports go out through the `send` callable the agent gives it.
 """
@@ -22,6 +24,7 @@ import httpx
 
 from agent.media import PublishMedia, cap_tier
 from agent.schedule_cache import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, due_entry, next_boundary
+from rtc.consent import tolerate_load
 from rtc.rtp_stats import StatsWindow
 from rtc.whip_client import MediaError, MediaSession, publish, subscribe
 
@@ -65,6 +68,7 @@ class Room:
         self.entries: list[ScheduleEntry] = cache.load(endpoint_id) if cache else []
         self._forced: dict[Key, tuple[ScheduleEntry, float]] = {}  # `join` notices: entry, server time received
         self._left: set[Key] = set()  # told to leave: never rejoin
+        self._rand = rand
         self._backoff = Backoff(rand=rand)
         self._retry_at = 0.0
         self._rejoin_from: float | None = None
@@ -121,6 +125,7 @@ class Room:
 
     async def start(self) -> None:
         if self._task is None:
+            tolerate_load()  # a busy machine (a fleet of agents) keeps its media: prompt STUN answers, lag-tolerant consent
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name=f"room-{self.endpoint_id}")
 
@@ -184,17 +189,16 @@ class Room:
         try:
             async with asyncio.timeout(self.options.join_timeout):
                 self._here = await self._connect(entry)
-        except Exception as exc:  # MediaError, timeouts, and whatever aiortc raises: report and retry
-            reason = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
-            self.failures += 1
-            self.last_error = reason
-            self.status = "idle"
-            delay = max(self._backoff.next(), getattr(exc, "retry_after", None) or 0.0)
-            self._retry_at = self.clock.now() + delay
-            log.warning("endpoint %s: could not join %s (%s); retrying in %.1fs", self.endpoint_id, entry.meeting_id, reason, delay)
-            if getattr(exc, "status", None) in (401, 403):
-                self._on_tokens_rejected()  # maybe stale tokens: ask the orchestrator for fresh ones
-            await self._send({"type": "failed", "meeting_id": entry.meeting_id, "occurrence": entry.occurrence, "reason": reason[:300]})
+        except MediaError as exc:
+            if exc.status in (429, 503) and exc.retry_after is not None:  # the SFU is busy: wait our turn
+                delay = exc.retry_after * (1 + self._rand())  # spread: the deferred do not all come back at once
+                self._retry_at = self.clock.now() + delay
+                log.info("endpoint %s: join of %s deferred by the SFU (%s); again in %.1fs", self.endpoint_id, entry.meeting_id, exc, delay)
+                return
+            await self._join_failed(entry, exc)
+            return
+        except Exception as exc:  # timeouts, and whatever aiortc raises: report and retry
+            await self._join_failed(entry, exc)
             return
         self._backoff.reset()
         self._rejoin_from = None
@@ -206,6 +210,18 @@ class Room:
         log.info("endpoint %s: joined %s as %s at %s in %d ms", self.endpoint_id, entry.meeting_id, entry.role, self._here.tier, join_ms)
         key = {"meeting_id": entry.meeting_id, "occurrence": entry.occurrence}
         await self._send({"type": "joined", **key, "tier": self._here.tier, "join_ms": join_ms})
+
+    async def _join_failed(self, entry: ScheduleEntry, exc: Exception) -> None:
+        reason = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
+        self.failures += 1
+        self.last_error = reason
+        self.status = "idle"
+        delay = max(self._backoff.next(), getattr(exc, "retry_after", None) or 0.0)
+        self._retry_at = self.clock.now() + delay
+        log.warning("endpoint %s: could not join %s (%s); retrying in %.1fs", self.endpoint_id, entry.meeting_id, reason, delay)
+        if getattr(exc, "status", None) in (401, 403):
+            self._on_tokens_rejected()  # maybe stale tokens: ask the orchestrator for fresh ones
+        await self._send({"type": "failed", "meeting_id": entry.meeting_id, "occurrence": entry.occurrence, "reason": reason[:300]})
 
     async def _connect(self, entry: ScheduleEntry) -> _Attendance:
         sessions: list[MediaSession] = []

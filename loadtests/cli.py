@@ -44,6 +44,7 @@ __all__ = ["PROFILES", "Profile", "add_loadtest_command", "main", "run_loadtest"
 SCENARIOS = Path(__file__).parent / "scenarios"
 READY_TIMEOUT = 60.0
 ONLINE_WAIT = 120.0  # loadtests.admin.ONLINE_WAIT (not imported: that module imports Locust)
+RECONNECT_DEADLINE = 120.0  # seconds a dropped agent has to be back (loadtests.settings' default)
 SERVED_DRAIN_TIMEOUT = 2  # seconds a served deployment's SFU waits for rooms to empty when stopped
 SPAWNED = b"All users spawned"  # what Locust logs once the shape's users are all started
 
@@ -168,8 +169,10 @@ def _phases(profile: Profile, endpoints: int, *, restartable: bool, media: bool,
             found.append(Phase(name, "storm", ("--vcs-storm-lead", str(profile.storm_lead), "--vcs-storm-hold", str(profile.storm_hold)),
                                bound, processes=processes))
         elif name == "restart" and restartable:
-            found.append(Phase(name, "day", ("--vcs-organizer-users", "0", "--vcs-expect-restart", "--vcs-hold", str(profile.restart_hold)),
-                               spawn + profile.restart_hold + 90, restart_after=profile.restart_after,
+            # the hold waits for every agent to be back: room for a slow restart and the reconnect deadline
+            found.append(Phase(name, "day", ("--vcs-organizer-users", "0", "--vcs-expect-restart", "--vcs-hold", str(profile.restart_hold),
+                                             "--vcs-reconnect-deadline", str(RECONNECT_DEADLINE)),
+                               spawn + profile.restart_hold + READY_TIMEOUT + RECONNECT_DEADLINE + 30, restart_after=profile.restart_after,
                                processes=processes))
         elif name == "media" and media:
             steps = [s for s in profile.media_steps.split(",") if s.strip()]

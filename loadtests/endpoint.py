@@ -198,6 +198,7 @@ class AgentUser(FastHttpUser):
         while time.time() - since < self.settings.reconnect_deadline:
             try:
                 self.open_socket("WS reconnect", since=since)
+                self.shared.samples.count("socket reconnects")
                 return
             except SocketRefused as exc:
                 if exc.status in (401, 403):

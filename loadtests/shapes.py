@@ -7,7 +7,9 @@ from the run's settings; every shape ends by itself.
 - `WorkingDay`: every endpoint user plus the organizers and a monitor, spawned
   at `--vcs-spawn-rate`, then held for `--vcs-hold` seconds. With no
   organizers and `--vcs-expect-restart` it is the reconnect storm: the runner
-  restarts the orchestrator during the hold.
+  restarts the orchestrator during the hold, and the hold lasts until every
+  dropped agent is back (at most `--vcs-reconnect-deadline` longer), however
+  long a busy machine takes to restart it.
 - `JoinStorm`: every endpoint user, the storm admin, a monitor (and media
   users with a studio, when asked); ends soon after the admin cancelled the
   national meeting, at the latest after the worst-case time bound.
@@ -76,9 +78,17 @@ class WorkingDay(_Shape):
 
     def tick(self) -> tuple[int, float, list[type]] | None:
         rate = self.settings.spawn_rate
-        if self.get_run_time() > self.spawn_seconds(rate) + self.settings.hold:
+        held = self.get_run_time() - self.spawn_seconds(rate) - self.settings.hold
+        if held > 0 and (self.reconnected() or held > self.settings.reconnect_deadline):
             return None
         return self.everyone(rate)
+
+    def reconnected(self) -> bool:
+        """True unless the orchestrator is to be restarted and not every endpoint has dropped and come back."""
+        if not self.settings.expect_restart:
+            return True
+        counters = run_of(self.runner.environment).samples.counters
+        return counters["socket drops"] >= self.endpoint_count() and counters["socket reconnects"] >= counters["socket drops"]
 
 
 class JoinStorm(_Shape):

@@ -2,6 +2,13 @@
 
 Agents report into one hash per occurrence; a summary is computed on read,
 which at 3,321 entries is a single HGETALL and a pass in Python.
+
+"Joined" means media now: while the SFU node hosting the occurrence's room
+reports which peers it sees media from (`keys.sfu_room_media`, rewritten with
+each node heartbeat), an agent that says "joined" but whose media the node has
+not seen for `MEDIA_FRESH_S` counts as "dropped" (killed, cut off, or back with
+dead media; a crashed node's record goes stale the same way). Without such a
+record (no node hosts the room) the agents' own reports stand.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from scheduler.roster import Roster
 from vcs import keys
 from vcs.presence import Presence
 from vcs.registry import Registry
+from vcs.routing import NodeRouter
 
 __all__ = ["LiveState", "STATES", "reportable_occurrence"]
 
 STATES = ("joining", "joined", "failed", "left")
 KEEP = 7 * 24 * 3600  # seconds a finished occurrence's live record is kept
 WORST = 10
+MEDIA_FRESH_S = 10.0  # seconds without media seen by the node before a joined room shows as dropped
 REPORT_MARGIN = timedelta(minutes=30)  # reports are taken this long before the start (readiness at T-15) and after the end
 
 
@@ -55,6 +64,8 @@ class LiveState:
         raw = await self.redis.hget(key, endpoint_id)
         entry = json.loads(raw) if raw else {}
         if state is not None:
+            if entry.get("state") != state:
+                entry["since"] = now  # a fresh "joined" is believed until the node's next heartbeat can confirm it
             entry["state"] = state
             entry.setdefault("first_" + state, now)
         entry.update({k: v for k, v in fields.items() if v is not None})
@@ -69,10 +80,26 @@ class LiveState:
         raw = await self.redis.hgetall(keys.live_state(meeting_id, occurrence))
         return {endpoint_id: json.loads(value) for endpoint_id, value in raw.items()}
 
+    async def media_seen(self, meeting_id: str, occurrence: str, now: float) -> set[str] | None:
+        """The identities whose media the room's SFU node saw in the last MEDIA_FRESH_S; None: no node reports the room."""
+        room = await self.redis.hget(keys.occurrence_room(meeting_id, occurrence), "room")
+        heard = await NodeRouter(self.redis).room_media(room) if room else None
+        if heard is None:
+            return None
+        return {identity for identity, at in heard.items() if now - at <= MEDIA_FRESH_S}
+
+    @staticmethod
+    def _media_gone(endpoint_id: str, entry: dict, seen: set[str], now: float) -> bool:
+        """Said "joined" (longer ago than the node can have noticed) but the node sees no media from it."""
+        return entry.get("state") == "joined" and endpoint_id not in seen and now - entry.get("since", 0.0) > MEDIA_FRESH_S
+
     async def summary(self, meeting: Meeting, occurrence: datetime, now: float) -> dict:
         occ = format_utc(occurrence)
         expected = await self.roster.participants(meeting.id)
         entries = await self.entries(meeting.id, occ)
+        seen = await self.media_seen(meeting.id, occ, now)
+        if seen is not None:  # what the agents say, corrected by what the node sees
+            entries = {e: {**v, "state": "dropped"} if self._media_gone(e, v, seen, now) else v for e, v in entries.items()}
         online = await self.presence.online_among(list(expected), now)
         endpoints = await self.registry.all()
         states = Counter(entries[e].get("state") for e in expected if e in entries)
@@ -103,6 +130,7 @@ class LiveState:
             "online": len(expected & online),
             "joined": states["joined"],
             "failed": states["failed"],
+            "dropped": states["dropped"],
             "left": states["left"],
             "host": host.get("state"),
             "tiers": dict(tiers),

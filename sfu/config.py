@@ -52,6 +52,9 @@ class SfuConfig:
     connect_timeout_s: float = 30.0  # a peer not connected by then is closed
     # signaling limits
     max_inflight_signaling: int = 32
+    # peers still in their ICE/DTLS handshake; a join beyond waits, then gets 503 + Retry-After
+    max_handshakes: int = 12
+    admission_wait_s: float = 2.0
     max_sdp_bytes: int = 64 * 1024
     cors_origins: tuple[str, ...] = ("*",)
     # ICE: local addresses to gather on (empty: every interface) and the
@@ -107,6 +110,7 @@ class SfuConfig:
             "VCS_SFU_FRAME_RATE": "frame_rate",
             "VCS_SFU_ENCODER_SPEED": "encoder_speed",
             "VCS_SFU_MAX_INFLIGHT": "max_inflight_signaling",
+            "VCS_SFU_MAX_HANDSHAKES": "max_handshakes",
             "VCS_SFU_MAX_SDP_BYTES": "max_sdp_bytes",
         }
         floats = {

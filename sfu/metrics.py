@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from rtc.consent import consent_counters
+
 if TYPE_CHECKING:
     from .node import SfuNode
 
@@ -47,6 +49,14 @@ def render_metrics(node: SfuNode, *, rooms: bool) -> str:
     w.sample("vcs_sfu_rooms", "gauge", "Rooms on this node.", len(node.rooms), node=node_id)
     w.sample("vcs_sfu_subscribers", "gauge", "Subscribers on this node.", node.load, node=node_id)
     w.sample("vcs_sfu_process_cpu_seconds_total", "counter", "CPU time of the node's process.", round(time.process_time(), 3))
+    w.sample("vcs_sfu_handshakes", "gauge", "Peers in their ICE/DTLS handshake.", node.handshakes, node=node_id)
+    for outcome, value in node.admission.items():
+        w.sample("vcs_sfu_admission_total", "counter", "Joins that waited for a handshake slot or were deferred (503).", value, outcome=outcome)
+    consent = consent_counters()
+    w.sample("vcs_sfu_consent_checks_total", "counter", "ICE consent checks sent.", consent.checks)
+    w.sample("vcs_sfu_consent_unanswered_total", "counter", "ICE consent checks with no answer in time.", consent.unanswered)
+    w.sample("vcs_sfu_consent_expired_total", "counter", "Peers closed for lost ICE consent.", consent.expired)
+    w.sample("vcs_sfu_loop_lag_seconds_total", "counter", "Seconds the event loop ran late, not held against peers.", round(consent.loop_lag_s, 3))
     for name, value in sorted(node.counters.items()):
         w.sample("vcs_sfu_signaling_requests_total", "counter", "Signaling requests by endpoint.", value, endpoint=name)
     if not rooms:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rtc.consent import tolerate_load
 from rtc.ice import parse_networks, restrict_host_addresses
 from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
 from vcs.routing import NodeInfo, NodeRouter, node_ttl
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 LinkLookup = Callable[[str], Awaitable[LinkInfo | None]]
 LINK_LOOKUP_TIMEOUT_S = 2.0
 TICK_S = 1.0
+ADMISSION_RETRY_AFTER_S = 2
 
 
 @dataclass
@@ -76,11 +78,14 @@ class SfuNode:
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
         self._inflight = 0
+        self._handshake_done = asyncio.Event()  # set whenever a peer leaves its handshake
         self.started = False
         self.draining = False
         self.stopped = False
         self.started_at = time.time()
         self.counters: dict[str, int] = {}
+        self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
+        self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
@@ -95,6 +100,7 @@ class SfuNode:
         if self.started:
             return
         self.started = True
+        tolerate_load()  # a busy node keeps its peers: prompt STUN answers, consent not lost to its own lag
         if self.config.ice_host_addresses:
             restrict_host_addresses(self.config.ice_host_addresses)
         await self._register()
@@ -155,6 +161,35 @@ class SfuNode:
             yield
         finally:
             self._inflight -= 1
+
+    @property
+    def handshakes(self) -> int:
+        """Peers still in their ICE/DTLS handshake: the CPU a join costs, on both sides."""
+        return sum(1 for r in self.resources.values() if r.peer.pc.connectionState in ("new", "connecting"))
+
+    async def admit(self) -> None:
+        """Slow new joins down instead of dropping connected peers: wait for a handshake slot.
+
+        A join that finds ``max_handshakes`` peers still connecting waits up to
+        ``admission_wait_s`` for one to finish, then is refused with 503 and a
+        Retry-After (which the agents honour).
+        """
+        if self.handshakes < self.config.max_handshakes:
+            return
+        self.admission["waited"] += 1
+        deadline = self._clock() + self.config.admission_wait_s
+        while self.handshakes >= self.config.max_handshakes:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                self.admission["refused"] += 1
+                logger.info("join deferred: %d peers in their handshake (at most %d); retry in %d s",
+                            self.handshakes, self.config.max_handshakes, ADMISSION_RETRY_AFTER_S)  # fmt: skip
+                raise Unavailable("this node is busy connecting other peers; try again shortly",
+                                  headers={"Retry-After": str(ADMISSION_RETRY_AFTER_S)})  # fmt: skip
+            self._handshake_done.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, TICK_S)):
+                    await self._handshake_done.wait()
 
     @property
     def load(self) -> int:
@@ -230,6 +265,7 @@ class SfuNode:
         offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
         if self.load >= self.config.capacity:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
+        await self.admit()
         room = await self._open_room(room_name)
         room.check_source(claims.identity, source)
         link = await self._lookup_link(claims.identity)
@@ -271,6 +307,8 @@ class SfuNode:
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
+            if pc.connectionState not in ("new", "connecting"):
+                self._handshake_done.set()
             if pc.connectionState in ("failed", "closed"):
                 self._spawn(self._close_resource(resource))
 
@@ -288,6 +326,7 @@ class SfuNode:
     async def _close_resource(self, resource: Resource) -> None:
         if self.resources.pop(resource.id, None) is None:
             return
+        self._publisher_marks.pop(resource.id, None)
         room = self.rooms.get(resource.room)
         peer = resource.peer
         if room is not None:
@@ -323,6 +362,36 @@ class SfuNode:
             peer = resource.peer
             if peer.pc.connectionState != "connected" and now - peer.created > self.config.connect_timeout_s:
                 self._spawn(self._close_resource(resource))
+            if isinstance(peer, Publisher):
+                packets = peer.audio_packets + peer.video_packets
+                seen, _ = self._publisher_marks.get(resource.id, (0, 0.0))
+                if packets > seen:
+                    self._publisher_marks[resource.id] = (packets, time.monotonic())
+
+    def media_heard(self) -> dict[str, dict[str, float]]:
+        """Per room, when each connected identity's media was last seen (epoch seconds).
+
+        A subscriber counts from its receiver's RTCP reports (aiortc sends one
+        about every second while media arrives): a commune is there while it
+        receives, whatever it still sends. An identity that only publishes (the
+        host) counts from its RTP. A peer whose transport is not connected is
+        left out, whatever it last said.
+        """
+        offset = time.time() - time.monotonic()
+        receiving: dict[str, dict[str, float]] = {name: {} for name in self.rooms}
+        sending: dict[str, dict[str, float]] = {name: {} for name in self.rooms}
+        for resource in self.resources.values():
+            peer = resource.peer
+            if resource.room not in receiving or peer.pc.connectionState != "connected":
+                continue
+            if isinstance(peer, Publisher):
+                at, into = self._publisher_marks.get(resource.id, (0, None))[1], sending
+            else:
+                at, into = peer.heard_at, receiving
+            if at is not None:
+                room = into[resource.room]
+                room[resource.identity] = max(room.get(resource.identity, 0.0), round(at + offset, 1))
+        return {name: {**sending[name], **receiving[name]} for name in self.rooms}
 
     async def _run_heartbeat(self) -> None:
         try:
@@ -353,7 +422,7 @@ class SfuNode:
         return asdict(self.node_info())
 
     async def _register(self) -> None:
-        await self._route("register_node", self.node_info(), list(self.rooms))
+        await self._route("register_node", self.node_info(), list(self.rooms), self.media_heard())
 
     async def _unregister(self) -> None:
         await self._route("unregister_node", self.config.node_id)

@@ -66,6 +66,7 @@ class Subscriber:
         self.loss = 0.0
         self.remb_bps: int | None = None
         self.plis = 0
+        self.heard_at: float | None = None  # monotonic time of the receiver's last RTCP: its media is arriving
         self.ready = False
         self.closed = False
 
@@ -95,6 +96,7 @@ class Subscriber:
 
     def _on_rtcp(self, dt: DownTrack, packet: AnyRtcpPacket) -> None:
         now = time.monotonic()
+        self.heard_at = now
         if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             for report in packet.reports:
                 if report.ssrc != dt.ssrc:

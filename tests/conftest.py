@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -14,12 +15,22 @@ import pytest
 import redis.asyncio as aioredis
 import uvicorn
 
+from rtc.consent import tolerate_load
 from rtc.ice import restrict_host_addresses
 from tests.fake_sfu import FakeSfu
+from tests.waiting import SLOWDOWN
 from vcs.config import Settings
 from vcs.redis_server import EmbeddedRedis
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+# every peer in the tests checks consent as the node and the agents do
+tolerate_load()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    how = "from VCS_TEST_SLOWDOWN" if os.environ.get("VCS_TEST_SLOWDOWN") else "measured"
+    return f"deadlines x{SLOWDOWN:.1f} ({how}; tests/waiting.py)"
 
 
 @pytest.fixture(scope="session")

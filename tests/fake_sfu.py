@@ -42,6 +42,7 @@ class FakeSfu:
         self.secret = secret
         self.resources: dict[str, Resource] = {}
         self.refuse_with: int | None = None  # answer every POST with this status
+        self.refusals = 0  # POSTs answered with refuse_with
         self.video: VideoPattern | None = None
         self.audio: AudioPattern | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -73,6 +74,7 @@ class FakeSfu:
         kind = "whip" if "/whip/" in request.url.path else "whep"
         room = request.path_params["room"]
         if self.refuse_with:
+            self.refusals += 1
             return Response("refused", status_code=self.refuse_with, headers={"Retry-After": "1"})
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         try:

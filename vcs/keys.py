@@ -130,7 +130,17 @@ def sfu_room(room: str) -> str:
     return f"{PREFIX}sfu:room:{room}"
 
 
-__all__ += ["SFU_NODES", "sfu_node", "sfu_room"]
+# hash of the peers whose media flows in one room: identity => epoch seconds the node last saw it
+# (its subscriber's RTCP reports arriving; for one that only publishes, its RTP), only while its transport is connected;
+# field SFU_MEDIA_NODE names the node. Rewritten with each heartbeat; kept an hour after the last one,
+# so the room of a crashed node reads as stale (dropped) rather than unknown.
+def sfu_room_media(room: str) -> str:
+    return f"{PREFIX}sfu:media:{room}"
+
+
+SFU_MEDIA_NODE = "_node"
+
+__all__ += ["SFU_MEDIA_NODE", "SFU_NODES", "sfu_node", "sfu_room", "sfu_room_media"]
 
 # --- web UI: browser sessions, sign-in throttling, audit log ----------------
 # (web/ui/sessions.py, web/ui/throttle.py, vcs/audit.py)

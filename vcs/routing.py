@@ -17,7 +17,7 @@ tiers from an origin); the default selector prefers origins.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +37,8 @@ __all__ = [
 ROLES = ("origin", "relay")
 HEARTBEATS_TO_LIVE = 3  # missed heartbeats before a node counts as gone
 DEFAULT_NODE_TTL = 15  # seconds: three heartbeats of the default 5 s, for a record that does not say
+# a room's media record outlives a crashed node: its stale times then say "dropped", which is true
+MEDIA_RECORD_TTL_S = 3600
 
 
 def node_ttl(heartbeat_interval_s: float) -> int:
@@ -108,8 +110,11 @@ class NodeRouter:
 
     # nodes -------------------------------------------------------------------
 
-    async def register_node(self, node: NodeInfo, rooms: Iterable[str] = ()) -> None:
-        """Write (or refresh) the node's record and the placement of the rooms it serves."""
+    async def register_node(
+        self, node: NodeInfo, rooms: Iterable[str] = (), media_heard: Mapping[str, Mapping[str, float]] | None = None
+    ) -> None:
+        """Write (or refresh) the node's record, the placement of the rooms it serves and, per room,
+        when it last saw media from each connected identity (`media_heard`: room => identity => unix seconds)."""
         key = keys.sfu_node(node.id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=node.to_hash())
@@ -117,6 +122,11 @@ class NodeRouter:
             pipe.zadd(keys.SFU_NODES, {node.id: node.heartbeat})
             for room in rooms:
                 pipe.set(keys.sfu_room(room), node.id, ex=node.ttl)
+            for room, heard in (media_heard or {}).items():
+                media = keys.sfu_room_media(room)
+                pipe.delete(media)  # rewritten whole: a peer that left is gone from it
+                pipe.hset(media, mapping={keys.SFU_MEDIA_NODE: node.id, **{k: str(v) for k, v in heard.items()}})
+                pipe.expire(media, MEDIA_RECORD_TTL_S)
             await pipe.execute()
 
     async def unregister_node(self, node_id: str) -> None:
@@ -168,7 +178,14 @@ class NodeRouter:
         await self.redis.set(keys.sfu_room(room), node_id, ex=ttl)
 
     async def clear_room(self, room: str) -> None:
-        await self.redis.delete(keys.sfu_room(room))
+        await self.redis.delete(keys.sfu_room(room), keys.sfu_room_media(room))
+
+    async def room_media(self, room: str) -> dict[str, float] | None:
+        """When the room's node last saw media from each identity; None when no node reports the room."""
+        heard = await self.redis.hgetall(keys.sfu_room_media(room))
+        if keys.SFU_MEDIA_NODE not in heard:
+            return None
+        return {identity: float(at) for identity, at in heard.items() if identity != keys.SFU_MEDIA_NODE}
 
     async def select_node(self, room: str) -> NodeInfo | None:
         """Where `room` should live: the node already serving it, else the selector's choice."""

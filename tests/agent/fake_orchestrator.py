@@ -135,9 +135,3 @@ def schedule_entry(sfu_url: str, *, warmup_in: float = 0.5, end_in: float = 60.0
         "publish_tier": "360p" if role == "host" else "180p",
     }  # fmt: skip
 
-
-async def until(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)

@@ -16,10 +16,11 @@ from agent.control import Agent, AgentConfig
 from agent.media import PatternMedia
 from agent.room import RoomOptions
 from agent.schedule_cache import ScheduleCache, parse_entries
-from tests.agent.fake_orchestrator import FakeOrchestrator, iso, until
+from tests.agent.fake_orchestrator import FakeOrchestrator, iso
 from tests.agent.fake_orchestrator import schedule_entry as entry
 from tests.conftest import LiveServer, free_port
 from tests.fake_sfu import FakeSfu
+from tests.waiting import eventually, scaled, stays
 
 SECRET = "right-secret-0123456789"
 FAST = RoomOptions(stats_interval=1.0, media_timeout=3.0, host_tier="360p")
@@ -57,27 +58,44 @@ async def test_logs_in_caches_state_heartbeats_joins_at_warmup_and_leaves_at_end
     agent = make_agent(orchestrator.url, http, media, tmp_path)
     await agent.start()
     try:
-        await until(lambda: orchestrator.messages("00070", "heartbeat"))
+        await eventually(lambda: orchestrator.messages("00070", "heartbeat"))
         assert orchestrator.messages("00070", "heartbeat")[0]["status"] == "idle"
         assert [e.meeting_id for e in ScheduleCache(tmp_path / "00070").load("00070")] == ["m1"]
-        await until(lambda: orchestrator.messages("00070", "joined"))
+        await eventually(lambda: orchestrator.messages("00070", "joined"))
         joined = orchestrator.messages("00070", "joined")[0]
         assert joined["tier"] == "180p" and 0 <= joined["join_ms"] < 5000
         assert {r.kind for r in fake_sfu.resources.values()} == {"whep", "whip"}
-        await until(lambda: any(m.get("status") == "in_meeting" for m in orchestrator.messages("00070", "heartbeat")))
-        await until(lambda: orchestrator.messages("00070", "stats"))
+        await eventually(lambda: any(m.get("status") == "in_meeting" for m in orchestrator.messages("00070", "heartbeat")))
+        await eventually(lambda: orchestrator.messages("00070", "stats"))
         stats = orchestrator.messages("00070", "stats")[0]
         assert stats["tier"] == "180p" and stats["bitrate_kbps"] > 50 and stats["loss_pct"] < 5
-        await until(lambda: fake_sfu.of("whip")[0].frames > 5)
+        await eventually(lambda: fake_sfu.of("whip")[0].frames > 5)
         assert fake_sfu.of("whip")[0].frame_size == (320, 180)
         assert agent.room.muted is True  # participants join muted
-        await until(lambda: orchestrator.messages("00070", "left"), timeout=10)
+        await eventually(lambda: orchestrator.messages("00070", "left"), timeout=10)
         assert all(r.deleted for r in fake_sfu.resources.values())
         assert agent.room.status == "idle"
     finally:
         await agent.stop()
         await agent.stop()  # safe twice
     assert not agent.connected
+
+
+async def test_a_join_deferred_by_a_busy_sfu_waits_its_turn_without_failing(orchestrator, sfu, http, media, tmp_path):
+    fake_sfu, sfu_url = sfu
+    fake_sfu.refuse_with = 503  # with Retry-After: 1, as a node at its handshake bound answers
+    agent = make_agent(orchestrator.url, http, media, tmp_path)
+    await agent.start()
+    try:
+        await eventually(lambda: "00070" in orchestrator.sockets)
+        await orchestrator.push("00070", {"type": "join", "entry": entry(sfu_url, warmup_in=600, end_in=1200)})
+        await eventually(lambda: fake_sfu.refusals >= 2, what="the agent comes back after the Retry-After")
+        assert agent.room.status == "joining" and agent.room.last_error is None
+        fake_sfu.refuse_with = None
+        await eventually(lambda: orchestrator.messages("00070", "joined"), what="the agent joins once the SFU has room")
+        assert not orchestrator.messages("00070", "failed")  # waiting its turn is not a failure
+    finally:
+        await agent.stop()
 
 
 async def test_skewed_clock_still_joins_on_server_time(orchestrator, sfu, http, media, tmp_path):
@@ -87,12 +105,12 @@ async def test_skewed_clock_still_joins_on_server_time(orchestrator, sfu, http, 
     started = time.monotonic()
     await agent.start()
     try:
-        await until(lambda: orchestrator.messages("00070", "joined"))
-        assert 1.0 < time.monotonic() - started < 6.0
+        await eventually(lambda: orchestrator.messages("00070", "joined"))
+        assert 1.0 < time.monotonic() - started < scaled(6.0)
         assert agent.clock.offset == pytest.approx(3600, abs=1)
         await orchestrator.push("00070", {"type": "start", "meeting_id": "m1", "occurrence": "x", "start": iso(time.time())})
-        await until(lambda: orchestrator.messages("00070", "start_seen"))
-        assert abs(orchestrator.messages("00070", "start_seen")[0]["delay_ms"]) < 1500
+        await eventually(lambda: orchestrator.messages("00070", "start_seen"))
+        assert abs(orchestrator.messages("00070", "start_seen")[0]["delay_ms"]) < scaled(1500)
     finally:
         await agent.stop()
 
@@ -102,27 +120,27 @@ async def test_join_floor_drop_rejoin_and_leave_messages(orchestrator, sfu, http
     agent = make_agent(orchestrator.url, http, media, tmp_path)
     await agent.start()
     try:
-        await until(lambda: "00070" in orchestrator.sockets)
+        await eventually(lambda: "00070" in orchestrator.sockets)
         future = entry(sfu_url, warmup_in=600, end_in=1200)  # warm-up far away: `join` means now
         await orchestrator.push("00070", {"type": "join", "entry": future})
-        await until(lambda: orchestrator.messages("00070", "joined"))
-        assert orchestrator.messages("00070", "joined")[0]["join_ms"] < 5000
+        await eventually(lambda: orchestrator.messages("00070", "joined"))
+        assert orchestrator.messages("00070", "joined")[0]["join_ms"] < scaled(5000)
         key = {"meeting_id": future["meeting_id"], "occurrence": future["occurrence"]}
         await orchestrator.push("00070", {"type": "floor", **key, "endpoint_id": "00070"})
-        await until(lambda: agent.room.muted is False)
+        await eventually(lambda: agent.room.muted is False)
         await orchestrator.push("00070", {"type": "floor", **key, "endpoint_id": None})
-        await until(lambda: agent.room.muted is True)
+        await eventually(lambda: agent.room.muted is True)
         await orchestrator.push("00070", {"type": "readiness", **key})
-        await until(lambda: orchestrator.messages("00070", "probe"))
+        await eventually(lambda: orchestrator.messages("00070", "probe"))
         assert orchestrator.messages("00070", "probe")[0]["rtt_ms"] >= 0
         await fake_sfu.kick("whep", "00070")  # the SFU drops us
-        await until(lambda: orchestrator.messages("00070", "failed"), timeout=10)
+        await eventually(lambda: orchestrator.messages("00070", "failed"), timeout=10)
         assert orchestrator.messages("00070", "failed")[0]["reason"] == "connection lost"
-        await until(lambda: len(orchestrator.messages("00070", "joined")) == 2, timeout=15)
+        await eventually(lambda: len(orchestrator.messages("00070", "joined")) == 2, timeout=15)
         await orchestrator.push("00070", {"type": "leave", **key})
-        await until(lambda: orchestrator.messages("00070", "left"))
-        await asyncio.sleep(2.5)
-        assert len(orchestrator.messages("00070", "joined")) == 2  # told to leave: no rejoin
+        await eventually(lambda: orchestrator.messages("00070", "left"))
+        # told to leave: no rejoin (a rejoin after a drop comes within the backoff's first step)
+        await stays(lambda: len(orchestrator.messages("00070", "joined")) == 2, scaled(2.5), what="no rejoin after leave")
         assert all(r.deleted for r in fake_sfu.resources.values())
     finally:
         await agent.stop()
@@ -134,12 +152,12 @@ async def test_host_publishes_and_does_not_subscribe(orchestrator, sfu, http, me
     agent = make_agent(orchestrator.url, http, media, tmp_path, endpoint="central")
     await agent.start()
     try:
-        await until(lambda: orchestrator.messages("central", "joined"))
+        await eventually(lambda: orchestrator.messages("central", "joined"))
         assert orchestrator.messages("central", "joined")[0]["tier"] == "360p"  # capped by host_tier
-        await until(lambda: fake_sfu.of("whip") and fake_sfu.of("whip")[0].frames > 5)
+        await eventually(lambda: fake_sfu.of("whip") and fake_sfu.of("whip")[0].frames > 5)
         assert fake_sfu.of("whip")[0].frame_size == (640, 360) and not fake_sfu.of("whep")
         assert agent.room.muted is None or agent.room.muted is False  # the host speaks
-        await until(lambda: orchestrator.messages("central", "stats"))
+        await eventually(lambda: orchestrator.messages("central", "stats"))
         assert orchestrator.messages("central", "stats")[-1]["bitrate_kbps"] > 0
     finally:
         await agent.stop()
@@ -150,7 +168,7 @@ async def test_wrong_secret_backs_off_and_honours_retry_after(orchestrator, http
     agent = make_agent(orchestrator.url, http, media, tmp_path, secret="wrong-secret-xyz")
     await agent.start()
     try:
-        await until(lambda: len(orchestrator.logins) >= 3, timeout=10)
+        await eventually(lambda: len(orchestrator.logins) >= 3, timeout=10)
     finally:
         await agent.stop()
     statuses = [status for _, status, _ in orchestrator.logins]
@@ -168,12 +186,12 @@ async def test_malformed_messages_are_logged_and_skipped(orchestrator, sfu, http
     agent = make_agent(orchestrator.url, http, media, tmp_path)
     await agent.start()
     try:
-        await until(lambda: "00070" in orchestrator.sockets)
+        await eventually(lambda: "00070" in orchestrator.sockets)
         for garbage in ("not json", "[1, 2]", '{"type": 5}', '{"type": "state", "schedule": "x"}', '{"type": "join", "entry": {}}',
                         '{"type": "start"}', '{"type": "floor"}', '{"type": "nonsense"}', '{"type": "state", "server_time": "soon"}'):  # fmt: skip
             await orchestrator.push("00070", garbage)
         await orchestrator.push("00070", {"type": "readiness", "meeting_id": "m9", "occurrence": "o"})
-        await until(lambda: orchestrator.messages("00070", "probe"))
+        await eventually(lambda: orchestrator.messages("00070", "probe"))
         assert agent.connected and len([m for m in orchestrator.logins if m[1] == 200]) == 1
         assert "ignoring" in caplog.text
     finally:
@@ -184,12 +202,12 @@ async def test_relogin_when_the_token_is_revoked(orchestrator, http, media, tmp_
     agent = make_agent(orchestrator.url, http, media, tmp_path)
     await agent.start()
     try:
-        await until(lambda: "00070" in orchestrator.sockets)
+        await eventually(lambda: "00070" in orchestrator.sockets)
         orchestrator.revoke("00070")
         await orchestrator.sockets["00070"].close(1001)  # the server restarts; the old token is gone
-        await until(lambda: len([m for m in orchestrator.logins if m[1] == 200]) == 2 and "00070" in orchestrator.sockets)
+        await eventually(lambda: len([m for m in orchestrator.logins if m[1] == 200]) == 2 and "00070" in orchestrator.sockets)
         assert orchestrator.ws_refusals == 1
-        await until(lambda: orchestrator.messages("00070", "sync"))  # a reconnect asks for the full state
+        await eventually(lambda: orchestrator.messages("00070", "sync"))  # a reconnect asks for the full state
     finally:
         await agent.stop()
 
@@ -200,7 +218,7 @@ async def test_joins_from_the_cached_schedule_when_the_orchestrator_is_down(sfu,
     agent = make_agent(f"http://127.0.0.1:{free_port()}", http, media, tmp_path)  # nothing listens there
     await agent.start()
     try:
-        await until(lambda: agent.room.status == "in_meeting")
+        await eventually(lambda: agent.room.status == "in_meeting")
         assert {(r.kind, r.identity) for r in fake_sfu.resources.values()} == {("whep", "00070"), ("whip", "00070")}
         assert not agent.connected
     finally:
@@ -248,11 +266,11 @@ async def test_real_server_state_heartbeat_online_and_join_with_a_skewed_clock(r
     agent = make_agent(server.url, http, media, tmp_path, secret=booked["secret"], clock=lambda: time.time() - 3600)
     await agent.start()
     try:
-        await until(lambda: agent.connected and ScheduleCache(tmp_path / "00070").load("00070"))
+        await eventually(lambda: agent.connected and ScheduleCache(tmp_path / "00070").load("00070"))
         cached = ScheduleCache(tmp_path / "00070").load("00070")
         assert [e.meeting_id for e in cached] == [booked["meeting_id"]] and cached[0].role == "participant"
         assert "malformed" not in caplog.text
-        await until(lambda: agent.room.status == "in_meeting")  # warm-up has begun by the server's clock
+        await eventually(lambda: agent.room.status == "in_meeting")  # warm-up has begun by the server's clock
         assert {(r.kind, r.identity) for r in fake_sfu.resources.values()} == {("whep", "00070"), ("whip", "00070")}
         assert "00070" in await Presence(redis, 30).online_ids(time.time())
         live_key = keys.live_state(booked["meeting_id"], cached[0].occurrence)
@@ -261,10 +279,10 @@ async def test_real_server_state_heartbeat_online_and_join_with_a_skewed_clock(r
             raw = await redis.hget(live_key, "00070")
             return json.loads(raw) if raw else {}
 
-        deadline = time.monotonic() + 10
-        while (await live_state()).get("state") != "joined":
-            assert time.monotonic() < deadline, await live_state()
-            await asyncio.sleep(0.1)
+        async def joined() -> bool:
+            return (await live_state()).get("state") == "joined"
+
+        await eventually(joined, what="the live state shows the endpoint joined")
         assert (await live_state())["tier"] == "180p"
     finally:
         await agent.stop()
@@ -276,7 +294,7 @@ async def test_real_server_down_agent_joins_from_its_cached_schedule(real_server
     first = make_agent(server.url, http, media, tmp_path, secret=booked["secret"])
     await first.start()
     try:
-        await until(lambda: first.connected and ScheduleCache(tmp_path / "00070").load("00070"))
+        await eventually(lambda: first.connected and ScheduleCache(tmp_path / "00070").load("00070"))
     finally:
         await first.stop()
     server.stop()  # the orchestrator is gone
@@ -284,7 +302,7 @@ async def test_real_server_down_agent_joins_from_its_cached_schedule(real_server
     second = make_agent(server.url, http, media, tmp_path, secret=booked["secret"])
     await second.start()
     try:
-        await until(lambda: second.room.status == "in_meeting")
+        await eventually(lambda: second.room.status == "in_meeting")
         assert not second.connected
         assert {(r.kind, r.identity) for r in fake_sfu.resources.values() if not r.deleted} == {("whep", "00070"), ("whip", "00070")}
     finally:
@@ -321,8 +339,8 @@ async def test_publishes_a_media_file_through_mediaplayer_muted(sfu, http, tmp_p
     agent = make_agent(f"http://127.0.0.1:{free_port()}", http, media, tmp_path)
     await agent.start()
     try:
-        await until(lambda: agent.room.status == "in_meeting")
-        await until(lambda: fake_sfu.of("whip") and fake_sfu.of("whip")[0].frames > 5)
+        await eventually(lambda: agent.room.status == "in_meeting")
+        await eventually(lambda: fake_sfu.of("whip") and fake_sfu.of("whip")[0].frames > 5)
         assert fake_sfu.of("whip")[0].frame_size == (320, 180)
         assert agent.room.muted is True
     finally:
@@ -374,7 +392,7 @@ async def test_agent_command_logs_a_wrong_secret_clearly_and_stops_on_sigterm(or
     process = await asyncio.create_subprocess_exec(sys.executable, "-c", AGENT_COMMAND, *args, env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)  # fmt: skip
     try:
-        await until(lambda: len(orchestrator.logins) >= 2, timeout=20)
+        await eventually(lambda: len(orchestrator.logins) >= 2, timeout=20)
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 30)

@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from agent.fleet import Fleet, FleetConfig, choose_members, link_tier, provision_secrets, read_secrets, write_secrets
-from tests.agent.fake_orchestrator import FakeOrchestrator, until
+from tests.agent.fake_orchestrator import FakeOrchestrator
 from tests.agent.fake_orchestrator import schedule_entry as entry
+from tests.waiting import eventually
 from vcs.credentials import EndpointCredentials
 from vcs.endpoints import national_endpoints
 from vcs.link_profiles import AccessType, LinkProfile
@@ -100,7 +101,7 @@ async def test_fleet_joins_shares_one_encoder_and_stops_cleanly(orchestrator_for
     fleet = Fleet(config, members)
     await fleet.start()
     try:
-        await until(lambda: fleet.counts()["joined"] == 7, timeout=30)
+        await eventually(lambda: fleet.counts()["joined"] == 7, timeout=30)
         assert fleet.status_line() == "fleet: 7 agents, 7 connected, 7 joined, 0 failed"
         whep = fake_sfu.of("whep")
         assert len(whep) == 6 and len(fake_sfu.of("whip")) == 7
@@ -153,7 +154,7 @@ async def test_wrong_secrets_count_as_failed_and_a_given_http_client_stays_open(
             fleet = Fleet(config, members, http=client)
             await fleet.start()
             try:
-                await until(lambda: fleet.counts()["failed"] == 2)
+                await eventually(lambda: fleet.counts()["failed"] == 2)
             finally:
                 await fleet.stop()
             assert not client.is_closed

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.vcs.test_link_csv import windows_1258
+from tests.waiting import scaled
 
 VCS = [sys.executable, "-m", "app.cli"]
 
@@ -30,7 +31,7 @@ def env(tmp_path: Path) -> dict:
 
 def start_serve(env: dict, port: int, cwd: Path | None = None) -> subprocess.Popen:
     process = subprocess.Popen([*VCS, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + scaled(60)
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:

@@ -25,9 +25,10 @@ import pytest
 from rtc.ice import restrict_host_addresses
 from tests.conftest import LiveServer, free_port
 from tests.fake_sfu import FakeSfu
+from tests.waiting import scaled
 
 SECRET = "loadtest-smoke-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-RUN_LIMIT = 180  # seconds; the run takes about 45
+RUN_LIMIT = scaled(180)  # seconds; the run takes about 45 on an idle machine
 
 pytestmark = pytest.mark.timeout(RUN_LIMIT + 30)
 

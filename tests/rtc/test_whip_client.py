@@ -13,6 +13,7 @@ from rtc.aiortc_adapter import decoder_thread
 from rtc.whip_client import MediaError, publish, subscribe
 from tests.conftest import TEST_SECRET, free_port
 from tests.fake_sfu import FakeSfu
+from tests.waiting import eventually
 from vcs.media_tokens import mint_media_token
 
 
@@ -25,13 +26,6 @@ def token(role: str, room: str = "r1", identity: str = "00070") -> str:
     return mint_media_token(TEST_SECRET, room=room, identity=identity, role=role, ttl=600)
 
 
-async def wait_until(predicate, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def test_whep_receives_and_counts_without_decoding(fake_sfu):
     sfu, url = fake_sfu
     async with httpx.AsyncClient(timeout=10) as http:
@@ -39,7 +33,7 @@ async def test_whep_receives_and_counts_without_decoding(fake_sfu):
         try:
             await asyncio.wait_for(session.first_media.wait(), 15)
             video, audio = session.counters["video"], session.counters["audio"]
-            await wait_until(lambda: video.packets > 20 and audio.packets > 20 and video.height)
+            await eventually(lambda: video.packets > 20 and audio.packets > 20 and video.height)
             assert session.tier == "180p" and (video.width, video.height) == (320, 180)
             assert video.lost == 0 and video.bytes > 1000
             assert sfu.of("whep")[0].params == {"max_tier": "180p"}
@@ -82,7 +76,7 @@ async def test_whip_publishes_shared_packets_that_decode(fake_sfu):
         try:
             for session in sessions:
                 await asyncio.wait_for(session.first_media.wait(), 15)
-            await wait_until(lambda: len(sfu.of("whip")) == 2 and all(r.frames >= 10 for r in sfu.of("whip")))
+            await eventually(lambda: len(sfu.of("whip")) == 2 and all(r.frames >= 10 for r in sfu.of("whip")))
             assert {r.frame_size for r in sfu.of("whip")} == {(320, 180)}
             assert {r.identity for r in sfu.of("whip")} == {"e0", "e1"}
             assert video.frames_encoded < 60  # one encoder for both publishers, not one each
@@ -196,19 +190,19 @@ async def test_interoperates_with_the_sfu_node(loopback_ice):
     await audio.start()
     base = f"http://127.0.0.1:{port}/sfu"
     try:
-        await wait_until(lambda: server.started)
+        await eventually(lambda: server.started)
         async with httpx.AsyncClient(timeout=10) as http:
             host = await publish(http, f"{base}/whip/r1", token("publish", identity="central"), [video.track(), audio.track(muted=False)])
             commune = await subscribe(http, f"{base}/whep/r1", token("subscribe"), max_tier="180p")
             try:
                 await asyncio.wait_for(commune.first_media.wait(), 15)
-                await wait_until(lambda: commune.counters["video"].packets > 20 and commune.counters["audio"].packets > 20)
+                await eventually(lambda: commune.counters["video"].packets > 20 and commune.counters["audio"].packets > 20)
                 assert commune.tier in ("180p", "90p")  # the SFU's ladder here is 180p -> 160x90
                 assert commune.pc.connectionState == "connected" and host.pc.connectionState == "connected"
             finally:
                 await commune.close()
                 await host.close()
-            await wait_until(lambda: not node.resources)  # both DELETEs were accepted
+            await eventually(lambda: not node.resources)  # both DELETEs were accepted
     finally:
         await video.stop()
         await audio.stop()

@@ -31,7 +31,8 @@ from scheduler.runner import SchedulerRole
 from scheduler.sfu_control import SfuControl
 from scheduler.store import MeetingStore
 from tests.conftest import TEST_SECRET, LiveServer, free_port
-from tests.scheduler.test_runner import scheduler_process, wait_for
+from tests.scheduler.test_runner import scheduler_process
+from tests.waiting import eventually
 from vcs import keys
 from vcs.redis_server import EmbeddedRedis, connected
 from vcs.registry import Registry
@@ -133,7 +134,7 @@ class Effects:
 async def ended_once(redis, meeting: Meeting, effects: Effects, control: RoomControl, timeout: float) -> int:
     """Wait for the end's done marker, watch a little longer, check each effect happened once; returns its fence."""
     occ = format_utc(meeting.start)
-    fence = int(await wait_for(lambda: redis.get(keys.phase_done(meeting.id, occ, "ended")), timeout))
+    fence = int(await eventually(lambda: redis.get(keys.phase_done(meeting.id, occ, "ended")), timeout))
     await asyncio.sleep(QUIET)
     stored = await MeetingStore(redis).get(meeting.id)
     assert stored.status_of(meeting.start) is OccurrenceStatus.ENDED
@@ -152,7 +153,7 @@ async def test_the_end_runs_once_when_the_leader_is_killed_just_before_it(redis,
     leader = scheduler_process(redis_url, tmp_path)
     standby = None
     try:
-        first = await wait_for(lambda: redis.get(keys.SCHEDULER_LEASE), 20)
+        first = await eventually(lambda: redis.get(keys.SCHEDULER_LEASE), 20)
         standby = scheduler_process(redis_url, tmp_path)
         async with Effects(redis, meeting.id) as effects:
             await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds() - 1.0))
@@ -208,7 +209,7 @@ async def test_the_end_runs_once_when_redis_freezes_across_its_claim(tmp_path, r
             try:
                 for role in roles:
                     await role.start()
-                await wait_for(lambda: asyncio.sleep(0, any(r.is_leader for r in roles)), 10)
+                await eventually(lambda: asyncio.sleep(0, any(r.is_leader for r in roles)), 10)
                 async with Effects(redis, meeting.id) as effects:
                     if when == "at-the-end":
                         await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds() - 0.2))

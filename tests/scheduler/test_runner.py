@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 from scheduler.meeting import Meeting, ParticipantSelector, format_utc
 from scheduler.store import MeetingStore
 from tests.conftest import TEST_SECRET
+from tests.waiting import eventually, scaled, stays
 from vcs import keys
 from vcs.credentials import EndpointCredentials
 from vcs.redis_server import EmbeddedRedis, connected
@@ -81,27 +82,22 @@ def scheduler_process(redis_url: str, tmp_path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "app.cli", "scheduler", "--lease-ttl", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def wait_for(condition, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await condition()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 async def test_standby_starts_it_exactly_once_when_the_leader_dies(redis, redis_url, tmp_path):
     leader = scheduler_process(redis_url, tmp_path)
     standby = None
     try:
-        first_lease = await wait_for(lambda: redis.get(keys.SCHEDULER_LEASE), 20)
+        first_lease = await eventually(lambda: redis.get(keys.SCHEDULER_LEASE), 20)
+        clients = len(await redis.client_list())
         standby = scheduler_process(redis_url, tmp_path)
-        await asyncio.sleep(1.5)  # the standby is up and polling
+
+        async def standby_connected() -> bool:
+            return len(await redis.client_list()) > clients
+
+        await eventually(standby_connected, what="the standby is up and polling the lease")
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
         meeting = Meeting("failover", "Chuyển đổi dự phòng", "admin", "central", start, timedelta(minutes=5), ParticipantSelector("communes", commune_ids=("00070",)))
         await MeetingStore(redis).create(meeting)
-        await wait_for(lambda: redis.exists(keys.phase_done("failover", format_utc(start), "warmup")), 10)
+        await eventually(lambda: redis.exists(keys.phase_done("failover", format_utc(start), "warmup")), 10)
         delay = (start - datetime.now(UTC)).total_seconds() - 1.0
         await asyncio.sleep(max(0, delay))
         leader.send_signal(signal.SIGKILL)  # no goodbye: the lease must expire
@@ -110,13 +106,16 @@ async def test_standby_starts_it_exactly_once_when_the_leader_dies(redis, redis_
         async def started():
             return await redis.get(keys.phase_done("failover", format_utc(start), "live"))
 
-        fence = int(await wait_for(started, 15))
+        fence = int(await eventually(started, 15))
         assert fence > int(first_lease.split(":")[-1]), "the start was run by the new leader"
-        await asyncio.sleep(2)
+        async def started_once() -> bool:
+            log = [json.loads(e) for e in await redis.lrange(keys.LIFECYCLE_LOG, 0, -1)]
+            return [e["phase"] for e in log if e["meeting"] == "failover"].count("live") == 1
+
+        await stays(started_once, scaled(2), what="the start ran exactly once")
         log = [json.loads(e) for e in await redis.lrange(keys.LIFECYCLE_LOG, 0, -1)]
-        assert [e["phase"] for e in log if e["meeting"] == "failover"].count("live") == 1
         late = (datetime.fromisoformat(next(e["at"] for e in log if e["phase"] == "live")) - start).total_seconds()
-        assert late < 5, f"started {late:.1f}s late"
+        assert late < scaled(5), f"started {late:.1f}s late"
     finally:
         for process in (leader, standby):
             if process and process.poll() is None:
@@ -163,14 +162,14 @@ async def test_a_changed_meeting_gets_new_jobs_and_the_others_keep_theirs(redis)
             scheduler = role._scheduler
             return {j.id: j for j in scheduler.get_jobs() if j.id.startswith(f"{meeting_id}:")} if scheduler else {}
 
-        await wait_for(lambda: asyncio.sleep(0, len(jobs("ma")) == 4 and len(jobs("mb")) == 4), 10)
+        await eventually(lambda: len(jobs("ma")) == 4 and len(jobs("mb")) == 4, 10)
         kept = jobs("mb")
         await store.update("ma", lambda m: replace(m, start=soon + timedelta(hours=5)))
         moved = soon + timedelta(hours=5)
-        await wait_for(lambda: asyncio.sleep(0, all(j.next_run_time > moved - timedelta(minutes=16) for j in jobs("ma").values()) and jobs("ma")), 5)
+        await eventually(lambda: all(j.next_run_time > moved - timedelta(minutes=16) for j in jobs("ma").values()) and jobs("ma"), 5)
         assert jobs("mb") == kept and all(jobs("mb")[i] is kept[i] for i in kept)  # not derived again
         await store.update("ma", lambda m: m.cancel_series(now=datetime.now(UTC)))
-        await wait_for(lambda: asyncio.sleep(0, not jobs("ma")), 5)
+        await eventually(lambda: not jobs("ma"), 5)
         assert len(jobs("mb")) == 4
     finally:
         await role.stop()

@@ -19,6 +19,7 @@ from sfu.app import create_sfu_app
 from sfu.config import SfuConfig
 from vcs.tiers import parse_tiers
 from sfu.node import SfuNode
+from tests.waiting import scaled
 from vcs.media_tokens import mint_media_token
 
 SECRET = "test-secret-" + "k" * 40
@@ -116,7 +117,7 @@ async def recv_frames(track, count: int, timeout: float = 15.0) -> list:
         while len(frames) < count:
             frames.append(await track.recv())
 
-    await asyncio.wait_for(take(), timeout)
+    await asyncio.wait_for(take(), scaled(timeout))
     return frames
 
 
@@ -131,11 +132,3 @@ async def publish_scene(sfu: RunningNode, room: str = "r1", identity: str = "stu
     tracks = [SyntheticAudioTrack()] if audio else []
     tracks.append(video or SyntheticVideoTrack(320, 180, frames=30))
     return await publish(sfu.http, f"{sfu.base}/whip/{room}", sfu.token(room, identity, "publish"), tracks)
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)

@@ -13,8 +13,9 @@ from starlette.routing import Route
 
 from rtc.aiortc_adapter import nominated_pair
 from rtc.whip_client import subscribe
+from tests.waiting import eventually
 
-from .conftest import free_port, recv_frames, serve, track_of, wait_for
+from .conftest import free_port, recv_frames, serve, track_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -77,7 +78,7 @@ async def test_chromium_publishes_over_whip_and_aiortc_decodes(sfu, browser):
         token = sfu.token("r1", "studio", "publish")
         location = await page.evaluate(f"publish({json.dumps(sfu.base + '/whip/r1')}, {json.dumps(token)})")
         assert location.startswith("/sfu/whip/r1/")
-        await wait_for(lambda: any(p.frames for p in sfu.node.room("r1").publishers.values()), timeout=20)
+        await eventually(lambda: any(p.frames for p in sfu.node.room("r1").publishers.values()), timeout=20)
         # the peer the node sees is on loopback
         [publisher] = sfu.node.room("r1").publishers.values()
         pair = nominated_pair(publisher.pc.getTransceivers()[0].receiver.transport)

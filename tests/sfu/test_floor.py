@@ -10,9 +10,10 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from rtc.synthetic_media import SyntheticAudioTrack
 from rtc.whip_client import MediaError, publish, subscribe
+from tests.waiting import eventually
 from vcs.media_tokens import mint_media_token
 
-from .conftest import SECRET, publish_scene, recv_frames, track_of, wait_for
+from .conftest import SECRET, publish_scene, recv_frames, track_of
 
 
 class FlatVideoTrack(MediaStreamTrack):
@@ -75,7 +76,7 @@ async def test_floor_hand_over(sfu):
         room = sfu.node.room("r1")
         assert room.program_identity == "studio"
         # a commune's camera is forwarded as packets, never decoded, until it holds the floor
-        await wait_for(lambda: room.publishers["c1"].video_packets > 30)
+        await eventually(lambda: room.publishers["c1"].video_packets > 30)
         assert room.publishers["c1"].frames == 0 and room.publishers["studio"].frames > 0
 
         response = await sfu.http.post(f"{sfu.base}/rooms/r1/floor", json={"identity": "c1"}, headers=control(sfu))
@@ -84,14 +85,13 @@ async def test_floor_hand_over(sfu):
         await luma_becomes(video, lambda y: y > 200)
         assert room.publishers["c1"].frames > 0
         # its audio goes to everyone, except back to itself
-        await wait_for(lambda: room._audio_source is not None and room._audio_source.identity == "c1")
+        await eventually(lambda: room._audio_source is not None and room._audio_source.identity == "c1")
         c2 = next(s for s in room.subscribers.values() if s.identity == "c2")
         c1 = next(s for s in room.subscribers.values() if s.identity == "c1")
         assert c2.audio.stream is room.audio
         assert c1.audio.stream is None
         packets = c2.audio.packets_sent
-        await asyncio.sleep(0.5)
-        assert c2.audio.packets_sent > packets
+        await eventually(lambda: c2.audio.packets_sent > packets, what="c1's audio reaches c2")
 
         state = (await sfu.http.get(f"{sfu.base}/rooms/r1", headers=control(sfu))).json()
         assert state["floor"] == "c1" and state["host"] == "studio"
@@ -100,7 +100,7 @@ async def test_floor_hand_over(sfu):
         assert response.json()["program"] == "studio"
         back = await luma_becomes(video, lambda y: y < 180)
         assert abs(back - scene) < 40
-        await wait_for(lambda: room._audio_source.identity == "studio")
+        await eventually(lambda: room._audio_source.identity == "studio")
         assert c1.audio.stream is room.audio
     finally:
         for session in (c1_watching, watcher, commune, host):
@@ -160,7 +160,7 @@ async def test_ending_the_room_closes_every_peer(sfu):
     assert response.status_code == 204
     assert "r1" not in sfu.node.rooms and not sfu.node.resources
     # the clients see their connections end
-    await wait_for(lambda: sub.pc.connectionState in ("closed", "failed"), timeout=10)
-    await wait_for(lambda: host.pc.connectionState in ("closed", "failed"), timeout=10)
+    await eventually(lambda: sub.pc.connectionState in ("closed", "failed"), timeout=10)
+    await eventually(lambda: host.pc.connectionState in ("closed", "failed"), timeout=10)
     await sub.close()
     await host.close()

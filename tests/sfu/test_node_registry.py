@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from rtc.synthetic_media import SyntheticAudioTrack
 from rtc.whip_client import publish, subscribe
+from tests.waiting import eventually
 from vcs import keys
 
-from .conftest import small_config, wait_for
+from .conftest import small_config
 
 
 async def test_register_heartbeat_drain_and_leave(node_factory, redis):
@@ -27,16 +27,10 @@ async def test_register_heartbeat_drain_and_leave(node_factory, redis):
     try:
         assert await redis.get(keys.sfu_room("r1")) == "sfu-a"
 
-        async def load() -> str:
-            return (await redis.hgetall(node_key)).get("load")
+        async def one_peer() -> bool:
+            return (await redis.hgetall(node_key)).get("load") == "1"
 
-        loads = []
-        for _ in range(40):
-            loads.append(await load())
-            if loads[-1] == "1":
-                break
-            await asyncio.sleep(0.1)
-        assert loads[-1] == "1"
+        await eventually(one_peer, what="the heartbeat counts one peer")
         assert (await redis.hgetall(node_key))["rooms"] == "1"
 
         await sfu.node.drain(timeout=0)
@@ -58,6 +52,6 @@ async def test_a_redis_outage_does_not_stop_media(node_factory, redis):
     broken["port"] = 1  # nothing listens there
     pub = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
     try:
-        await wait_for(lambda: pub.pc.connectionState == "connected")
+        await eventually(lambda: pub.pc.connectionState == "connected")
     finally:
         await pub.close()

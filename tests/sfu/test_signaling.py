@@ -9,6 +9,7 @@ import pytest
 
 from rtc.synthetic_media import SyntheticAudioTrack
 from rtc.whip_client import peer_connection, publish, subscribe
+from tests.waiting import eventually
 from vcs.media_tokens import mint_media_token
 
 from .conftest import SECRET, small_config
@@ -246,7 +247,7 @@ async def test_signaling_flood_is_bounded(node_factory):
 
     headers = whip_headers(sfu)
     slow = [asyncio.create_task(sfu.http.post(f"{sfu.base}/whip/r1", content=slow_body(), headers=headers)) for _ in range(2)]
-    await asyncio.sleep(0.5)
+    await eventually(lambda: sfu.node._inflight == 2, what="both slow uploads hold a signaling slot")
     response = await sfu.http.post(f"{sfu.base}/whip/r1", content=OFFER.encode(), headers=headers)
     assert response.status_code == 429
     assert response.headers["retry-after"]
@@ -358,7 +359,7 @@ async def test_checks_go_only_to_the_allowed_networks(node_factory):
         assert response.status_code == 201, response.text
         assert "127.0.0.3" not in (await _remote_candidates(sfu))
         # a retransmission to the allowed one comes after the first check of every pair
-        await wait_for(lambda: allowed.requests >= 2, timeout=15)
+        await eventually(lambda: allowed.requests >= 2, timeout=15)
         assert outside.requests == 0
     finally:
         allowed_transport.close()

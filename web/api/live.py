@@ -25,7 +25,7 @@ from web.services import Services, services
 __all__ = ["live_events", "routes"]
 
 MIN_INTERVAL = 0.5  # seconds between two updates of one stream
-KEEPALIVE = 15.0
+REFRESH = 5.0  # seconds: media presence is read from the SFU nodes' heartbeats, not pushed
 
 
 async def _occurrence(request: Request) -> tuple[Meeting, datetime]:
@@ -72,9 +72,8 @@ async def live_events(svc: Services, meeting_id: str, occurrence: datetime) -> A
                 data = json.loads(message["data"])
                 if data.get("meeting") == meeting_id and data.get("occurrence", occ) == occ:
                     dirty = True
-            elif loop.time() - last_sent > KEEPALIVE:
-                yield ": keepalive\n\n"
-                last_sent = loop.time()
+            elif loop.time() - last_sent > REFRESH:
+                dirty = True  # a room whose media stopped shows as dropped without anyone reporting it
     finally:
         with contextlib.suppress(Exception):
             await pubsub.aclose()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-
 
 from scheduler.live import LiveState
 from scheduler.meeting import format_utc
 from scheduler.participants import Groups
 from scheduler.roster import Roster
 from scheduler.store import MeetingStore
+from tests.waiting import eventually
 from tests.web.ui.slots import local_slot
 from vcs import audit
 from vcs.divisions import communes
@@ -144,15 +143,8 @@ async def test_the_host_console_broadcasts_through_an_sfu_node(page, add_user, s
     [room] = sfu_node.node.rooms.values()
     assert [p.identity for p in room.publishers.values()] == ["central"] and room.program_identity == "central"
     program = page.locator("#host-program")
-    for _ in range(100):  # the program comes back over WHEP, encoded by the node
-        if await program.evaluate("video => video.videoWidth") > 0:
-            break
-        await asyncio.sleep(0.1)
-    assert await program.evaluate("video => video.videoWidth") > 0
+    # the program comes back over WHEP, encoded by the node
+    await eventually(lambda: program.evaluate("video => video.videoWidth"), what="the program video plays")
     await page.click("#host-stop")
     await page.wait_for_selector("#host-status:has-text('Đã dừng')")
-    for _ in range(50):
-        if not sfu_node.node.resources:
-            break
-        await asyncio.sleep(0.1)
-    assert not sfu_node.node.resources  # both WHIP and WHEP resources were deleted
+    await eventually(lambda: not sfu_node.node.resources, what="both WHIP and WHEP resources are deleted")
