@@ -17,6 +17,7 @@ import pytest
 from rtc.synthetic_media import AudioPattern, VideoPattern
 from rtc.whip_client import publish, subscribe
 from tests.conftest import TEST_SECRET, free_port
+from tests.waiting import eventually
 from tests.web.ui.conftest import PASSWORD, _sign_in
 from vcs import keys
 from vcs.media_tokens import mint_media_token
@@ -52,7 +53,7 @@ class Serve:
         return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True, timeout=timeout)
 
     async def ready(self, timeout: float = 60) -> None:
-        await until(self.is_ready, timeout, f"{self.url}/readyz never ready; log:\n{self.text()}")
+        await eventually(self.is_ready, timeout, what=lambda: f"{self.url}/readyz never ready; log:\n{self.text()}")
 
     async def is_ready(self) -> bool:
         if self.process.poll() is not None:
@@ -93,16 +94,6 @@ def serves():
         pid = redis_pid(serve.data_dir)
         if pid and alive(pid):
             os.kill(pid, signal.SIGKILL)
-
-
-async def until(condition, timeout: float, message: str = "condition not met in time"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await condition()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(message)
 
 
 def redis_pid(data_dir: Path) -> int | None:
@@ -204,7 +195,7 @@ async def test_the_server_starts_its_redis_again_when_it_dies(serves, tmp_path):
         pid = redis_pid(serve.data_dir)
         return pid not in (None, first) and alive(pid) and await serve.is_ready()
 
-    await until(restarted, 20, f"Redis not started again; log:\n{serve.text()}")
+    await eventually(restarted, 20, what=lambda: f"Redis not started again; log:\n{serve.text()}")
     assert "starting it again" in serve.text()
     assert serve.stop() < STOP_WITHIN and serve.process.returncode == 0
     assert not alive(redis_pid(serve.data_dir) or first)
@@ -230,7 +221,7 @@ async def test_serve_refuses_while_a_standalone_scheduler_runs_the_redis(serves,
     data_dir = tmp_path / "var"
     scheduler = subprocess.Popen([sys.executable, "-m", "app.cli", "scheduler"], env=vcs_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        await until(lambda: asyncio.sleep(0, redis_pid(data_dir) is not None and alive(redis_pid(data_dir))), 30)
+        await eventually(lambda: redis_pid(data_dir) is not None and alive(redis_pid(data_dir)), 30)
         serve = serves(data_dir)
         assert serve.process.wait(60) == 3
         assert f"in use by `vcs scheduler` (pid {scheduler.pid})" in serve.text()

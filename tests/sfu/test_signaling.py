@@ -347,8 +347,6 @@ async def stun_sinks(address: str, count: int) -> list[tuple[asyncio.DatagramTra
 
 
 async def test_checks_go_only_to_the_allowed_networks(node_factory):
-    from .conftest import wait_for
-
     sfu = await node_factory(small_config(ice_allowed_networks=("127.0.0.1/32", "127.0.0.2/32")))
     [(allowed_transport, allowed, allowed_port)] = await stun_sinks("127.0.0.2", 1)
     [(outside_transport, outside, outside_port)] = await stun_sinks("127.0.0.3", 1)

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 
 from scheduler.actions import notify_agents
 from scheduler.meeting import Meeting, OccurrenceStatus, ParticipantSelector
-from tests.waiting import scaled
+from tests.waiting import eventually, scaled
 from vcs.credentials import EndpointCredentials
 from web.services import Services
 
@@ -237,10 +237,7 @@ async def test_reports_go_only_to_a_real_occurrence_of_a_meeting_the_agent_is_in
         # the real one, written under its canonical key, given in another spelling of the same instant
         await member.send(json.dumps({"type": "joined", "meeting_id": meeting_id, "occurrence": start.astimezone().isoformat(), "tier": "360p"}))
         key = keys.live_state(meeting_id, format_utc(start))
-        deadline = asyncio.get_running_loop().time() + 10
-        while not await redis.hexists(key, "00070"):
-            assert asyncio.get_running_loop().time() < deadline, "the report was not recorded"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: redis.hexists(key, "00070"), what="the report was recorded")
         assert sorted(await redis.keys(keys.live_state("*", "*"))) == [key]
     finally:
         await member.close()
