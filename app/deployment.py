@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from vcs.processes import pid_alive
+
 __all__ = ["Deployment", "find_deployment", "record_file", "recorded_while_serving"]
 
 
@@ -56,19 +58,9 @@ def _read_record(record: Path) -> Path | None:
         pid, data_dir = int(data["pid"]), Path(data["data_dir"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _alive(pid) or not data_dir.is_dir():
+    if not pid_alive(pid) or not data_dir.is_dir():
         return None
     return data_dir
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager

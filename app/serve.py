@@ -70,9 +70,7 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
     `run_scheduler`: also compete for the scheduler lease. `sfu_config`: embed an
     SFU node answering WHIP/WHEP under /sfu on the same host and port.
     """
-    if not settings.redis_url:
-        raise ValueError("build_app needs a resolved redis_url (see vcs.redis_server.open_redis)")
-    redis = redis_client(settings.redis_url)  # connects lazily, inside the server's event loop
+    redis = redis_client(settings.redis_url)
     stop_first = StopFirst()
 
     @contextlib.asynccontextmanager

@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from vcs.config import Settings
+from vcs.processes import pid_alive
 
 __all__ = [
     "DataDirBusy",
@@ -274,12 +275,9 @@ class OwnerLock:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """A live server process: the pid exists and is not a zombie."""
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     try:
         return b"server" in Path(f"/proc/{pid}/cmdline").read_bytes()  # a zombie's is empty
     except OSError:
@@ -350,7 +348,10 @@ POOL_SIZE = 100
 POOL_TIMEOUT = 20
 
 
-def redis_client(url: str) -> aioredis.Redis:
+def redis_client(url: str | None) -> aioredis.Redis:
+    """A client with a bounded pool; it connects lazily, inside the event loop that first uses it."""
+    if not url:
+        raise ValueError("no Redis URL: resolve it first (see vcs.redis_server.open_redis)")
     pool = aioredis.BlockingConnectionPool.from_url(
         url, decode_responses=True, health_check_interval=10, max_connections=POOL_SIZE, timeout=POOL_TIMEOUT
     )

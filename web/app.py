@@ -47,9 +47,7 @@ def create_app(
 ) -> Starlette:
     """The web app. `redis`: a client the app takes over and closes (default: one on settings.redis_url)."""
     if redis is None:
-        if not settings.redis_url:
-            raise ValueError("create_app needs a resolved redis_url (see vcs.redis_server.open_redis)")
-        redis = redis_client(settings.redis_url)  # connects lazily, inside the server's event loop
+        redis = redis_client(settings.redis_url)
     metrics = Metrics()
 
     @contextlib.asynccontextmanager

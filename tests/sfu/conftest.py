@@ -14,13 +14,14 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from rtc.ice import restrict_host_addresses
+from rtc.whip_client import peer_connection
 from sfu.allocator import LinkInfo
 from sfu.app import create_sfu_app
 from sfu.config import SfuConfig
-from vcs.tiers import parse_tiers
 from sfu.node import SfuNode
 from tests.waiting import scaled
 from vcs.media_tokens import mint_media_token
+from vcs.tiers import parse_tiers
 
 SECRET = "test-secret-" + "k" * 40
 LOOPBACK = ("127.0.0.1",)
@@ -132,3 +133,13 @@ async def publish_scene(sfu: RunningNode, room: str = "r1", identity: str = "stu
     tracks = [SyntheticAudioTrack()] if audio else []
     tracks.append(video or SyntheticVideoTrack(320, 180, frames=30))
     return await publish(sfu.http, f"{sfu.base}/whip/{room}", sfu.token(room, identity, "publish"), tracks)
+
+
+async def ghost_whep(sfu: RunningNode, room: str, identity: str, kind: str = "video", headers: dict | None = None) -> httpx.Response:
+    """POST a receive-only WHEP offer from a peer closed at once: the node answers, then waits for a peer that never connects."""
+    pc = peer_connection()
+    pc.addTransceiver(kind, direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    await pc.close()
+    headers = headers or {"Content-Type": "application/sdp", **sfu.auth(room, identity, "subscribe")}
+    return await sfu.http.post(f"{sfu.base}/whep/{room}", content=pc.localDescription.sdp.encode(), headers=headers)

@@ -5,40 +5,26 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urljoin
 
-from aiortc import RTCPeerConnection
-
-from rtc.whip_client import peer_connection, subscribe
+from rtc.whip_client import subscribe
 from tests.waiting import eventually
 
-from .conftest import small_config
+from .conftest import ghost_whep, small_config
 
 
-async def ghost_offer(sfu, room: str, identity: str) -> tuple[RTCPeerConnection, str]:
-    """A subscriber that offers and then never answers ICE: the node keeps it in its handshake."""
-    pc = peer_connection()
-    pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    await pc.close()  # its sockets are gone: the node's side stays "connecting"
-    response = await whep(sfu, room, identity, pc.localDescription.sdp)
+async def ghost_offer(sfu, room: str, identity: str) -> str:
+    """A subscriber that offers and then never answers ICE: the node keeps it in its handshake; its resource URL."""
+    response = await ghost_whep(sfu, room, identity)
     assert response.status_code == 201, response.text
-    return pc, urljoin(f"{sfu.base}/whep/{room}", response.headers["location"])
+    return urljoin(f"{sfu.base}/whep/{room}", response.headers["location"])
 
 
-async def whep(sfu, room: str, identity: str, sdp: str | None = None):
-    if sdp is None:
-        pc = peer_connection()
-        pc.addTransceiver("audio", direction="recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-    return await sfu.http.post(
-        f"{sfu.base}/whep/{room}", content=sdp.encode(), headers={"Content-Type": "application/sdp", **sfu.auth(room, identity, "subscribe")}
-    )
+async def whep(sfu, room: str, identity: str):
+    return await ghost_whep(sfu, room, identity, "audio")
 
 
 async def test_a_join_beyond_the_handshake_bound_is_deferred_with_retry_after(node_factory):
     sfu = await node_factory(small_config(max_handshakes=1, admission_wait_s=0.2, connect_timeout_s=120))
-    _, ghost = await ghost_offer(sfu, "r1", "c1")
+    ghost = await ghost_offer(sfu, "r1", "c1")
     assert sfu.node.handshakes == 1
 
     refused = await whep(sfu, "r1", "c2")
@@ -56,7 +42,7 @@ async def test_a_join_beyond_the_handshake_bound_is_deferred_with_retry_after(no
 
 async def test_a_join_waits_its_turn_while_a_handshake_finishes(node_factory):
     sfu = await node_factory(small_config(max_handshakes=1, admission_wait_s=30, connect_timeout_s=120))
-    _, ghost = await ghost_offer(sfu, "r1", "c1")
+    ghost = await ghost_offer(sfu, "r1", "c1")
     waiting = asyncio.create_task(whep(sfu, "r1", "c2"))
     await eventually(lambda: sfu.node.admission["waited"] == 1, what="the second join waits for a handshake slot")
     assert not waiting.done()

@@ -7,7 +7,7 @@ import time
 
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
-from rtc.aiortc_adapter import sender_ssrcs, send_rtcp_packet
+from rtc.aiortc_adapter import send_rtcp_packet, sender_ssrcs
 from rtc.whip_client import subscribe
 from sfu.allocator import LinkInfo
 from tests.waiting import eventually, scaled, stays

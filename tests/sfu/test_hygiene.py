@@ -14,10 +14,10 @@ import aioice.ice
 from aiortc import RTCPeerConnection
 
 from rtc.aiortc_adapter import ice_connection, nominated_pair, tx_srtp
-from rtc.whip_client import peer_connection, subscribe
+from rtc.whip_client import subscribe
 from tests.waiting import eventually
 
-from .conftest import publish_scene, recv_frames, small_config, track_of
+from .conftest import ghost_whep, publish_scene, recv_frames, small_config, track_of
 
 
 def open_fds() -> int:
@@ -76,17 +76,7 @@ async def test_resources_return_to_baseline(node_factory, monkeypatch):
     for i in range(1, 10):
         await one_cycle(sfu, i)
     # a subscriber that offers and never connects is closed after the timeout
-    pc = peer_connection()
-    pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    response = await sfu.http.post(
-        f"{sfu.base}/whep/h9",
-        content=pc.localDescription.sdp.encode(),
-        headers={"Content-Type": "application/sdp", **sfu.auth("h9", "ghost", "subscribe")},
-    )
-    assert response.status_code == 201
-    await pc.close()
-    del pc
+    assert (await ghost_whep(sfu, "h9", "ghost")).status_code == 201
     await quiet(sfu)
     # closing peers finish their tasks and sockets a moment after the node forgets them
     await eventually(lambda: not above(base), interval=0.5, what=lambda: f"back to the baseline {base}: {above(base)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from rtc.synthetic_media import SyntheticAudioTrack
 from rtc.whip_client import publish, subscribe
 from tests.waiting import eventually

@@ -8,11 +8,11 @@ import jwt
 import pytest
 
 from rtc.synthetic_media import SyntheticAudioTrack
-from rtc.whip_client import peer_connection, publish, subscribe
+from rtc.whip_client import publish, subscribe
 from tests.waiting import eventually
 from vcs.media_tokens import mint_media_token
 
-from .conftest import SECRET, small_config
+from .conftest import SECRET, ghost_whep, small_config
 
 # a real offer of an aiortc publisher (sendonly audio + video), as a template
 OFFER = """v=0
@@ -204,21 +204,13 @@ async def test_cors_preflight_and_exposed_location(sfu):
         )
         assert response.status_code == 200
         # a real POST from another origin sees Location
-        pc = peer_connection()
-        pc.addTransceiver("audio", direction="recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        response = await sfu.http.post(
-            f"{sfu.base}/whep/r1",
-            content=pc.localDescription.sdp.encode(),
-            headers={"Origin": origin, **whip_headers(sfu, identity="c1", role="subscribe")},
-        )
+        response = await ghost_whep(sfu, "r1", "c1", "audio", headers={"Origin": origin, **whip_headers(sfu, identity="c1", role="subscribe")})
         assert response.status_code == 201
         assert "location" in response.headers["access-control-expose-headers"].lower()
         await sfu.http.delete(
             f"http://{response.url.host}:{response.url.port}{response.headers['location']}",
             headers=sfu.auth("r1", "c1", "subscribe"),
         )
-        await pc.close()
     finally:
         await session.close()
 

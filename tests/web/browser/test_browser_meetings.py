@@ -111,13 +111,18 @@ async def test_the_live_view_fills_as_rooms_join_and_the_floor_needs_an_sfu(page
     assert await audit.recent(redis, action="meeting.floor") == []
 
 
-async def test_the_host_console_opens_the_camera(page, add_user, sign_in, book, redis):
+async def open_host_console(page, add_user, sign_in, book) -> None:
+    """An organizer opens the host console of a meeting in ten minutes; the page has the fake camera and microphone."""
     await add_user("tochuc", "organizer")
     start = (datetime.now(UTC) + timedelta(minutes=10)).replace(second=0, microsecond=0)
     meeting = await book(title="Họp ngay", start=start, selector={"kind": "communes", "commune_ids": ["00070"]})
     await sign_in(page, "tochuc")
     await page.goto(f"/meetings/{meeting.id}/host")
     await page.wait_for_selector("#host-status:has-text('Camera và micro đã sẵn sàng')")
+
+
+async def test_the_host_console_opens_the_camera(page, add_user, sign_in, book, redis):
+    await open_host_console(page, add_user, sign_in, book)
     tracks = await page.locator("#host-local").evaluate("video => [video.srcObject.getVideoTracks().length, video.srcObject.getAudioTracks().length]")
     assert tracks == [1, 1]
     assert await page.locator("#host-camera option").count() >= 1
@@ -131,12 +136,7 @@ async def test_the_host_console_opens_the_camera(page, add_user, sign_in, book, 
 
 
 async def test_the_host_console_broadcasts_through_an_sfu_node(page, add_user, sign_in, book, redis, sfu_node):
-    await add_user("tochuc", "organizer")
-    start = (datetime.now(UTC) + timedelta(minutes=10)).replace(second=0, microsecond=0)
-    meeting = await book(title="Họp ngay", start=start, selector={"kind": "communes", "commune_ids": ["00070"]})
-    await sign_in(page, "tochuc")
-    await page.goto(f"/meetings/{meeting.id}/host")
-    await page.wait_for_selector("#host-status:has-text('Camera và micro đã sẵn sàng')")
+    await open_host_console(page, add_user, sign_in, book)
     await page.click("#host-start")
     await page.wait_for_selector("#host-status:has-text('Đang phát')", timeout=20_000)
     await page.wait_for_selector("#host-connection:text-is('connected')", timeout=20_000)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -72,18 +71,9 @@ def add_user(redis):
 
 
 @pytest.fixture
-async def new_client(live_server) -> AsyncIterator:
+def new_client(client_at):
     """A factory of browsers: each client keeps its own cookies."""
-    clients: list[httpx.AsyncClient] = []
-
-    def make() -> httpx.AsyncClient:
-        client = httpx.AsyncClient(base_url=live_server.url, timeout=20)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
+    return lambda: client_at("127.0.0.1")
 
 
 @pytest.fixture
