@@ -120,7 +120,10 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         return with_redis(settings, _token_create, args.role, args.province, args.name)
     from vcs.media_tokens import mint_media_token
 
-    print(mint_media_token(settings.secret_key, room=args.room, identity=args.identity, role=args.role, ttl=args.ttl))
+    try:
+        print(mint_media_token(settings.secret_key, room=args.room, identity=args.identity, role=args.role, ttl=args.ttl, host=args.host))
+    except ValueError as exc:
+        raise VcsError(str(exc)) from None
     return 0
 
 

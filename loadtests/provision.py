@@ -138,15 +138,15 @@ def provision(
     if media_base:
         room = f"lt-media-{run_id}"
 
-        def media(identity: str, role: str) -> str:
-            return _vcs(["token", "media", "--room", room, "--identity", identity, "--role", role, "--ttl", str(media_ttl)], env).strip()
+        def media(identity: str, role: str, *extra: str) -> str:
+            return _vcs(["token", "media", "--room", room, "--identity", identity, "--role", role, "--ttl", str(media_ttl), *extra], env).strip()
 
         target = {
             "room": room,
             "whep_url": f"{media_base}/whep/{room}",
             "subscribe_token": media("lt-viewer", "subscribe"),
             "whip_url": f"{media_base}/whip/{room}",
-            "publish_token": media("central", "publish"),
+            "publish_token": media("central", "publish", "--host"),
         }
         if key_present and media_subscribers:
             # one token per subscriber, each for a commune, minted as `vcs token media` would

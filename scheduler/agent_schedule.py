@@ -57,7 +57,8 @@ def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: 
     ttl = int((times.end + TOKEN_MARGIN - valid_from).total_seconds())
 
     def token(role: str) -> str:
-        return mint_media_token(secret_key, room=room.room, identity=endpoint.id, role=role, ttl=ttl, now=valid_from.timestamp())
+        host = role == "publish" and endpoint.id == meeting.host_endpoint_id
+        return mint_media_token(secret_key, room=room.room, identity=endpoint.id, role=role, ttl=ttl, now=valid_from.timestamp(), host=host)
 
     return {
         **entry_basis(meeting, occurrence, endpoint, ladder=ladder),

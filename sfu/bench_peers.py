@@ -238,7 +238,7 @@ async def run_subscribers(base: str, room: str, count: int, prefix: str, concurr
 async def run_publisher(base: str, room: str, kbps: int, width: int, height: int) -> None:
     secret = os.environ[SECRET_ENV]
     video, audio = VideoLoop(width, height, bitrate_kbps=kbps, fps=30), AudioPattern()
-    token = mint_media_token(secret, room=room, identity="bench-studio", role="publish", ttl=3600)
+    token = mint_media_token(secret, room=room, identity="bench-studio", role="publish", ttl=3600, host=True)
     await video.start()
     await audio.start()
     try:

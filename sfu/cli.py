@@ -2,9 +2,7 @@
 
 - ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);
-- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark;
-- ``vcs token media --room R --identity ID --role publish|subscribe|control
-  [--ttl S]`` prints a media token.
+- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark.
 
 Every command's ``func(args, settings)`` takes the project's Settings (it
 reads ``secret_key``, ``redis_url`` and ``data_dir``) and returns an exit code.
@@ -22,7 +20,6 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vcs.media_tokens import ROLES, mint_media_token
 
 from .config import SfuConfig
 from .node import LinkLookup, SfuNode
@@ -30,9 +27,7 @@ from .node import LinkLookup, SfuNode
 __all__ = [
     "add_bench_command",
     "add_sfu_command",
-    "add_token_media_command",
     "create_node",
-    "mint_token_from_args",
 ]
 
 logger = logging.getLogger(__name__)
@@ -131,20 +126,3 @@ def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
         )
     )
     return 0
-
-
-def add_token_media_command(token_subparsers: Any) -> argparse.ArgumentParser:
-    parser = token_subparsers.add_parser("media", help="mint a media token for WHIP/WHEP or the node API")
-    parser.add_argument("--room", required=True, help="room name ('*' with --role control)")
-    parser.add_argument("--identity", required=True, help="endpoint id (the token's subject)")
-    parser.add_argument("--role", required=True, choices=ROLES)
-    parser.add_argument("--ttl", type=int, default=300, help="seconds (default 300)")
-    parser.set_defaults(func=lambda args, settings: print(mint_token_from_args(args, settings)) or 0)
-    return parser
-
-
-def mint_token_from_args(args: argparse.Namespace, settings: Any) -> str:
-    try:
-        return mint_media_token(settings.secret_key, room=args.room, identity=args.identity, role=args.role, ttl=args.ttl)
-    except ValueError as exc:
-        raise SystemExit(f"vcs token media: {exc}") from None

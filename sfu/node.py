@@ -250,7 +250,7 @@ class SfuNode:
             raise
         resource = Resource(resource_id, room_name, "whip", claims.identity, publisher)
         self._track(resource)
-        replaced = room.add_publisher(publisher)
+        replaced = room.add_publisher(publisher, host=claims.host)
         if replaced is not None:
             old = self.resources.get(replaced.resource_id)
             if old is not None:

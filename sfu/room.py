@@ -96,11 +96,15 @@ class Room:
     def new_publisher(self, resource_id: str, identity: str, pc: Any) -> Publisher:
         return Publisher(resource_id, identity, pc, on_frame=self._on_frame, on_audio=self._on_audio)
 
-    def add_publisher(self, publisher: Publisher) -> Publisher | None:
-        """Add ``publisher``; return the one it replaces (same identity)."""
+    def add_publisher(self, publisher: Publisher, *, host: bool = False) -> Publisher | None:
+        """Add ``publisher``; return the one it replaces (same identity).
+
+        ``host``: its token names it the room's host; it becomes the program
+        unless the orchestrator already named a host (``set_host``).
+        """
         previous = self.publishers.get(publisher.identity)
         self.publishers[publisher.identity] = publisher
-        if self.host is None:
+        if self.host is None and host:
             self.host = publisher.identity
         self.last_active = self._clock()
         self._program_changed()

@@ -74,6 +74,7 @@ class MediaClaims:
     not_before: int
     expires_at: int
     token_id: str
+    host: bool = False  # a publish token of the room's host: its first WHIP makes it the program
 
 
 def mint_media_token(
@@ -85,8 +86,14 @@ def mint_media_token(
     ttl: int = 300,
     audience: str = DEFAULT_AUDIENCE,
     now: float | None = None,
+    host: bool = False,
 ) -> str:
-    """Return a signed media token valid for ``ttl`` seconds from ``now``."""
+    """Return a signed media token valid for ``ttl`` seconds from ``now``.
+
+    ``host``: a publish token of the room's host (the orchestrator mints it for
+    the meeting's host endpoint only); a room names no other publisher host
+    by itself, so a commune that publishes first does not take the program.
+    """
     if not secret:
         raise ValueError("a media token needs a non-empty secret")
     if role not in ROLES:
@@ -97,6 +104,8 @@ def mint_media_token(
         raise ValueError("room must be named ('*' is only for control tokens)")
     if not 0 < ttl <= MAX_TTL:
         raise ValueError(f"ttl must be between 1 and {MAX_TTL} seconds")
+    if host and role != "publish":
+        raise ValueError("only a publish token may name the host")
     issued = int(time.time() if now is None else now)
     claims = {
         "sub": identity,
@@ -108,6 +117,8 @@ def mint_media_token(
         "exp": issued + ttl,
         "jti": uuid.uuid4().hex,
     }
+    if host:
+        claims["host"] = True
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -191,6 +202,7 @@ def _claims(payload: dict) -> MediaClaims:
             not_before=int(payload["nbf"]),
             expires_at=int(payload["exp"]),
             token_id=str(payload.get("jti", "")),
+            host=payload.get("host") is True and role == "publish",
         )
     except (TypeError, ValueError):
         raise TokenInvalid("malformed time claims") from None

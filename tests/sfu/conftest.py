@@ -127,12 +127,13 @@ def track_of(session, kind: str):
 
 
 async def publish_scene(sfu: RunningNode, room: str = "r1", identity: str = "studio", video=None, audio=True):
+    """The host publishes the programme: its token names it the room's host."""
     from rtc.synthetic_media import SyntheticAudioTrack, SyntheticVideoTrack
     from rtc.whip_client import publish
 
     tracks = [SyntheticAudioTrack()] if audio else []
     tracks.append(video or SyntheticVideoTrack(320, 180, frames=30))
-    return await publish(sfu.http, f"{sfu.base}/whip/{room}", sfu.token(room, identity, "publish"), tracks)
+    return await publish(sfu.http, f"{sfu.base}/whip/{room}", sfu.token(room, identity, "publish", host=True), tracks)
 
 
 async def ghost_whep(sfu: RunningNode, room: str, identity: str, kind: str = "video", headers: dict | None = None) -> httpx.Response:

@@ -75,7 +75,7 @@ async def test_chromium_publishes_over_whip_and_aiortc_decodes(sfu, browser):
     try:
         page = await browser.new_page()
         await page.goto(f"http://127.0.0.1:{port}/")  # another origin than the node
-        token = sfu.token("r1", "studio", "publish")
+        token = sfu.token("r1", "studio", "publish", host=True)
         location = await page.evaluate(f"publish({json.dumps(sfu.base + '/whip/r1')}, {json.dumps(token)})")
         assert location.startswith("/sfu/whip/r1/")
         await eventually(lambda: any(p.frames for p in sfu.node.room("r1").publishers.values()), timeout=20)

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from rtc.whip_client import subscribe
+from rtc.synthetic_media import SyntheticAudioTrack
+from rtc.whip_client import publish, subscribe
+from tests.waiting import eventually
 
 from .conftest import publish_scene as host_publishes
 from .conftest import recv_frames, small_config, track_of
@@ -87,3 +89,19 @@ async def test_a_late_subscriber_gets_a_keyframe_promptly(node_factory):
         for session in (second, first, pub):
             if session is not None:
                 await session.close()
+
+
+async def test_a_commune_that_publishes_first_does_not_take_the_program(sfu):
+    """Only a publish token that names the host makes its holder the programme; a commune's never does."""
+    commune = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "c1", "publish"), [SyntheticAudioTrack()])
+    try:
+        room = sfu.node.room("r1")
+        assert "c1" in room.publishers and room.host is None and room.program_identity is None
+        studio = await host_publishes(sfu)
+        try:
+            await eventually(lambda: room.host == "studio", what="the host's token makes it the programme")
+            assert room.program_identity == "studio"
+        finally:
+            await studio.close()
+    finally:
+        await commune.close()

@@ -113,3 +113,11 @@ def test_star_room_only_for_control():
 def test_real_clock_default():
     token = mint_media_token(SECRET, room="r1", identity="x", role="publish")
     assert verify_media_token(SECRET, token, room="r1", role="publish").identity == "x"
+
+
+def test_only_a_publish_token_names_the_host():
+    host = verify_media_token(SECRET, mint_media_token(SECRET, room="r1", identity="central", role="publish", host=True), room="r1", role="publish")
+    commune = verify_media_token(SECRET, mint_media_token(SECRET, room="r1", identity="00070", role="publish"), room="r1", role="publish")
+    assert host.host and not commune.host
+    with pytest.raises(ValueError):
+        mint_media_token(SECRET, room="r1", identity="central", role="subscribe", host=True)

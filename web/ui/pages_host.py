@@ -108,7 +108,9 @@ async def host_session(request: Request, me: SignedIn) -> Response:
     ttl = max(60, min(MAX_TTL, int((end - now).total_seconds())))
 
     def token(role: str) -> str:
-        return mint_media_token(svc.settings.secret_key, room=room.room, identity=meeting.host_endpoint_id, role=role, ttl=ttl, now=svc.clock())
+        return mint_media_token(
+            svc.settings.secret_key, room=room.room, identity=meeting.host_endpoint_id, role=role, ttl=ttl, now=svc.clock(), host=role == "publish"
+        )
 
     occ = format_utc(occurrence)
     details = {"via": "ui", "occurrence": occ, "room": room.room, "identity": meeting.host_endpoint_id}

@@ -61,6 +61,7 @@ async def test_tokens_are_minted_for_the_host_shortly_before_the_start(signed_in
     published = verify_media_token(TEST_SECRET, info["publish_token"], room=info["room"], role="publish")
     watched = verify_media_token(TEST_SECRET, info["subscribe_token"], room=info["room"], role="subscribe")
     assert published.identity == watched.identity == "central"
+    assert published.host and not watched.host  # the console publishes as the room's host
     end = meeting.occurrences(limit=1)[0] + meeting.duration
     assert abs(published.expires_at - (end + timedelta(minutes=5)).timestamp()) < 5
     # the same room the agents are told about
