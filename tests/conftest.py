@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,10 @@ from vcs.config import Settings
 from vcs.redis_server import EmbeddedRedis
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+# `vcs serve` processes the tests start record themselves here, not in the user's runtime directory,
+# so that a command run by hand never finds a test's deployment
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="vcs-tests-run-")
 
 # every peer in the tests checks consent as the node and the agents do
 tolerate_load()
