@@ -9,6 +9,7 @@ import httpx
 
 from agent.control import Agent, AgentConfig
 from agent.media import PatternMedia
+from rtc.aiortc_adapter import ice_connection
 from scheduler.live import MEDIA_FRESH_S
 from tests.waiting import eventually
 from vcs import keys
@@ -22,7 +23,7 @@ def cut_off(sessions) -> None:
     keeps reporting "joined": only the node can tell that no media arrives.
     """
     for transceiver in (t for session in sessions for t in session.pc.getTransceivers()):
-        connection = transceiver.receiver.transport.transport._connection
+        connection = ice_connection(transceiver.receiver.transport)
         for protocol in connection._protocols:
             protocol.datagram_received = lambda data, addr: None
             protocol.transport.sendto = lambda data, addr=None: None
