@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from agent.cli import add_agent_command, add_fleet_command
-from app.deployment import find_deployment, recorded_while_serving
 from app.admin import cmd_endpoint, cmd_registry, cmd_token, cmd_user, with_redis_url
+from app.deployment import find_deployment, recorded_while_serving
 from app.serve import cmd_scheduler, cmd_serve
 from loadtests.cli import add_loadtest_command
 from sfu.cli import add_bench_command, add_sfu_command

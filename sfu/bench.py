@@ -312,9 +312,9 @@ def node_main(mode: str, port: int) -> None:
     if mode == "sfu":
         import contextlib
 
-        from .app import create_sfu_app
         from vcs.tiers import parse_tiers
 
+        from .app import create_sfu_app
         from .config import SfuConfig
         from .node import SfuNode
 

@@ -20,7 +20,6 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-
 from .config import SfuConfig
 from .node import LinkLookup, SfuNode
 

@@ -29,8 +29,9 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from .allocator import TierAllocation
 from vcs.tiers import TierSpec
+
+from .allocator import TierAllocation
 from .downtrack import DownTrack
 
 __all__ = ["Subscriber"]

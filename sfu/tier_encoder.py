@@ -37,6 +37,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from av.video.reformatter import VideoReformatter
 
 from vcs.tiers import TierSpec
+
 from .packet_stream import PacketStream
 
 __all__ = ["TierEncoder"]

@@ -14,8 +14,8 @@ import time
 import redis.asyncio as aioredis
 
 from vcs import keys
-from vcs.errors import FieldError, Unauthorized, ValidationFailed
 from vcs.divisions import province_code as canonical_province
+from vcs.errors import FieldError, Unauthorized, ValidationFailed
 from vcs.roles import Principal, Role
 
 __all__ = ["ApiTokens", "TOKEN_PREFIX"]

@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import pytest
 
+from rtc.aiortc_adapter import decoder_thread
 from rtc.rtp_stats import RtpCounter, StatsWindow, vp8_keyframe_size
 from rtc.synthetic_media import AudioPattern, VideoPattern
-from rtc.aiortc_adapter import decoder_thread
 from rtc.whip_client import MediaError, publish, subscribe
 from tests.conftest import TEST_SECRET, free_port
 from tests.fake_sfu import FakeSfu
@@ -173,8 +173,8 @@ async def test_interoperates_with_the_sfu_node(loopback_ice):
 
     from sfu.app import create_sfu_app
     from sfu.config import SfuConfig
-    from vcs.tiers import parse_tiers
     from sfu.node import SfuNode
+    from vcs.tiers import parse_tiers
 
     port = free_port()
     config = SfuConfig(

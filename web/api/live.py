@@ -17,9 +17,9 @@ from scheduler.meeting import Meeting, format_utc
 from vcs import keys
 from vcs.errors import NotFound
 from vcs.roles import Role
-from web.requests import json_body
 from web.api.meetings import parse_occurrence, visible_meeting
 from web.auth import api_principal
+from web.requests import json_body
 from web.services import Services, services
 
 __all__ = ["live_events", "routes"]

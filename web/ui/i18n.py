@@ -23,7 +23,7 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from vcs.errors import REASONS, FieldError, N_
+from vcs.errors import N_, REASONS, FieldError
 
 __all__ = ["ACTION_LABELS", "COOKIE", "DEFAULT", "LANGUAGES", "LOCALE_DIR", "N_", "catalogue", "gettext", "label", "reason", "resolve"]
 

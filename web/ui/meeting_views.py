@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from scheduler import visibility
 from scheduler.booking import Preview
 from scheduler.lifecycle import lifecycle_times, occurrence_status_at
 from scheduler.meeting import MEDIA_TIERS, Meeting, OccurrenceStatus, format_utc, parse_utc
 from scheduler.recurrence import occurrences as series_starts
-from scheduler import visibility
 from vcs.divisions import provinces
 from vcs.endpoints import Endpoint
 from vcs.errors import Forbidden, NotFound

@@ -14,9 +14,9 @@ from web.auth import client_address
 from web.services import services
 from web.ui import i18n
 from web.ui.access import SignedIn, page, public_page
-from web.ui.i18n import N_
 from web.ui.cookies import clear_csrf_cookie, clear_session_cookie, set_lang_cookie, set_session_cookie
 from web.ui.forms import safe_next, text
+from web.ui.i18n import N_
 from web.ui.rendering import render
 from web.ui.sessions import Sessions
 

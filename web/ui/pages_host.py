@@ -28,6 +28,7 @@ from scheduler.lifecycle import current_or_next_occurrence
 from scheduler.meeting import format_utc
 from vcs import audit
 from vcs.media_tokens import MAX_TTL, mint_media_token
+from web.security_headers import CONTENT_SECURITY_POLICY
 from web.services import services
 from web.ui.access import SignedIn, page
 from web.ui.i18n import N_, gettext
@@ -35,7 +36,6 @@ from web.ui.meeting_views import now_utc
 from web.ui.nav import BOOKERS
 from web.ui.pages_meetings import managed_meeting
 from web.ui.rendering import language, render
-from web.security_headers import CONTENT_SECURITY_POLICY
 
 __all__ = ["HOST_LEAD", "host_console", "host_session"]
 

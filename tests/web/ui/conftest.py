@@ -13,9 +13,9 @@ import vcs.users
 from scheduler.booking import BookingService
 from scheduler.participants import Groups
 from scheduler.store import MeetingStore
+from tests.web.ui.slots import local_slot
 from vcs.registry import Registry
 from vcs.roles import Principal, Role
-from tests.web.ui.slots import local_slot
 from vcs.users import Users
 
 PASSWORD = "correct horse battery staple"
