@@ -107,10 +107,13 @@ def from_schema(schema: dict) -> st.SearchStrategy:
     )
 
 
-# a few values that exist in the seeded registry, mixed with anything at all
+# a few values that exist in the seeded registry, mixed with anything at all but the dot segments
+# "." and "..", which a client removes from the path (RFC 3986 5.2.4): the request then names another route
 PATH_VALUES = st.one_of(
     st.sampled_from(["00070", "00004", "hall-01", "central", "01", "79", "2030-01-06T01:00:00Z", "current"]),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#%"), min_size=1, max_size=30),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#%"), min_size=1, max_size=30).filter(
+        lambda value: value not in (".", "..")
+    ),
 )
 ANY_JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
