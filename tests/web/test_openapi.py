@@ -4,6 +4,10 @@ The generated requests come from the document itself (hypothesis, and
 `from_schema` below for the subset of JSON Schema the document uses): valid and
 invalid parameters and bodies, with and without credentials of each role. Each answer must be a status the operation
 documents, and never a 5xx.
+
+`make test` draws the same cases every run, so a failure there is a change in
+the code, not the luck of the draw; `VCS_TEST_EXPLORE=1` draws new ones (and
+`VCS_TEST_EXAMPLES=N` more of them) to look for what those miss.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import time
 from urllib.parse import quote
 
@@ -22,7 +27,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from tests.conftest import TEST_SECRET
 from vcs.agent_tokens import mint_agent_token
 
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = int(os.environ.get("VCS_TEST_EXAMPLES", "25"))
+EXPLORE = os.environ.get("VCS_TEST_EXPLORE") == "1"
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -171,7 +177,9 @@ def send(client: httpx.Client, path: str, method: str, case: dict) -> int:
 def check_operation(client: httpx.Client, path: str, method: str, operation: dict, cases, statuses: set[int]) -> None:
     documented = {int(s) for s in operation["responses"]}
 
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=not EXPLORE, suppress_health_check=list(HealthCheck)
+    )
     @given(case=cases)
     def answers_as_documented(case: dict) -> None:
         status = send(client, path, method, case)
