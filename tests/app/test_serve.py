@@ -132,7 +132,7 @@ async def test_serve_stops_within_five_seconds_with_a_room_and_live_streams_open
         meeting_id = created.json()["meeting"]["id"]
         assert (await _sign_in(browser, "hanoi")).status_code == 303
         room = f"{meeting_id}-room"
-        token = lambda role, identity: mint_media_token(TEST_SECRET, room=room, identity=identity, role=role)  # noqa: E731
+        token = lambda role, identity: mint_media_token(TEST_SECRET, room=room, identity=identity, role=role, host=identity == "central")  # noqa: E731
         host = await publish(api, f"{serve.url}/sfu/whip/{room}", token("publish", "central"), [video.track(), audio.track()])
         commune = await subscribe(api, f"{serve.url}/sfu/whep/{room}", token("subscribe", "00070"), max_tier="180p")
         streams = []

@@ -22,8 +22,8 @@ def fake_sfu(sfu) -> tuple[FakeSfu, str]:
     return sfu
 
 
-def token(role: str, room: str = "r1", identity: str = "00070") -> str:
-    return mint_media_token(TEST_SECRET, room=room, identity=identity, role=role, ttl=600)
+def token(role: str, room: str = "r1", identity: str = "00070", host: bool = False) -> str:
+    return mint_media_token(TEST_SECRET, room=room, identity=identity, role=role, ttl=600, host=host)
 
 
 async def test_whep_receives_and_counts_without_decoding(fake_sfu):
@@ -192,7 +192,7 @@ async def test_interoperates_with_the_sfu_node(loopback_ice):
     try:
         await eventually(lambda: server.started)
         async with httpx.AsyncClient(timeout=10) as http:
-            host = await publish(http, f"{base}/whip/r1", token("publish", identity="central"), [video.track(), audio.track(muted=False)])
+            host = await publish(http, f"{base}/whip/r1", token("publish", identity="central", host=True), [video.track(), audio.track(muted=False)])
             commune = await subscribe(http, f"{base}/whep/r1", token("subscribe"), max_tier="180p")
             try:
                 await asyncio.wait_for(commune.first_media.wait(), 15)
