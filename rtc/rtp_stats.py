@@ -1,4 +1,4 @@
-"""Counting received RTP without decoding it: packets, bytes, loss, and the size of the video.
+"""Counting received RTP without decoding it: packets, bytes, loss, video frames and size.
 
 `RtpCounter.add` runs once per received packet, so it does a few integer
 operations and looks into the payload only for the first packet of a VP8
@@ -56,6 +56,7 @@ class RtpCounter:
         self.packets = 0
         self.bytes = 0
         self.media_packets = 0  # excluding retransmissions
+        self.frames = 0  # video: media packets with the marker bit, which ends a frame
         self.width: int | None = None
         self.height: int | None = None
         self.rtx_types: set[int] = set()
@@ -76,7 +77,11 @@ class RtpCounter:
             delta = (seq - highest) & 0xFFFF
             if 0 < delta < 0x8000:  # newer, possibly across a wrap
                 span[1] = highest + delta
-        if self.kind == "video" and packet.payload and packet.payload[0] & 0x10:
+        if self.kind != "video":
+            return
+        if packet.marker:
+            self.frames += 1
+        if packet.payload and packet.payload[0] & 0x10:
             size = vp8_keyframe_size(packet.payload)
             if size is not None:
                 self.width, self.height = size

@@ -138,8 +138,9 @@ async def test_vp8_keyframe_size_of_aiortc_packetized_pattern():
 
 
 class _Packet:
-    def __init__(self, seq: int, ssrc: int = 1, payload_type: int = 96, payload: bytes = b"x" * 88) -> None:
+    def __init__(self, seq: int, ssrc: int = 1, payload_type: int = 96, payload: bytes = b"x" * 88, marker: int = 0) -> None:
         self.sequence_number, self.ssrc, self.payload_type, self.payload = seq, ssrc, payload_type, payload
+        self.marker = marker
 
 
 def test_rtp_counter_loss_across_wrap_and_rtx():
@@ -152,6 +153,15 @@ def test_rtp_counter_loss_across_wrap_and_rtx():
     assert counter.packets == 7 and counter.bytes == 7 * 100
     counter.add(_Packet(2))  # late duplicate: no new span
     assert counter.expected == 8
+
+
+def test_rtp_counter_counts_video_frames_by_their_marker_bit():
+    counter = RtpCounter("video")
+    counter.rtx_types = {97}
+    for seq, marker in enumerate([0, 0, 1, 1, 0, 1]):  # frames of 3, 1 and 2 packets
+        counter.add(_Packet(seq, marker=marker))
+    counter.add(_Packet(2, payload_type=97, marker=1))  # a retransmitted last packet ends no new frame
+    assert counter.frames == 3
 
 
 def test_stats_window_bitrate_and_loss():
