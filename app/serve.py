@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from scheduler.actions import LifecycleActions
-from scheduler.main import run_scheduler
+from scheduler.main import leader_jobs, run_scheduler
 from scheduler.runner import SchedulerRole
 from sfu import SfuConfig, SfuNode, create_sfu_app
 from sfu.registry_links import registry_link_lookup
@@ -84,8 +84,10 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
 
         @contextlib.asynccontextmanager
         async def scheduler_role(services: Services) -> AsyncIterator[None]:
-            actions = LifecycleActions(services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control)
-            role = stop_first.role = SchedulerRole(services.meetings, actions)
+            actions = LifecycleActions(
+                services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control, reports=services.reports
+            )
+            role = stop_first.role = SchedulerRole(services.meetings, actions, jobs=leader_jobs(settings, services.reports))
             await role.start()
             try:
                 yield

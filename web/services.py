@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import redis.asyncio as aioredis
 from starlette.requests import HTTPConnection
@@ -15,6 +16,7 @@ from scheduler.booking import BookingService
 from scheduler.floor import Floor
 from scheduler.live import LiveState
 from scheduler.participants import Groups
+from scheduler.reports import Reports
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl
 from scheduler.store import MeetingStore
@@ -47,6 +49,7 @@ class Services:
     hub: AgentHub
     sfu_control: SfuControl
     floor: Floor
+    reports: Reports
     clock: Callable[[], float] = time.time
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set when the server is stopping: streams end
 
@@ -60,6 +63,10 @@ class Services:
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
         booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder)
         sfu_control = SfuControl(settings.secret_key)
+        live = LiveState(redis, roster, registry, presence)
+        reports = Reports(
+            redis, meetings, roster, registry, live, retention=timedelta(days=settings.retention_days), sample_s=settings.report_sample_s
+        )
         return cls(
             settings=settings,
             redis=redis,
@@ -72,11 +79,12 @@ class Services:
             groups=groups,
             roster=roster,
             booking=booking,
-            live=LiveState(redis, roster, registry, presence),
+            live=live,
             schedules=schedules,
             hub=AgentHub(redis, registry, meetings, schedules, clock),
             sfu_control=sfu_control,
             floor=Floor(redis, roster, booking, schedules, sfu_control),
+            reports=reports,
             clock=clock,
         )
 
