@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from scheduler.actions import LifecycleActions
 from scheduler.live import LiveState
@@ -18,6 +18,7 @@ from scheduler.sfu_control import SfuControl
 from scheduler.store import MeetingStore
 from vcs.config import Settings
 from vcs.presence import Presence
+from vcs.recordings import purge_recordings
 from vcs.redis_server import connected
 from vcs.registry import Registry
 
@@ -28,9 +29,16 @@ RETENTION_EVERY_S = 3600.0  # how often the leader deletes what is past retentio
 
 def leader_jobs(settings: Settings, reports: Reports) -> list[PeriodicJob]:
     """What the scheduler leader does besides the lifecycle steps."""
+
+    async def retention(now: datetime) -> None:
+        await reports.purge(now)
+        before = (now - timedelta(days=settings.retention_days)).timestamp()
+        if deleted := await purge_recordings(reports.redis, settings.recording_dir, before):
+            log.info("deleted %d recording(s) past retention", deleted)
+
     return [
         PeriodicJob("report-sample", settings.report_sample_s, reports.sample_live),
-        PeriodicJob("retention", RETENTION_EVERY_S, reports.purge),
+        PeriodicJob("retention", RETENTION_EVERY_S, retention),
     ]
 
 log = logging.getLogger(__name__)

@@ -54,7 +54,7 @@ class Settings:
     presence_timeout: float = 30.0
     log_level: str = "INFO"
     ladder: Ladder = DEFAULT_LADDER
-    recording_dir: Path | None = Path("var/recordings")  # None: recording is off on this deployment
+    recording: str = ""  # VCS_RECORDING_DIR as given: a directory, "off", or "" for DATA_DIR/recordings
     retention_days: float = 365.0
     report_sample_s: float = 5.0
 
@@ -92,7 +92,7 @@ class Settings:
             presence_timeout=presence_timeout,
             log_level=environ.get("VCS_LOG_LEVEL", "INFO").upper(),
             ladder=ladder,
-            recording_dir=None if recording == "off" else Path(recording) if recording else data_dir / "recordings",
+            recording=recording,
             retention_days=retention_days,
             report_sample_s=sample_s,
         )
@@ -102,6 +102,13 @@ class Settings:
         """The one call entry points make: environment plus a resolved secret key."""
         settings = cls.from_environ(os.environ if environ is None else environ)
         return replace(settings, secret_key=load_secret_key(settings))
+
+    @property
+    def recording_dir(self) -> Path | None:
+        """Where recordings are written and served from; None: recording is off on this deployment."""
+        if self.recording == "off":
+            return None
+        return Path(self.recording) if self.recording else self.data_dir / "recordings"
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)

@@ -18,7 +18,7 @@ from typing import Any
 
 from vcs import keys
 
-__all__ = ["STATES", "RecordingLog", "check_writable", "recording_path"]
+__all__ = ["STATES", "RecordingLog", "check_writable", "purge_recordings", "recording_path"]
 
 STATES = ("recording", "done", "failed")
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -60,3 +60,44 @@ class RecordingLog:
 
     async def get(self, meeting_id: str, occurrence: str) -> dict[str, str]:
         return await self.redis.hgetall(keys.recording(meeting_id, occurrence))
+
+    async def started_since(self, since: float) -> list[dict[str, str]]:
+        """The states of the recordings started since `since` (epoch seconds)."""
+        members = await self.redis.zrangebyscore(keys.RECORDINGS, since, "+inf")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.hgetall(keys.recording(*member.split("/", 1)))
+            states = await pipe.execute() if members else []
+        return [s for s in states if s]
+
+    async def started_before(self, before: float) -> list[tuple[str, str, dict[str, str]]]:
+        """(meeting id, occurrence, state) of the recordings started before `before`."""
+        members = await self.redis.zrangebyscore(keys.RECORDINGS, "-inf", f"({before}")
+        found = []
+        for member in members:
+            meeting_id, occurrence = member.split("/", 1)
+            found.append((meeting_id, occurrence, await self.get(meeting_id, occurrence)))
+        return found
+
+    async def forget(self, meeting_id: str, occurrence: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.recording(meeting_id, occurrence))
+            pipe.zrem(keys.RECORDINGS, f"{meeting_id}/{occurrence}")
+            await pipe.execute()
+
+
+async def purge_recordings(redis: Any, directory: Path | None, before: float) -> int:
+    """Delete the recordings started before `before` (epoch seconds): file, floor list and state; returns how many."""
+    log = RecordingLog(redis)
+    old = await log.started_before(before)
+    for meeting_id, occurrence, state in old:
+        if directory is not None:
+            path = directory / (state.get("file") or recording_path(meeting_id, occurrence))
+            for leftover in (path, path.with_suffix(path.suffix + ".json")):
+                leftover.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # the meeting's folder, once its last recording is gone
+            except OSError:
+                pass
+        await log.forget(meeting_id, occurrence)
+    return len(old)

@@ -61,7 +61,7 @@ class Services:
         groups = Groups(redis)
         roster = Roster(meetings, registry, groups, clock)
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
-        booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder)
+        booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder, recording_dir=settings.recording_dir)
         sfu_control = SfuControl(settings.secret_key)
         live = LiveState(redis, roster, registry, presence)
         reports = Reports(
