@@ -66,7 +66,7 @@ async def test_a_meeting_with_a_drop_and_a_floor_hand_over_is_reported_and_kept(
         await a.start()
     headers = await mint_token("organizer")
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
-    body = {"title": "Giao ban", "start": start.isoformat(), "duration_minutes": 5, "selector": {"kind": "communes", "commune_ids": communes}}
+    body = {"title": "Giao ban", "start": start.isoformat(), "duration_minutes": 5, "selector": {"kind": "communes", "commune_ids": communes}, "record": True}
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=headers) as api:
             created = await api.post("/api/v1/meetings", json=body)
@@ -115,6 +115,15 @@ async def test_a_meeting_with_a_drop_and_a_floor_hand_over_is_reported_and_kept(
 
             await eventually(held_floor, timeout=30, interval=0.5, what="the floor time is counted")
             assert (await api.delete(f"/api/v1/meetings/{meeting_id}/floor")).status_code == 200
+
+            # the origin records it: the state it reports reaches /metrics
+            async def recording() -> dict | None:
+                state = await redis.hgetall(keys.recording(meeting_id, occ))
+                return state if state.get("state") == "recording" and int(state.get("bytes", 0)) > 0 else None
+
+            await eventually(recording, timeout=30, interval=0.5, what="the origin records the meeting")
+            scraped = (await api.get("/metrics")).text
+            assert 'vcs_recordings{state="recording"} 1.0' in scraped and 'vcs_recordings{state="failed"} 0.0' in scraped
 
             partial = await report()
             assert partial["final"] is False  # the meeting has not ended: figures so far, marked as such
