@@ -72,6 +72,8 @@ class Recorder:
         self.started = clock()
         self.state = "recording"
         self.reason = ""
+        self.cpu_s = 0.0  # the writer thread's CPU time, once closed (docs/recordings.md: the cost per meeting)
+        self.packets = 0
         self.floor: list[dict] = []
         self.tier: str | None = None
         self._program: str | None = None
@@ -142,7 +144,8 @@ class Recorder:
         if self.state == "recording":
             self.state = "done"
         try:
-            sidecar = {"file": self.path.name, "tier": self.tier, "floor": self.floor, "state": self.state, "reason": self.reason}
+            sidecar = {"file": self.path.name, "tier": self.tier, "floor": self.floor, "state": self.state, "reason": self.reason,
+                       "writer_cpu_s": round(self.cpu_s, 3), "packets": self.packets}  # fmt: skip
             self.path.with_suffix(self.path.suffix + ".json").write_text(json.dumps(sidecar, ensure_ascii=False, indent=1))
         except OSError as exc:
             logger.warning("recording %s: floor list not written: %s", self.path, exc)
@@ -169,6 +172,7 @@ class Recorder:
                 if self.state != "recording":
                     continue
                 kind, packet, seq, ts, marker, arrival_ms = item
+                self.packets += 1
                 if kind == "switch":
                     need_keyframe, parts = True, []
                     continue
@@ -204,6 +208,7 @@ class Recorder:
                 self._mux(av, video_stream, frame, video_clock.ms(ts, arrival_ms), last_pts, "v", container, keyframe=size is not None)
             if container is not None:
                 container.close()
+            self.cpu_s = time.thread_time()
         except Exception as exc:  # a full disk, above all: the meeting goes on without its recording
             self.state, self.reason = "failed", _reason(exc)
             logger.error("recording %s stopped: %s", self.path, self.reason)
