@@ -9,9 +9,9 @@ Conflicts and a full SFU are 409; an admin may book over them with
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from scheduler.bandwidth_plan import BandwidthPlan, ParticipantLink, SfuNode, plan_bandwidth
@@ -24,7 +24,6 @@ from scheduler.store import MeetingStore
 from vcs.endpoints import EndpointKind, hall_id
 from vcs.errors import Conflict as ConflictError
 from vcs.errors import FieldError, Forbidden, ValidationFailed
-from vcs.recordings import check_writable
 from vcs.registry import Registry
 from vcs.roles import Principal, Role
 from vcs.tiers import DEFAULT_LADDER, Ladder
@@ -56,9 +55,10 @@ class Preview:
 class BookingService:
     def __init__(
         self, store: MeetingStore, registry: Registry, groups: Groups, *, roster: Roster | None = None, ladder: Ladder = DEFAULT_LADDER,
-        recording_dir: Path | None = None,
+        recording_check: Callable[[], str | None] | None = None,
     ) -> None:  # fmt: skip
-        self.recording_dir = recording_dir  # where the origin records (Settings.recording_dir); None: off
+        # why this deployment cannot record now (vcs.recordings.check_writable of its directory), None: it can
+        self.recording_check = recording_check
         self.store = store
         self.registry = registry
         self.groups = groups
@@ -110,7 +110,7 @@ class BookingService:
         participants = await resolve(self.registry, self.groups, meeting.selector)
         if not participants:
             raise ValidationFailed(FieldError.of("selector", "names_no_commune"))
-        if meeting.record and (why := check_writable(self.recording_dir)) is not None:
+        if meeting.record and self.recording_check is not None and (why := self.recording_check()) is not None:
             raise ValidationFailed(FieldError("record", f"cannot record: {why}"))
         if meeting.media.max_tier not in self.ladder.names:
             raise ValidationFailed(FieldError.of("media.max_tier", "one_of", choices=", ".join(self.ladder.names)))

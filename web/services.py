@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 import redis.asyncio as aioredis
 from starlette.requests import HTTPConnection
@@ -24,6 +25,7 @@ from vcs.api_tokens import ApiTokens
 from vcs.config import Settings
 from vcs.credentials import EndpointCredentials
 from vcs.presence import Presence
+from vcs.recordings import check_writable
 from vcs.registry import Registry
 from vcs.users import Users
 from web.agent_hub import AgentHub
@@ -61,7 +63,9 @@ class Services:
         groups = Groups(redis)
         roster = Roster(meetings, registry, groups, clock)
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
-        booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder, recording_dir=settings.recording_dir)
+        booking = BookingService(
+            meetings, registry, groups, roster=roster, ladder=settings.ladder, recording_check=partial(check_writable, settings.recording_dir)
+        )
         sfu_control = SfuControl(settings.secret_key)
         live = LiveState(redis, roster, registry, presence)
         reports = Reports(
