@@ -255,7 +255,8 @@ class SfuNode:
         directory = self.config.recording_dir
         fields: dict[str, object] = {"node": self.config.node_id, "file": relative, "started": f"{time.time():.1f}", "bytes": 0}
         if directory is None:
-            await self._write_recording(meeting_id, occurrence, {**fields, "state": "failed", "reason": "this node has no recording directory"})
+            failed = {**fields, "state": "failed", "reason": "this node has no recording directory"}
+            await self._write_recording(meeting_id, occurrence, failed)
             return
         path = directory / relative
         try:

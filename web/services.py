@@ -63,9 +63,8 @@ class Services:
         groups = Groups(redis)
         roster = Roster(meetings, registry, groups, clock)
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
-        booking = BookingService(
-            meetings, registry, groups, roster=roster, ladder=settings.ladder, recording_check=partial(check_writable, settings.recording_dir)
-        )
+        recording_check = partial(check_writable, settings.recording_dir)
+        booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder, recording_check=recording_check)
         sfu_control = SfuControl(settings.secret_key)
         live = LiveState(redis, roster, registry, presence)
         reports = Reports(

@@ -34,7 +34,8 @@ def report_csv(report: dict) -> Response:
     out = io.StringIO()
     csv.writer(out).writerows(report_rows(report))
     name = f"report-{report['meeting_id']}-{report['occurrence'].replace(':', '')}.csv"
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 async def get_report(request: Request) -> Response:
