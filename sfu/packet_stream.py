@@ -68,6 +68,8 @@ class PacketStream:
         self.name = name
         self.clock_rate = clock_rate
         self.downtracks: list[DownTrack] = []
+        # called with (packet, seq, ts, marker, keyframe) for every packet pushed: a recorder's copy
+        self.taps: list[Callable[[bytes, int, int, bool, bool], None]] = []
         self._targets: list[tuple] = []
         self._pending: list[DownTrack] = []
         self._cdata = ffi.new("char[]", SCRATCH)
@@ -159,6 +161,9 @@ class PacketStream:
             if self._pending:
                 self._promote(seq, ts)
         n = len(packet)
+        if self.taps:
+            for tap in self.taps:
+                tap(packet, seq, ts, marker, keyframe)
         self._history[seq & self._mask] = packet
         self.last_seq = seq
         self.last_ts = ts
@@ -209,6 +214,8 @@ class PacketStream:
             packet = make_packet(payload, seq, ts, i == count - 1)
             history[seq & mask] = packet
             packets.append(packet)
+            for tap in self.taps:
+                tap(packet, seq, ts, i == count - 1, keyframe and i == 0)
             self.octets += len(packet) - 12
             seq = (seq + 1) & 0xFFFF
         self.packets += count
