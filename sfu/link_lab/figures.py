@@ -1,0 +1,142 @@
+"""The lab's figures, as pure functions of what was sampled once a second.
+
+``NodeSample``: what the node says about the subscriber (its tier and the
+bitrate it sends, from ``GET /sfu/rooms/{room}``). ``ReceiverSample``: the
+receiver's own counters (decoded frames, frozen seconds so far, audio
+packets expected and lost after repair). `FreezeMeter` counts frozen time
+the way Chromium's ``totalFreezesDuration`` does, so aiortc and Chromium
+receivers are measured alike.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from .scenarios import Scenario
+
+__all__ = ["Figures", "FreezeMeter", "NodeSample", "ReceiverSample", "compute_figures"]
+
+FIT_STEADY_S = 3  # fitted: this many consecutive seconds sent within the link
+
+
+@dataclass(frozen=True)
+class NodeSample:
+    t: float  # seconds into the run
+    tier: str | None
+    bitrate_bps: float
+
+
+@dataclass(frozen=True)
+class ReceiverSample:
+    t: float
+    frames: int  # video frames decoded so far
+    frozen_s: float  # frozen seconds so far
+    audio_expected: int  # audio packets the sender sent so far (from sequence numbers)
+    audio_lost: int  # of those, never received (after any repair)
+    height: int = 0  # of the last decoded frame
+
+
+class FreezeMeter:
+    """Frozen time from decoded-frame arrival times: a gap longer than
+    max(3 x the mean gap, the mean gap + 150 ms) counts whole, as in Chromium."""
+
+    def __init__(self, window: int = 30) -> None:
+        self._gaps: deque[float] = deque(maxlen=window)
+        self._last: float | None = None
+        self.frozen_s = 0.0
+        self.freezes = 0
+
+    def _threshold(self) -> float:
+        mean = sum(self._gaps) / len(self._gaps) if self._gaps else 1 / 30
+        return max(3 * mean, mean + 0.150)
+
+    def frame(self, now: float) -> None:
+        if self._last is not None:
+            gap = now - self._last
+            if gap > self._threshold():
+                self.frozen_s += gap
+                self.freezes += 1
+            else:
+                self._gaps.append(gap)
+        self._last = now
+
+    def frozen_until(self, now: float) -> float:
+        """Frozen seconds so far, the freeze still going on at ``now`` included."""
+        if self._last is None:
+            return 0.0
+        gap = now - self._last
+        return self.frozen_s + (gap if gap > self._threshold() else 0.0)
+
+
+@dataclass(frozen=True)
+class Figures:
+    fit_s: float | None  # seconds from the start of the shaped stretch until the node sends within it
+    above_s_per_min: float | None  # seconds per minute sent above the link after fitting
+    top_s: float | None  # seconds from the link widening to the top tier again
+    frozen_s_per_min: float
+    audio_loss_pct: float
+    never_fit: bool = False
+    never_top: bool = False
+    tiers: tuple[str, ...] = ()  # tiers the node sent, in order of first use
+
+    def lines(self, scenario: Scenario, seconds: float) -> list[str]:
+        def value(x: float | None, never: bool, unit: str = "s") -> str:
+            if never:
+                return f"never (> {seconds:.0f} s)" if unit == "s" else "never"
+            return "n/a" if x is None else f"{x:.1f} {unit}"
+
+        return [
+            f"seconds to fit after a drop:            {value(self.fit_s, self.never_fit)}",
+            f"seconds/min above the link after fit:   {value(self.above_s_per_min, False, 's/min')}",
+            f"seconds to top tier after widening:     {value(self.top_s, self.never_top)}",
+            f"frozen seconds per minute:              {self.frozen_s_per_min:.1f} s/min",
+            f"audio loss after repair:                {self.audio_loss_pct:.2f} %",
+            f"tiers sent:                             {' -> '.join(self.tiers) or 'none'}",
+        ]
+
+
+def _fit_time(node: list[NodeSample], start: float, end: float, kbps: int) -> float | None:
+    """The first sample time in [start, end) from which FIT_STEADY_S samples in a row are within ``kbps``."""
+    window = [s for s in node if start <= s.t < end]
+    for i in range(len(window)):
+        run = window[i : i + FIT_STEADY_S]
+        if len(run) == FIT_STEADY_S and all(s.bitrate_bps <= kbps * 1000 for s in run):
+            return window[i].t
+    return None
+
+
+def compute_figures(
+    scenario: Scenario, seconds: float, node: list[NodeSample], receiver: list[ReceiverSample], top_tier: str
+) -> Figures:
+    fit_s = above = top_s = None
+    never_fit = never_top = False
+    window = scenario.shaped_window(seconds)
+    if window is not None:
+        start, end, kbps = window
+        fitted_at = _fit_time(node, start, end, kbps)
+        if fitted_at is None:
+            never_fit = True
+        else:
+            fit_s = fitted_at - start
+            after = [s for s in node if fitted_at <= s.t < end]
+            span = (after[-1].t - fitted_at + 1) if after else 0
+            if span > 0:
+                above = sum(1 for s in after if s.bitrate_bps > kbps * 1000) * 60 / span
+    widens = scenario.widens_at(seconds)
+    if widens is not None:
+        at = next((s.t for s in node if s.t >= widens and s.tier == top_tier), None)
+        never_top = at is None
+        top_s = None if at is None else at - widens
+    frozen = audio = 0.0
+    if len(receiver) >= 2:
+        first, last = receiver[0], receiver[-1]
+        span = last.t - first.t
+        frozen = (last.frozen_s - first.frozen_s) * 60 / span if span > 0 else 0.0
+        expected = last.audio_expected - first.audio_expected
+        audio = 100 * max(0, last.audio_lost - first.audio_lost) / expected if expected > 0 else 0.0
+    tiers: list[str] = []
+    for s in node:
+        if s.tier and s.tier not in tiers[-1:]:
+            tiers.append(s.tier)
+    return Figures(fit_s, above, top_s, frozen, audio, never_fit, never_top, tuple(tiers))
