@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .config import SfuConfig
@@ -140,6 +141,7 @@ def add_links_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--scenario", choices=choices, default="all", help="a: fibre profile on 1 Mbps; b: 1 Mbps for 60 s mid-meeting; c: 4G; d: satellite (default all)")
     parser.add_argument("--receiver", choices=["aiortc", "chromium"], default="aiortc", help="the subscriber (default aiortc)")
     parser.add_argument("--seconds", type=float, default=None, help="length of each run (default 120, 150 for b)")
+    parser.add_argument("--samples", type=Path, default=None, help="write each run's samples as JSON into this directory")
     parser.set_defaults(func=run_links_command)
     return parser
 
@@ -163,7 +165,7 @@ def run_links_command(args: argparse.Namespace, settings: Any = None) -> int:
     async def run_all() -> None:
         for key in keys:
             scenario = SCENARIOS[key]
-            await run_scenario(scenario, args.receiver, args.seconds or scenario.default_seconds)
+            await run_scenario(scenario, args.receiver, args.seconds or scenario.default_seconds, samples_to=args.samples)
 
     try:
         asyncio.run(run_all())

@@ -11,13 +11,14 @@ receivers are measured alike.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .scenarios import Scenario
 
 __all__ = ["Figures", "FreezeMeter", "NodeSample", "ReceiverSample", "compute_figures"]
 
-FIT_STEADY_S = 3  # fitted: this many consecutive seconds sent within the link
+FIT_STEADY_S = 3  # fitted: this many consecutive seconds within the link
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ class FreezeMeter:
 
 @dataclass(frozen=True)
 class Figures:
-    fit_s: float | None  # seconds from the start of the shaped stretch until the node sends within it
-    above_s_per_min: float | None  # seconds per minute sent above the link after fitting
+    fit_s: float | None  # seconds from the start of the shaped stretch until the node keeps within it
+    above_s_per_min: float | None  # seconds per minute above the link (bytes sent, or the tier's cost) after fitting
     top_s: float | None  # seconds from the link widening to the top tier again
     frozen_s_per_min: float
     audio_loss_pct: float
@@ -92,29 +93,44 @@ class Figures:
             f"seconds to top tier after widening:     {value(self.top_s, self.never_top)}",
             f"frozen seconds per minute:              {self.frozen_s_per_min:.1f} s/min",
             f"audio loss after repair:                {self.audio_loss_pct:.2f} %",
-            f"tiers sent:                             {' -> '.join(self.tiers) or 'none'}",
+            f"tier changes:                           {max(0, len(self.tiers) - 1)} ({_tier_path(self.tiers)})",
         ]
 
 
-def _fit_time(node: list[NodeSample], start: float, end: float, kbps: int) -> float | None:
+def _above(sample: NodeSample, kbps: int, costs: Mapping[str, float]) -> bool:
+    """Whether the node sent more than the link carries in this second, or was on a tier that costs more.
+
+    The tier counts too: a tier encoder may undershoot its bitrate for a while
+    on a calm picture, and the next movement then bursts into the link.
+    """
+    return sample.bitrate_bps > kbps * 1000 or costs.get(sample.tier or "", 0.0) > kbps
+
+
+def _fit_time(node: list[NodeSample], start: float, end: float, kbps: int, costs: Mapping[str, float]) -> float | None:
     """The first sample time in [start, end) from which FIT_STEADY_S samples in a row are within ``kbps``."""
     window = [s for s in node if start <= s.t < end]
     for i in range(len(window)):
         run = window[i : i + FIT_STEADY_S]
-        if len(run) == FIT_STEADY_S and all(s.bitrate_bps <= kbps * 1000 for s in run):
+        if len(run) == FIT_STEADY_S and not any(_above(s, kbps, costs) for s in run):
             return window[i].t
     return None
 
 
 def compute_figures(
-    scenario: Scenario, seconds: float, node: list[NodeSample], receiver: list[ReceiverSample], top_tier: str
+    scenario: Scenario,
+    seconds: float,
+    node: list[NodeSample],
+    receiver: list[ReceiverSample],
+    top_tier: str,
+    costs: Mapping[str, float],
 ) -> Figures:
+    """``costs``: each tier's cost in kbps (video and audio, `vcs.tiers.Ladder.cost_kbps`)."""
     fit_s = above = top_s = None
     never_fit = never_top = False
     window = scenario.shaped_window(seconds)
     if window is not None:
         start, end, kbps = window
-        fitted_at = _fit_time(node, start, end, kbps)
+        fitted_at = _fit_time(node, start, end, kbps, costs)
         if fitted_at is None:
             never_fit = True
         else:
@@ -122,7 +138,7 @@ def compute_figures(
             after = [s for s in node if fitted_at <= s.t < end]
             span = (after[-1].t - fitted_at + 1) if after else 0
             if span > 0:
-                above = sum(1 for s in after if s.bitrate_bps > kbps * 1000) * 60 / span
+                above = sum(1 for s in after if _above(s, kbps, costs)) * 60 / span
     widens = scenario.widens_at(seconds)
     if widens is not None:
         at = next((s.t for s in node if s.t >= widens and s.tier == top_tier), None)
@@ -140,3 +156,10 @@ def compute_figures(
         if s.tier and s.tier not in tiers[-1:]:
             tiers.append(s.tier)
     return Figures(fit_s, above, top_s, frozen, audio, never_fit, never_top, tuple(tiers))
+
+
+def _tier_path(tiers: tuple[str, ...], most: int = 12) -> str:
+    if not tiers:
+        return "none"
+    shown = " -> ".join(tiers[:most])
+    return shown + (" -> ..." if len(tiers) > most else "")

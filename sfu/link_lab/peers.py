@@ -1,9 +1,11 @@
 """The lab's peer processes: the synthetic host and the aiortc receiver.
 
 ``python -m sfu.link_lab.peers publish --base URL --bind IP`` publishes the
-synthetic scene at 720p (`rtc.synthetic_media`, encoded once, replayed) and
-its Opus tone to the room, as the central studio would; it prints ``READY``
-and runs until stdin closes.
+synthetic scene at 720p (`rtc.synthetic_media`, encoded once before it
+starts, which takes tens of seconds on a busy machine, then replayed) and its
+Opus tone to the room, as the central studio would; it prints ``READY`` and
+runs until stdin closes. ``--size 640x360 --loop-seconds 1`` starts in a few
+seconds (the node then scales the picture up for 720p).
 
 ``python -m sfu.link_lab.peers receive --base URL`` (started inside the
 subscriber namespace) subscribes over WHEP with `rtc.whip_client`, decodes
@@ -46,9 +48,10 @@ async def _stdin_closed() -> None:
         pass
 
 
-async def run_publisher(base: str, room: str) -> None:
+async def run_publisher(base: str, room: str, size: tuple[int, int], loop_seconds: float) -> None:
     token = mint_media_token(os.environ[SECRET_ENV], room=room, identity="lab-studio", role="publish", ttl=3600, host=True)
-    video = VideoLoop(*PUBLISH_SIZE, bitrate_kbps=PUBLISH_KBPS, fps=30, seconds=LOOP_SECONDS)
+    kbps = PUBLISH_KBPS * size[0] * size[1] // (PUBLISH_SIZE[0] * PUBLISH_SIZE[1])
+    video = VideoLoop(*size, bitrate_kbps=kbps, fps=30, seconds=loop_seconds)
     audio = AudioPattern()
     await video.start()
     await audio.start()
@@ -113,12 +116,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--room", default="links")
     parser.add_argument("--identity", default="lab-commune")
     parser.add_argument("--bind", help="the only local address ICE may use")
+    parser.add_argument("--size", default="1280x720", help="the published picture (default 1280x720)")
+    parser.add_argument("--loop-seconds", type=float, default=LOOP_SECONDS, help="length of the encoded loop")
     args = parser.parse_args(argv)
     if args.bind:
         restrict_host_addresses([args.bind])
     try:
         if args.mode == "publish":
-            asyncio.run(run_publisher(args.base, args.room))
+            width, height = (int(x) for x in args.size.split("x"))
+            asyncio.run(run_publisher(args.base, args.room, (width, height), args.loop_seconds))
         else:
             asyncio.run(run_receiver(args.base, args.room, args.identity))
     except KeyboardInterrupt:

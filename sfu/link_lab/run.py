@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 
 import httpx
 
@@ -45,15 +48,15 @@ class LabRun:
 
     def __init__(self) -> None:
         self.lab: LabNetwork | None = None
-        self.procs: list[asyncio.subprocess.Process] = []
+        self.procs: list[tuple[asyncio.subprocess.Process, bool]] = []  # (process, ends on SIGINT rather than stdin)
         self.receiver: Receiver | None = None
         self.element_counts: str | None = None
 
-    async def spawn(self, *command: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    async def spawn(self, *command: str, env: dict[str, str], interrupt: bool = False) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
         )
-        self.procs.append(proc)
+        self.procs.append((proc, interrupt))
         return proc
 
     async def close(self) -> None:
@@ -61,25 +64,29 @@ class LabRun:
             receiver, self.receiver = self.receiver, None
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(receiver.close(), 20)
-        for proc in reversed(self.procs):
-            await _stop(proc)
+        for proc, interrupt in reversed(self.procs):
+            await _stop(proc, interrupt)
         self.procs.clear()
         if self.lab is not None:
             self.lab.close()
             self.lab = None
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
+async def _stop(proc: asyncio.subprocess.Process, interrupt: bool) -> None:
+    """Close its stdin (the peers and the element end then) or send SIGINT (the node); SIGKILL if that fails."""
     if proc.stdin is not None and not proc.stdin.is_closing():
-        proc.stdin.close()  # each lab process ends when its stdin closes
-    try:
-        await asyncio.wait_for(proc.wait(), 10)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        proc.stdin.close()
+    steps = ((signal.SIGINT, 10.0),) if interrupt else ((None, 5.0), (signal.SIGINT, 5.0))
+    for sig, wait in (*steps, (signal.SIGKILL, None)):
+        if proc.returncode is not None:
+            return
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+        try:
+            await asyncio.wait_for(proc.wait(), wait)
+        except asyncio.TimeoutError:
+            continue
 
 
 async def _line(proc: asyncio.subprocess.Process, prefix: str, timeout: float, what: str) -> str:
@@ -107,17 +114,36 @@ async def _subscriber_stats(http: httpx.AsyncClient, url: str, token: str) -> di
 
 
 async def run_scenario(
-    scenario: Scenario, receiver_kind: str, seconds: float, *, out: Callable[[str], None] = print
+    scenario: Scenario,
+    receiver_kind: str,
+    seconds: float,
+    *,
+    out: Callable[[str], None] = print,
+    samples_to: Path | None = None,
+    source: tuple[str, float] = ("1280x720", 4.0),
 ) -> Figures:
-    """Run one scenario and print its figures; the lab is always torn down."""
+    """Run one scenario and print its figures; the lab is always torn down.
+
+    ``samples_to``: a directory where the run's samples are written as JSON
+    (``{scenario}-{receiver}.json``), to compare runs or recompute figures.
+    ``source``: the synthetic host's picture size and the length of its loop.
+    """
     run = LabRun()
     try:
-        return await _run(run, scenario, receiver_kind, seconds, out)
+        return await _run(run, scenario, receiver_kind, seconds, out, samples_to, source)
     finally:
         await asyncio.shield(run.close())
 
 
-async def _run(run: LabRun, scenario: Scenario, receiver_kind: str, seconds: float, out: Callable[[str], None]) -> Figures:
+async def _run(
+    run: LabRun,
+    scenario: Scenario,
+    receiver_kind: str,
+    seconds: float,
+    out: Callable[[str], None],
+    samples_to: Path | None,
+    source: tuple[str, float],
+) -> Figures:
     run.lab = lab = LabNetwork.create()
     env = dict(os.environ)
     env.update(
@@ -146,11 +172,14 @@ async def _run(run: LabRun, scenario: Scenario, receiver_kind: str, seconds: flo
     base = f"{origin}/sfu"
     await run.spawn(
         sys.executable, "-m", "sfu.link_lab.node", "--host", lab.host_ip, "--port", str(port),
-        "--profile-kbps", str(scenario.profile_kbps), env=env,
+        "--profile-kbps", str(scenario.profile_kbps), env=env, interrupt=True,
     )  # fmt: skip
     await _wait_http(f"{base}/metrics", 30)
-    publisher = await run.spawn(sys.executable, "-m", "sfu.link_lab.peers", "publish", "--base", base, "--room", ROOM, "--bind", lab.host_ip, env=env)
-    await _line(publisher, "READY", 120, "the synthetic host")
+    publisher = await run.spawn(
+        sys.executable, "-m", "sfu.link_lab.peers", "publish", "--base", base, "--room", ROOM, "--bind", lab.host_ip,
+        "--size", source[0], "--loop-seconds", str(source[1]), env=env,
+    )  # fmt: skip
+    await _line(publisher, "READY", 300, "the synthetic host")
 
     secret = env[SECRET_ENV]
     if receiver_kind == "chromium":
@@ -163,7 +192,9 @@ async def _run(run: LabRun, scenario: Scenario, receiver_kind: str, seconds: flo
 
     control = mint_media_token(secret, room=ROOM, identity="lab", role="control", ttl=3600)
     room_url = f"{base}/rooms/{ROOM}"
-    top_tier = Ladder.from_environ(env).tiers[0].name
+    ladder = Ladder.from_environ(env)  # the node's, read from the same variables
+    top_tier = ladder.tiers[0].name
+    costs = {tier.name: float(ladder.cost_kbps(tier)) for tier in ladder.tiers}
     async with httpx.AsyncClient(timeout=5) as http:
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while True:  # the clock starts when the receiver decodes its first frames
@@ -197,7 +228,20 @@ async def _run(run: LabRun, scenario: Scenario, receiver_kind: str, seconds: flo
                 )
             tick += 1
             await asyncio.sleep(max(0.0, tick - (time.monotonic() - t0)))
-    figures = compute_figures(scenario, seconds, node_samples, receiver_samples, top_tier)
+    figures = compute_figures(scenario, seconds, node_samples, receiver_samples, top_tier, costs)
+    if samples_to is not None:
+        samples_to.mkdir(parents=True, exist_ok=True)
+        record = {
+            "scenario": scenario.key,
+            "receiver": receiver_kind,
+            "seconds": seconds,
+            "schedule": scenario.schedule(seconds),
+            "costs_kbps": costs,
+            "node": [asdict(s) for s in node_samples],
+            "receiver_samples": [asdict(s) for s in receiver_samples],
+            "figures": asdict(figures),
+        }
+        (samples_to / f"{scenario.key}-{receiver_kind}.json").write_text(json.dumps(record, indent=1))
     for line in figures.lines(scenario, seconds):
         out("  " + line)
     return figures

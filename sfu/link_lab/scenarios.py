@@ -31,7 +31,7 @@ class Scenario:
         events: list[tuple[float, int | None]] = [(0.0, self.link_kbps)]
         if self.drop_kbps is not None:
             drop_at = round(seconds * self.drop_share, 1)
-            lift_at = round(drop_at + min(self.drop_seconds, seconds * 0.4), 1)
+            lift_at = round(drop_at + min(self.drop_seconds, seconds * 0.5), 1)
             events += [(drop_at, self.drop_kbps), (lift_at, self.link_kbps)]
         return events
 
