@@ -77,6 +77,7 @@ class Figures:
     top_s: float | None  # seconds from the link widening to the top tier again
     frozen_s_per_min: float
     audio_loss_pct: float
+    frozen_before_drop_s_per_min: float | None = None  # on the unshaped link before the drop: what the machine itself costs
     never_fit: bool = False
     never_top: bool = False
     tiers: tuple[str, ...] = ()  # tiers the node sent, in order of first use
@@ -91,7 +92,8 @@ class Figures:
             f"seconds to fit after a drop:            {value(self.fit_s, self.never_fit)}",
             f"seconds/min above the link after fit:   {value(self.above_s_per_min, False, 's/min')}",
             f"seconds to top tier after widening:     {value(self.top_s, self.never_top)}",
-            f"frozen seconds per minute:              {self.frozen_s_per_min:.1f} s/min",
+            f"frozen seconds per minute:              {self.frozen_s_per_min:.1f} s/min"
+            + ("" if self.frozen_before_drop_s_per_min is None else f" ({self.frozen_before_drop_s_per_min:.1f} before the drop)"),
             f"audio loss after repair:                {self.audio_loss_pct:.2f} %",
             f"tier changes:                           {max(0, len(self.tiers) - 1)} ({_tier_path(self.tiers)})",
         ]
@@ -145,17 +147,25 @@ def compute_figures(
         never_top = at is None
         top_s = None if at is None else at - widens
     frozen = audio = 0.0
+    frozen_before = None
     if len(receiver) >= 2:
         first, last = receiver[0], receiver[-1]
-        span = last.t - first.t
-        frozen = (last.frozen_s - first.frozen_s) * 60 / span if span > 0 else 0.0
+        frozen = _frozen_per_min(first, last)
+        if window is not None and window[0] > 0:
+            before = [s for s in receiver if s.t <= window[0]]
+            frozen_before = _frozen_per_min(before[0], before[-1]) if len(before) >= 2 else None
         expected = last.audio_expected - first.audio_expected
         audio = 100 * max(0, last.audio_lost - first.audio_lost) / expected if expected > 0 else 0.0
     tiers: list[str] = []
     for s in node:
         if s.tier and s.tier not in tiers[-1:]:
             tiers.append(s.tier)
-    return Figures(fit_s, above, top_s, frozen, audio, never_fit, never_top, tuple(tiers))
+    return Figures(fit_s, above, top_s, frozen, audio, frozen_before, never_fit, never_top, tuple(tiers))
+
+
+def _frozen_per_min(first: ReceiverSample, last: ReceiverSample) -> float:
+    span = last.t - first.t
+    return (last.frozen_s - first.frozen_s) * 60 / span if span > 0 else 0.0
 
 
 def _tier_path(tiers: tuple[str, ...], most: int = 12) -> str:

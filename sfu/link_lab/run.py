@@ -204,7 +204,8 @@ async def _run(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the {receiver_kind} receiver decoded nothing within {CONNECT_TIMEOUT_S:.0f} s")
             await asyncio.sleep(0.2)
-        out(f"scenario {scenario.key} ({scenario.title}), {receiver_kind} receiver, {seconds:.0f} s; lab {lab.network}")
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        out(f"scenario {scenario.key} ({scenario.title}), {receiver_kind} receiver, {seconds:.0f} s; lab {lab.network}; load {load}")
         t0 = time.monotonic()
         node_samples: list[NodeSample] = []
         receiver_samples: list[ReceiverSample] = []
@@ -212,7 +213,7 @@ async def _run(
         tick = 0
         while (now := time.monotonic() - t0) < seconds:
             while pending and pending[0][0] <= now:
-                at, kbps = pending.pop(0)
+                _, kbps = pending.pop(0)
                 lab.shape(kbps)
                 out(f"  {now:5.1f} s: downlink {'unshaped' if kbps is None else f'{kbps} kbps'}")
             stats, counters = await asyncio.gather(_subscriber_stats(http, room_url, control), receiver.sample())

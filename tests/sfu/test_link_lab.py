@@ -123,3 +123,12 @@ def test_a_tier_costing_more_than_the_link_counts_above_it_even_while_its_encode
     figures = compute_figures(a, 10, node, [], top_tier="720p", costs=COSTS)
     assert figures.fit_s == 0.0
     assert figures.above_s_per_min == pytest.approx(2 * 60 / 10)
+
+
+def test_frozen_time_before_the_drop_is_reported_apart():
+    b = SCENARIOS["b"]  # at 30 s the drop is at 4 s
+    receiver = [ReceiverSample(0.0, 0, 0.0, 0, 0), ReceiverSample(4.0, 100, 1.0, 200, 0), ReceiverSample(30.0, 500, 10.0, 1500, 0)]
+    figures = compute_figures(b, 30, _node([300] * 30, ["180p"] * 30), receiver, top_tier="720p", costs=COSTS)
+    assert figures.frozen_before_drop_s_per_min == pytest.approx(15.0)
+    assert figures.frozen_s_per_min == pytest.approx(20.0)
+    assert compute_figures(SCENARIOS["a"], 30, [], receiver, top_tier="720p", costs=COSTS).frozen_before_drop_s_per_min is None
