@@ -8,15 +8,18 @@ The host reaches 10.77.n.128/25 through the router. In the router namespace
 policy routing sends whatever arrives on either veth into the TUN ``vl{n}-t``,
 where `sfu.link_lab.impairment` delays and drops it and writes it back; what
 comes out of the TUN is routed normally. The downlink (router to subscriber)
-is shaped with ``tbf`` on ``vl{n}-rs``. Everything is torn down by deleting
-the two namespaces (the veth pairs and the host's route go with them):
-`close()` does it, also after Ctrl-C, and is safe to call twice.
+is shaped with ``tbf`` on ``vl{n}-rs``. Everything is torn down by ending
+what still runs in the namespaces and deleting them (the veth pairs and the
+host's route go with them): `close()` does it, also after Ctrl-C, and is
+safe to call twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -168,6 +171,12 @@ class LabNetwork:
         return ["ip", "netns", "exec", self.subscriber_ns, *command]
 
     def close(self) -> None:
+        # whatever still runs inside was started by the run (a browser's helpers after Ctrl-C): end it
+        for ns in (self.subscriber_ns, self.router_ns):
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
         # the host's end first: a namespace's devices go only when the kernel gets round to it
         subprocess.run(["ip", "link", "del", f"vl{self.n}-h"], capture_output=True)
         for ns in (self.subscriber_ns, self.router_ns):
