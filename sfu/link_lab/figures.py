@@ -77,6 +77,7 @@ class Figures:
     top_s: float | None  # seconds from the link widening to the top tier again
     frozen_s_per_min: float
     audio_loss_pct: float
+    audio_only_s_per_min: float = 0.0  # on the audio-only tier: no picture at all, though not a freeze
     frozen_before_drop_s_per_min: float | None = None  # on the unshaped link before the drop: what the machine itself costs
     never_fit: bool = False
     never_top: bool = False
@@ -94,6 +95,7 @@ class Figures:
             f"seconds to top tier after widening:     {value(self.top_s, self.never_top)}",
             f"frozen seconds per minute:              {self.frozen_s_per_min:.1f} s/min"
             + ("" if self.frozen_before_drop_s_per_min is None else f" ({self.frozen_before_drop_s_per_min:.1f} before the drop)"),
+            f"audio only (no video sent):             {self.audio_only_s_per_min:.1f} s/min",
             f"audio loss after repair:                {self.audio_loss_pct:.2f} %",
             f"tier changes:                           {max(0, len(self.tiers) - 1)} ({_tier_path(self.tiers)})",
         ]
@@ -125,8 +127,10 @@ def compute_figures(
     receiver: list[ReceiverSample],
     top_tier: str,
     costs: Mapping[str, float],
+    audio_tier: str | None = None,
 ) -> Figures:
-    """``costs``: each tier's cost in kbps (video and audio, `vcs.tiers.Ladder.cost_kbps`)."""
+    """``costs``: each tier's cost in kbps (video and audio, `vcs.tiers.Ladder.cost_kbps`);
+    ``audio_tier``: the name of the ladder's audio-only tier."""
     fit_s = above = top_s = None
     never_fit = never_top = False
     window = scenario.shaped_window(seconds)
@@ -160,7 +164,10 @@ def compute_figures(
     for s in node:
         if s.tier and s.tier not in tiers[-1:]:
             tiers.append(s.tier)
-    return Figures(fit_s, above, top_s, frozen, audio, frozen_before, never_fit, never_top, tuple(tiers))
+    audio_only = 0.0
+    if len(node) >= 2 and audio_tier is not None:
+        audio_only = sum(1 for s in node if s.tier == audio_tier) * 60 / (node[-1].t - node[0].t + 1)
+    return Figures(fit_s, above, top_s, frozen, audio, audio_only, frozen_before, never_fit, never_top, tuple(tiers))
 
 
 def _frozen_per_min(first: ReceiverSample, last: ReceiverSample) -> float:

@@ -229,7 +229,8 @@ async def _run(
                 )
             tick += 1
             await asyncio.sleep(max(0.0, tick - (time.monotonic() - t0)))
-    figures = compute_figures(scenario, seconds, node_samples, receiver_samples, top_tier, costs)
+    audio_tier = next((tier.name for tier in ladder.tiers if tier.audio_only), None)
+    figures = compute_figures(scenario, seconds, node_samples, receiver_samples, top_tier, costs, audio_tier)
     if samples_to is not None:
         samples_to.mkdir(parents=True, exist_ok=True)
         record = {

@@ -88,7 +88,8 @@ def test_figures_of_a_drop_with_a_periodic_retry_and_a_climb_back():
     tiers = ["720p"] * 4 + ["720p", "720p", "360p"] + ["180p"] * 3 + ["720p"] + ["180p"] * 14 + ["720p"] * 5
     node = _node(rates, tiers)
     receiver = [ReceiverSample(0.0, 0, 0.0, 0, 0), ReceiverSample(30.0, 800, 3.0, 1500, 15)]
-    figures = compute_figures(b, 30, node, receiver, top_tier="720p", costs=COSTS)
+    figures = compute_figures(b, 30, node, receiver, top_tier="720p", costs=COSTS, audio_tier="audio")
+    assert figures.audio_only_s_per_min == 0.0
     assert figures.fit_s == 2.0  # within the link from 6 s on
     assert figures.above_s_per_min == pytest.approx(60 / 13)  # one second above in the 13 s after fitting
     assert figures.top_s == 6.0  # 720p again at 25 s
@@ -132,3 +133,11 @@ def test_frozen_time_before_the_drop_is_reported_apart():
     assert figures.frozen_before_drop_s_per_min == pytest.approx(15.0)
     assert figures.frozen_s_per_min == pytest.approx(20.0)
     assert compute_figures(SCENARIOS["a"], 30, [], receiver, top_tier="720p", costs=COSTS).frozen_before_drop_s_per_min is None
+
+
+def test_seconds_on_the_audio_tier_are_counted_apart_from_freezes():
+    a = SCENARIOS["a"]
+    node = _node([300] * 5 + [34] * 15, ["180p"] * 5 + ["audio"] * 15)
+    figures = compute_figures(a, 20, node, [], top_tier="720p", costs=COSTS, audio_tier="audio")
+    assert figures.audio_only_s_per_min == pytest.approx(45.0)
+    assert "audio only (no video sent):             45.0 s/min" in figures.lines(a, 20)
