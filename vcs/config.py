@@ -11,6 +11,7 @@ Core code receives a frozen `Settings` and never reads `os.environ` itself.
 | VCS_REDIS_URL       | external Redis; unset means the embedded server       | (embedded)            |
 | VCS_SECRET_KEY      | signs media and agent tokens; generated when unset    | (data dir file)       |
 | VCS_PRESENCE_TIMEOUT| seconds without a heartbeat before offline            | 30                    |
+| VCS_READINESS_TEST_SECONDS | seconds an agent's media test receives (readiness, drills) | 10      |
 | VCS_LOG_LEVEL       | logging level                                         | INFO                  |
 | VCS_SFU_TIERS       | the tier ladder (`vcs.tiers.parse_tiers`)             | 720p,360p,180p,audio  |
 | VCS_SFU_SHARE       | share of a commune's link reserved for VCS            | 0.5                   |
@@ -49,6 +50,7 @@ class Settings:
     redis_url: str | None = None
     secret_key: str = ""
     presence_timeout: float = 30.0
+    readiness_test_seconds: float = 10.0
     log_level: str = "INFO"
     ladder: Ladder = DEFAULT_LADDER
 
@@ -73,6 +75,7 @@ class Settings:
             redis_url=environ.get("VCS_REDIS_URL") or None,
             secret_key=environ.get("VCS_SECRET_KEY", ""),
             presence_timeout=presence_timeout,
+            readiness_test_seconds=float(_int(environ, "VCS_READINESS_TEST_SECONDS", 10)),
             log_level=environ.get("VCS_LOG_LEVEL", "INFO").upper(),
             ladder=ladder,
         )

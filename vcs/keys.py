@@ -85,7 +85,26 @@ MEETINGS_CHANGED = PREFIX + "notify:meetings"
 LIVE_CHANGED = PREFIX + "notify:live"
 
 
+# --- readiness and drills (scheduler.readiness) -----------------------------
+
+# hash of endpoint id => JSON of its last media test result (fields, status, reasons, at) for one
+# subject: "occ:<meeting id>:<occurrence>" or "drill:<drill id>"; expires with the subject's record
+def readiness_results(subject: str) -> str:
+    return f"{PREFIX}readiness:{subject}"
+
+
+# string: JSON of one drill (id, province or null, started_at, started_by, node_url, expected endpoint ids)
+def drill(drill_id: str) -> str:
+    return f"{PREFIX}drill:{drill_id}"
+
+
+# sorted set of drill id scored by its start (epoch seconds): the drill records, newest last
+DRILLS = PREFIX + "drills"
+
 __all__ = [
+    "DRILLS",
+    "drill",
+    "readiness_results",
     "AGENT_NOTIFY",
     "GROUPS",
     "LIFECYCLE_LOG",

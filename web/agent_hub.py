@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket
 
 from scheduler.agent_schedule import ScheduleBuilder
 from scheduler.meeting import parse_utc
+from scheduler.readiness import Readiness, Subject
 from scheduler.store import MeetingStore, changed_meeting
 from vcs import keys
 from vcs.registry import Registry
@@ -41,12 +42,14 @@ SEND_TIMEOUT = 5.0
 
 
 class AgentHub:
-    def __init__(self, redis: aioredis.Redis, registry: Registry, store: MeetingStore, schedules: ScheduleBuilder, clock: Callable[[], float]) -> None:
+    def __init__(self, redis: aioredis.Redis, registry: Registry, store: MeetingStore, schedules: ScheduleBuilder, clock: Callable[[], float],
+                 readiness: Readiness | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.registry = registry
         self.store = store
         self.schedules = schedules
         self.clock = clock
+        self.readiness = readiness
         self.sockets: dict[str, set[WebSocket]] = defaultdict(set)
         self._signatures: dict[WebSocket, str] = {}
         self._targets: dict[str, frozenset[str]] = {}  # meeting id => its participants and host, as last refreshed
@@ -120,8 +123,28 @@ class AgentHub:
                 text = json.dumps({"type": "join", "server_time": self.clock(), "entry": entry})
                 await asyncio.gather(*(self._send(s, text) for s in list(self.sockets.get(endpoint_id, ()))))
             return
+        if event.get("type") in ("readiness", "test") and self.readiness is not None:
+            await self._deliver_tests(wanted, event)
+            return
         text = json.dumps({**event, "server_time": self.clock()})
         await asyncio.gather(*(self._send(s, text) for e in wanted for s in list(self.sockets.get(e, ()))))
+
+    async def _deliver_tests(self, wanted: list[str], event: dict) -> None:
+        """`readiness` and `test` carry a personal media test order (its own tokens) for each room tested."""
+        subject = Subject(drill_id=event["drill_id"]) if event.get("drill_id") else Subject(event["meeting_id"], event["occurrence"])
+        tested = set(await self.readiness.expected(subject))  # an occurrence's host gets its readiness notice, no test
+        now = self.clock()
+        node_url = await self.readiness.node_url(subject) if tested.intersection(wanted) else ""
+        for endpoint_id in wanted:
+            order = await self.readiness.order(subject, endpoint_id, now, node_url) if endpoint_id in tested else None
+            if event["type"] == "readiness":
+                body = {**event, "server_time": now, **({"test": order} if order else {})}
+            elif order is not None:
+                body = {"type": "test", "server_time": now, "test": order}
+            else:
+                continue
+            text = json.dumps(body)
+            await asyncio.gather(*(self._send(s, text) for s in list(self.sockets.get(endpoint_id, ()))))
 
     async def _send(self, socket: WebSocket, text: str) -> None:
         try:

@@ -15,6 +15,7 @@ from scheduler.booking import BookingService
 from scheduler.floor import Floor
 from scheduler.live import LiveState
 from scheduler.participants import Groups
+from scheduler.readiness import Readiness
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl
 from scheduler.store import MeetingStore
@@ -47,6 +48,7 @@ class Services:
     hub: AgentHub
     sfu_control: SfuControl
     floor: Floor
+    readiness: Readiness
     clock: Callable[[], float] = time.time
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set when the server is stopping: streams end
 
@@ -60,6 +62,8 @@ class Services:
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
         booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder)
         sfu_control = SfuControl(settings.secret_key)
+        readiness = Readiness(redis, roster, registry, presence, schedules, ladder=settings.ladder, secret_key=settings.secret_key,
+                              public_url=settings.public_url, test_seconds=settings.readiness_test_seconds)  # fmt: skip
         return cls(
             settings=settings,
             redis=redis,
@@ -74,9 +78,10 @@ class Services:
             booking=booking,
             live=LiveState(redis, roster, registry, presence),
             schedules=schedules,
-            hub=AgentHub(redis, registry, meetings, schedules, clock),
+            hub=AgentHub(redis, registry, meetings, schedules, clock, readiness),
             sfu_control=sfu_control,
             floor=Floor(redis, roster, booking, schedules, sfu_control),
+            readiness=readiness,
             clock=clock,
         )
 
