@@ -94,6 +94,45 @@ _CSV = {"type": "string", "description": "columns id, name, province_code, acces
 _ICS = {"type": "string", "description": "iCalendar (RFC 5545)"}
 
 
+def _readiness_paths() -> dict:
+    """The readiness board of an occurrence or a drill (docs/readiness.md)."""
+    occurrence = [_MEETING_ID, _OCCURRENCE]
+    drill = [_path("drill_id", "the drill's id, e.g. 20250902T010000Z-a1b2c3")]
+    province = _q("province", {"type": "string"}, "two-digit province code (a scoped caller's own is implied)")
+    row = {"type": "object", "description": "one expected room: presence, verdict, last test, IT contact"}
+    board = {
+        "type": "object",
+        "properties": {
+            "expected": {"type": "integer"}, "online": {"type": "integer"},
+            "counts": {"type": "object", "description": "rooms per status: failed, at_risk, not_tested, ready"},
+            "provinces": {"type": "object", "description": "per province code: the counts, online and expected"},
+            "rooms": {"type": "array", "items": row, "description": "worst first"},
+        },
+    }  # fmt: skip
+    csv_text = {"type": "string", "description": "one line per room, the board's columns"}
+    run_body = {"type": "object", "properties": {"endpoint_id": {"type": "string"}, "province": {"type": "string"}}}
+    asked = {"type": "object", "properties": {"asked": {"type": "integer"}, "offline": {"type": "integer"}}}
+    drill_record = {"type": "object", "properties": {"id": {"type": "string"}, "province": {"type": ["string", "null"]},
+                    "started_at": {"type": "number"}, "started_by": {"type": "string"}, "expected": {"type": "integer"}}}  # fmt: skip
+
+    def board_ops(params: list) -> dict:
+        return {
+            "": {"get": _op("The readiness board, worst first", board, errors="403 404 422", params=[*params, province])},
+            ".csv": {"get": _op("The readiness board as CSV", csv_text, media="text/csv", errors="403 404 422", params=[*params, province])},
+            "/run": {"post": _op("Run the media test again: one room, a province, or every online room (admin, ops, organizer)",
+                                 asked, status="202", errors="403 404 422", body=run_body, params=params)},
+        }  # fmt: skip
+
+    paths = {f"/api/v1/meetings/{{meeting_id}}/occurrences/{{occurrence}}/readiness{k}": v for k, v in board_ops(occurrence).items()}
+    paths |= {f"/api/v1/drills/{{drill_id}}/readiness{k}": v for k, v in board_ops(drill).items()}
+    paths["/api/v1/drills"] = {
+        "get": _op("The latest drills the caller may see, newest first", {"type": "object", "properties": {"drills": {"type": "array", "items": drill_record}}}),
+        "post": _op("Start a drill now for a province, or the whole country with null (admin, ops, organizer of that province)",
+                    drill_record, status="201", errors="403 404 422", body={"type": "object", "properties": {"province": {"type": ["string", "null"]}}}),
+    }  # fmt: skip
+    return paths
+
+
 def _meeting_paths() -> dict:
     occurrence_live = [_MEETING_ID, _OCCURRENCE]
     floor_body = {"type": "object", "required": ["endpoint_id"], "properties": {"endpoint_id": {"type": "string"}}}
@@ -396,6 +435,7 @@ def openapi_document(extra_paths: dict | None = None) -> dict:
     paths = {
         **_registry_paths(),
         **_meeting_paths(),
+        **_readiness_paths(),
         **_session_paths(),
         "/healthz": {"get": {"summary": "Process alive", "security": [], "responses": {"200": {"description": "OK"}}}},
         "/readyz": {"get": {"summary": "Redis reachable", "security": [], "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
