@@ -59,6 +59,8 @@ class Action(StrEnum):
     AUTH_LOGOUT = "auth.logout"
     ENDPOINT_LINK_EDIT = "endpoint.link_edit"
     ENDPOINT_CSV_IMPORT = "endpoint.csv_import"
+    ENDPOINT_CONTACT_EDIT = "endpoint.contact_edit"
+    ENDPOINT_CONTACTS_IMPORT = "endpoint.contacts_import"
     ENDPOINT_SECRET_ROTATE = "endpoint.secret_rotate"
     TOKEN_CREATE = "token.create"
     USER_ADD = "user.add"

@@ -240,11 +240,12 @@ def _registry_paths() -> dict:
         "/api/v1/endpoints/{endpoint_id}": {
             "get": _op("Get one endpoint", endpoint, errors="403 404", params=[_ENDPOINT_ID]),
             "patch": _op(
-                "Update an endpoint's link profile (admin, ops)",
+                "Update an endpoint's link profile and/or its on-duty IT contact (admin, ops)",
                 endpoint,
                 errors="403 404 422",
                 params=[_ENDPOINT_ID],
-                body={"type": "object", "required": ["link"], "properties": {"link": _ref("LinkProfile")}},
+                body={"type": "object", "properties": {"link": _ref("LinkProfile"), "contact": {
+                    "type": "object", "properties": {"name": {"type": "string"}, "phone": {"type": "string", "description": "Vietnamese number"}}}}},
             ),
         },
         "/api/v1/endpoints/{endpoint_id}/secret": {
@@ -260,6 +261,7 @@ def _registry_paths() -> dict:
             "post": _csv_import(),
             "put": _csv_import(),
         },
+        "/api/v1/endpoints/contacts.csv": {"post": _contacts_import(), "put": _contacts_import()},
         "/api/v1/provinces": {
             "get": _op("Per-province summaries: communes, online, access mix", {"type": "object", "properties": {"items": {"type": "array", "items": _ref("Province")}, "total": {"type": "integer"}}}),
         },
@@ -275,6 +277,17 @@ def _csv_import() -> dict:
         body=_CSV,
         body_media="text/csv",
         description="UTF-8 with or without BOM, UTF-16 with BOM or Windows-1258; comma, semicolon or tab separated. A bad row (named by line) imports nothing.",
+    )
+
+
+def _contacts_import() -> dict:
+    return _op(
+        "Import the rooms' on-duty IT contacts from CSV (id, contact_name, contact_phone), all or nothing (admin, ops)",
+        {"type": "object", "properties": {"updated": {"type": "integer"}}},
+        errors="403 413 422",
+        body={"type": "string", "description": "columns id, contact_name, contact_phone"},
+        body_media="text/csv",
+        description="Encodings and separators as for link profiles. A phone is a Vietnamese number (10 digits from 0, or +84); every bad line is named and nothing is applied.",
     )
 
 
