@@ -312,6 +312,20 @@ class Readiness:
                 break
         return found
 
+    async def latest_drill_counts(self, now: float) -> dict[str, int]:
+        """Rooms of the latest drill per status (every status present, zeros when there is no drill)."""
+        latest = await self.redis.zrevrange(keys.DRILLS, 0, 0)
+        counts = dict.fromkeys(STATUSES, 0)
+        if latest:
+            try:
+                record = await self.drill(latest[0])
+            except NotFound:
+                return counts
+            results = await self.results(Subject(drill_id=record["id"]))
+            for endpoint_id in record["expected"]:
+                counts[verdict(results.get(endpoint_id), self.ladder)[0]] += 1
+        return counts
+
     def check_drill_visible(self, principal: Principal, record: dict) -> None:
         principal.require_province(record["province"])
 

@@ -92,6 +92,10 @@ async def test_a_drill_of_20_rooms_lists_exactly_the_three_at_risk(start_server,
 
             listed = await client.get("/api/v1/drills", headers=ops)
             assert [d["id"] for d in listed.json()["drills"]] == [drill["id"]]
+
+            metrics = (await client.get("/metrics")).text
+            assert 'vcs_last_drill_rooms{status="at_risk"} 3.0' in metrics and 'vcs_last_drill_rooms{status="ready"} 17.0' in metrics
+            assert 'vcs_media_test_results_total{kind="drill",status="ready"} 17.0' in metrics
     finally:
         await fleet.stop()
 

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vcs import keys
 from web.services import services
 
 __all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint", "method_label", "route_label"]
@@ -56,6 +57,10 @@ class Metrics:
         )
         self.endpoints = Gauge("vcs_endpoints", "Registered endpoints", registry=self.registry)
         self.online = Gauge("vcs_endpoints_online", "Endpoints with a recent heartbeat", registry=self.registry)
+        # readiness: labels from fixed sets (kind: occurrence or drill; status: scheduler.readiness.STATUSES)
+        self.media_tests = Counter("vcs_media_test_results", "Media test results taken by this process", ["kind", "status"], registry=self.registry)
+        self.drills = Gauge("vcs_drills", "Drill records kept", registry=self.registry)
+        self.last_drill = Gauge("vcs_last_drill_rooms", "Rooms of the latest drill by status", ["status"], registry=self.registry)
 
 
 class MetricsMiddleware:
@@ -89,4 +94,7 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
     metrics.endpoints.set(len(await svc.registry.all()))
     metrics.online.set(len(await svc.presence.online_ids(svc.clock())))
+    metrics.drills.set(await svc.redis.zcard(keys.DRILLS))
+    for status, count in (await svc.readiness.latest_drill_counts(svc.clock())).items():
+        metrics.last_drill.labels(status).set(count)
     return Response(await asyncio.to_thread(generate_latest, metrics.registry), media_type=CONTENT_TYPE_LATEST)

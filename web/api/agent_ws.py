@@ -84,7 +84,10 @@ async def handle(svc, endpoint_id: str, socket: WebSocket, text: str) -> None:
         if not isinstance(result, dict):
             await _error(socket, "test_result needs a result object")
             return
-        await svc.readiness.record(subject, endpoint_id, result, now)
+        entry = await svc.readiness.record(subject, endpoint_id, result, now)
+        metrics = getattr(socket.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.media_tests.labels("drill" if subject.drill_id else "occurrence", entry["status"]).inc()
         svc.presence.beat(endpoint_id, now)
     elif kind in REPORTS:
         meeting_id, occurrence = message.get("meeting_id"), message.get("occurrence")
