@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from scheduler.agent_schedule import ScheduleBuilder
+from scheduler.lifecycle import lifecycle_times
 from scheduler.meeting import Meeting, format_utc, parse_utc
 from scheduler.roster import Roster
 from vcs import keys
@@ -46,6 +47,7 @@ STATUSES = ("failed", "at_risk", "not_tested", "ready")  # worst first
 MAX_LOSS_PCT = 2.0
 TOKEN_TTL = 15 * 60  # seconds a test order's media tokens are valid
 KEEP = 30 * 24 * 3600  # seconds results and drill records are kept
+TEST_MARGIN_S = 20  # connecting and reporting, on top of the measured seconds
 DRILL_REPORT_WINDOW = 3600  # seconds after its start a drill takes results
 
 
@@ -138,6 +140,16 @@ class Readiness:
         if meeting is None:
             raise NotFound(f"no meeting {subject.meeting_id}")
         return (await self.schedules.room(meeting, parse_utc(subject.occurrence))).node_url
+
+    async def time_to_test(self, subject: Subject, now: float) -> bool:
+        """Whether a test ordered now ends before the warm-up of the subject (always, for a drill)."""
+        if subject.drill_id:
+            return True
+        meeting = await self.roster.meeting(subject.meeting_id)
+        if meeting is None:
+            return False
+        warmup = lifecycle_times(parse_utc(subject.occurrence), meeting.duration).warmup.timestamp()
+        return now + self.test_seconds + self.publish_seconds + TEST_MARGIN_S < warmup
 
     # --- orders and results --------------------------------------------------
 

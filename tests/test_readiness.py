@@ -1,8 +1,8 @@
 """Readiness on loopback: a drill over real agents, real media tests against the node's test pattern, the board."""
 
-import asyncio
 import csv
 import io
+import json
 
 import httpx
 import pytest
@@ -122,3 +122,60 @@ async def test_drill_scope_and_roles(live_server, mint_token):
         assert unknown.status_code == 404
         bad = await client.post("/api/v1/drills", json={"province": 1}, headers=await mint_token("admin"))
         assert bad.status_code == 422
+
+
+async def test_an_occurrence_board_reruns_one_room_and_refuses_foreign_results(start_server, redis, mint_token):
+    from datetime import UTC, datetime, timedelta
+
+    from websockets.asyncio.client import connect
+
+    server = start_server(sfu=True)
+    rooms = communes_of(HANOI, 2)
+    outsider = communes_of(HAI_PHONG, 1)[0]
+    from vcs.registry import Registry
+
+    await Registry(redis).set_links([(e, FIBER) for e in rooms])
+    await Registry(redis).set_contacts([(rooms[0], "Nguyễn Văn An", "0912345678")])
+    secrets = await EndpointCredentials(redis).rotate([*rooms, outsider])
+    fleet = Fleet(FleetConfig(server.url, 2, start_spread=0.2), [FleetMember(e, secrets[e], "180p") for e in rooms])
+    await fleet.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            organizer = await mint_token("organizer")
+            start = (datetime.now(UTC) + timedelta(minutes=20)).replace(microsecond=0)
+            body = {"title": "Kiểm tra", "start": start.isoformat(), "duration_minutes": 30, "selector": {"kind": "communes", "commune_ids": rooms},
+                    "media": {"max_tier": "360p"}}
+            booked = await client.post("/api/v1/meetings", json=body, headers=organizer)
+            assert booked.status_code == 201, booked.text
+            meeting_id, occurrence = booked.json()["meeting"]["id"], start.strftime("%Y-%m-%dT%H:%M:%SZ")
+            path = f"/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/readiness"
+            await eventually(lambda: fleet.counts()["connected"] == 2, timeout=30, what="both agents connected")
+            before = (await client.get(path, headers=organizer)).json()
+            assert [r["status"] for r in before["rooms"]] == ["not_tested"] * 2
+            assert {r["endpoint_id"]: r["contact_phone"] for r in before["rooms"]}[rooms[0]] == "0912345678"
+
+            run = await client.post(path + "/run", json={"endpoint_id": rooms[1]}, headers=organizer)
+            assert run.status_code == 202 and run.json()["asked"] == 1
+
+            async def tested() -> dict | None:
+                board = (await client.get(path, headers=organizer)).json()
+                return board if board["rooms"][-1]["tested_at"] else None
+
+            board = await eventually(tested, timeout=scaled(40), what="the one room re-run")
+            by_id = {r["endpoint_id"]: r for r in board["rooms"]}
+            assert by_id[rooms[1]]["status"] == "ready" and by_id[rooms[0]]["status"] == "not_tested"
+            viewer = await client.post(path + "/run", json={}, headers=await mint_token("viewer"))
+            assert viewer.status_code == 403
+
+            # an endpoint that is not in the meeting cannot put a result on its board
+            login = await client.post("/api/v1/agent/login", json={"endpoint_id": outsider, "secret": secrets[outsider]})
+            ws_url = server.url.replace("http", "ws") + "/api/v1/agent/ws"
+            async with connect(ws_url, additional_headers={"Authorization": f"Bearer {login.json()['token']}"}) as ws:
+                await ws.recv()  # its state
+                result = {"type": "test_result", "meeting_id": meeting_id, "occurrence": occurrence, "result": {"tier": "360p"}}
+                await ws.send(json.dumps(result))
+                answer = json.loads(await ws.recv())
+            assert answer == {"type": "error", "reason": "not a participant of that meeting"}
+            assert outsider not in {r["endpoint_id"] for r in (await client.get(path, headers=organizer)).json()["rooms"]}
+    finally:
+        await fleet.stop()

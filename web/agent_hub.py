@@ -134,6 +134,8 @@ class AgentHub:
         subject = Subject(drill_id=event["drill_id"]) if event.get("drill_id") else Subject(event["meeting_id"], event["occurrence"])
         tested = set(await self.readiness.expected(subject))  # an occurrence's host gets its readiness notice, no test
         now = self.clock()
+        if event["type"] == "readiness" and not await self.readiness.time_to_test(subject, now):
+            tested = set()  # booked at short notice: the rooms join now, a test would only compete with the join
         node_url = await self.readiness.node_url(subject) if tested.intersection(wanted) else ""
         for endpoint_id in wanted:
             order = await self.readiness.order(subject, endpoint_id, now, node_url) if endpoint_id in tested else None
