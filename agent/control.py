@@ -94,6 +94,7 @@ class Agent:
         self.media = media
         self._test: asyncio.Task | None = None  # the media test under way (one at a time)
         self.tests_run = 0
+        self.test_spans: list[tuple[float, float]] = []  # (start, end) of each media test run, monotonic seconds
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._handlers = {
@@ -305,6 +306,7 @@ class Agent:
     async def _run_test(self, order: TestOrder) -> None:
         options = self.config.room
         publish_tier = options.publish_tier if options.publish_tier not in (None, "none", "audio") else "180p"
+        started = time.monotonic()
         try:
             result = await run_media_test(self.http, order, self.media, publish_tier=publish_tier, link_cap_kbps=options.link_cap_kbps)
         except asyncio.CancelledError:
@@ -313,6 +315,7 @@ class Agent:
             log.exception("endpoint %s: media test %s failed", self.config.endpoint_id, order.test_id)
             result = {"planned_tier": order.tier, "error": f"{type(exc).__name__}: {exc}"[:300]}
         self.tests_run += 1
+        self.test_spans.append((started, time.monotonic()))
         log.info("endpoint %s: media test %s: %s", self.config.endpoint_id, order.test_id, result)
         await self.send({"type": "test_result", "test_id": order.test_id, **order.subject, "result": result})
 

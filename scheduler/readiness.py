@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,19 +32,21 @@ from scheduler.agent_schedule import ScheduleBuilder
 from scheduler.lifecycle import lifecycle_times
 from scheduler.meeting import Meeting, format_utc, parse_utc
 from scheduler.roster import Roster
-from vcs import keys
+from scheduler.test_pacing import TestPacer
+from vcs import audit, keys
 from vcs.endpoints import Endpoint, EndpointKind
-from vcs.errors import BadRequest, NotFound
+from vcs.errors import BadRequest, FieldError, NotFound, ValidationFailed
 from vcs.media_tokens import mint_media_token
 from vcs.presence import Presence
 from vcs.registry import Registry
-from vcs.roles import Principal
+from vcs.roles import Principal, Role
 from vcs.routing import NodeRouter
 from vcs.tiers import NO_TIER, Ladder
 
-__all__ = ["STATUSES", "Readiness", "Subject", "verdict"]
+__all__ = ["RUNNERS", "STATUSES", "Readiness", "Subject", "verdict"]
 
 STATUSES = ("failed", "at_risk", "not_tested", "ready")  # worst first
+RUNNERS = (Role.ADMIN, Role.OPS, Role.ORGANIZER)  # who may start tests and drills; viewers only read
 MAX_LOSS_PCT = 2.0
 TOKEN_TTL = 15 * 60  # seconds a test order's media tokens are valid
 KEEP = 30 * 24 * 3600  # seconds results and drill records are kept
@@ -62,6 +65,14 @@ class Subject:
     @property
     def key(self) -> str:
         return f"drill:{self.drill_id}" if self.drill_id else f"occ:{self.meeting_id}:{self.occurrence}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Subject:
+        kind, _, rest = key.partition(":")
+        if kind == "drill":
+            return cls(drill_id=rest)
+        meeting_id, _, occurrence = rest.partition(":")
+        return cls(meeting_id, occurrence)
 
     @property
     def room(self) -> str:
@@ -97,13 +108,15 @@ def verdict(result: dict | None, ladder: Ladder) -> tuple[str, list[str]]:
 
 class Readiness:
     def __init__(self, redis: aioredis.Redis, roster: Roster, registry: Registry, presence: Presence, schedules: ScheduleBuilder,
-                 *, ladder: Ladder, secret_key: str, public_url: str, test_seconds: float = 10.0, publish_seconds: float = 3.0) -> None:  # fmt: skip
+                 *, ladder: Ladder, secret_key: str, public_url: str, test_seconds: float = 10.0, publish_seconds: float = 3.0,
+                 concurrency: int = 10) -> None:  # fmt: skip
         self.redis, self.roster, self.registry, self.presence, self.schedules = redis, roster, registry, presence, schedules
         self.ladder = ladder
         self._secret_key = secret_key
         self.public_url = public_url.rstrip("/")
         self.test_seconds = test_seconds
         self.publish_seconds = publish_seconds
+        self.pacer = TestPacer(redis, concurrency, lease_seconds=test_seconds + publish_seconds + TEST_MARGIN_S)
 
     # --- subjects ------------------------------------------------------------
 
@@ -174,13 +187,36 @@ class Readiness:
             "publish_seconds": self.publish_seconds,
         }
 
-    async def request(self, subject: Subject, endpoint_ids: Iterable[str]) -> int:
-        """Ask these rooms' agents (wherever they are connected) to run the test now; returns how many were asked."""
+    async def request(self, subject: Subject, endpoint_ids: Iterable[str], now: float | None = None) -> int:
+        """Queue these rooms' tests on the subject's node (paced: `dispatch`); returns how many were asked."""
         targets = sorted(set(endpoint_ids))
         if targets:
-            event = {"type": "test", **subject.fields()}
-            await self.redis.publish(keys.AGENT_NOTIFY, json.dumps({"endpoints": targets, "event": event}))
+            node_url = await self.node_url(subject)
+            await self.pacer.enqueue(node_url, subject.key, targets)
+            await self.dispatch(node_url, now)
         return len(targets)
+
+    async def dispatch(self, node_url: str, now: float | None = None) -> int:
+        """Send the test orders a node has room for now (to the agents, wherever they are connected)."""
+        now = time.time() if now is None else now
+        taken: dict[str, list[str]] = {}
+        for subject_key, endpoint_id in await self.pacer.take(node_url):
+            taken.setdefault(subject_key, []).append(endpoint_id)
+        sent = 0
+        for subject_key, endpoint_ids in taken.items():
+            subject = Subject.from_key(subject_key)
+            if not await self.time_to_test(subject, now):  # waited past the warm-up: the rooms join instead
+                for endpoint_id in endpoint_ids:
+                    await self.pacer.done(node_url, subject_key, endpoint_id)
+                continue
+            event = {"type": "test", **subject.fields()}
+            await self.redis.publish(keys.AGENT_NOTIFY, json.dumps({"endpoints": endpoint_ids, "event": event}))
+            sent += len(endpoint_ids)
+        return sent
+
+    async def pending(self, subject: Subject) -> int:
+        """Rooms of the subject waiting their turn or testing now (the board refreshes itself while there are some)."""
+        return await self.pacer.pending(await self.node_url(subject), subject.key)
 
     async def subject_for_report(self, endpoint_id: str, message: dict, now: float) -> Subject | str:
         """The subject an agent's result may go to, or the reason it is refused."""
@@ -219,6 +255,9 @@ class Readiness:
             pipe.hset(key, endpoint_id, json.dumps(entry))
             pipe.expire(key, KEEP)
             await pipe.execute()
+        node_url = await self.node_url(subject)
+        await self.pacer.done(node_url, subject.key, endpoint_id)  # its slot goes to the next room waiting
+        await self.dispatch(node_url, now)
         return entry
 
     async def results(self, subject: Subject) -> dict[str, dict]:
@@ -274,10 +313,30 @@ class Readiness:
             "rooms": rows,
         }
 
+    async def rerun(self, principal: Principal, subject: Subject, now: float, *, province: str | None = None,
+                    endpoint_id: str | None = None, via: str = "api") -> tuple[int, int]:  # fmt: skip
+        """Test again every room of a board the caller may see, a province's, or one room; (asked, offline). Audited."""
+        principal.require(*RUNNERS)
+        board = await self.board(subject, principal, now, province)
+        rooms = [r["endpoint_id"] for r in board["rooms"]]
+        if endpoint_id is not None:
+            if endpoint_id not in rooms:
+                raise ValidationFailed([FieldError("endpoint_id", "not a room of this board that you may see")])
+            rooms = [endpoint_id]
+        online = [r["endpoint_id"] for r in board["rooms"] if r["online"] and r["endpoint_id"] in rooms]
+        asked = await self.request(subject, online, now)
+        scope = "room" if endpoint_id else "province" if province else "all"
+        target = subject.drill_id or subject.meeting_id or ""
+        details = {"via": via, "scope": scope, "asked": asked, **({"occurrence": subject.occurrence} if subject.occurrence else {}),
+                   **({"province": province} if province else {}), **({"endpoint_id": endpoint_id} if endpoint_id else {})}  # fmt: skip
+        await audit.record(self.redis, principal.name, audit.Action.READINESS_RUN, target, details, now=now)
+        return asked, len(rooms) - asked
+
     # --- drills --------------------------------------------------------------
 
-    async def start_drill(self, principal: Principal, province: str | None, now: float) -> dict:
-        """A test session now for a province (or the country): every commune of it is asked to test."""
+    async def start_drill(self, principal: Principal, province: str | None, now: float, via: str = "api") -> dict:
+        """A test session now for a province (or the country): every commune of it is asked to test. Audited."""
+        principal.require(*RUNNERS)
         principal.require_province(province)
         endpoints = await self.registry.all()
         if province is not None and not any(e.province_code == province for e in endpoints.values()):
@@ -299,7 +358,8 @@ class Readiness:
             pipe.zremrangebyscore(keys.DRILLS, 0, now - KEEP)
             await pipe.execute()
         online = await self.presence.online_among(expected, now)
-        await self.request(Subject(drill_id=drill_id), online)
+        await self.request(Subject(drill_id=drill_id), online, now)
+        await audit.record(self.redis, principal.name, audit.Action.DRILL_START, drill_id, {"via": via, "province": province, "expected": len(expected)}, now=now)
         return record
 
     async def drill(self, drill_id: str) -> dict:
@@ -309,7 +369,7 @@ class Readiness:
         return json.loads(raw)
 
     async def drills(self, principal: Principal, limit: int = 50) -> list[dict]:
-        """The latest drills the caller may see (a scoped caller: its province's), newest first, without their room lists."""
+        """The latest drills the caller may see (a scoped caller: its province's), newest first, room counts instead of lists."""
         ids = await self.redis.zrevrange(keys.DRILLS, 0, 4 * limit)
         found = []
         for drill_id in ids:
@@ -319,7 +379,7 @@ class Readiness:
                 continue
             if principal.scoped and record["province"] != principal.province_code:
                 continue
-            found.append({k: v for k, v in record.items() if k != "expected"} | {"expected": len(record["expected"])})
+            found.append({k: v for k, v in record.items() if k != "expected"} | {"expected": len(record["expected"]), "counts": await self.drill_counts(record)})
             if len(found) >= limit:
                 break
         return found
@@ -327,15 +387,19 @@ class Readiness:
     async def latest_drill_counts(self, now: float) -> dict[str, int]:
         """Rooms of the latest drill per status (every status present, zeros when there is no drill)."""
         latest = await self.redis.zrevrange(keys.DRILLS, 0, 0)
-        counts = dict.fromkeys(STATUSES, 0)
         if latest:
             try:
-                record = await self.drill(latest[0])
+                return await self.drill_counts(await self.drill(latest[0]))
             except NotFound:
-                return counts
-            results = await self.results(Subject(drill_id=record["id"]))
-            for endpoint_id in record["expected"]:
-                counts[verdict(results.get(endpoint_id), self.ladder)[0]] += 1
+                pass
+        return dict.fromkeys(STATUSES, 0)
+
+    async def drill_counts(self, record: dict) -> dict[str, int]:
+        """A drill's rooms per status."""
+        counts = dict.fromkeys(STATUSES, 0)
+        results = await self.results(Subject(drill_id=record["id"]))
+        for endpoint_id in record["expected"]:
+            counts[verdict(results.get(endpoint_id), self.ladder)[0]] += 1
         return counts
 
     def check_drill_visible(self, principal: Principal, record: dict) -> None:

@@ -19,18 +19,28 @@ from vcs.tiers import Ladder
 restrict_host_addresses(["127.0.0.1"])
 
 HANOI, HAI_PHONG = "01", "31"
+PACE = 8  # rooms testing at once on the node
 FIBER = LinkProfile(AccessType.GOV_FIBER, 200_000, 200_000, 10, 0.0)
 
 
 @pytest.fixture
 def settings(settings):
-    """The deployment's ladder is the test node's (360p, 180p, audio); tests measure 3 s, not 10."""
+    """The deployment's ladder is the test node's (360p, 180p, audio); tests measure 3 s, not 10, at most 8 rooms at once."""
     ladder = Ladder(tiers=loopback_sfu_config("http://127.0.0.1:1").tiers)
-    return settings.with_overrides(ladder=ladder, readiness_test_seconds=3)
+    return settings.with_overrides(ladder=ladder, readiness_test_seconds=3, readiness_concurrency=PACE)
 
 
 def communes_of(province: str, n: int) -> list[str]:
     return [e.id for e in national_endpoints() if e.kind.value == "commune" and e.province_code == province][:n]
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans], key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
 
 
 async def board_of(client: httpx.AsyncClient, drill_id: str, headers: dict, **params) -> dict:
@@ -84,6 +94,9 @@ async def test_a_drill_of_20_rooms_lists_exactly_the_three_at_risk(start_server,
             assert elsewhere[0] not in rows
             outsider = next(a for a in fleet.agents if a.config.endpoint_id == elsewhere[0])
             assert outsider.tests_run == 0
+            # paced: never more than PACE rooms testing at once, and the 20 took more than one turn
+            spans = [span for agent in fleet.agents for span in agent.test_spans]
+            assert len(spans) == 20 and max_overlap(spans) == PACE, spans
 
             exported = await client.get(f"/api/v1/drills/{drill['id']}/readiness.csv", headers=ops)
             lines = list(csv.DictReader(io.StringIO(exported.text)))

@@ -63,7 +63,8 @@ class Services:
         booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder)
         sfu_control = SfuControl(settings.secret_key)
         readiness = Readiness(redis, roster, registry, presence, schedules, ladder=settings.ladder, secret_key=settings.secret_key,
-                              public_url=settings.public_url, test_seconds=settings.readiness_test_seconds)  # fmt: skip
+                              public_url=settings.public_url, test_seconds=settings.readiness_test_seconds,
+                              concurrency=settings.readiness_concurrency)  # fmt: skip
         return cls(
             settings=settings,
             redis=redis,

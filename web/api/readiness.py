@@ -15,17 +15,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from scheduler.meeting import format_utc
-from scheduler.readiness import Subject
+from scheduler.readiness import RUNNERS, Subject
 from vcs.errors import FieldError, ValidationFailed
-from vcs.roles import Principal, Role
+from vcs.roles import Principal
 from web.api.live import _occurrence
 from web.auth import api_principal
 from web.requests import json_body
 from web.services import services
 
-__all__ = ["board_csv", "routes"]
+__all__ = ["board_csv", "drill_summary", "routes"]
 
-RUNNERS = (Role.ADMIN, Role.OPS, Role.ORGANIZER)  # who may start tests and drills
 CSV_COLUMNS = ("endpoint_id", "name", "province_code", "province", "online", "status", "reasons", "planned_tier", "tier",
                "bitrate_kbps", "loss_pct", "rtt_ms", "jitter_ms", "camera_ok", "mic_ok", "tested_at", "contact_name", "contact_phone")  # fmt: skip
 
@@ -75,16 +74,12 @@ async def run_tests(request: Request) -> Response:
     principal.require(*RUNNERS)
     body = await json_body(request) if request.headers.get("content-length", "0") != "0" else {}
     svc = services(request)
-    board = await svc.readiness.board(subject, principal, svc.clock(), body.get("province") if isinstance(body.get("province"), str) else None)
-    rooms = [r["endpoint_id"] for r in board["rooms"]]
+    province = body.get("province") if isinstance(body.get("province"), str) else None
     endpoint_id = body.get("endpoint_id")
-    if endpoint_id is not None:
-        if endpoint_id not in rooms:
-            raise ValidationFailed([FieldError("endpoint_id", "not a room of this board that you may see")])
-        rooms = [endpoint_id]
-    online = [r["endpoint_id"] for r in board["rooms"] if r["online"] and r["endpoint_id"] in rooms]
-    asked = await svc.readiness.request(subject, online)
-    return JSONResponse({**subject.fields(), "asked": asked, "offline": len(rooms) - asked}, status_code=202)
+    if endpoint_id is not None and not isinstance(endpoint_id, str):
+        raise ValidationFailed([FieldError("endpoint_id", "not a room of this board that you may see")])
+    asked, offline = await svc.readiness.rerun(principal, subject, svc.clock(), province=province or None, endpoint_id=endpoint_id)
+    return JSONResponse({**subject.fields(), "asked": asked, "offline": offline}, status_code=202)
 
 
 async def start_drill(request: Request) -> Response:
@@ -96,7 +91,11 @@ async def start_drill(request: Request) -> Response:
         raise ValidationFailed([FieldError("province", "a province code, or null for the whole country")])
     svc = services(request)
     record = await svc.readiness.start_drill(principal, province, svc.clock())
-    return JSONResponse({k: v for k, v in record.items() if k != "expected"} | {"expected": len(record["expected"])}, status_code=201)
+    return JSONResponse(drill_summary(record), status_code=201)
+
+
+def drill_summary(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "expected"} | {"expected": len(record["expected"])}
 
 
 async def list_drills(request: Request) -> Response:
