@@ -46,7 +46,7 @@ def _vcs(args: list[str], env: dict[str, str]) -> str:
 async def run(served: ServedDeployment, rooms: int) -> dict:
     ids = [e.id for e in national_endpoints() if e.kind.value == "commune" and e.province_code == HANOI][:rooms]
     secret_csv = _vcs(["endpoint", "rotate-secret", *ids], served.env)
-    secret_of = {row["id"]: row["secret"] for row in csv.DictReader(io.StringIO(secret_csv))}
+    secret_of = {row[0]: row[1] for row in csv.reader(io.StringIO(secret_csv)) if len(row) == 2}  # "id,secret" lines
     headers = {"Authorization": "Bearer " + _vcs(["token", "create", "--role", "admin", "--name", "drill-bench"], served.env).strip()}
     fleet = Fleet(FleetConfig(served.url, rooms, start_spread=5.0), [FleetMember(e, secret_of[e], "180p") for e in ids])
     await fleet.start()
