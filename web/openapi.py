@@ -126,7 +126,9 @@ def _readiness_paths() -> dict:
     paths = {f"/api/v1/meetings/{{meeting_id}}/occurrences/{{occurrence}}/readiness{k}": v for k, v in board_ops(occurrence).items()}
     paths |= {f"/api/v1/drills/{{drill_id}}/readiness{k}": v for k, v in board_ops(drill).items()}
     paths["/api/v1/drills"] = {
-        "get": _op("The latest drills the caller may see, newest first", {"type": "object", "properties": {"drills": {"type": "array", "items": drill_record}}}),
+        "get": _op("The latest drills the caller may see, newest first, each with its rooms per status (`counts`)",
+                   {"type": "object", "properties": {"drills": {"type": "array", "items": drill_record | {"properties": {
+                       **drill_record["properties"], "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
         "post": _op("Start a drill now for a province, or the whole country with null (admin, ops, organizer of that province)",
                     drill_record, status="201", errors="403 404 422", body={"type": "object", "properties": {"province": {"type": ["string", "null"]}}}),
     }  # fmt: skip
