@@ -58,3 +58,20 @@ async def test_a_rerun_of_a_room_not_on_the_board_is_refused_with_a_message(sign
     assert "0 điểm cầu được yêu cầu kiểm tra lại" in (await admin.get(drill)).text  # no agent online: nobody asked
     [entry] = await audit.recent(redis, action="readiness.run")
     assert entry.actor == "quantri" and entry.details["scope"] == "all"
+
+
+async def test_an_occurrences_board_is_linked_from_the_meeting_and_lists_its_rooms(signed_in, book, redis):
+    from scheduler.meeting import format_utc
+    from tests.web.ui.slots import local_slot
+
+    start = local_slot(days=2)
+    meeting = await book(title="Giao ban sẵn sàng", start=start, selector={"kind": "communes", "commune_ids": ["00004", "00008"]})
+    await Registry(redis).set_contacts([("00004", "Phạm Thị Dung", "0241234567")])
+    organizer = await signed_in("organizer", "tochuc")
+    detail = (await organizer.get(f"/meetings/{meeting.id}")).text
+    key = format_utc(start)
+    assert f'href="/meetings/{meeting.id}/readiness?occurrence={key}"' in detail
+    board = (await organizer.get(f"/meetings/{meeting.id}/readiness", params={"occurrence": key})).text
+    assert board.count('data-status="not_tested"') == 2 and "Giao ban sẵn sàng" in board
+    assert 'href="tel:0241234567"' in board and "Phạm Thị Dung" in board
+    assert (await organizer.get(f"/meetings/{meeting.id}/readiness", params={"occurrence": "2001-01-01T00:00:00Z"})).status_code == 404
