@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from agent.media import PublishMedia
+from agent.media_test import TestOrder, run_media_test
 from agent.room import Room, RoomOptions
 from agent.schedule_cache import Backoff, ClockOffset, ScheduleCache, ScheduleEntry, parse_entries, parse_time, server_time_of
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 UNAUTHORIZED_CLOSE_CODES = {1008, 4401, 4403}
 STABLE_AFTER = 30.0  # seconds a control connection must last before the backoff starts over
-REPORTS = {"joined", "left", "failed", "stats", "start_seen", "probe"}  # kept for the next connection when sent offline
+REPORTS = {"joined", "left", "failed", "stats", "start_seen", "probe", "test_result"}  # kept for the next connection when sent offline
 
 
 class ControlError(Exception):
@@ -90,11 +91,15 @@ class Agent:
         self._ws: ClientConnection | None = None
         self._outbox: deque[dict] = deque(maxlen=64)
         self._sync_wanted = asyncio.Event()
+        self.media = media
+        self._test: asyncio.Task | None = None  # the media test under way (one at a time)
+        self.tests_run = 0
+        self.test_spans: list[tuple[float, float]] = []  # (start, end) of each media test run, monotonic seconds
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._handlers = {
             "state": self._on_state, "join": self._on_join, "start": self._on_start, "leave": self._on_leave,
-            "readiness": self._on_readiness, "floor": self._on_floor, "error": self._on_error,
+            "readiness": self._on_readiness, "floor": self._on_floor, "error": self._on_error, "test": self._on_test,
         }  # fmt: skip
 
     async def start(self) -> None:
@@ -106,6 +111,11 @@ class Agent:
     async def stop(self) -> None:
         """Leave the meeting (telling the orchestrator while still connected), then close the connection. Safe twice."""
         await self.room.stop()
+        test, self._test = self._test, None
+        if test is not None:
+            test.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await test
         task, self._task = self._task, None
         if task is not None:
             self._stopping = True  # ends the loop even if a library swallows the cancellation
@@ -282,6 +292,32 @@ class Agent:
                     await (await ws.ping())
                 rtt_ms = round((time.monotonic() - sent) * 1000, 1)
         await self.send({"type": "probe", "meeting_id": meeting_id, "occurrence": occurrence, "rtt_ms": rtt_ms})
+        if isinstance(message.get("test"), dict):
+            await self._on_test(message)
+
+    async def _on_test(self, message: dict) -> None:
+        """Run the ordered media test in the background; an order while one runs waits for no one: it is skipped."""
+        order = TestOrder.from_dict(message["test"])
+        if self._test is not None and not self._test.done():
+            log.info("endpoint %s: a media test is already under way; %s skipped", self.config.endpoint_id, order.test_id)
+            return
+        self._test = asyncio.create_task(self._run_test(order), name=f"test-{self.config.endpoint_id}")
+
+    async def _run_test(self, order: TestOrder) -> None:
+        options = self.config.room
+        publish_tier = options.publish_tier if options.publish_tier not in (None, "none", "audio") else "180p"
+        started = time.monotonic()
+        try:
+            result = await run_media_test(self.http, order, self.media, publish_tier=publish_tier, link_cap_kbps=options.link_cap_kbps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever aiortc raises: the test failed, the agent goes on
+            log.exception("endpoint %s: media test %s failed", self.config.endpoint_id, order.test_id)
+            result = {"planned_tier": order.tier, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        self.tests_run += 1
+        self.test_spans.append((started, time.monotonic()))
+        log.info("endpoint %s: media test %s: %s", self.config.endpoint_id, order.test_id, result)
+        await self.send({"type": "test_result", "test_id": order.test_id, **order.subject, "result": result})
 
     async def _on_floor(self, message: dict) -> None:
         endpoint_id = message.get("endpoint_id")

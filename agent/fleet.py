@@ -31,7 +31,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from agent.control import Agent, AgentConfig
-from agent.media import PatternMedia
+from agent.media import BlackCameraMedia, PatternMedia
 from agent.room import RoomOptions
 from vcs.credentials import EndpointCredentials
 from vcs.endpoints import CENTRAL_ID, Endpoint, EndpointKind
@@ -65,6 +65,8 @@ class FleetMember:
     receive_tier: str  # the WHEP hint
     host: bool = False
     full_tier: bool = False  # receives what its link carries, not the fleet's low tier
+    link_cap_kbps: float | None = None  # an emulated narrow downlink (RoomOptions.link_cap_kbps)
+    black_camera: bool = False  # publishes a black picture (BlackCameraMedia)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ class Fleet:
         self.members = list(members)
         self.agents: list[Agent] = []
         self.media = PatternMedia()
+        self.black_media = BlackCameraMedia()
         self._http = http
         self._own_http = http is None
         self._starter: asyncio.Task | None = None
@@ -165,9 +168,9 @@ class Fleet:
         base = RoomOptions(publish_tier=self.config.publish_tier, host_tier=self.config.host_tier)
         for member in self.members:
             state_dir = self.config.state_root / member.endpoint_id if self.config.state_root else None
-            options = replace(base, receive_tier=None if member.host else member.receive_tier)
+            options = replace(base, receive_tier=None if member.host else member.receive_tier, link_cap_kbps=member.link_cap_kbps)
             config = AgentConfig(self.config.server_url, member.endpoint_id, member.secret, state_dir=state_dir, room=options)
-            self.agents.append(Agent(config, self._http, self.media))
+            self.agents.append(Agent(config, self._http, self.black_media if member.black_camera else self.media))
         self._starter = asyncio.create_task(self._start_all(), name="fleet-starter")
 
     async def _start_all(self) -> None:
@@ -192,6 +195,7 @@ class Fleet:
         agents, self.agents = self.agents, []
         await asyncio.gather(*(agent.stop() for agent in agents), return_exceptions=True)
         await self.media.stop()
+        await self.black_media.stop()
         if self._own_http and self._http is not None:
             await self._http.aclose()
             self._http = None

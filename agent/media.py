@@ -18,7 +18,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from rtc.synthetic_media import TIERS, AudioPattern, VideoPattern
 from vcs.tiers import NO_TIER, PUBLISH_TIERS
 
-__all__ = ["LADDER", "MutableAudioTrack", "PatternMedia", "PlayerMedia", "PublishMedia", "cap_tier", "media_from_option"]
+__all__ = ["BlackCameraMedia", "LADDER", "MutableAudioTrack", "PatternMedia", "PlayerMedia", "PublishMedia", "cap_tier", "media_from_option"]
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,50 @@ class PlayerMedia:
         await self._pattern.stop()
 
 
+class BlackFrames(MediaStreamTrack):
+    """A camera that sees nothing: black frames at 15 fps (a covered lens, a dead capture card)."""
+
+    kind = "video"
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__()
+        self._size = (width, height)
+        self._index = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        import asyncio
+        import time
+        from fractions import Fraction
+
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._index / 15 - time.monotonic()))
+        frame = av.VideoFrame(*self._size, "yuv420p")
+        for plane, value in zip(frame.planes, (16, 128, 128)):  # video black: Y 16, neutral chroma
+            plane.update(bytes([value]) * plane.buffer_size)
+        frame.pts, frame.time_base = self._index * 6000, Fraction(1, 90000)
+        self._index += 1
+        return frame
+
+
+class BlackCameraMedia(PatternMedia):
+    """The test tone, and a black picture: what a room with a covered or dead camera publishes."""
+
+    async def tracks(self, tier: str, *, host: bool) -> list[MediaStreamTrack]:
+        await self.start()
+        tracks: list[MediaStreamTrack] = [self._audio.track(muted=not host)]
+        if tier in TIERS:
+            tracks.append(BlackFrames(TIERS[tier].width, TIERS[tier].height))
+        return tracks
+
+
 def media_from_option(option: str | None) -> PublishMedia | None:
-    """`--media`: "testpattern", a file path, a /dev/videoN device, or None/"none" to publish nothing."""
+    """`--media`: "testpattern", "black" (a dead camera), a file path, a /dev/videoN device, or None/"none" to publish nothing."""
     if option is None or option == "none":
         return None
     if option == "testpattern":
         return PatternMedia()
+    if option == "black":
+        return BlackCameraMedia()
     return PlayerMedia(option)

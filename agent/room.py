@@ -43,6 +43,7 @@ class RoomOptions:
     stats_interval: float = 10.0
     join_timeout: float = 20.0
     media_timeout: float = 60.0  # no packet at all for this long counts as a drop (a failed connection counts at once)
+    link_cap_kbps: float | None = None  # emulate a narrow downlink: drop what arrives past this rate (tests, demos)
 
 
 @dataclass
@@ -235,7 +236,8 @@ class Room:
                 await sending.first_media.wait()
                 return _Attendance(entry, sessions, None, sending, tier)
             options = self.options
-            receiving = await subscribe(self.http, entry.whep_url, entry.subscribe_token, max_tier=options.receive_tier)
+            receiving = await subscribe(self.http, entry.whep_url, entry.subscribe_token, max_tier=options.receive_tier,
+                                        rate_cap_kbps=options.link_cap_kbps)  # fmt: skip
             sessions.append(receiving)
             sending = None
             tier = cap_tier(entry.publish_tier, options.publish_tier)

@@ -90,14 +90,14 @@ class MediaSession:
             return f"{video.height}p"
         return "audio" if self.counters.get("audio") and self.counters["audio"].packets else None
 
-    def _add_receivers(self, kinds: Sequence[str], decode: bool) -> None:
+    def _add_receivers(self, kinds: Sequence[str], decode: bool, cap: _RateCap | None = None) -> None:
         if decode:
             self.pc.on("track", self.tracks.append)
         for kind in kinds:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(_codecs(kind))
             self.counters[kind] = counter = RtpCounter(kind)
-            _tap_receiver(transceiver, counter, self.first_media, decode)
+            _tap_receiver(transceiver, counter, self.first_media, decode, cap)
 
     def _add_senders(self, tracks: Sequence[MediaStreamTrack]) -> None:
         for track in tracks:
@@ -180,8 +180,12 @@ async def subscribe(
     source: str | None = None,
     kinds: Sequence[str] = ("audio", "video"),
     decode: bool = False,
+    rate_cap_kbps: float | None = None,
 ) -> MediaSession:
     """Receive the room over WHEP; media is counted, and decoded only with `decode`.
+
+    `rate_cap_kbps` emulates a narrow downlink: packets past that rate (a
+    token bucket of 200 ms) are dropped on arrival, as a full link would.
 
     `max_tier` ("180p", "audio", ...) goes to the SFU as `?max_tier=`, `source`
     (one publisher's identity, for the host's view of a commune) as
@@ -191,7 +195,7 @@ async def subscribe(
     session = MediaSession(http, whep_url, token, "subscribe")
     params = {name: value for name, value in (("max_tier", max_tier), ("source", source)) if value}
     try:
-        session._add_receivers(kinds, decode)
+        session._add_receivers(kinds, decode, _RateCap(rate_cap_kbps) if rate_cap_kbps else None)
         await session.negotiate(params or None)
     except BaseException:
         await session.close()
@@ -211,7 +215,27 @@ async def publish(http: httpx.AsyncClient, whip_url: str, token: str, tracks: Se
     return session
 
 
-def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event, decode: bool) -> None:  # type: ignore[no-untyped-def]
+class _RateCap:
+    """A token bucket shared by a session's receivers: what a link of `kbps` lets through."""
+
+    def __init__(self, kbps: float, burst_s: float = 0.2) -> None:
+        self._rate = kbps * 1000 / 8  # bytes a second
+        self._burst = self._rate * burst_s
+        self._tokens = self._burst
+        self._at: float | None = None
+
+    def admit(self, size: int, now_ms: int) -> bool:
+        now = now_ms / 1000
+        if self._at is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < size:
+            return False
+        self._tokens -= size
+        return True
+
+
+def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event, decode: bool, cap: _RateCap | None = None) -> None:  # type: ignore[no-untyped-def]
     """Count every RTP packet before aiortc handles it; unless decoding, take out what decoding and REMB would cost.
 
     Without decoding, aiortc still keeps per-SSRC statistics (its receiver
@@ -226,6 +250,8 @@ def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event, 
 
     def counting(handle):  # type: ignore[no-untyped-def]
         async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+            if cap is not None and not cap.admit(len(packet.payload) + 40, arrival_time_ms):
+                return  # past the emulated link's rate: lost
             counter.add(packet)
             first_media.set()
             await handle(packet, arrival_time_ms=arrival_time_ms)

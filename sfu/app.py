@@ -8,6 +8,7 @@ path                                    methods                          token r
 ======================================  ===============================  =========
 /whip/{room}                            POST (offer), OPTIONS            publish
 /whip/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     publish
+                                        GET (test rooms: what the node saw)
 /whep/{room}[?source=ID&max_tier=T]     POST (offer), OPTIONS            subscribe
 /whep/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     subscribe
 /node                                   GET                              control
@@ -38,6 +39,7 @@ from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, SfuError
 from .metrics import render_metrics
 from .node import SfuNode
 from .offer import check_content_type
+from .test_room import is_test_room
 
 __all__ = ["create_sfu_app"]
 
@@ -95,6 +97,9 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         room = _room_name(request)
         if request.method == "OPTIONS":
             return Response(status_code=204, headers={"Allow": RESOURCE_METHODS})
+        if request.method == "GET" and kind == "whip" and is_test_room(room):
+            claims = node.authorize(request.headers.get("authorization"), room, "publish")
+            return JSONResponse(node.findings(node.resource(room, request.path_params["resource"], kind), claims))
         if request.method != "DELETE":
             # trickle ICE and ICE restarts (PATCH) are not implemented
             raise MethodNotAllowed(f"{request.method} is not supported here", headers={"Allow": RESOURCE_METHODS})

@@ -35,6 +35,7 @@ from .publisher import Publisher
 from .recorder import Recorder
 from .room import Room
 from .subscriber import Subscriber
+from .test_room import TestPattern, stop_quietly
 
 __all__ = ["LinkLookup", "Resource", "SfuNode"]
 
@@ -90,6 +91,7 @@ class SfuNode:
         self.started_at = time.time()
         self.counters: dict[str, int] = {}
         self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
+        self._patterns: dict[str, TestPattern] = {}  # test rooms' programs, by room name
         self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
 
     async def __aenter__(self) -> SfuNode:
@@ -221,6 +223,11 @@ class SfuNode:
             raise Unavailable("this node hosts its maximum number of rooms")
         room = Room(name, self.config, clock=self._clock)
         self.rooms[name] = room
+        if room.test:
+            top = next((t for t in self.config.tiers if not t.audio_only), None)
+            width, height = (top.width, top.height) if top else (320, 180)
+            self._patterns[name] = pattern = TestPattern(room, width=width, height=height, fps=min(15, self.config.frame_rate))
+            pattern.start()
         await self._route("set_node_for_room", name, self.config.node_id, node_ttl(self.config.heartbeat_interval_s))
         return room
 
@@ -229,6 +236,7 @@ class SfuNode:
         if room is None:
             return
         room.closed = True
+        await stop_quietly(self._patterns.pop(name, None))
         for resource in [r for r in self.resources.values() if r.room == name]:
             await self._close_resource(resource)
         await self._stop_recording(name)
@@ -388,6 +396,16 @@ class SfuNode:
         if resource is None or resource.room != room_name or resource.kind != kind:
             raise NotFound("no such resource")
         return resource
+
+    def findings(self, resource: Resource, claims: MediaClaims) -> dict:
+        """What this node saw of a tester's camera and microphone (test rooms only)."""
+        if claims.identity != resource.identity and claims.role != "control":
+            raise Forbidden("this resource belongs to another endpoint")
+        room = self.rooms.get(resource.room)
+        probe = room.probes.get(resource.id) if room is not None else None
+        if probe is None:
+            raise NotFound("findings are kept for publishers in test rooms only")
+        return {"resource": resource.id, "identity": resource.identity, **probe.findings()}
 
     async def delete(self, resource: Resource, claims: MediaClaims) -> None:
         if claims.identity != resource.identity and claims.role != "control":

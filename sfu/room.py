@@ -27,6 +27,7 @@ from .errors import Conflict, Forbidden, NotFound
 from .packet_stream import PacketStream, make_packet
 from .publisher import Publisher
 from .subscriber import Subscriber
+from .test_room import PublishProbe, is_test_room
 from .tier_source import EncodedTiers, TierSource, TierSources
 
 __all__ = ["Room"]
@@ -53,6 +54,8 @@ class Room:
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
         self.closed = False
+        self.test = is_test_room(name)  # a test room: every publisher is looked at, none is the program
+        self.probes: dict[str, PublishProbe] = {}  # test rooms: by publisher resource id
 
     @property
     def encoders(self) -> dict[str, TierSource]:
@@ -83,7 +86,7 @@ class Room:
         self.tiers.program_changed()
         speaker = self.program_identity
         for publisher in self.publishers.values():
-            publisher.set_decoding(publisher.identity == speaker)
+            publisher.set_decoding(publisher.identity == speaker or self.test)
         for sub in self.subscribers.values():
             if sub.source is None and sub.ready and sub.audio is not None:
                 if sub.identity == speaker:
@@ -104,6 +107,9 @@ class Room:
         """
         previous = self.publishers.get(publisher.identity)
         self.publishers[publisher.identity] = publisher
+        if self.test:
+            self.probes[publisher.resource_id] = PublishProbe()
+            host = False  # the test pattern is the program of a test room
         if self.host is None and host:
             self.host = publisher.identity
         self.last_active = self._clock()
@@ -111,6 +117,7 @@ class Room:
         return previous
 
     def remove_publisher(self, publisher: Publisher) -> None:
+        self.probes.pop(publisher.resource_id, None)
         if self.publishers.get(publisher.identity) is publisher:
             del self.publishers[publisher.identity]
             if self.floor == publisher.identity:
@@ -121,10 +128,18 @@ class Room:
         self.last_active = self._clock()
 
     def _on_frame(self, publisher: Publisher, frame: Any) -> None:
+        if self.test:
+            if (probe := self.probes.get(publisher.resource_id)) is not None:
+                probe.on_frame(frame)
+            return
         if publisher.identity == self.program_identity:
             self.tiers.program_frame(frame)
 
     def _on_audio(self, publisher: Publisher, packet: RtpPacket) -> None:
+        if self.test:
+            if (probe := self.probes.get(publisher.resource_id)) is not None:
+                probe.on_audio(packet.payload)
+            return
         if publisher.identity != self.program_identity:
             return
         stream = self.audio

@@ -26,6 +26,8 @@ the UI has a label for each (`web.ui.i18n.ACTION_LABELS`):
 | meeting.cancel          | username / token    | meeting id    | via, title, scope (series, occurrence), occurrence |
 | meeting.floor           | username / token    | meeting id    | via, occurrence, endpoint_id, action (give, take) |
 | meeting.host            | username            | meeting id    | via, occurrence, room, identity                 |
+| readiness.run           | username / token    | meeting id or drill id | via, occurrence, scope (all, province, room), province, endpoint_id, asked |
+| drill.start             | username / token    | drill id      | via, province (none: the whole country), expected |
 
 The `vcs` command writes as "cli:<os user>" with via "cli".
 
@@ -59,6 +61,8 @@ class Action(StrEnum):
     AUTH_LOGOUT = "auth.logout"
     ENDPOINT_LINK_EDIT = "endpoint.link_edit"
     ENDPOINT_CSV_IMPORT = "endpoint.csv_import"
+    ENDPOINT_CONTACT_EDIT = "endpoint.contact_edit"
+    ENDPOINT_CONTACTS_IMPORT = "endpoint.contacts_import"
     ENDPOINT_SECRET_ROTATE = "endpoint.secret_rotate"
     TOKEN_CREATE = "token.create"
     USER_ADD = "user.add"
@@ -70,6 +74,8 @@ class Action(StrEnum):
     MEETING_CANCEL = "meeting.cancel"
     MEETING_FLOOR = "meeting.floor"
     MEETING_HOST = "meeting.host"
+    READINESS_RUN = "readiness.run"
+    DRILL_START = "drill.start"
 
 
 @dataclass(frozen=True)

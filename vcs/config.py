@@ -11,6 +11,8 @@ Core code receives a frozen `Settings` and never reads `os.environ` itself.
 | VCS_REDIS_URL       | external Redis; unset means the embedded server       | (embedded)            |
 | VCS_SECRET_KEY      | signs media and agent tokens; generated when unset    | (data dir file)       |
 | VCS_PRESENCE_TIMEOUT| seconds without a heartbeat before offline            | 30                    |
+| VCS_READINESS_TEST_SECONDS | seconds an agent's media test receives (readiness, drills) | 10      |
+| VCS_READINESS_CONCURRENCY  | rooms testing at once on one SFU node; the rest wait in order | 10     |
 | VCS_LOG_LEVEL       | logging level                                         | INFO                  |
 | VCS_SFU_TIERS       | the tier ladder (`vcs.tiers.parse_tiers`)             | 720p,360p,180p,audio  |
 | VCS_SFU_SHARE       | share of a commune's link reserved for VCS            | 0.5                   |
@@ -52,6 +54,8 @@ class Settings:
     redis_url: str | None = None
     secret_key: str = ""
     presence_timeout: float = 30.0
+    readiness_test_seconds: float = 10.0
+    readiness_concurrency: int = 10
     log_level: str = "INFO"
     ladder: Ladder = DEFAULT_LADDER
     recording: str = ""  # VCS_RECORDING_DIR as given: a directory, "off", or "" for DATA_DIR/recordings
@@ -90,6 +94,8 @@ class Settings:
             redis_url=environ.get("VCS_REDIS_URL") or None,
             secret_key=environ.get("VCS_SECRET_KEY", ""),
             presence_timeout=presence_timeout,
+            readiness_test_seconds=float(_int(environ, "VCS_READINESS_TEST_SECONDS", 10)),
+            readiness_concurrency=_positive(environ, "VCS_READINESS_CONCURRENCY", cls.readiness_concurrency),
             log_level=environ.get("VCS_LOG_LEVEL", "INFO").upper(),
             ladder=ladder,
             recording=recording,
@@ -140,3 +146,10 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(environ, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value

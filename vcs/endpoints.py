@@ -38,6 +38,8 @@ class Endpoint:
     division_type: str
     link: LinkProfile
     folded_name: str = field(default="", compare=False, repr=False)
+    contact_name: str = ""  # the on-duty IT officer of the room (readiness board)
+    contact_phone: str = ""
 
     def __post_init__(self) -> None:
         if not self.folded_name:
@@ -54,6 +56,7 @@ class Endpoint:
             "province_code": self.province_code,
             "division_type": self.division_type,
             "link": self.link.to_dict(),
+            **({"contact_name": self.contact_name, "contact_phone": self.contact_phone} if self.contact_name or self.contact_phone else {}),
         }
 
     def to_json(self) -> str:
@@ -69,6 +72,8 @@ class Endpoint:
             province_code=data["province_code"],
             division_type=data["division_type"],
             link=LinkProfile.from_dict(data["link"]),
+            contact_name=data.get("contact_name", ""),
+            contact_phone=data.get("contact_phone", ""),
         )
 
 

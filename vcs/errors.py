@@ -74,6 +74,9 @@ REASONS: dict[str, str] = {
     "unknown_endpoint_id": N_("unknown endpoint id {endpoint_id!r}"),
     "endpoint_twice": N_("endpoint {endpoint_id} appears twice"),
     "no_rows": N_("no rows"),
+    # IT contacts (vcs.contacts)
+    "phone_format": N_("a Vietnamese phone number: a mobile of 10 digits or a landline of 11, from 0 or +84"),
+    "contact_name_length": N_("a name of at most {max} characters on one line"),
     # meetings (scheduler.meeting, scheduler.recurrence, scheduler.booking)
     "title_too_long": N_("must be at most {max} characters (has {length})"),
     "single_line": N_("must be a single line without control characters"),

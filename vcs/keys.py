@@ -116,7 +116,43 @@ MEETINGS_CHANGED = PREFIX + "notify:meetings"
 LIVE_CHANGED = PREFIX + "notify:live"
 
 
+# --- readiness and drills (scheduler.readiness) -----------------------------
+
+# hash of endpoint id => JSON of its last media test result (fields, status, reasons, at) for one
+# subject: "occ:<meeting id>:<occurrence>" or "drill:<drill id>"; expires with the subject's record
+def readiness_results(subject: str) -> str:
+    return f"{PREFIX}readiness:{subject}"
+
+
+# string: JSON of one drill (id, province or null, started_at, started_by, node_url, expected endpoint ids)
+def drill(drill_id: str) -> str:
+    return f"{PREFIX}drill:{drill_id}"
+
+
+# sorted set of drill id scored by its start (epoch seconds): the drill records, newest last
+DRILLS = PREFIX + "drills"
+
+
+# sorted set of "<subject> <endpoint id>" scored by arrival: rooms waiting to test on a node (scheduler.test_pacing)
+def test_queue(node_url: str) -> str:
+    return f"{PREFIX}testq:{node_url}"
+
+
+# sorted set of "<subject> <endpoint id>" scored by the lease's end (epoch seconds): rooms testing on a node now
+def test_slots(node_url: str) -> str:
+    return f"{PREFIX}tests:{node_url}"
+
+
+# set of node URLs with rooms waiting to test
+TEST_QUEUED_NODES = PREFIX + "testq-nodes"
+
 __all__ = [
+    "DRILLS",
+    "drill",
+    "readiness_results",
+    "TEST_QUEUED_NODES",
+    "test_queue",
+    "test_slots",
     "AGENT_NOTIFY",
     "GROUPS",
     "LIFECYCLE_LOG",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis.asyncio as aioredis
 
@@ -100,6 +100,22 @@ class Registry:
             if endpoint_id not in current:
                 raise NotFound(f"no endpoint {endpoint_id!r}")
             updated.append(current[endpoint_id].with_link(link))
+        if not updated:
+            return []
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.ENDPOINTS, mapping={e.id: e.to_json() for e in updated})
+            pipe.incr(keys.REGISTRY_VERSION)
+            await pipe.execute()
+        return updated
+
+    async def set_contacts(self, contacts: Iterable[tuple[str, str, str]]) -> list[Endpoint]:
+        """Replace IT contacts (endpoint id, name, phone) in one transaction; unknown ids raise before anything is written."""
+        current = await self.all()
+        updated = []
+        for endpoint_id, name, phone in contacts:
+            if endpoint_id not in current:
+                raise NotFound(f"no endpoint {endpoint_id!r}")
+            updated.append(replace(current[endpoint_id], contact_name=name, contact_phone=phone))
         if not updated:
             return []
         async with self.redis.pipeline(transaction=True) as pipe:

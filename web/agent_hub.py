@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket
 
 from scheduler.agent_schedule import ScheduleBuilder
 from scheduler.meeting import parse_utc
+from scheduler.readiness import Readiness, Subject
 from scheduler.store import MeetingStore, changed_meeting
 from vcs import keys
 from vcs.registry import Registry
@@ -38,15 +39,18 @@ __all__ = ["AgentHub"]
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 5.0
+PACE_INTERVAL = 2.0  # seconds between two looks at the nodes' test queues
 
 
 class AgentHub:
-    def __init__(self, redis: aioredis.Redis, registry: Registry, store: MeetingStore, schedules: ScheduleBuilder, clock: Callable[[], float]) -> None:
+    def __init__(self, redis: aioredis.Redis, registry: Registry, store: MeetingStore, schedules: ScheduleBuilder, clock: Callable[[], float],
+                 readiness: Readiness | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.registry = registry
         self.store = store
         self.schedules = schedules
         self.clock = clock
+        self.readiness = readiness
         self.sockets: dict[str, set[WebSocket]] = defaultdict(set)
         self._signatures: dict[WebSocket, str] = {}
         self._targets: dict[str, frozenset[str]] = {}  # meeting id => its participants and host, as last refreshed
@@ -64,6 +68,7 @@ class AgentHub:
             self._tasks = [
                 asyncio.create_task(self._listen(), name="agent-hub"),
                 asyncio.create_task(self._refresh_loop(), name="agent-hub-refresh"),
+                *([asyncio.create_task(self._pace_loop(), name="agent-hub-tests")] if self.readiness else []),
             ]
 
     async def stop(self) -> None:
@@ -120,8 +125,27 @@ class AgentHub:
                 text = json.dumps({"type": "join", "server_time": self.clock(), "entry": entry})
                 await asyncio.gather(*(self._send(s, text) for s in list(self.sockets.get(endpoint_id, ()))))
             return
+        if event.get("type") in ("readiness", "test") and self.readiness is not None:
+            await self._deliver_tests(wanted, event)
+            return
         text = json.dumps({**event, "server_time": self.clock()})
         await asyncio.gather(*(self._send(s, text) for e in wanted for s in list(self.sockets.get(e, ()))))
+
+    async def _deliver_tests(self, wanted: list[str], event: dict) -> None:
+        """`test` carries a personal media test order (its own tokens); `readiness` queues the rooms' tests (paced)."""
+        subject = Subject(drill_id=event["drill_id"]) if event.get("drill_id") else Subject(event["meeting_id"], event["occurrence"])
+        tested = set(await self.readiness.expected(subject)).intersection(wanted)  # an occurrence's host gets its notice, no test
+        now = self.clock()
+        if event["type"] == "readiness":
+            text = json.dumps({**event, "server_time": now})
+            await asyncio.gather(*(self._send(s, text) for e in wanted for s in list(self.sockets.get(e, ()))))
+            if await self.readiness.time_to_test(subject, now):  # booked at short notice: the rooms join now, no test
+                await self.readiness.request(subject, tested, now)
+            return
+        node_url = await self.readiness.node_url(subject) if tested else ""
+        for endpoint_id in sorted(tested):
+            text = json.dumps({"type": "test", "server_time": now, "test": await self.readiness.order(subject, endpoint_id, now, node_url)})
+            await asyncio.gather(*(self._send(s, text) for s in list(self.sockets.get(endpoint_id, ()))))
 
     async def _send(self, socket: WebSocket, text: str) -> None:
         try:
@@ -177,6 +201,22 @@ class AgentHub:
         for endpoint_id in endpoint_ids:
             for socket in list(self.sockets.get(endpoint_id, ())):
                 await self.send_state(endpoint_id, socket, only_if_changed=True)
+
+    # --- paced media tests ------------------------------------------------
+
+    async def _pace_loop(self) -> None:
+        """Hand out the slots of tests that ended without a result (their lease ran out); results free theirs at once."""
+        while True:
+            await asyncio.sleep(PACE_INTERVAL)
+            if not self.sockets:
+                continue  # a process without agents leaves it to those with some
+            try:
+                for node_url in await self.readiness.pacer.waiting_nodes():
+                    await self.readiness.dispatch(node_url, self.clock())
+            except (RedisError, OSError) as exc:
+                log.warning("paced tests not dispatched: %s", exc)
+            except Exception:
+                log.exception("paced tests not dispatched")
 
     # --- the notification channel ----------------------------------------
 

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vcs.recordings import STATES as RECORDING_STATES
 from vcs.recordings import RecordingLog
+from vcs import keys
 from web.services import services
 
 __all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint", "method_label", "route_label"]
@@ -61,6 +62,10 @@ class Metrics:
         self.online = Gauge("vcs_endpoints_online", "Endpoints with a recent heartbeat", registry=self.registry)
         self.recordings = Gauge("vcs_recordings", "Recordings started in the last day, by state", ["state"], registry=self.registry)
         self.recording_bytes = Gauge("vcs_recording_bytes", "Bytes written by the recordings in progress", registry=self.registry)
+        # readiness: labels from fixed sets (kind: occurrence or drill; status: scheduler.readiness.STATUSES)
+        self.media_tests = Counter("vcs_media_test_results", "Media test results taken by this process", ["kind", "status"], registry=self.registry)
+        self.drills = Gauge("vcs_drills", "Drill records kept", registry=self.registry)
+        self.last_drill = Gauge("vcs_last_drill_rooms", "Rooms of the latest drill by status", ["status"], registry=self.registry)
 
 
 class MetricsMiddleware:
@@ -98,4 +103,7 @@ async def metrics_endpoint(request: Request) -> Response:
     for state in RECORDING_STATES:  # a fixed set of labels, whatever the recordings say
         metrics.recordings.labels(state).set(sum(r.get("state") == state for r in recent))
     metrics.recording_bytes.set(sum(int(r.get("bytes") or 0) for r in recent if r.get("state") == "recording"))
+    metrics.drills.set(await svc.redis.zcard(keys.DRILLS))
+    for status, count in (await svc.readiness.latest_drill_counts(svc.clock())).items():
+        metrics.last_drill.labels(status).set(count)
     return Response(await asyncio.to_thread(generate_latest, metrics.registry), media_type=CONTENT_TYPE_LATEST)

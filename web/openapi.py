@@ -99,6 +99,47 @@ _REPORT_CSV = {
 }
 
 
+def _readiness_paths() -> dict:
+    """The readiness board of an occurrence or a drill (docs/readiness.md)."""
+    occurrence = [_MEETING_ID, _OCCURRENCE]
+    drill = [_path("drill_id", "the drill's id, e.g. 20250902T010000Z-a1b2c3")]
+    province = _q("province", {"type": "string"}, "two-digit province code (a scoped caller's own is implied)")
+    row = {"type": "object", "description": "one expected room: presence, verdict, last test, IT contact"}
+    board = {
+        "type": "object",
+        "properties": {
+            "expected": {"type": "integer"}, "online": {"type": "integer"},
+            "counts": {"type": "object", "description": "rooms per status: failed, at_risk, not_tested, ready"},
+            "provinces": {"type": "object", "description": "per province code: the counts, online and expected"},
+            "rooms": {"type": "array", "items": row, "description": "worst first"},
+        },
+    }  # fmt: skip
+    csv_text = {"type": "string", "description": "one line per room, the board's columns"}
+    run_body = {"type": "object", "properties": {"endpoint_id": {"type": "string"}, "province": {"type": "string"}}}
+    asked = {"type": "object", "properties": {"asked": {"type": "integer"}, "offline": {"type": "integer"}}}
+    drill_record = {"type": "object", "properties": {"id": {"type": "string"}, "province": {"type": ["string", "null"]},
+                    "started_at": {"type": "number"}, "started_by": {"type": "string"}, "expected": {"type": "integer"}}}  # fmt: skip
+
+    def board_ops(params: list) -> dict:
+        return {
+            "": {"get": _op("The readiness board, worst first", board, errors="403 404 422", params=[*params, province])},
+            ".csv": {"get": _op("The readiness board as CSV", csv_text, media="text/csv", errors="403 404 422", params=[*params, province])},
+            "/run": {"post": _op("Run the media test again: one room, a province, or every online room (admin, ops, organizer)",
+                                 asked, status="202", errors="403 404 422", body=run_body, params=params)},
+        }  # fmt: skip
+
+    paths = {f"/api/v1/meetings/{{meeting_id}}/occurrences/{{occurrence}}/readiness{k}": v for k, v in board_ops(occurrence).items()}
+    paths |= {f"/api/v1/drills/{{drill_id}}/readiness{k}": v for k, v in board_ops(drill).items()}
+    paths["/api/v1/drills"] = {
+        "get": _op("The latest drills the caller may see, newest first, each with its rooms per status (`counts`)",
+                   {"type": "object", "properties": {"drills": {"type": "array", "items": drill_record | {"properties": {
+                       **drill_record["properties"], "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
+        "post": _op("Start a drill now for a province, or the whole country with null (admin, ops, organizer of that province)",
+                    drill_record, status="201", errors="403 404 422", body={"type": "object", "properties": {"province": {"type": ["string", "null"]}}}),
+    }  # fmt: skip
+    return paths
+
+
 def _meeting_paths() -> dict:
     occurrence_live = [_MEETING_ID, _OCCURRENCE]
     floor_body = {"type": "object", "required": ["endpoint_id"], "properties": {"endpoint_id": {"type": "string"}}}
@@ -224,11 +265,12 @@ def _registry_paths() -> dict:
         "/api/v1/endpoints/{endpoint_id}": {
             "get": _op("Get one endpoint", endpoint, errors="403 404", params=[_ENDPOINT_ID]),
             "patch": _op(
-                "Update an endpoint's link profile (admin, ops)",
+                "Update an endpoint's link profile and/or its on-duty IT contact (admin, ops)",
                 endpoint,
                 errors="403 404 422",
                 params=[_ENDPOINT_ID],
-                body={"type": "object", "required": ["link"], "properties": {"link": _ref("LinkProfile")}},
+                body={"type": "object", "properties": {"link": _ref("LinkProfile"), "contact": {
+                    "type": "object", "properties": {"name": {"type": "string"}, "phone": {"type": "string", "description": "Vietnamese number"}}}}},
             ),
         },
         "/api/v1/endpoints/{endpoint_id}/secret": {
@@ -244,6 +286,7 @@ def _registry_paths() -> dict:
             "post": _csv_import(),
             "put": _csv_import(),
         },
+        "/api/v1/endpoints/contacts.csv": {"post": _contacts_import(), "put": _contacts_import()},
         "/api/v1/provinces": {
             "get": _op("Per-province summaries: communes, online, access mix", {"type": "object", "properties": {"items": {"type": "array", "items": _ref("Province")}, "total": {"type": "integer"}}}),
         },
@@ -259,6 +302,17 @@ def _csv_import() -> dict:
         body=_CSV,
         body_media="text/csv",
         description="UTF-8 with or without BOM, UTF-16 with BOM or Windows-1258; comma, semicolon or tab separated. A bad row (named by line) imports nothing.",
+    )
+
+
+def _contacts_import() -> dict:
+    return _op(
+        "Import the rooms' on-duty IT contacts from CSV (id, contact_name, contact_phone), all or nothing (admin, ops)",
+        {"type": "object", "properties": {"updated": {"type": "integer"}}},
+        errors="403 413 422",
+        body={"type": "string", "description": "columns id, contact_name, contact_phone"},
+        body_media="text/csv",
+        description="Encodings and separators as for link profiles. A phone is a Vietnamese number (10 digits from 0, or +84); every bad line is named and nothing is applied.",
     )
 
 
@@ -455,6 +509,7 @@ def openapi_document(extra_paths: dict | None = None) -> dict:
     paths = {
         **_registry_paths(),
         **_meeting_paths(),
+        **_readiness_paths(),
         **_session_paths(),
         "/healthz": {"get": {"summary": "Process alive", "security": [], "responses": {"200": {"description": "OK"}}}},
         "/readyz": {"get": {"summary": "Redis reachable", "security": [], "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},

@@ -18,6 +18,7 @@ from scheduler.floor import Floor
 from scheduler.live import LiveState
 from scheduler.participants import Groups
 from scheduler.reports import Reports
+from scheduler.readiness import Readiness
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl
 from scheduler.store import MeetingStore
@@ -52,6 +53,7 @@ class Services:
     sfu_control: SfuControl
     floor: Floor
     reports: Reports
+    readiness: Readiness
     clock: Callable[[], float] = time.time
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set when the server is stopping: streams end
 
@@ -70,6 +72,9 @@ class Services:
         reports = Reports(
             redis, meetings, roster, registry, live, retention=timedelta(days=settings.retention_days), sample_s=settings.report_sample_s
         )
+        readiness = Readiness(redis, roster, registry, presence, schedules, ladder=settings.ladder, secret_key=settings.secret_key,
+                              public_url=settings.public_url, test_seconds=settings.readiness_test_seconds,
+                              concurrency=settings.readiness_concurrency)  # fmt: skip
         return cls(
             settings=settings,
             redis=redis,
@@ -84,10 +89,11 @@ class Services:
             booking=booking,
             live=live,
             schedules=schedules,
-            hub=AgentHub(redis, registry, meetings, schedules, clock),
+            hub=AgentHub(redis, registry, meetings, schedules, clock, readiness),
             sfu_control=sfu_control,
             floor=Floor(redis, roster, booking, schedules, sfu_control),
             reports=reports,
+            readiness=readiness,
             clock=clock,
         )
 

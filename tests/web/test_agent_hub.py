@@ -258,3 +258,37 @@ async def test_a_binary_frame_closes_the_socket_with_1003(live_server, redis):
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
     finally:
         await socket.close()
+
+
+async def test_the_t15_readiness_notice_goes_to_everyone_and_the_test_orders_follow_paced(redis, settings):
+    """The notice at once to every room; test orders to K rooms at once, the next one's when a result frees a slot."""
+    from scheduler.meeting import format_utc
+    from scheduler.readiness import Subject
+
+    svc = Services.build(settings.with_overrides(readiness_concurrency=2), redis)
+    await svc.registry.seed()
+    try:
+        rooms = ("00004", "00008", "00025")
+        await svc.meetings.create(meeting("r", *rooms))
+        await svc.meetings.create(meeting("probe", "00073"))
+        sockets = {e: (await connected(svc, e))[0] for e in rooms}
+        probe, _ = await connected(svc, "00073")
+        await svc.hub.start()
+        await settled(svc, probe)  # the hub listens
+        occurrence = format_utc(START)
+        await notify_agents(svc.redis, list(rooms), {"type": "readiness", "meeting_id": "r", "occurrence": occurrence})
+        for socket in sockets.values():
+            assert "test" not in await socket.next("readiness")
+        first = {}
+        for e, socket in sockets.items():
+            try:
+                first[e] = await socket.next("test", timeout=QUIET)
+            except TimeoutError:
+                pass
+        assert len(first) == 2 and all(m["test"]["meeting_id"] == "r" and m["test"]["whep_url"] for m in first.values())
+        [waiting] = set(rooms) - set(first)
+        await svc.readiness.record(Subject("r", occurrence), next(iter(first)), {"tier": "360p", "planned_tier": "360p"}, svc.clock())
+        order = await sockets[waiting].next("test")
+        assert order["test"]["test_id"] == f"occ:r:{occurrence}"
+    finally:
+        await svc.hub.stop()

@@ -131,3 +131,26 @@ async def test_health_readiness_metrics_openapi(http):
     assert "vcs_endpoints 3356.0" in metrics and "vcs_http_requests_total" in metrics
     spec = (await http.get("/api/v1/openapi.json")).json()
     assert spec["openapi"].startswith("3.") and "/api/v1/endpoints" in spec["paths"]
+
+
+async def test_it_contacts_one_by_one_and_by_csv_with_errors_per_line(http, mint_token):
+    ops = await mint_token("ops")
+    edited = await http.patch("/api/v1/endpoints/00070", json={"contact": {"name": "Nguyễn Văn An", "phone": "+84 912 345 678"}}, headers=ops)
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["contact_name"], edited.json()["contact_phone"]) == ("Nguyễn Văn An", "0912345678")
+    bad_phone = await http.patch("/api/v1/endpoints/00070", json={"contact": {"phone": "12345"}}, headers=ops)
+    assert bad_phone.status_code == 422 and bad_phone.json()["fields"][0]["field"] == "contact.phone"
+    viewer = await http.patch("/api/v1/endpoints/00070", json={"contact": {"name": "X", "phone": ""}}, headers=await mint_token("viewer"))
+    assert viewer.status_code == 403
+
+    csv_headers = {**ops, "Content-Type": "text/csv"}
+    bad = "id,contact_name,contact_phone\n00073,Trần Bình,0987654321\n00091,Lê Cường,09-87\n99999,Ai đó,0987654321\n00004,Phạm Dũng,abc\n"
+    refused = await http.post("/api/v1/endpoints/contacts.csv", content=bad.encode(), headers=csv_headers)
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json()["fields"]] == ["line 3", "line 4", "line 5"]  # each bad line named
+    unchanged = (await http.get("/api/v1/endpoints/00073", headers=ops)).json()
+    assert unchanged.get("contact_phone", "") == ""  # nothing applied, not even the good line
+    good = "id;contact_name;contact_phone\n00073;Trần Bình;0987 654 321\n00091;Lê Cường;0241.3825.123\n"
+    imported = await http.post("/api/v1/endpoints/contacts.csv", content=good.encode(), headers=csv_headers)
+    assert imported.status_code == 200 and imported.json() == {"updated": 2}, imported.text
+    assert (await http.get("/api/v1/endpoints/00091", headers=ops)).json()["contact_phone"] == "02413825123"

@@ -75,6 +75,20 @@ async def handle(svc, endpoint_id: str, socket: WebSocket, text: str) -> None:
         svc.presence.beat(endpoint_id, now)
     elif kind == "sync":
         await svc.hub.send_state(endpoint_id, socket)
+    elif kind == "test_result":
+        subject = await svc.readiness.subject_for_report(endpoint_id, message, now)
+        if isinstance(subject, str):
+            await _error(socket, subject)
+            return
+        result = message.get("result")
+        if not isinstance(result, dict):
+            await _error(socket, "test_result needs a result object")
+            return
+        entry = await svc.readiness.record(subject, endpoint_id, result, now)
+        metrics = getattr(socket.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.media_tests.labels("drill" if subject.drill_id else "occurrence", entry["status"]).inc()
+        svc.presence.beat(endpoint_id, now)
     elif kind in REPORTS:
         meeting_id, occurrence = message.get("meeting_id"), message.get("occurrence")
         if not isinstance(meeting_id, str) or not isinstance(occurrence, str):

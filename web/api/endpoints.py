@@ -12,6 +12,7 @@ from vcs import audit
 from vcs.divisions import province_code as canonical_province
 from vcs.endpoints import Endpoint, EndpointKind
 from vcs.errors import FieldError, Forbidden, ValidationFailed
+from vcs.contacts import parse_contacts_csv, validate_contact
 from vcs.link_csv import MAX_IMPORT_BYTES, decode_csv, export_csv, parse_csv
 from vcs.link_profiles import AccessType, validate_profile
 from vcs.registry import EndpointQuery
@@ -105,21 +106,35 @@ async def get_endpoint(request: Request) -> Response:
 
 
 async def update_endpoint(request: Request) -> Response:
+    """`{"link": {...}}` changes link profile fields, `{"contact": {"name", "phone"}}` the IT contact; either or both."""
     principal, svc, endpoint = await _endpoint_of(request, Role.ADMIN, Role.OPS)
     body = await json_body(request)
-    link = body.get("link")
-    if not isinstance(link, dict):
+    link, contact = body.get("link"), body.get("contact")
+    if link is None and contact is None:
+        raise ValidationFailed(FieldError("link", "an object with the link profile fields to change (or contact)"))
+    if link is not None and not isinstance(link, dict):
         raise ValidationFailed(FieldError("link", "an object with the link profile fields to change"))
-    unknown = set(link) - {"access", "down_kbps", "up_kbps", "rtt_ms", "loss_pct"}
-    if unknown:
-        raise ValidationFailed([FieldError(f"link.{f}", "unknown field") for f in sorted(unknown)])
-    profile, problems = validate_profile({**endpoint.link.to_dict(), **link})
-    if problems:
-        raise ValidationFailed([FieldError(f"link.{p.field}", p.reason) for p in problems])
-    [updated] = await svc.registry.set_links([(endpoint.id, profile)])
-    before, after = endpoint.link.to_dict(), profile.to_dict()
-    changes = {f: [before[f], after[f]] for f in before if before[f] != after[f]}
-    await audit.record(svc.redis, principal.name, audit.Action.ENDPOINT_LINK_EDIT, endpoint.id, {"via": "api", "changes": changes}, now=svc.clock())
+    if contact is not None and (not isinstance(contact, dict) or not all(isinstance(contact.get(k, ""), str) for k in ("name", "phone"))):
+        raise ValidationFailed(FieldError("contact", 'an object {"name": "...", "phone": "..."}'))
+    updated = endpoint
+    if link is not None:
+        unknown = set(link) - {"access", "down_kbps", "up_kbps", "rtt_ms", "loss_pct"}
+        if unknown:
+            raise ValidationFailed([FieldError(f"link.{f}", "unknown field") for f in sorted(unknown)])
+        profile, problems = validate_profile({**endpoint.link.to_dict(), **link})
+        if problems:
+            raise ValidationFailed([FieldError(f"link.{p.field}", p.reason) for p in problems])
+    if contact is not None:
+        (name, phone), problems = validate_contact(contact.get("name", endpoint.contact_name), contact.get("phone", endpoint.contact_phone))
+        if problems:
+            raise ValidationFailed([FieldError(f"contact.{p.field.removeprefix('contact_')}", p.reason) for p in problems])
+        [updated] = await svc.registry.set_contacts([(endpoint.id, name, phone)])
+        await audit.record(svc.redis, principal.name, audit.Action.ENDPOINT_CONTACT_EDIT, endpoint.id, {"via": "api", "name": name, "phone": phone}, now=svc.clock())
+    if link is not None:
+        [updated] = await svc.registry.set_links([(endpoint.id, profile)])
+        before, after = endpoint.link.to_dict(), profile.to_dict()
+        changes = {f: [before[f], after[f]] for f in before if before[f] != after[f]}
+        await audit.record(svc.redis, principal.name, audit.Action.ENDPOINT_LINK_EDIT, endpoint.id, {"via": "api", "changes": changes}, now=svc.clock())
     seen = await svc.presence.last_seen_of(endpoint.id)
     return JSONResponse(endpoint_view(updated, seen, svc.clock(), svc.presence.timeout))
 
@@ -154,7 +169,20 @@ async def import_endpoints(request: Request) -> Response:
     return JSONResponse({"updated": len(updated)})
 
 
+async def import_contacts(request: Request) -> Response:
+    """IT contacts from CSV (id, contact_name, contact_phone): all or nothing, errors per line."""
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.OPS)
+    text = decode_csv(await read_body(request, MAX_IMPORT_BYTES))
+    svc = services(request)
+    rows = parse_contacts_csv(text, set(await svc.registry.all()))
+    updated = await svc.registry.set_contacts(rows)
+    await audit.record(svc.redis, principal.name, audit.Action.ENDPOINT_CONTACTS_IMPORT, "", {"via": "api", "rows": len(updated)})
+    return JSONResponse({"updated": len(updated)})
+
+
 routes = [
+    Route("/endpoints/contacts.csv", import_contacts, methods=["POST", "PUT"]),
     Route("/endpoints", list_endpoints, methods=["GET"]),
     Route("/endpoints.csv", export_endpoints, methods=["GET"]),
     Route("/endpoints.csv", import_endpoints, methods=["POST", "PUT"]),

@@ -18,6 +18,10 @@ at the root after the API, with its own HTML exception handlers
 | GET, POST /meetings/{id}/cancel        | admin, organizer | confirm, cancel series or occurrence   |
 | GET /meetings/{id}/live[/events]       | every role       | live view; its Server-Sent Events      |
 | POST /meetings/{id}/floor[/take]       | admin, organizer | give the floor / take it back          |
+| GET /meetings/{id}/readiness[.csv]     | every role       | an occurrence's readiness board; CSV   |
+| POST /meetings/{id}/readiness/run      | admin, ops, org. | re-run all, a province, one room       |
+| GET, POST /drills                      | every role; start: admin, ops, org. | drills: start one, the list |
+| GET /drills/{id}[.csv], POST …/run     | every role; run: admin, ops, org. | a drill's board; CSV; re-runs |
 | GET /meetings/{id}/host                | admin, organizer | host console (WHIP from the browser)   |
 | POST /meetings/{id}/host/session       | admin, organizer | the host's media tokens (JSON)         |
 | GET /endpoints, /endpoints/export.csv  | every role       | list with filters; CSV of the filtered |
@@ -28,7 +32,7 @@ at the root after the API, with its own HTML exception handlers
 | GET, POST /users                       | admin            | the accounts; add one                  |
 | POST /users/{name}/disable, /enable    | admin            | disabling ends the user's sessions     |
 | GET /audit                             | admin, ops       | the audit log                          |
-| /static/...                            | anyone           | app.css, emblem.svg, live.js, host.js  |
+| /static/...                            | anyone           | app.css, emblem.svg, live.js, host.js, readiness.js |
 
 Province-scoped organizers see only their province, as in the API; they
 change, cancel, host and hand the floor only for meetings within it.
@@ -50,6 +54,7 @@ from web.ui import (
     pages_live,
     pages_meetings,
     pages_reports,
+    pages_readiness,
     pages_today,
     pages_users,
 )
@@ -81,6 +86,14 @@ routes = [
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/report", pages_reports.report_page, methods=["GET"], name="ui-report"),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/report.csv", pages_reports.report_csv_page, methods=["GET"]),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/recording", pages_reports.recording_file, methods=["GET"], name="ui-recording"),
+    Route("/meetings/{meeting_id}/readiness", pages_readiness.occurrence_board, methods=["GET"], name="ui-meeting-readiness"),
+    Route("/meetings/{meeting_id}/readiness.csv", pages_readiness.occurrence_csv, methods=["GET"]),
+    Route("/meetings/{meeting_id}/readiness/run", pages_readiness.occurrence_run, methods=["POST"]),
+    Route("/drills", pages_readiness.drills_page, methods=["GET"], name="ui-drills"),
+    Route("/drills", pages_readiness.drill_start, methods=["POST"]),
+    Route("/drills/{drill_id}.csv", pages_readiness.drill_csv, methods=["GET"]),
+    Route("/drills/{drill_id}", pages_readiness.drill_board, methods=["GET"], name="ui-drill"),
+    Route("/drills/{drill_id}/run", pages_readiness.drill_run, methods=["POST"]),
     Route("/meetings/{meeting_id}/host", pages_host.host_console, methods=["GET"], name="ui-meeting-host"),
     Route("/meetings/{meeting_id}/host/session", pages_host.host_session, methods=["POST"]),
     Route("/endpoints", pages_endpoints.endpoint_list, methods=["GET"], name="ui-endpoints"),

@@ -92,6 +92,10 @@ ACTION_LABELS: dict[str, str] = {
     "meeting.cancel": N_("Meeting cancelled"),
     "meeting.floor": N_("Floor given"),
     "meeting.host": N_("Host broadcast started"),
+    "endpoint.contact_edit": N_("IT contact edited"),
+    "endpoint.contacts_import": N_("IT contacts imported"),
+    "readiness.run": N_("Readiness test re-run"),
+    "drill.start": N_("Drill started"),
 }
 
 LABELS: dict[str, dict[str, str]] = {

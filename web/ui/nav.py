@@ -37,6 +37,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("today", "/", N_("Today")),
     NavItem("meetings", "/meetings", N_("Meetings")),
     NavItem("endpoints", "/endpoints", N_("Endpoints")),
+    NavItem("drills", "/drills", N_("Drills")),
     NavItem("users", "/users", N_("Users"), ADMINS),
     NavItem("audit", "/audit", N_("Audit log"), AUDITORS),
 )

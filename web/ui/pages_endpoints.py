@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from vcs import audit
+from vcs.contacts import validate_contact
 from vcs.divisions import province_code as canonical_province
 from vcs.divisions import provinces
 from vcs.endpoints import Endpoint, EndpointKind
@@ -30,6 +31,7 @@ __all__ = ["endpoint_detail", "endpoint_edit", "endpoint_list", "endpoint_rotate
 
 PER_PAGE = 50
 LINK_FIELDS = ("access", "down_kbps", "up_kbps", "rtt_ms", "loss_pct")
+CONTACT_FIELDS = ("contact_name", "contact_phone")  # the on-duty IT contact, validated as in the API (vcs.contacts)
 MAX_SEARCH = 100
 
 
@@ -158,7 +160,8 @@ async def _detail_page(
             "online": svc.presence.is_online(seen, svc.clock()),
             "last_seen": seen,
             "has_secret": await svc.credentials.has_secret(endpoint.id),
-            "values": inputs or {k: str(v) for k, v in endpoint.link.to_dict().items()},
+            "values": inputs or {**{k: str(v) for k, v in endpoint.link.to_dict().items()},
+                                 "contact_name": endpoint.contact_name, "contact_phone": endpoint.contact_phone},
             "errors": errors or {},
             "rotate_error": rotate_error,
             "access_types": list(AccessType),
@@ -180,19 +183,27 @@ async def endpoint_edit(request: Request, me: SignedIn) -> Response:
     endpoint = await _endpoint(request, me)
     form = await request.form()
     inputs = {name: text(form, name, 50) for name in LINK_FIELDS}
+    contact_inputs = {name: text(form, name, 200) for name in CONTACT_FIELDS}
     parsed = {name: value if name == "access" else number_text(value, integer=name != "loss_pct") for name, value in inputs.items()}
     profile, problems = validate_profile(parsed)
-    if profile is None:
-        errors = {p.field: p for p in problems}
-        return await _detail_page(request, me, endpoint, inputs, errors, status=422)
+    (name, phone), contact_problems = validate_contact(contact_inputs["contact_name"], contact_inputs["contact_phone"])
+    if profile is None or contact_problems:
+        errors = {p.field: p for p in [*problems, *contact_problems]}
+        return await _detail_page(request, me, endpoint, {**inputs, **contact_inputs}, errors, status=422)
     before, after = endpoint.link.to_dict(), profile.to_dict()
-    changes = {name: [before[name], after[name]] for name in LINK_FIELDS if before[name] != after[name]}
+    changes = {field: [before[field], after[field]] for field in LINK_FIELDS if before[field] != after[field]}
+    contact_changed = (name, phone) != (endpoint.contact_name, endpoint.contact_phone)
+    sessions = Sessions(svc.redis)
     if changes:
         await svc.registry.set_links([(endpoint.id, profile)])
         await audit.record(svc.redis, me.username, audit.Action.ENDPOINT_LINK_EDIT, endpoint.id, {"via": "ui", "changes": changes}, now=svc.clock())
-        await Sessions(svc.redis).set_flash(me.session, N_("Link profile of {name} saved."), name=endpoint.name)
+    if contact_changed:
+        await svc.registry.set_contacts([(endpoint.id, name, phone)])
+        await audit.record(svc.redis, me.username, audit.Action.ENDPOINT_CONTACT_EDIT, endpoint.id, {"via": "ui", "name": name, "phone": phone}, now=svc.clock())
+    if changes or contact_changed:
+        await sessions.set_flash(me.session, N_("Link profile of {name} saved."), name=endpoint.name)
     else:
-        await Sessions(svc.redis).set_flash(me.session, N_("Nothing changed."), "info")
+        await sessions.set_flash(me.session, N_("Nothing changed."), "info")
     return RedirectResponse(f"/endpoints/{endpoint.id}", status_code=303)
 
 

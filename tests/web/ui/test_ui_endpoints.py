@@ -153,3 +153,19 @@ async def test_unknown_endpoint_is_a_404_page(signed_in):
     response = await viewer.get("/endpoints/99999")
     assert response.status_code == 404 and "Không tìm thấy" in response.text
     assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_the_it_contact_is_edited_in_the_same_form_with_the_apis_rules(signed_in, post_form, redis):
+    ops = await signed_in("ops", "vanhanh")
+    page = f"/endpoints/{HOAN_KIEM}"
+    bad = await post_form(ops, page, page, {**VALID, "contact_name": "Lê Văn Cường", "contact_phone": "12345"})
+    assert bad.status_code == 422
+    assert 'id="err-contact_phone"' in bad.text and 'value="Lê Văn Cường"' in bad.text
+    assert (await Registry(redis).get(HOAN_KIEM)).contact_phone == ""
+    saved = await post_form(ops, page, page, {**VALID, "contact_name": "Lê Văn Cường", "contact_phone": "+84 912 345 678"})
+    assert saved.status_code == 303
+    endpoint = await Registry(redis).get(HOAN_KIEM)
+    assert (endpoint.contact_name, endpoint.contact_phone) == ("Lê Văn Cường", "0912345678")  # stored from 0, as the API does
+    assert 'value="0912345678"' in (await ops.get(page)).text
+    [entry] = await audit.recent(redis, action="endpoint.contact_edit")
+    assert entry.actor == "vanhanh" and entry.details == {"via": "ui", "name": "Lê Văn Cường", "phone": "0912345678"}
