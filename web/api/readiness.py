@@ -18,7 +18,7 @@ from scheduler.meeting import format_utc
 from scheduler.readiness import RUNNERS, Subject
 from vcs.errors import FieldError, ValidationFailed
 from vcs.roles import Principal
-from web.api.live import _occurrence
+from web.api.live import visible_occurrence
 from web.auth import api_principal
 from web.requests import json_body
 from web.services import services
@@ -36,7 +36,7 @@ async def _subject(request: Request) -> tuple[Principal, Subject]:
         record = await svc.readiness.drill(request.path_params["drill_id"])
         svc.readiness.check_drill_visible(principal, record)
         return principal, Subject(drill_id=record["id"])
-    meeting, occurrence = await _occurrence(request)
+    meeting, occurrence = await visible_occurrence(request)
     return principal, Subject(meeting.id, format_utc(occurrence))
 
 
