@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from scheduler.meeting import format_utc, parse_utc
+from scheduler.reports import scoped_report
 from vcs.errors import NotFound
 from vcs.recordings import RecordingLog, recording_path
 from web.api.reports import report_csv
@@ -35,7 +36,7 @@ async def _report(request: Request, me: SignedIn) -> dict:
     svc = services(request)
     meeting = await visible_meeting(request, me)
     occurrence = named_occurrence(request.path_params["occurrence"], meeting)
-    return await svc.reports.get(meeting, occurrence, datetime.fromtimestamp(svc.clock(), UTC))
+    return scoped_report(await svc.reports.get(meeting, occurrence, datetime.fromtimestamp(svc.clock(), UTC)), me.principal)
 
 
 @page(*EVERYONE)
