@@ -292,7 +292,8 @@ class SfuNode:
             logger.error("room %s: recording failed (%s); the meeting goes on", room_name, recorder.reason)
         self._recording_reported[room_name] = (recorder.state, size)
         fields = {"state": recorder.state, "bytes": size, "reason": recorder.reason, "node": self.config.node_id,
-                  "tier": recorder.tier or "", "floor_changes": len(recorder.floor)}  # fmt: skip
+                  "tier": recorder.tier or "", "floor_changes": len(recorder.floor),
+                  "duration_s": round(recorder.duration_s, 1)}  # fmt: skip
         await self._write_recording(meeting_id, occurrence, fields)
 
     async def _write_recording(self, meeting_id: str, occurrence: str, fields: dict[str, object]) -> None:

@@ -74,6 +74,7 @@ class Recorder:
         self.reason = ""
         self.cpu_s = 0.0  # the writer thread's CPU time, once closed (docs/recordings.md: the cost per meeting)
         self.packets = 0
+        self.duration_s = 0.0  # of the file written so far, from its first picture
         self.floor: list[dict] = []
         self.tier: str | None = None
         self._program: str | None = None
@@ -145,7 +146,7 @@ class Recorder:
             self.state = "done"
         try:
             sidecar = {"file": self.path.name, "tier": self.tier, "floor": self.floor, "state": self.state, "reason": self.reason,
-                       "writer_cpu_s": round(self.cpu_s, 3), "packets": self.packets}  # fmt: skip
+                       "writer_cpu_s": round(self.cpu_s, 3), "packets": self.packets, "duration_s": round(self.duration_s, 1)}  # fmt: skip
             self.path.with_suffix(self.path.suffix + ".json").write_text(json.dumps(sidecar, ensure_ascii=False, indent=1))
         except OSError as exc:
             logger.warning("recording %s: floor list not written: %s", self.path, exc)
@@ -161,6 +162,7 @@ class Recorder:
         expected_seq: int | None = None
         need_keyframe = True
         last_pts = {"v": -1, "a": -1}
+        first_pts: int | None = None
         try:
             import av
 
@@ -206,6 +208,9 @@ class Recorder:
                     for stream in (video_stream, audio_stream):
                         stream.time_base = TIME_BASE
                 self._mux(av, video_stream, frame, video_clock.ms(ts, arrival_ms), last_pts, "v", container, keyframe=size is not None)
+                if first_pts is None:
+                    first_pts = last_pts["v"]
+                self.duration_s = (max(last_pts.values()) - first_pts) / 1000
             if container is not None:
                 container.close()
             self.cpu_s = time.thread_time()
