@@ -38,7 +38,12 @@ async def test_a_recorded_meeting_plays_back_with_both_tracks(node_factory, redi
     sfu = await node_factory(small_config(recording_dir=tmp_path / "rec"), redis=redis)
     await open_recorded_room(sfu, "r1", "m1")
     host = await publish_scene(sfu)
-    commune = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "c1", "publish"), [SyntheticAudioTrack(600), SyntheticVideoTrack(320, 180, frames=30)])
+    commune = await publish(
+        sfu.http,
+        f"{sfu.base}/whip/r1",
+        sfu.token("r1", "c1", "publish"),
+        [SyntheticAudioTrack(600), SyntheticVideoTrack(320, 180, frames=30)],
+    )
     watcher = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c2", "subscribe"))
     started = time.monotonic()
     try:
@@ -51,7 +56,9 @@ async def test_a_recorded_meeting_plays_back_with_both_tracks(node_factory, redi
             await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
             received.append((watcher.counters["video"].frames, watcher.counters["audio"].packets))
             if method is not None:
-                response = await sfu.http.request(method, f"{sfu.base}/rooms/r1/floor", json={"identity": "c1"} if method == "POST" else None, headers=control("r1"))
+                response = await sfu.http.request(
+                    method, f"{sfu.base}/rooms/r1/floor", json={"identity": "c1"} if method == "POST" else None, headers=control("r1")
+                )
                 assert response.status_code == 200, response.text
     finally:
         await host.close()

@@ -95,7 +95,9 @@ async def test_the_api_describes_a_recording_and_serves_its_file_in_ranges(live_
         path.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 4)
         floor = [{"at_s": 0.0, "program": "central", "floor": None}, {"at_s": 12.5, "program": "00070", "floor": "00070"}]
         path.with_suffix(".webm.json").write_text(json.dumps({"floor": floor, "state": "done"}))
-        await RecordingLog(redis).write(meeting["id"], occ, {"state": "done", "bytes": 1028, "duration_s": 30.0, "floor_changes": 2}, keep_s=3600)
+        await RecordingLog(redis).write(
+            meeting["id"], occ, {"state": "done", "bytes": 1028, "duration_s": 30.0, "floor_changes": 2}, keep_s=3600
+        )
         done = await api.get(base)
         assert done.status_code == 200, done.text
         body = done.json()
