@@ -12,7 +12,9 @@ The tier followed can change (a better one comes into use, the one followed
 is retired): the recorder moves to it at its next keyframe; all tiers share
 one timestamp base, so the file's times stay continuous. Who holds the
 program is noted each tick as a list of floor changes, written next to the
-file (``<file>.json``). A write that fails (a full disk) stops the recording
+file (``<file>.json``). The room opens at warm-up, before the meeting: the
+recorder takes nothing before the start it is given (``delay_s``), then asks
+for a keyframe so that the file begins with the meeting. A write that fails (a full disk) stops the recording
 for good with ``state`` "failed" and the reason; the meeting goes on.
 """
 
@@ -65,11 +67,14 @@ class _Clock:
 
 
 class Recorder:
-    def __init__(self, path: Path, tier_order: tuple[str, ...], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, path: Path, tier_order: tuple[str, ...], *, clock: Callable[[], float] = time.monotonic, delay_s: float = 0.0
+    ) -> None:
         self.path = path
         self.tier_order = tier_order  # video tier names, best first
         self._clock = clock
-        self.started = clock()
+        self.started = clock() + max(0.0, delay_s)  # the meeting's start: nothing before it is recorded
+        self._begun = delay_s <= 0
         self.state = "recording"
         self.reason = ""
         self.cpu_s = 0.0  # the writer thread's CPU time, once closed (docs/recordings.md: the cost per meeting)
@@ -79,6 +84,7 @@ class Recorder:
         self.tier: str | None = None
         self._program: str | None = None
         self._video: PacketStream | None = None
+        self._source: Any = None  # the tier source followed, to ask it for keyframes
         self._audio: PacketStream | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._queued = 0
@@ -101,10 +107,11 @@ class Recorder:
         self._put(("a", packet, seq, ts, marker))
 
     def _put(self, item: tuple) -> None:
-        if self._queued >= MAX_QUEUE:
-            return  # the writer is stuck (a slow or full disk): it fails the recording itself
+        at_ms = (self._clock() - self.started) * 1000
+        if at_ms < 0 or self._queued >= MAX_QUEUE:
+            return  # before the start; or the writer is stuck (a slow or full disk): it fails the recording itself
         self._queued += 1
-        self._queue.put((*item, (self._clock() - self.started) * 1000))
+        self._queue.put((*item, at_ms))
 
     # following the room (event loop, once a tick) -------------------------------------
 
@@ -122,14 +129,18 @@ class Recorder:
             source = in_use[best]
             if self._video is not None and self._tap_video in self._video.taps:
                 self._video.taps.remove(self._tap_video)
-            self._video, self.tier = source.stream, best
+            self._video, self.tier, self._source = source.stream, best, source
             source.stream.taps.append(self._tap_video)
             self._put(("switch", b"", 0, 0, False))
             source.request_keyframe()
+        if not self._begun and self._clock() >= self.started:
+            self._begun = True
+            if self._source is not None:
+                self._source.request_keyframe()  # the file starts with a picture at the start, not at the next periodic keyframe
         program = room.program_identity
         if program != self._program:
             self._program = program
-            self.floor.append({"at_s": round(self._clock() - self.started, 1), "program": program, "floor": room.floor})
+            self.floor.append({"at_s": max(0.0, round(self._clock() - self.started, 1)), "program": program, "floor": room.floor})
 
     def detach(self) -> None:
         for stream, tap in ((self._video, self._tap_video), (self._audio, self._tap_audio)):
