@@ -310,7 +310,7 @@ class SfuNode:
         self._recording_reported[room_name] = now
         fields = {"state": recorder.state, "bytes": size, "reason": recorder.reason, "node": self.config.node_id,
                   "tier": recorder.tier or "", "floor_changes": len(recorder.floor),
-                  "duration_s": round(recorder.duration_s, 1)}  # fmt: skip
+                  "duration_s": round(recorder.duration_s, 1), "frames": recorder.frames, "gaps": recorder.gaps, "dropped": recorder.dropped}  # fmt: skip
         await self._write_recording(meeting_id, occurrence, fields)
 
     async def _write_recording(self, meeting_id: str, occurrence: str, fields: dict[str, object]) -> None:

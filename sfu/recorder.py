@@ -79,6 +79,9 @@ class Recorder:
         self.reason = ""
         self.cpu_s = 0.0  # the writer thread's CPU time, once closed (docs/recordings.md: the cost per meeting)
         self.packets = 0
+        self.frames = 0  # pictures written
+        self.gaps = 0  # pictures left out: a packet missing or out of order (then the next keyframe is awaited)
+        self.dropped = 0  # packets the writer could not take (its queue full)
         self.duration_s = 0.0  # of the file written so far, from its first picture
         self.floor: list[dict] = []
         self.tier: str | None = None
@@ -108,8 +111,11 @@ class Recorder:
 
     def _put(self, item: tuple) -> None:
         at_ms = (self._clock() - self.started) * 1000
-        if at_ms < 0 or self._queued >= MAX_QUEUE:
-            return  # before the start; or the writer is stuck (a slow or full disk): it fails the recording itself
+        if at_ms < 0:
+            return  # before the start
+        if self._queued >= MAX_QUEUE:
+            self.dropped += 1  # the writer is stuck (a slow or full disk): it fails the recording itself
+            return
         self._queued += 1
         self._queue.put((*item, at_ms))
 
@@ -157,7 +163,8 @@ class Recorder:
             self.state = "done"
         try:
             sidecar = {"file": self.path.name, "tier": self.tier, "floor": self.floor, "state": self.state, "reason": self.reason,
-                       "writer_cpu_s": round(self.cpu_s, 3), "packets": self.packets, "duration_s": round(self.duration_s, 1)}  # fmt: skip
+                       "writer_cpu_s": round(self.cpu_s, 3), "packets": self.packets, "duration_s": round(self.duration_s, 1),
+                       "frames": self.frames, "gaps": self.gaps, "dropped": self.dropped}  # fmt: skip
             self.path.with_suffix(self.path.suffix + ".json").write_text(json.dumps(sidecar, ensure_ascii=False, indent=1))
         except OSError as exc:
             logger.warning("recording %s: floor list not written: %s", self.path, exc)
@@ -202,6 +209,8 @@ class Recorder:
                     parts.append(data)
                     expected_seq = (seq + 1) & 0xFFFF
                 else:
+                    if not need_keyframe:
+                        self.gaps += 1
                     parts, need_keyframe = [], True  # a gap: wait for the next keyframe
                     continue
                 if not marker:
@@ -219,6 +228,7 @@ class Recorder:
                     for stream in (video_stream, audio_stream):
                         stream.time_base = TIME_BASE
                 self._mux(av, video_stream, frame, video_clock.ms(ts, arrival_ms), last_pts, "v", container, keyframe=size is not None)
+                self.frames += 1
                 if first_pts is None:
                     first_pts = last_pts["v"]
                 self.duration_s = (max(last_pts.values()) - first_pts) / 1000

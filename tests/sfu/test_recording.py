@@ -77,6 +77,8 @@ async def test_a_recorded_meeting_plays_back_with_both_tracks(node_factory, redi
     assert response.status_code == 204
     state = await redis.hgetall(keys.recording("m1", occ))
     assert state["state"] == "done" and int(state["bytes"]) > 10_000 and state["floor_changes"] == "3", state
+    # every picture the tier encoder made after the first is in the file: none left out, none dropped on the way
+    assert state["gaps"] == "0" and state["dropped"] == "0", state
 
     path = tmp_path / "rec" / recording_path("m1", occ)
     with av.open(str(path)) as played:
@@ -95,6 +97,7 @@ async def test_a_recorded_meeting_plays_back_with_both_tracks(node_factory, redi
     assert elapsed - scaled(5) <= last_time <= elapsed + 1, (last_time, elapsed)
     assert video_frames > 5 * last_time and audio_frames > 25 * last_time, (video_frames, audio_frames, last_time)
     assert abs(float(state["duration_s"]) - last_time) < 1, (state["duration_s"], last_time)
+    assert int(state["frames"]) == video_frames, (state["frames"], video_frames)
     sidecar = json.loads(path.with_suffix(".webm.json").read_text())
     assert [f["program"] for f in sidecar["floor"]] == ["studio", "c1", "studio"] and sidecar["state"] == "done"
     handed, back = sidecar["floor"][1]["at_s"], sidecar["floor"][2]["at_s"]
