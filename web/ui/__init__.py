@@ -80,7 +80,7 @@ routes = [
     Route("/meetings/{meeting_id}/floor/take", pages_live.floor_take, methods=["POST"]),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/report", pages_reports.report_page, methods=["GET"], name="ui-report"),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/report.csv", pages_reports.report_csv_page, methods=["GET"]),
-    Route("/meetings/{meeting_id}/occurrences/{occurrence}/recording", pages_reports.recording_page_file, methods=["GET"], name="ui-recording"),
+    Route("/meetings/{meeting_id}/occurrences/{occurrence}/recording", pages_reports.recording_page, methods=["GET"], name="ui-recording"),
     Route("/meetings/{meeting_id}/host", pages_host.host_console, methods=["GET"], name="ui-meeting-host"),
     Route("/meetings/{meeting_id}/host/session", pages_host.host_session, methods=["POST"]),
     Route("/endpoints", pages_endpoints.endpoint_list, methods=["GET"], name="ui-endpoints"),

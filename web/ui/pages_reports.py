@@ -18,7 +18,7 @@ from web.ui.meeting_views import check_visible, named_occurrence
 from web.ui.nav import BOOKERS, EVERYONE
 from web.ui.rendering import render
 
-__all__ = ["recording_page_file", "recording_rows", "report_csv_page", "report_page"]
+__all__ = ["recording_page", "recording_rows", "report_csv_page", "report_page"]
 
 
 async def visible_meeting(request: Request, me: SignedIn):
@@ -60,7 +60,7 @@ async def report_csv_page(request: Request, me: SignedIn) -> Response:
 
 
 @page(*BOOKERS)
-async def recording_page_file(request: Request, me: SignedIn) -> Response:
+async def recording_page(request: Request, me: SignedIn) -> Response:
     """The recording, to play in the page (range requests) or to download (`?download=1`)."""
     meeting = await visible_meeting(request, me)
     occurrence = named_occurrence(request.path_params["occurrence"], meeting)
