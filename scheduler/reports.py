@@ -31,8 +31,9 @@ from scheduler.store import MeetingStore
 from vcs import keys
 from vcs.divisions import provinces
 from vcs.registry import Registry
+from vcs.roles import Principal
 
-__all__ = ["Reports", "report_rows"]
+__all__ = ["Reports", "report_rows", "scoped_report"]
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,24 @@ class Reports:
             await pipe.execute()
         log.info("deleted %d report(s) past retention", len(old))
         return len(old)
+
+
+def scoped_report(report: dict, principal: Principal) -> dict:
+    """What `principal` may read of the report: a province organizer, the rooms and totals of its province only.
+
+    The country line is the national users'; a scoped organizer gets `"country": null`
+    and `"scope"` names its province (as the home page's board shows it only its own).
+    """
+    if not principal.scoped:
+        return {**report, "scope": None}
+    mine = principal.province_code
+    return {
+        **report,
+        "scope": mine,
+        "rooms": [r for r in report["rooms"] if r["province"] == mine],
+        "provinces": [p for p in report["provinces"] if p["code"] == mine],
+        "country": None,
+    }
 
 
 def _at(timestamp: float | None) -> str | None:

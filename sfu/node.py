@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from rtc.consent import tolerate_load
@@ -60,6 +61,17 @@ async def _unknown_link(identity: str) -> LinkInfo | None:
     return None
 
 
+def _seconds_until(occurrence: str) -> float:
+    """Seconds from now to an occurrence's start (its UTC start, as in `record`); 0 when it has begun or is not a time."""
+    try:
+        start = datetime.fromisoformat(occurrence)
+    except ValueError:
+        return 0.0
+    if start.tzinfo is None:
+        return 0.0
+    return max(0.0, start.timestamp() - time.time())
+
+
 class SfuNode:
     def __init__(
         self,
@@ -75,7 +87,7 @@ class SfuNode:
         self._router = NodeRouter(redis) if redis is not None else None
         self._recording_log = RecordingLog(redis) if redis is not None else None
         self.recorders: dict[str, tuple[Recorder, str, str]] = {}  # room => (recorder, meeting id, occurrence)
-        self._recording_reported: dict[str, tuple[str, int]] = {}  # room => (state, bytes) last written
+        self._recording_reported: dict[str, tuple[str, int, int]] = {}  # room => (state, bytes, whole seconds) last written
         self._link_lookup = link_lookup or _unknown_link
         self._clock = clock
         self._networks = parse_networks(config.ice_allowed_networks)
@@ -261,7 +273,8 @@ class SfuNode:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         directory = self.config.recording_dir
-        fields: dict[str, object] = {"node": self.config.node_id, "file": relative, "started": f"{time.time():.1f}", "bytes": 0}
+        delay_s = _seconds_until(occurrence)  # the room opens at warm-up; the recording begins with the meeting
+        fields: dict[str, object] = {"node": self.config.node_id, "file": relative, "started": f"{time.time() + delay_s:.1f}", "bytes": 0}
         if directory is None:
             failed = {**fields, "state": "failed", "reason": "this node has no recording directory"}
             await self._write_recording(meeting_id, occurrence, failed)
@@ -273,7 +286,7 @@ class SfuNode:
             reason = "disk full" if exc.errno == 28 else f"cannot create {path.parent}: {exc.strerror}"
             await self._write_recording(meeting_id, occurrence, {**fields, "state": "failed", "reason": reason})
             return
-        recorder = Recorder(path, tuple(t.name for t in self.config.video_tiers), clock=self._clock)
+        recorder = Recorder(path, tuple(t.name for t in self.config.video_tiers), clock=self._clock, delay_s=delay_s)
         self.recorders[room_name] = (recorder, meeting_id, occurrence)
         recorder.follow(self.room(room_name))
         logger.info("room %s: recording into %s", room_name, path)
@@ -290,17 +303,22 @@ class SfuNode:
         self._recording_reported.pop(room_name, None)
 
     async def _report_recording(self, room_name: str, *, force: bool = False) -> None:
-        """Write the recording's state when it changed (its size with each heartbeat); a failure is logged once."""
+        """Write the recording's state when it changed (its size and duration with each heartbeat); a failure is logged once.
+
+        The muxer writes the file in large blocks, so its size alone grows in steps: the duration tells the progress.
+        """
         recorder, meeting_id, occurrence = self.recorders[room_name]
         size = recorder.bytes
         last = self._recording_reported.get(room_name)
-        if not force and last == (recorder.state, size):
+        now = (recorder.state, size, int(recorder.duration_s))
+        if not force and last == now:
             return
         if recorder.state == "failed" and (last is None or last[0] != "failed"):
             logger.error("room %s: recording failed (%s); the meeting goes on", room_name, recorder.reason)
-        self._recording_reported[room_name] = (recorder.state, size)
+        self._recording_reported[room_name] = now
         fields = {"state": recorder.state, "bytes": size, "reason": recorder.reason, "node": self.config.node_id,
-                  "tier": recorder.tier or "", "floor_changes": len(recorder.floor)}  # fmt: skip
+                  "tier": recorder.tier or "", "floor_changes": len(recorder.floor),
+                  "duration_s": round(recorder.duration_s, 1), "frames": recorder.frames, "gaps": recorder.gaps, "dropped": recorder.dropped}  # fmt: skip
         await self._write_recording(meeting_id, occurrence, fields)
 
     async def _write_recording(self, meeting_id: str, occurrence: str, fields: dict[str, object]) -> None:

@@ -12,7 +12,9 @@ The tier followed can change (a better one comes into use, the one followed
 is retired): the recorder moves to it at its next keyframe; all tiers share
 one timestamp base, so the file's times stay continuous. Who holds the
 program is noted each tick as a list of floor changes, written next to the
-file (``<file>.json``). A write that fails (a full disk) stops the recording
+file (``<file>.json``). The room opens at warm-up, before the meeting: the
+recorder takes nothing before the start it is given (``delay_s``), then asks
+for a keyframe so that the file begins with the meeting. A write that fails (a full disk) stops the recording
 for good with ``state`` "failed" and the reason; the meeting goes on.
 """
 
@@ -65,19 +67,27 @@ class _Clock:
 
 
 class Recorder:
-    def __init__(self, path: Path, tier_order: tuple[str, ...], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, path: Path, tier_order: tuple[str, ...], *, clock: Callable[[], float] = time.monotonic, delay_s: float = 0.0
+    ) -> None:
         self.path = path
         self.tier_order = tier_order  # video tier names, best first
         self._clock = clock
-        self.started = clock()
+        self.started = clock() + max(0.0, delay_s)  # the meeting's start: nothing before it is recorded
+        self._begun = delay_s <= 0
         self.state = "recording"
         self.reason = ""
         self.cpu_s = 0.0  # the writer thread's CPU time, once closed (docs/recordings.md: the cost per meeting)
         self.packets = 0
+        self.frames = 0  # pictures written
+        self.gaps = 0  # pictures left out: a packet missing or out of order (then the next keyframe is awaited)
+        self.dropped = 0  # packets the writer could not take (its queue full)
+        self.duration_s = 0.0  # of the file written so far, from its first picture
         self.floor: list[dict] = []
         self.tier: str | None = None
         self._program: str | None = None
         self._video: PacketStream | None = None
+        self._source: Any = None  # the tier source followed, to ask it for keyframes
         self._audio: PacketStream | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._queued = 0
@@ -100,10 +110,14 @@ class Recorder:
         self._put(("a", packet, seq, ts, marker))
 
     def _put(self, item: tuple) -> None:
+        at_ms = (self._clock() - self.started) * 1000
+        if at_ms < 0:
+            return  # before the start
         if self._queued >= MAX_QUEUE:
-            return  # the writer is stuck (a slow or full disk): it fails the recording itself
+            self.dropped += 1  # the writer is stuck (a slow or full disk): it fails the recording itself
+            return
         self._queued += 1
-        self._queue.put((*item, (self._clock() - self.started) * 1000))
+        self._queue.put((*item, at_ms))
 
     # following the room (event loop, once a tick) -------------------------------------
 
@@ -121,14 +135,18 @@ class Recorder:
             source = in_use[best]
             if self._video is not None and self._tap_video in self._video.taps:
                 self._video.taps.remove(self._tap_video)
-            self._video, self.tier = source.stream, best
+            self._video, self.tier, self._source = source.stream, best, source
             source.stream.taps.append(self._tap_video)
             self._put(("switch", b"", 0, 0, False))
             source.request_keyframe()
+        if not self._begun and self._clock() >= self.started:
+            self._begun = True
+            if self._source is not None:
+                self._source.request_keyframe()  # the file starts with a picture at the start, not at the next periodic keyframe
         program = room.program_identity
         if program != self._program:
             self._program = program
-            self.floor.append({"at_s": round(self._clock() - self.started, 1), "program": program, "floor": room.floor})
+            self.floor.append({"at_s": max(0.0, round(self._clock() - self.started, 1)), "program": program, "floor": room.floor})
 
     def detach(self) -> None:
         for stream, tap in ((self._video, self._tap_video), (self._audio, self._tap_audio)):
@@ -145,7 +163,8 @@ class Recorder:
             self.state = "done"
         try:
             sidecar = {"file": self.path.name, "tier": self.tier, "floor": self.floor, "state": self.state, "reason": self.reason,
-                       "writer_cpu_s": round(self.cpu_s, 3), "packets": self.packets}  # fmt: skip
+                       "writer_cpu_s": round(self.cpu_s, 3), "packets": self.packets, "duration_s": round(self.duration_s, 1),
+                       "frames": self.frames, "gaps": self.gaps, "dropped": self.dropped}  # fmt: skip
             self.path.with_suffix(self.path.suffix + ".json").write_text(json.dumps(sidecar, ensure_ascii=False, indent=1))
         except OSError as exc:
             logger.warning("recording %s: floor list not written: %s", self.path, exc)
@@ -161,6 +180,7 @@ class Recorder:
         expected_seq: int | None = None
         need_keyframe = True
         last_pts = {"v": -1, "a": -1}
+        first_pts: int | None = None
         try:
             import av
 
@@ -189,6 +209,8 @@ class Recorder:
                     parts.append(data)
                     expected_seq = (seq + 1) & 0xFFFF
                 else:
+                    if not need_keyframe:
+                        self.gaps += 1
                     parts, need_keyframe = [], True  # a gap: wait for the next keyframe
                     continue
                 if not marker:
@@ -206,6 +228,10 @@ class Recorder:
                     for stream in (video_stream, audio_stream):
                         stream.time_base = TIME_BASE
                 self._mux(av, video_stream, frame, video_clock.ms(ts, arrival_ms), last_pts, "v", container, keyframe=size is not None)
+                self.frames += 1
+                if first_pts is None:
+                    first_pts = last_pts["v"]
+                self.duration_s = (max(last_pts.values()) - first_pts) / 1000
             if container is not None:
                 container.close()
             self.cpu_s = time.thread_time()

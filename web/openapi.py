@@ -92,6 +92,7 @@ _FILTERS = [
 _TIME = {"type": "string", "format": "date-time"}
 _CSV = {"type": "string", "description": "columns id, name, province_code, access, down_kbps, up_kbps, rtt_ms, loss_pct"}
 _ICS = {"type": "string", "description": "iCalendar (RFC 5545)"}
+_WEBM = {"type": "string", "format": "binary"}
 _REPORT_CSV = {
     "type": "string",
     "description": "columns endpoint_id, name, province, province_name, attended, first_join, last_leave, minutes_present,"
@@ -228,6 +229,15 @@ def _meeting_paths() -> dict:
                 params=occurrence_live,
             )
         },
+        "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/recording": {
+            "get": _op(
+                "The occurrence's recording (admin, organizer): its state, size, duration, the floor changes, and where to download it",
+                _ref("Recording"),
+                errors="403 404 422",
+                params=occurrence_live,
+            )
+        },
+        "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/recording.webm": {"get": _recording_file(occurrence_live)},
         "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/live": {"get": {**live, "parameters": occurrence_live}},
         "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/live/stream": {"get": {**stream, "parameters": occurrence_live}},
         "/api/v1/meetings/{meeting_id}/floor": floor,
@@ -236,6 +246,21 @@ def _meeting_paths() -> dict:
             "get": _op("An endpoint's calendar: every meeting it takes part in or hosts", _ICS, media="text/calendar", errors="403 404", params=[_ENDPOINT_ID]),
         },
     }
+
+
+def _recording_file(params: list) -> dict:
+    op = _op(
+        "The recording's file, WebM (VP8, Opus) (admin, organizer)",
+        _WEBM,
+        media="video/webm",
+        errors="403 404 422",
+        params=[*params, _q("download", {"type": "string"}, "any value: served as an attachment (a download) rather than inline")],
+        description="Range requests are answered 206 with the part asked for, so a player seeks;"
+        " a range beyond the file is answered 416 (plain text) with `Content-Range: bytes */<size>`.",
+    )
+    op["parameters"].append({"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}, "description": "e.g. bytes=0-1023"})
+    op["responses"]["206"] = {"description": "the part asked for by Range", "content": {"video/webm": {"schema": _WEBM}}}
+    return op
 
 
 def _meeting_fields() -> dict:
@@ -478,7 +503,31 @@ def _schemas() -> dict:
                 "sample_s": {"type": "number"},
                 "rooms": {"type": "array", "items": _ref("ReportRoom")},
                 "provinces": {"type": "array", "items": {"type": "object", "description": "code, name and the totals"}},
-                "country": {"type": "object", "description": "expected, attended, minutes_present, drops, rejoins, floor_minutes"},
+                "country": {
+                    "type": ["object", "null"],
+                    "description": "expected, attended, minutes_present, drops, rejoins, floor_minutes; null for a province organizer",
+                },
+                "scope": {"type": ["string", "null"], "description": "a province organizer's province: rooms and provinces are only its own"},
+            },
+        },
+        "Recording": {
+            "type": "object",
+            "properties": {
+                "meeting_id": string,
+                "occurrence": _TIME,
+                "state": {"enum": ["recording", "done", "failed"]},
+                "reason": {"type": ["string", "null"], "description": "why a failed recording stopped, e.g. disk full"},
+                "bytes": integer,
+                "duration_s": {"type": ["number", "null"], "description": "seconds written, from the first picture"},
+                "tier": {"type": ["string", "null"], "description": "the video tier recorded last"},
+                "node": {"type": ["string", "null"], "description": "the SFU node that records it"},
+                "floor_changes": integer,
+                "floor": {
+                    "type": ["array", "null"],
+                    "description": "who held the program, from `at_s` seconds (null until the recording is finished)",
+                    "items": {"type": "object", "properties": {"at_s": {"type": "number"}, "program": string, "floor": {"type": ["string", "null"]}}},
+                },
+                "download_url": {"type": ["string", "null"], "description": "the file (range requests); null while this web host has no file"},
             },
         },
         "ReportRoom": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -73,3 +74,42 @@ def test_the_recording_directory_defaults_under_the_data_dir(tmp_path):
     assert Settings.from_environ({"VCS_RECORDING_DIR": "off"}).recording_dir is None
     assert Settings.from_environ({"VCS_RECORDING_DIR": "/srv/rec"}).recording_dir.as_posix() == "/srv/rec"
     assert Settings(secret_key=TEST_SECRET).retention_days == 365
+
+
+async def test_the_api_describes_a_recording_and_serves_its_file_in_ranges(live_server, redis, settings, mint_token):
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30, headers=await mint_token("admin")) as admin:
+        booked = await admin.post("/api/v1/meetings", json=booking({"kind": "communes", "commune_ids": ["00070"]}, record=True))
+        assert booked.status_code == 201, booked.text
+        meeting = booked.json()["meeting"]
+    occ = meeting["start"].replace("+00:00", "Z")
+    base = f"/api/v1/meetings/{meeting['id']}/occurrences/{occ}/recording"
+    headers = await mint_token("organizer", "01")
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30, headers=headers) as api:
+        assert (await api.get(base)).status_code == 404  # not recorded yet
+        await RecordingLog(redis).write(meeting["id"], occ, {"state": "recording", "bytes": 40, "duration_s": 1.5, "floor_changes": 1,
+                                                              "tier": "720p", "node": "sfu-1"}, keep_s=3600)  # fmt: skip
+        running = (await api.get(base)).json()
+        assert running["state"] == "recording" and running["duration_s"] == 1.5 and running["download_url"] is None
+        path = settings.recording_dir / recording_path(meeting["id"], occ)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 4)
+        floor = [{"at_s": 0.0, "program": "central", "floor": None}, {"at_s": 12.5, "program": "00070", "floor": "00070"}]
+        path.with_suffix(".webm.json").write_text(json.dumps({"floor": floor, "state": "done"}))
+        await RecordingLog(redis).write(
+            meeting["id"], occ, {"state": "done", "bytes": 1028, "duration_s": 30.0, "floor_changes": 2}, keep_s=3600
+        )
+        done = await api.get(base)
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert body["state"] == "done" and body["bytes"] == 1028 and body["duration_s"] == 30.0 and body["reason"] is None
+        assert body["floor"] == floor and body["floor_changes"] == 2 and body["download_url"] == f"{base}.webm"
+        whole = await api.get(body["download_url"], params={"download": "1"})
+        assert whole.status_code == 200 and whole.content == path.read_bytes() and whole.headers["content-type"] == "video/webm"
+        assert "attachment" in whole.headers["content-disposition"]
+        part = await api.get(body["download_url"], headers={"Range": "bytes=4-7"})
+        assert part.status_code == 206 and part.content == bytes(range(4)) and part.headers["content-range"] == "bytes 4-7/1028"
+        beyond = await api.get(body["download_url"], headers={"Range": "bytes=5000-6000"})
+        assert beyond.status_code == 416 and beyond.headers["content-range"] == "bytes */1028"
+    for role, province in (("viewer", None), ("organizer", "79")):  # not a booker; a province the meeting does not touch
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=30, headers=await mint_token(role, province)) as other:
+            assert (await other.get(base)).status_code == 403 and (await other.get(f"{base}.webm")).status_code == 403

@@ -1,6 +1,7 @@
 """An occurrence's attendance and quality report: JSON and CSV (scheduler.reports).
 
-Whoever may see the meeting may read its reports; before the occurrence has
+Whoever may see the meeting may read its reports, a province organizer only
+its province's rooms and totals (`scoped_report`); before the occurrence has
 ended (or before its end step ran) the figures are partial: `"final": false`.
 """
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from scheduler.reports import report_rows
+from scheduler.reports import report_rows, scoped_report
 from web.api.live import visible_occurrence
 from web.auth import api_principal
 from web.services import services
@@ -23,10 +24,10 @@ __all__ = ["report_csv", "routes"]
 
 
 async def _report(request: Request) -> dict:
-    await api_principal(request)
+    principal = await api_principal(request)
     meeting, occurrence = await visible_occurrence(request)
     svc = services(request)
-    return await svc.reports.get(meeting, occurrence, datetime.fromtimestamp(svc.clock(), UTC))
+    return scoped_report(await svc.reports.get(meeting, occurrence, datetime.fromtimestamp(svc.clock(), UTC)), principal)
 
 
 def report_csv(report: dict) -> Response:

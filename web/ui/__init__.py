@@ -85,7 +85,7 @@ routes = [
     Route("/meetings/{meeting_id}/floor/take", pages_live.floor_take, methods=["POST"]),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/report", pages_reports.report_page, methods=["GET"], name="ui-report"),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/report.csv", pages_reports.report_csv_page, methods=["GET"]),
-    Route("/meetings/{meeting_id}/occurrences/{occurrence}/recording", pages_reports.recording_file, methods=["GET"], name="ui-recording"),
+    Route("/meetings/{meeting_id}/occurrences/{occurrence}/recording", pages_reports.recording_page, methods=["GET"], name="ui-recording"),
     Route("/meetings/{meeting_id}/readiness", pages_readiness.occurrence_board, methods=["GET"], name="ui-meeting-readiness"),
     Route("/meetings/{meeting_id}/readiness.csv", pages_readiness.occurrence_csv, methods=["GET"]),
     Route("/meetings/{meeting_id}/readiness/run", pages_readiness.occurrence_run, methods=["POST"]),

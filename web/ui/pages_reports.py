@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from scheduler.meeting import format_utc, parse_utc
-from vcs.errors import NotFound
-from vcs.recordings import RecordingLog, recording_path
+from scheduler.reports import scoped_report
+from vcs.recordings import RecordingLog
+from web.api.recordings import recording_file
 from web.api.reports import report_csv
 from web.services import services
 from web.ui.access import SignedIn, page
@@ -17,7 +18,7 @@ from web.ui.meeting_views import check_visible, named_occurrence
 from web.ui.nav import BOOKERS, EVERYONE
 from web.ui.rendering import render
 
-__all__ = ["recording_file", "recording_rows", "report_csv_page", "report_page"]
+__all__ = ["recording_page", "recording_rows", "report_csv_page", "report_page"]
 
 
 async def visible_meeting(request: Request, me: SignedIn):
@@ -35,7 +36,7 @@ async def _report(request: Request, me: SignedIn) -> dict:
     svc = services(request)
     meeting = await visible_meeting(request, me)
     occurrence = named_occurrence(request.path_params["occurrence"], meeting)
-    return await svc.reports.get(meeting, occurrence, datetime.fromtimestamp(svc.clock(), UTC))
+    return scoped_report(await svc.reports.get(meeting, occurrence, datetime.fromtimestamp(svc.clock(), UTC)), me.principal)
 
 
 @page(*EVERYONE)
@@ -59,19 +60,11 @@ async def report_csv_page(request: Request, me: SignedIn) -> Response:
 
 
 @page(*BOOKERS)
-async def recording_file(request: Request, me: SignedIn) -> Response:
+async def recording_page(request: Request, me: SignedIn) -> Response:
     """The recording, to play in the page (range requests) or to download (`?download=1`)."""
-    svc = services(request)
     meeting = await visible_meeting(request, me)
     occurrence = named_occurrence(request.path_params["occurrence"], meeting)
-    directory = svc.settings.recording_dir
-    relative = recording_path(meeting.id, format_utc(occurrence))
-    path = directory / relative if directory is not None else None
-    if path is None or not path.is_file():
-        raise NotFound("no recording of this occurrence")
-    name = f"{meeting.id}-{relative.rsplit('/', 1)[-1]}"
-    disposition = "attachment" if request.query_params.get("download") else "inline"
-    return FileResponse(path, media_type="video/webm", filename=name, content_disposition_type=disposition)
+    return recording_file(services(request), meeting, occurrence, download=bool(request.query_params.get("download")))
 
 
 async def recording_rows(svc, meeting, starts: list[datetime]) -> list[dict]:

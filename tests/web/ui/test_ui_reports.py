@@ -7,6 +7,8 @@ import io
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
+
 from scheduler.meeting import Meeting, ParticipantSelector, format_utc
 from scheduler.store import MeetingStore
 from vcs.recordings import RecordingLog, recording_path
@@ -15,11 +17,11 @@ from web.services import Services
 COMMUNES = ("00070", "00073")
 
 
-async def held_meeting(redis, settings) -> tuple[Meeting, str]:
-    """A meeting that took place an hour ago, with one commune present for a while."""
+async def held_meeting(redis, settings, communes: tuple[str, ...] = COMMUNES) -> tuple[Meeting, str]:
+    """A meeting that took place an hour ago, with the first commune present for a while."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     meeting = Meeting(id="mheld1", title="Hội nghị triển khai", organizer="admin", host_endpoint_id="central", start=start,
-                      duration=timedelta(minutes=30), selector=ParticipantSelector("communes", commune_ids=COMMUNES), record=True)  # fmt: skip
+                      duration=timedelta(minutes=30), selector=ParticipantSelector("communes", commune_ids=communes), record=True)  # fmt: skip
     await MeetingStore(redis).create(meeting)
     svc = Services.build(settings, redis)
     occ = format_utc(start)
@@ -70,3 +72,33 @@ async def test_the_meeting_page_shows_a_stopped_recording_and_serves_a_kept_one(
     elsewhere = await signed_in("organizer", username="hcm", province="79")
     assert (await elsewhere.get(f"/meetings/{meeting.id}/occurrences/{occ}/report")).status_code == 403
     assert time.time() > meeting.start.timestamp()
+
+
+async def test_a_province_organizer_reads_only_its_province_of_a_report(signed_in, redis, settings, mint_token, live_server):
+    hcm_commune = "25747"  # province 79; the meeting calls two communes of Hà Nội (01) and one of it
+    meeting, occ = await held_meeting(redis, settings, (*COMMUNES, hcm_commune))
+    path = f"/meetings/{meeting.id}/occurrences/{occ}/report"
+    hcm = await signed_in("organizer", username="hcm", province="79")
+    html = (await hcm.get(path)).text
+    assert 'id="room-25747"' in html and 'id="room-00070"' not in html and 'id="room-central"' not in html
+    assert 'id="report-country"' not in html and 'id="report-scope"' in html
+    provinces = html.split('id="report-provinces"')[1].split("</table>")[0]
+    assert "Hồ Chí Minh" in provinces and "Hà Nội" not in provinces
+    exported = (await hcm.get(f"{path}.csv")).text
+    assert [r["endpoint_id"] for r in csv.DictReader(io.StringIO(exported.lstrip("\ufeff")))] == [hcm_commune]
+    national = await signed_in("organizer", username="national")
+    html = (await national.get(path)).text
+    assert all(f'id="room-{e}"' in html for e in (*COMMUNES, hcm_commune, "central")) and 'id="report-country"' in html
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as api:
+        scoped = await api.get(f"/api/v1{path}", headers=await mint_token("organizer", "79"))
+        assert scoped.status_code == 200, scoped.text
+        body = scoped.json()
+        assert [r["endpoint_id"] for r in body["rooms"]] == [hcm_commune] and body["country"] is None and body["scope"] == "79"
+        assert [p["code"] for p in body["provinces"]] == ["79"] and body["provinces"][0]["expected"] == 1
+        full = (await api.get(f"/api/v1{path}", headers=await mint_token("organizer"))).json()
+        assert full["country"]["expected"] == 3 and full["scope"] is None
+        for other in (f"/api/v1{path}", f"/api/v1{path}.csv"):
+            refused = await api.get(other, headers=await mint_token("organizer", "48"))  # Đà Nẵng: nothing of it in the meeting
+            assert refused.status_code == 403, refused.text
+    danang = await signed_in("organizer", username="dn", province="48")
+    assert (await danang.get(path)).status_code == 403 and (await danang.get(f"{path}.csv")).status_code == 403
