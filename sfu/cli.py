@@ -1,6 +1,6 @@
 """The SFU's commands, wired into ``vcs`` by ``app/cli.py``.
 
-- ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
+- ``vcs sfu [--host H] [--port P] [--role origin|relay] [--provinces 01,79] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);
 - ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark.
 
@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,12 +43,15 @@ def create_node(
     link_lookup: LinkLookup | None = None,
     environ: Mapping[str, str] | None = None,
     role: str | None = None,
+    provinces: str | None = None,
 ) -> SfuNode:
     """Build a node from Settings and ``VCS_SFU_*`` variables."""
     environ = os.environ if environ is None else environ
     config = SfuConfig.from_environ(environ, public_url=public_url, ladder=settings.ladder)
     if role is not None:
         config = config.with_changes(role=role)
+    if provinces is not None:
+        config = config.with_changes(provinces=tuple(provinces.split(",")))
     return SfuNode(config, secret=settings.secret_key, redis=redis, link_lookup=link_lookup)
 
 
@@ -56,6 +60,7 @@ def add_sfu_command(subparsers: Any, *, link_lookup_factory: LinkLookupFactory |
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8090, help="port (default 8090)")
     parser.add_argument("--role", choices=["origin", "relay"], default=None, help="origin or relay (default VCS_SFU_ROLE, else origin)")
+    parser.add_argument("--provinces", default=None, help="province codes this node sits near, e.g. 01,79 (default VCS_SFU_PROVINCES, else anywhere)")
     parser.add_argument("--public-url", default=None, help="base URL clients use (default http://HOST:PORT)")
     parser.set_defaults(func=lambda args, settings: run_sfu(args, settings, link_lookup_factory))
     return parser
@@ -75,7 +80,11 @@ def run_sfu(args: argparse.Namespace, settings: Any, link_lookup_factory: LinkLo
     if client is None:
         logger.warning("no Redis URL: this node will not register itself")
     lookup = link_lookup_factory(settings, client) if link_lookup_factory else None
-    node = create_node(settings, public_url=public_url, redis=client, link_lookup=lookup, role=args.role)
+    try:
+        node = create_node(settings, public_url=public_url, redis=client, link_lookup=lookup, role=args.role, provinces=args.provinces)
+    except ValueError as exc:  # a bad VCS_SFU_* value or --provinces
+        print(f"vcs sfu: {exc}", file=sys.stderr)
+        return 2
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]

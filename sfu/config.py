@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from vcs.routing import ROLES
+from vcs.routing import ROLES, parse_provinces
 from vcs.tiers import DEFAULT_AUDIO_KBPS, DEFAULT_TIERS, DEFAULT_VCS_SHARE, Ladder, TierSpec
 
 __all__ = ["SfuConfig"]
@@ -30,6 +30,7 @@ class SfuConfig:
     public_url: str
     node_id: str = field(default_factory=lambda: "sfu-" + secrets.token_hex(4))
     role: str = "origin"
+    provinces: tuple[str, ...] = ()  # province codes this node sits near (placement prefers it for them)
     tiers: tuple[TierSpec, ...] = DEFAULT_TIERS
     frame_rate: int = 30
     audio_kbps: int = DEFAULT_AUDIO_KBPS  # budget reserved for Opus in the fit
@@ -70,6 +71,7 @@ class SfuConfig:
             raise ValueError("capacity and max_rooms must be positive")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        object.__setattr__(self, "provinces", parse_provinces(",".join(self.provinces)))
         if not self.ice_allowed_networks:
             raise ValueError("ice_allowed_networks is empty: name the networks peers may be in")
         for net in self.ice_allowed_networks:
@@ -129,6 +131,7 @@ class SfuConfig:
             "VCS_SFU_CORS_ORIGINS": "cors_origins",
             "VCS_SFU_ICE_HOSTS": "ice_host_addresses",
             "VCS_SFU_ICE_ALLOW": "ice_allowed_networks",
+            "VCS_SFU_PROVINCES": "provinces",
         }
         for env, name in text.items():
             if environ.get(env):

@@ -415,6 +415,7 @@ class SfuNode:
             started=int(self.started_at),
             heartbeat=time.time(),
             ttl=node_ttl(self.config.heartbeat_interval_s),
+            provinces=self.config.provinces,
         )
 
     def info(self) -> dict[str, Any]:

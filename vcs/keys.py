@@ -68,6 +68,12 @@ def occurrence_room(meeting_id: str, occurrence: str) -> str:
     return f"{PREFIX}room:{meeting_id}:{occurrence}"
 
 
+# string: JSON of the occurrence's placement (scheduler.placement.Placement): its origin and, per province,
+# the nodes serving its communes; written when first asked, changed only when a relay fails or drains
+def occurrence_placement(meeting_id: str, occurrence: str) -> str:
+    return f"{PREFIX}placement:{meeting_id}:{occurrence}"
+
+
 # list of JSON {meeting, occurrence, phase, fence, at}: lifecycle steps as run, newest first (capped)
 LIFECYCLE_LOG = PREFIX + "lifecycle-log"
 
@@ -96,6 +102,7 @@ __all__ = [
     "SCHEDULER_FENCE",
     "SCHEDULER_LEASE",
     "live_state",
+    "occurrence_placement",
     "occurrence_room",
     "phase_claim",
     "phase_done",

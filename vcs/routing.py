@@ -32,6 +32,7 @@ __all__ = [
     "NodeRouter",
     "NodeSelector",
     "node_ttl",
+    "parse_provinces",
 ]
 
 ROLES = ("origin", "relay")
@@ -57,6 +58,13 @@ class NodeInfo:
     started: int = 0
     heartbeat: float = 0.0  # unix seconds
     ttl: int = DEFAULT_NODE_TTL
+    provinces: tuple[str, ...] = ()  # province codes the node sits near; empty = anywhere
+    upstream_streams: int = 0  # a relay's subscriptions to its origins (one per tier in use per room)
+    bitrate_in_kbps: int = 0
+    bitrate_out_kbps: int = 0
+
+    def near(self, province_code: str) -> bool:
+        return province_code in self.provinces
 
     @property
     def spare(self) -> int:
@@ -69,7 +77,9 @@ class NodeInfo:
         return {
             "id": self.id, "url": self.url, "role": self.role, "capacity": str(self.capacity), "load": str(self.load),
             "rooms": str(self.rooms), "draining": str(int(self.draining)), "started": str(self.started),
-            "heartbeat": f"{self.heartbeat:.3f}", "ttl": str(self.ttl),
+            "heartbeat": f"{self.heartbeat:.3f}", "ttl": str(self.ttl), "provinces": ",".join(self.provinces),
+            "upstream_streams": str(self.upstream_streams), "bitrate_in_kbps": str(self.bitrate_in_kbps),
+            "bitrate_out_kbps": str(self.bitrate_out_kbps),
         }  # fmt: skip
 
     @classmethod
@@ -85,7 +95,24 @@ class NodeInfo:
             started=int(row.get("started", 0)),
             heartbeat=heartbeat,
             ttl=int(row.get("ttl", DEFAULT_NODE_TTL)),
+            provinces=parse_provinces(row.get("provinces", "")),
+            upstream_streams=int(row.get("upstream_streams", 0)),
+            bitrate_in_kbps=int(row.get("bitrate_in_kbps", 0)),
+            bitrate_out_kbps=int(row.get("bitrate_out_kbps", 0)),
         )
+
+
+def parse_provinces(text: str) -> tuple[str, ...]:
+    """"1, 79,01" -> ("01", "79"): the registry spells a province code with two digits."""
+    codes = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit():
+            raise ValueError(f"a province code is a number, not {part!r}")
+        codes.add(f"{int(part):02d}")
+    return tuple(sorted(codes))
 
 
 class NodeSelector(Protocol):
