@@ -31,7 +31,7 @@ async def run_scheduler(settings: Settings, *, lease_ttl: float = 5.0) -> None:
         registry = Registry(redis)
         await registry.seed()
         roster = Roster(store, registry, Groups(redis))
-        actions = LifecycleActions(store, roster, public_url=settings.public_url, sfu=SfuControl(settings.secret_key))
+        actions = LifecycleActions(store, roster, public_url=settings.public_url, sfu=SfuControl(settings.secret_key), ladder=settings.ladder)
         role = SchedulerRole(store, actions, lease_ttl=lease_ttl)
         await role.start()
         log.info("scheduler %s running (standby until it holds the lease)", role.lease.holder)

@@ -19,6 +19,7 @@ from scheduler.placement import Placement, load_placement, place, store_placemen
 from scheduler.rooms import RoomAssignment, assign_room, on_node
 from scheduler.roster import Roster
 from vcs.endpoints import Endpoint
+from vcs.errors import NotFound
 from vcs.routing import NodeRouter
 from vcs.tiers import DEFAULT_LADDER, Ladder
 
@@ -67,3 +68,15 @@ class OccurrenceNodes:
         placement = await self.placement(meeting, occurrence)
         node_id, url = placement.node_for(endpoint.id, ParticipantLink.from_endpoint(endpoint).province_code)
         return on_node(origin, node_id, url)
+
+    async def relay_of(self, meeting_id: str, occurrence: datetime, endpoint_id: str) -> str | None:
+        """The base URL of the relay a commune is placed on; None when it is on the origin (or nothing is placed)."""
+        placement = await load_placement(self.redis, meeting_id, occurrence)
+        if placement is None:
+            return None
+        try:
+            endpoint = await self.roster.registry.get(endpoint_id)
+        except NotFound:
+            return None
+        node_id, url = placement.node_for(endpoint_id, ParticipantLink.from_endpoint(endpoint).province_code)
+        return url if node_id in placement.relays else None

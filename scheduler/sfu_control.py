@@ -1,4 +1,4 @@
-"""The orchestrator's calls to an SFU node's control API: open a room, hand the floor, end it.
+"""The orchestrator's calls to an SFU node's control API: open a room (on a relay: pull it), hand the floor, end it.
 
 Each call carries a short-lived control token for that room, signed with the
 deployment secret, so only the orchestrator steers rooms.
@@ -41,6 +41,10 @@ class SfuControl:
 
     async def open_room(self, room: RoomAssignment, host: str) -> None:
         await self._call("PUT", room, "", {"host": host})
+
+    async def open_relay_room(self, relay_url: str, room: str, origin_url: str, origin_node: str | None) -> None:
+        """Tell a relay to serve `room` by pulling it from its origin (or to pull from another origin)."""
+        await self._call("PUT", RoomAssignment(room, relay_url.rstrip("/")), "", {"origin": origin_url, "origin_node": origin_node})
 
     async def give_floor(self, room: RoomAssignment, endpoint_id: str | None) -> None:
         if endpoint_id is None:

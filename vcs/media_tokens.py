@@ -75,6 +75,7 @@ class MediaClaims:
     expires_at: int
     token_id: str
     host: bool = False  # a publish token of the room's host: its first WHIP makes it the program
+    node: str | None = None  # the SFU node id the token is for (the commune's placed node); None: any node
 
 
 def mint_media_token(
@@ -87,6 +88,7 @@ def mint_media_token(
     audience: str = DEFAULT_AUDIENCE,
     now: float | None = None,
     host: bool = False,
+    node: str | None = None,
 ) -> str:
     """Return a signed media token valid for ``ttl`` seconds from ``now``.
 
@@ -119,6 +121,8 @@ def mint_media_token(
     }
     if host:
         claims["host"] = True
+    if node:
+        claims["node"] = node
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -203,6 +207,7 @@ def _claims(payload: dict) -> MediaClaims:
             expires_at=int(payload["exp"]),
             token_id=str(payload.get("jti", "")),
             host=payload.get("host") is True and role == "publish",
+            node=str(payload["node"]) if payload.get("node") else None,
         )
     except (TypeError, ValueError):
         raise TokenInvalid("malformed time claims") from None
