@@ -185,11 +185,13 @@ def plan_bandwidth(
     default_trunk_kbps: int = DEFAULT_TRUNK_KBPS,
     nodes: Sequence[SfuNode] = (),
     origin: str | None = None,
+    placement: Placement | None = None,
 ) -> BandwidthPlan:
     """Plan for the subscribers in `links` (leave the host out: it publishes).
 
     Communes are placed on `nodes` by `place` (`origin`: the origin's node id
-    when already chosen); with no nodes, node capacity is not checked.
+    when already chosen), unless `placement` is the one already made; with no
+    nodes, node capacity is not checked.
     """
     ladder.index(max_tier)  # ValueError when the ladder lacks it, even with no links
     lowest = ladder.tiers[-1]
@@ -198,8 +200,9 @@ def plan_bandwidth(
     ids = [link.endpoint_id for link in ordered]
     if len(set(ids)) != len(ids):
         raise ValueError("links name an endpoint twice")
-    placement = place(province_counts(ordered, max_tier=max_tier, ladder=ladder), [n.as_live() for n in nodes], origin=origin)
-    placement = placement.with_members(subscribers_by_province(ordered, max_tier=max_tier, ladder=ladder))
+    if placement is None:
+        placement = place(province_counts(ordered, max_tier=max_tier, ladder=ladder), [n.as_live() for n in nodes], origin=origin)
+        placement = placement.with_members(subscribers_by_province(ordered, max_tier=max_tier, ladder=ladder))
     return _plan(ordered, placement, nodes, max_tier, ladder, lowest, capacities, default_trunk_kbps)
 
 
