@@ -1,4 +1,4 @@
-"""Prometheus metrics: request counts and latency per route, plus registry gauges.
+"""Prometheus metrics: request counts and latency per route, plus registry and SFU node gauges.
 
 Every label comes from a fixed set, whatever the request: the method is one
 of the HTTP methods the app serves (anything else is "OTHER"), the route is
@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vcs.routing import NodeInfo, NodeRouter
 from web.services import services
 
 __all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint", "method_label", "route_label"]
@@ -56,6 +57,27 @@ class Metrics:
         )
         self.endpoints = Gauge("vcs_endpoints", "Registered endpoints", registry=self.registry)
         self.online = Gauge("vcs_endpoints_online", "Endpoints with a recent heartbeat", registry=self.registry)
+        # per live SFU node (labels: its id and role, a bounded set: the deployment's nodes), from the registry
+        self.node_gauges = {
+            name: Gauge(f"vcs_sfu_node_{name}", text, ["node", "role"], registry=self.registry)
+            for name, text in (
+                ("subscribers", "Subscribers on the node"),
+                ("capacity", "Subscribers the node takes"),
+                ("upstream_streams", "A relay's streams pulled from its origin"),
+                ("bitrate_in_kbps", "Media received by the node"),
+                ("bitrate_out_kbps", "Media sent by the node"),
+            )
+        }
+
+    def set_nodes(self, nodes: list[NodeInfo]) -> None:
+        """Only the live nodes: a node gone leaves the exposition with its record."""
+        for gauge in self.node_gauges.values():
+            gauge.clear()
+        for node in nodes:
+            values = {"subscribers": node.load, "capacity": node.capacity, "upstream_streams": node.upstream_streams,
+                      "bitrate_in_kbps": node.bitrate_in_kbps, "bitrate_out_kbps": node.bitrate_out_kbps}  # fmt: skip
+            for name, value in values.items():
+                self.node_gauges[name].labels(node.id, node.role).set(value)
 
 
 class MetricsMiddleware:
@@ -89,4 +111,5 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
     metrics.endpoints.set(len(await svc.registry.all()))
     metrics.online.set(len(await svc.presence.online_ids(svc.clock())))
+    metrics.set_nodes(await NodeRouter(svc.redis).nodes())
     return Response(await asyncio.to_thread(generate_latest, metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -99,6 +99,12 @@ async def test_communes_join_their_relay_and_a_dead_relay_moves_them(redis, sett
         assert "relay-hn" not in placement.relays
         assert await services.schedules.nodes.relay_of(meeting_id, meeting.occurrences(limit=1)[0], hanoi[1]) == "http://relay-hn-2.test:8090"
         assert await services.schedules.nodes.relay_of(meeting_id, meeting.occurrences(limit=1)[0], "central") is None
+        # the live view lists the occurrence's nodes as placed now, with their records
+        summary = await services.live.summary(meeting, meeting.occurrences(limit=1)[0], time.time())
+        nodes = {n["id"]: n for n in summary["nodes"]}
+        assert set(nodes) == {"origin", "relay-any", "relay-hn-2"}
+        assert nodes["origin"]["role"] == "origin" and nodes["relay-hn-2"]["role"] == "relay"
+        assert nodes["relay-hn-2"]["provinces"] == [HANOI] and nodes["relay-hn-2"]["placed"] == 3 and nodes["relay-any"]["placed"] == 2
     finally:
         await role.stop()
         await pubsub.aclose()
