@@ -84,7 +84,9 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
 
         @contextlib.asynccontextmanager
         async def scheduler_role(services: Services) -> AsyncIterator[None]:
-            actions = LifecycleActions(services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control, ladder=settings.ladder)
+            actions = LifecycleActions(
+                services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control, ladder=settings.ladder
+            )
             role = stop_first.role = SchedulerRole(services.meetings, actions)
             await role.start()
             try:

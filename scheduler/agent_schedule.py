@@ -94,9 +94,8 @@ class ScheduleBuilder:
         """Equal for two schedules whose entries differ only in freshly minted tokens."""
         return json.dumps([entry_basis(m, s, endpoint, ladder=self.ladder) for m, s in occurrences], ensure_ascii=False)
 
-    @property
-    def nodes(self) -> OccurrenceNodes:
-        return OccurrenceNodes(self.roster, self.public_url, self.ladder)
+    def __post_init__(self) -> None:
+        self.nodes = OccurrenceNodes(self.roster, self.public_url, self.ladder)
 
     async def room(self, meeting: Meeting, occurrence: datetime) -> RoomAssignment:
         """The occurrence's room on its origin (where the host publishes)."""

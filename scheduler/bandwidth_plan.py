@@ -157,7 +157,9 @@ class BandwidthPlan:
                 "direct_kbps": sum(t.direct_kbps for t in self.trunks),
             },
             "communes": [asdict(c) for c in self.communes],
-            "trunks": [{**asdict(t), "tiers": list(t.tiers), "nodes": list(t.nodes), "over_capacity": t.over_capacity} for t in self.trunks],
+            "trunks": [
+                {**asdict(t), "tiers": list(t.tiers), "nodes": list(t.nodes), "over_capacity": t.over_capacity} for t in self.trunks
+            ],
             "nodes": [{**asdict(n), "provinces": list(n.provinces), "over_capacity": n.over_capacity} for n in self.nodes],
             "shortfalls": [asdict(s) for s in self.shortfalls],
         }

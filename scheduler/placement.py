@@ -24,6 +24,7 @@ is built hours before warm-up), and changed only on failure
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -194,7 +195,9 @@ def replace_nodes(current: Placement, gone: set[str], nodes: Sequence[NodeInfo])
     return Placement(current.origin, current.origin_url, relays, provinces, current.unplaced, current.members)
 
 
-async def store_placement(redis: aioredis.Redis, meeting_id: str, occurrence: datetime, end: datetime, placement: Placement, *, only_new: bool) -> Placement:
+async def store_placement(
+    redis: aioredis.Redis, meeting_id: str, occurrence: datetime, end: datetime, placement: Placement, *, only_new: bool
+) -> Placement:
     """Write the occurrence's placement (`only_new`: unless one is stored) and return the one stored."""
     key = keys.occurrence_placement(meeting_id, format_utc(occurrence))
     async with redis.pipeline(transaction=True) as pipe:
@@ -207,4 +210,10 @@ async def store_placement(redis: aioredis.Redis, meeting_id: str, occurrence: da
 
 async def load_placement(redis: aioredis.Redis, meeting_id: str, occurrence: datetime) -> Placement | None:
     stored = await redis.get(keys.occurrence_placement(meeting_id, format_utc(occurrence)))
-    return Placement.from_json(stored) if stored else None
+    return _parsed(stored) if stored else None
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> Placement:
+    """Parsed once per stored text: a refresh of thousands of agents' schedules reads the same placement."""
+    return Placement.from_json(text)

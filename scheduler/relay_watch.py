@@ -59,7 +59,7 @@ class RelayWatch:
         times = lifecycle_times(occurrence, meeting.duration)
         moved_to = replace_nodes(placement, gone, live)
         stored = await store_placement(self.nodes.redis, meeting.id, occurrence, times.end, moved_to, only_new=False)
-        log.warning("occurrence %s %s: relays %s gone or draining; their communes re-placed", meeting.id, format_utc(occurrence), sorted(gone))
+        log.warning("occurrence %s %s: relays %s gone or draining; communes re-placed", meeting.id, format_utc(occurrence), sorted(gone))
         origin = await self.nodes.origin(meeting, occurrence)
         await open_relays(self.sfu, {i: u for i, u in stored.relays.items() if i not in placement.relays}, origin)
         moved = []

@@ -60,7 +60,7 @@ def add_sfu_command(subparsers: Any, *, link_lookup_factory: LinkLookupFactory |
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8090, help="port (default 8090)")
     parser.add_argument("--role", choices=["origin", "relay"], default=None, help="origin or relay (default VCS_SFU_ROLE, else origin)")
-    parser.add_argument("--provinces", default=None, help="province codes this node sits near, e.g. 01,79 (default VCS_SFU_PROVINCES, else anywhere)")
+    parser.add_argument("--provinces", default=None, help="province codes it sits near, e.g. 01,79 (default VCS_SFU_PROVINCES)")
     parser.add_argument("--public-url", default=None, help="base URL clients use (default http://HOST:PORT)")
     parser.set_defaults(func=lambda args, settings: run_sfu(args, settings, link_lookup_factory))
     return parser

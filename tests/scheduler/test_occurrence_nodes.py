@@ -97,8 +97,9 @@ async def test_communes_join_their_relay_and_a_dead_relay_moves_them(redis, sett
         assert (await entry(haiphong[0]))["whep_url"] == other["whep_url"]
         placement = await load_placement(redis, meeting_id, meeting.occurrences(limit=1)[0])
         assert "relay-hn" not in placement.relays
-        assert await services.schedules.nodes.relay_of(meeting_id, meeting.occurrences(limit=1)[0], hanoi[1]) == "http://relay-hn-2.test:8090"
-        assert await services.schedules.nodes.relay_of(meeting_id, meeting.occurrences(limit=1)[0], "central") is None
+        occurrence = meeting.occurrences(limit=1)[0]
+        assert await services.schedules.nodes.relay_of(meeting_id, occurrence, hanoi[1]) == "http://relay-hn-2.test:8090"
+        assert await services.schedules.nodes.relay_of(meeting_id, occurrence, "central") is None
         # the live view lists the occurrence's nodes as placed now, with their records
         summary = await services.live.summary(meeting, meeting.occurrences(limit=1)[0], time.time())
         nodes = {n["id"]: n for n in summary["nodes"]}

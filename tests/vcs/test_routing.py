@@ -39,3 +39,12 @@ async def test_a_room_goes_where_it_already_lives(redis):
     await router.unregister_node("busy")
     await router.set_node_for_room("r3", "busy", 15)
     assert await router.node_for_room("r3") is None  # placed on a node that is gone: no answer
+
+
+async def test_a_nodes_provinces_and_media_figures_are_read_back(redis):
+    router = NodeRouter(redis)
+    sent = NodeInfo("r", "http://r:8090", "relay", 500, 12, heartbeat=time.time(), ttl=15, provinces=("01", "79"),
+                    upstream_streams=3, bitrate_in_kbps=3500, bitrate_out_kbps=40_000)  # fmt: skip
+    await router.register_node(sent)
+    [read] = await router.nodes()
+    assert read == sent and read.near("79") and not read.near("31")
