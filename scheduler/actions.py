@@ -130,7 +130,7 @@ class LifecycleActions:
         times = lifecycle_times(occurrence, meeting.duration)
         if phase in (Phase.WARMUP, Phase.ENDED) and not await self.redis.hexists(claim_key, "room"):
             room = await self.nodes.origin(meeting, occurrence)
-            placement = await self.nodes.placement(meeting, occurrence)
+            placement = await self.nodes.placement(meeting, occurrence, warmup=phase is Phase.WARMUP)
             await self._steer_room(room, placement, meeting.host_endpoint_id, opening=phase is Phase.WARMUP)
             await self.redis.hset(claim_key, "room", fence)  # a fact, recorded even by a leader that lost its lease
         # resolved before the status write, which moves the meetings version (a status changes no participant)

@@ -48,17 +48,23 @@ class OccurrenceNodes:
         links = [ParticipantLink.from_endpoint(e) for e in endpoints]
         return subscribers_by_province(links, max_tier=meeting.media.max_tier, ladder=self.ladder)
 
-    async def placement(self, meeting: Meeting, occurrence: datetime) -> Placement:
-        """The stored placement, else one made now from the live nodes and stored (the first writer wins)."""
+    async def placement(self, meeting: Meeting, occurrence: datetime, *, warmup: bool = False) -> Placement:
+        """The stored placement, else one made now from the live nodes and stored (the first writer wins).
+
+        `warmup`: a placement made while no relay was live (relays that start after the web app) is
+        made again if relays are live now; the warm-up's `join` notice gives every agent its new entry.
+        """
         stored = await load_placement(self.redis, meeting.id, occurrence)
-        if stored is not None:
+        if stored is not None and not (warmup and not stored.relays):
             return stored
         origin = await self.origin(meeting, occurrence)
         members = self.members(meeting, await self.subscribers(meeting))
         counts = {code: len(ids) for code, ids in members.items()}
         made = place(counts, await NodeRouter(self.redis).nodes(), origin=origin.node_id, origin_url=origin.node_url)
+        if stored is not None and not made.relays:
+            return stored
         made = made.with_members(members)
-        return await store_placement(self.redis, meeting.id, occurrence, occurrence + meeting.duration, made, only_new=True)
+        return await store_placement(self.redis, meeting.id, occurrence, occurrence + meeting.duration, made, only_new=stored is None)
 
     async def room_for(self, meeting: Meeting, occurrence: datetime, endpoint: Endpoint) -> RoomAssignment:
         """Where `endpoint` joins: the origin for the host, its placed node for a commune."""

@@ -120,3 +120,12 @@ async def test_without_relays_the_origin_serves_everyone(redis, settings):
     await book(services, hanoi, now)
     [entry] = await services.schedules.schedule(await services.registry.get(hanoi[0]), now)
     assert entry["whep_url"] == f"http://origin.test:8090/sfu/whep/{entry['room']}" and node_claim(entry) == "origin"
+
+    # a relay that starts later is used from the warm-up on (its `join` notice carries the new entry), not before
+    await NodeRouter(redis).register_node(node("relay-hn", "relay", HANOI))
+    [entry] = await services.schedules.schedule(await services.registry.get(hanoi[0]), now)
+    assert node_claim(entry) == "origin"
+    [meeting] = (await services.meetings.all()).values()
+    await services.schedules.nodes.placement(meeting, meeting.occurrences(limit=1)[0], warmup=True)
+    [entry] = await services.schedules.schedule(await services.registry.get(hanoi[0]), now)
+    assert node_claim(entry) == "relay-hn" and entry["whep_url"].startswith("http://relay-hn.test:8090/")
