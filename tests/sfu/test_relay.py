@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import redis.asyncio as aioredis
 
 from rtc.whip_client import MediaError, subscribe
 from tests.waiting import eventually
 from vcs import keys
 
-from .conftest import ghost_whep, publish_scene, recv_frames, small_config, track_of
+from .conftest import free_port, ghost_whep, publish_scene, recv_frames, small_config, track_of
 
 ORIGIN_ID = "origin-1"
 RELAY_ID = "relay-1"
@@ -20,9 +21,9 @@ RELAY_ID = "relay-1"
 async def cascade(node_factory):
     """An origin and a relay node (no Redis); the host publishes room r1 on the origin."""
 
-    async def start(origin_changes: dict | None = None, relay_changes: dict | None = None, redis=None):
+    async def start(origin_changes: dict | None = None, relay_changes: dict | None = None, redis=None, relay_redis=None):
         origin = await node_factory(small_config(node_id=ORIGIN_ID, **(origin_changes or {})), redis=redis)
-        relay = await node_factory(small_config(node_id=RELAY_ID, role="relay", **(relay_changes or {})), redis=redis)
+        relay = await node_factory(small_config(node_id=RELAY_ID, role="relay", **(relay_changes or {})), redis=relay_redis or redis)
         return origin, relay
 
     return start
@@ -251,3 +252,26 @@ async def test_a_subscriber_opens_the_relay_room_from_the_registry(cascade, redi
         assert response.status_code == 404 and "no origin" in response.text
     finally:
         await pub.close()
+
+
+
+async def test_a_relay_without_redis_keeps_forwarding(cascade):
+    unreachable = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    origin, relay = await cascade(relay_redis=unreachable)
+    pub = await publish_scene(origin)
+    try:
+        await open_relay_room(relay, origin)
+        sub = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+        try:
+            await eventually(lambda: sub.counters["video"].frames > 3, what="video through the relay")
+            await relay.node._register()  # the heartbeat fails, and is only logged
+            frames = sub.counters["video"].frames
+            await eventually(lambda: sub.counters["video"].frames > frames + 3, what="video still flowing")
+        finally:
+            await sub.close()
+        # a room it does not have cannot be looked up: 503 with the reason
+        response = await ghost_whep(relay, "r2", "c1")
+        assert response.status_code == 503 and "origin" in response.text
+    finally:
+        await pub.close()
+        await unreachable.aclose()
