@@ -275,3 +275,27 @@ async def test_a_relay_without_redis_keeps_forwarding(cascade):
     finally:
         await pub.close()
         await unreachable.aclose()
+
+
+async def test_a_relay_room_is_re_pointed_at_another_origin(cascade, node_factory):
+    origin, relay = await cascade()
+    other = await node_factory(small_config(node_id="origin-2"))
+    pubs = [await publish_scene(origin), await publish_scene(other)]
+    await open_relay_room(relay, origin)
+    again = await open_relay_room(relay, origin)  # the same origin again: nothing changes
+    assert again["origin"] == origin_url(origin)
+    sub = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    try:
+        await eventually(lambda: sub.counters["video"].frames > 3, what="video through the relay")
+        response = await relay.http.put(f"{relay.base}/rooms/r1", json={"origin": origin_url(other), "origin_node": "origin-2"},
+                                         headers=relay.auth("r1", "o", "control"))  # fmt: skip
+        assert response.status_code == 200 and response.json()["origin"] == origin_url(other)
+        await eventually(lambda: relay_upstreams(other) == ["360p", "audio"], what="the relay subscribes to the new origin")
+        await eventually(lambda: relay_upstreams(origin) == [], what="and leaves the old one")
+        frames = sub.counters["video"].frames
+        await eventually(lambda: sub.counters["video"].frames > frames + 5, what="the subscriber still receives video")
+        assert not sub.dropped.is_set()
+    finally:
+        await sub.close()
+        for pub in pubs:
+            await pub.close()
