@@ -7,11 +7,14 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from rtc.whip_client import MediaError, subscribe
+from rtc.synthetic_media import SyntheticAudioTrack
+from rtc.whip_client import MediaError, publish, subscribe
 from tests.waiting import eventually
 from vcs import keys
+from vcs.routing import NodeRouter
 
 from .conftest import free_port, ghost_whep, publish_scene, recv_frames, small_config, track_of
+from .test_floor import FlatVideoTrack
 
 ORIGIN_ID = "origin-1"
 RELAY_ID = "relay-1"
@@ -246,6 +249,14 @@ async def test_a_subscriber_opens_the_relay_room_from_the_registry(cascade, redi
             # the relay never claims the room: it stays the origin's
             await relay.node._register()
             assert await redis.get(keys.sfu_room("r1")) == ORIGIN_ID
+
+            # but it reports the media it sees, beside the origin's record: the live view sees c1 on the relay
+            async def relay_hears_c1() -> bool:
+                await relay.node._register()
+                return "c1" in (await NodeRouter(redis).room_media("r1") or {})
+
+            await eventually(relay_hears_c1, what="the relay reports its subscriber's media")
+            assert await redis.exists(keys.sfu_room_media("r1", ORIGIN_ID), keys.sfu_room_media("r1", RELAY_ID)) == 2
         finally:
             await sub.close()
         response = await ghost_whep(relay, "r-unknown", "c1")
@@ -299,3 +310,51 @@ async def test_a_relay_room_is_re_pointed_at_another_origin(cascade, node_factor
         await sub.close()
         for pub in pubs:
             await pub.close()
+
+
+async def test_a_commune_holding_the_floor_from_a_relay_does_not_hear_itself(cascade):
+    origin, relay = await cascade()
+    host = await publish_scene(origin)
+    await open_relay_room(relay, origin)
+    commune = await publish(relay.http, f"{relay.base}/whip/r1", relay.token("r1", "c1", "publish"), [SyntheticAudioTrack(600), FlatVideoTrack()])
+    c1_watching = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    c2_watching = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c2", "subscribe"))
+    floor = f"{relay.base}/rooms/r1/floor"
+    try:
+        room = relay.node.room("r1")
+        await eventually(lambda: len(room.subscribers) == 2 and all(s.ready for s in room.subscribers.values()), what="both subscribers up")
+        c1 = next(s for s in room.subscribers.values() if s.identity == "c1")
+        c2 = next(s for s in room.subscribers.values() if s.identity == "c2")
+        assert c1.audio.stream is room.audio and c2.audio.stream is room.audio
+
+        response = await relay.http.post(floor, json={"identity": "c1"}, headers=relay.auth("r1", "orchestrator", "control"))
+        assert response.status_code == 200 and response.json()["floor"] == "c1"
+        # the program audio (from the origin) goes on to c2, never back to c1
+        assert c1.audio.stream is None and c2.audio.stream is room.audio
+        heard_by_c1, heard_by_c2 = c1.audio.packets_sent, c2.audio.packets_sent
+        await eventually(lambda: c2.audio.packets_sent > heard_by_c2 + 25, what="the program audio reaches c2")
+        assert c1.audio.packets_sent == heard_by_c1
+        # a relay decodes nothing and adds no sound of its own: the origin makes the program
+        await eventually(lambda: room.publishers["c1"].video_packets > 30 and room.publishers["c1"].audio_packets > 30)
+        assert not room.publishers["c1"].decoding and room.publishers["c1"].frames == 0
+        assert room._audio_source is None
+        frames = c1_watching.counters["video"].frames
+        await eventually(lambda: c1_watching.counters["video"].frames > frames + 3, what="c1 still sees the program")
+
+        # the floor goes to a commune on another relay: nobody here is the speaker, c1 hears the program again
+        response = await relay.http.post(floor, json={"identity": "c7"}, headers=relay.auth("r1", "orchestrator", "control"))
+        assert response.status_code == 200 and response.json()["floor"] == "c7"
+        assert c1.audio.stream is room.audio
+        heard_by_c1 = c1.audio.packets_sent
+        await eventually(lambda: c1.audio.packets_sent > heard_by_c1, what="c1 hears the program again")
+
+        await relay.http.post(floor, json={"identity": "c1"}, headers=relay.auth("r1", "orchestrator", "control"))
+        response = await relay.http.delete(floor, headers=relay.auth("r1", "orchestrator", "control"))
+        assert response.status_code == 200 and response.json()["floor"] is None
+        assert c1.audio.stream is room.audio and not room.publishers["c1"].decoding
+        # only the orchestrator gives the floor, on a relay as on an origin
+        response = await relay.http.post(floor, json={"identity": "c1"}, headers=relay.auth("r1", "c1", "publish"))
+        assert response.status_code == 403
+    finally:
+        for session in (c1_watching, c2_watching, commune, host):
+            await session.close()
