@@ -6,15 +6,21 @@ import json
 
 import pytest
 import redis.asyncio as aioredis
+from aiortc.rtp import RtpPacket
 
 from rtc.synthetic_media import SyntheticAudioTrack
 from rtc.whip_client import MediaError, publish, subscribe
+from sfu.downtrack import udp_gso_supported
+from sfu.packet_stream import PacketStream
+from sfu.upstream import HopTimes, Upstream
 from tests.waiting import eventually
 from vcs import keys
 from vcs.routing import NodeRouter
+from vcs.tiers import parse_tiers
 
 from .conftest import free_port, ghost_whep, publish_scene, recv_frames, small_config, track_of
 from .test_floor import FlatVideoTrack
+from .test_packet_stream import Receiver, wired_downtrack
 
 ORIGIN_ID = "origin-1"
 RELAY_ID = "relay-1"
@@ -358,3 +364,44 @@ async def test_a_commune_holding_the_floor_from_a_relay_does_not_hear_itself(cas
     finally:
         for session in (c1_watching, c2_watching, commune, host):
             await session.close()
+
+
+async def test_relayed_video_goes_out_a_frame_at_a_time(node_factory):
+    """An upstream's packets, as aiortc hands them over, to a subscriber's socket (real SRTP and UDP)."""
+    stream = PacketStream("video", "r1/360p", clock_rate=90000)
+    upstream = Upstream(parse_tiers("360p:320x180@600")[0], stream, None, keyframe_min_interval_s=1, connect_timeout_s=1,  # type: ignore[arg-type]
+                        retry_max_s=1, give_up_s=1, hops=HopTimes(), on_gone=lambda u: None, owns_stream=True, room="r1")  # fmt: skip
+    upstream._pt, upstream._rtx_pt = 96, 97
+    receiver = Receiver()
+    try:
+        stream.attach(wired_downtrack(receiver, gso=udp_gso_supported()), at_keyframe=False)
+
+        def arrive(seq: int, ts: int, marker: bool = False) -> None:
+            upstream._on_rtp(RtpPacket(payload_type=96, marker=int(marker), sequence_number=seq, timestamp=ts, ssrc=5, payload=bytes(1200)))
+
+        def received(count: int) -> list[tuple[int, int, bool]]:
+            """(upstream sequence number, timestamp, marker) of what the subscriber got (its numbering is its own)."""
+            return [((seq - offset) & 0xFFFF, (ts - ts_offset) & 0xFFFFFFFF, marker) for seq, ts, marker in receiver.take(count)]
+
+        for seq in range(100, 104):
+            arrive(seq, 3000)
+        assert receiver.nothing_more()  # held until the frame's last packet
+        arrive(104, 3000, marker=True)
+        got = receiver.take(5)
+        offset, ts_offset = (got[0][0] - 100) & 0xFFFF, (got[0][1] - 3000) & 0xFFFFFFFF
+        assert [((seq - offset) & 0xFFFF, marker) for seq, _, marker in got] == [(seq, seq == 104) for seq in range(100, 105)]
+
+        # a packet lost on the way: the frame's packets go on as they come, then the retransmission
+        arrive(105, 6000)
+        arrive(106, 6000)
+        arrive(108, 6000, marker=True)
+        assert received(3) == [(105, 6000, False), (106, 6000, False), (108, 6000, True)]
+        upstream._on_rtp(RtpPacket(payload_type=97, sequence_number=900, timestamp=6000, ssrc=6, payload=(107).to_bytes(2, "big") + bytes(1200)))
+        assert received(1) == [(107, 6000, False)]
+        # the next frame goes out whole again
+        for seq in range(109, 112):
+            arrive(seq, 9000, marker=seq == 111)
+        assert received(3) == [(109, 9000, False), (110, 9000, False), (111, 9000, True)]
+        assert stream.send_errors == 0 and upstream.frames == 3
+    finally:
+        receiver.close()
