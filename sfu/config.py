@@ -50,6 +50,9 @@ class SfuConfig:
     drain_timeout_s: float = 30.0
     room_idle_timeout_s: float = 300.0
     connect_timeout_s: float = 30.0  # a peer not connected by then is closed
+    # an origin closes a commune's camera forwarded by a relay once nobody has
+    # watched it (no floor, no host's source= view) for this long
+    uplink_idle_s: float = 10.0
     # signaling limits
     max_inflight_signaling: int = 32
     # peers still in their ICE/DTLS handshake; a join beyond waits, then gets 503 + Retry-After
@@ -124,6 +127,7 @@ class SfuConfig:
             "VCS_SFU_DRAIN_TIMEOUT": "drain_timeout_s",
             "VCS_SFU_ROOM_IDLE_TIMEOUT": "room_idle_timeout_s",
             "VCS_SFU_CONNECT_TIMEOUT": "connect_timeout_s",
+            "VCS_SFU_UPLINK_IDLE": "uplink_idle_s",
         }
         lists = {
             "VCS_SFU_CORS_ORIGINS": "cors_origins",

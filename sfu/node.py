@@ -3,10 +3,15 @@
 ``SfuNode`` owns every peer connection it creates and every task it starts.
 ``start()`` registers the node through the router (``vcs.routing``) and starts the
 heartbeat and the once-a-second room tick (sender reports, allocation
-step-ups, idle encoders and rooms, peers that never connected); ``drain()``
+step-ups, idle encoders and rooms, peers that never connected, communes'
+cameras forwarded by a relay that nobody watches any more); ``drain()``
 stops taking new rooms while existing rooms continue; ``stop()`` drains (up
 to ``drain_timeout_s``), closes every peer and leaves Redis. Both are safe to
 call twice.
+
+On a relay, ``start_uplink``/``stop_uplink`` forward a commune's own camera
+and microphone to the origin (``sfu.uplink``); on the origin, such a WHIP
+publish (a relay credential and ``?identity=X``) becomes publisher X.
 """
 
 from __future__ import annotations
@@ -20,19 +25,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import httpx
 from rtc.consent import tolerate_load
 from rtc.ice import parse_networks, restrict_host_addresses
-from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
+from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, mint_media_token, verify_media_token
 from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
-from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
+from .errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
 from .room import Room
 from .subscriber import Subscriber
+from .uplink import Uplink
 
 __all__ = ["LinkLookup", "Resource", "SfuNode"]
 
@@ -42,6 +49,8 @@ LinkLookup = Callable[[str], Awaitable[LinkInfo | None]]
 LINK_LOOKUP_TIMEOUT_S = 2.0
 TICK_S = 1.0
 ADMISSION_RETRY_AFTER_S = 2
+RELAY_CREDENTIAL_TTL = 120  # seconds; minted afresh for each request to the origin
+UPLINK_HTTP_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -86,6 +95,8 @@ class SfuNode:
         self.counters: dict[str, int] = {}
         self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
         self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
+        self._unwatched_since: dict[str, float] = {}  # resource id of a relayed publisher => when it was last watched
+        self._http: httpx.AsyncClient | None = None  # towards the origin (uplinks), made on first use
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
@@ -130,6 +141,8 @@ class SfuNode:
             await self.end_room(name)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
         await self._unregister()
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
@@ -140,16 +153,24 @@ class SfuNode:
 
     # authorization and limits ------------------------------------------------
 
-    def authorize(self, authorization: str | None, room: str, role: str) -> MediaClaims:
+    def authorize(self, authorization: str | None, room: str, role: str, *others: str) -> MediaClaims:
+        """The token's claims if it grants ``role`` (or one of ``others``) in ``room`` on this node."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a Bearer media token is required", headers={"WWW-Authenticate": "Bearer"})
-        try:
-            return verify_media_token(self._secret, token.strip(), room=room, role=role)
-        except TokenForbidden as exc:
-            raise Forbidden(str(exc)) from None
-        except MediaTokenError as exc:
-            raise Unauthorized(str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        refusal: TokenForbidden | None = None
+        for wanted in (role, *others):
+            try:
+                claims = verify_media_token(self._secret, token.strip(), room=room, role=wanted)
+            except TokenForbidden as exc:
+                refusal = refusal or exc
+                continue
+            except MediaTokenError as exc:
+                raise Unauthorized(str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+            if claims.node is not None and claims.node != self.config.node_id:
+                raise Forbidden("token is for another node")
+            return claims
+        raise Forbidden(str(refusal))
 
     @contextlib.asynccontextmanager
     async def signaling_slot(self) -> AsyncIterator[None]:
@@ -224,6 +245,8 @@ class SfuNode:
         if room is None:
             return
         room.closed = True
+        for identity in list(room.uplinks):
+            await self.stop_uplink(name, identity)
         for resource in [r for r in self.resources.values() if r.room == name]:
             await self._close_resource(resource)
         for encoder in list(room.encoders.values()) + room.take_retired():
@@ -234,12 +257,23 @@ class SfuNode:
 
     # WHIP / WHEP -------------------------------------------------------------
 
-    async def publish(self, room_name: str, claims: MediaClaims, body: bytes) -> tuple[Resource, str]:
+    async def publish(
+        self, room_name: str, claims: MediaClaims, body: bytes, identity: str | None = None
+    ) -> tuple[Resource, str]:
+        """A WHIP publish; with a relay credential, ``identity`` is the commune the relay forwards (never the host)."""
+        relay = None
+        if claims.role == "relay":
+            if not identity:
+                raise BadRequest("a relay publishes a commune: ?identity=<endpoint id> is required")
+            relay = claims.identity
+        else:
+            identity = claims.identity
         offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
         room = await self._open_room(room_name)
         pc = create_peer()
         resource_id = secrets.token_urlsafe(12)
-        publisher = room.new_publisher(resource_id, claims.identity, pc)
+        publisher = room.new_publisher(resource_id, identity, pc)
+        publisher.relay = relay
         try:
             for kind in kinds:
                 add_transceiver(pc, kind, "recvonly")
@@ -248,9 +282,9 @@ class SfuNode:
         except BaseException:
             await pc.close()
             raise
-        resource = Resource(resource_id, room_name, "whip", claims.identity, publisher)
+        resource = Resource(resource_id, room_name, "whip", identity, publisher)
         self._track(resource)
-        replaced = room.add_publisher(publisher, host=claims.host)
+        replaced = room.add_publisher(publisher, host=claims.host and relay is None)
         if replaced is not None:
             old = self.resources.get(replaced.resource_id)
             if old is not None:
@@ -319,7 +353,12 @@ class SfuNode:
         return resource
 
     async def delete(self, resource: Resource, claims: MediaClaims) -> None:
-        if claims.identity != resource.identity and claims.role != "control":
+        relayed_by = getattr(resource.peer, "relay", None)
+        if claims.role == "relay":
+            allowed = relayed_by == claims.identity
+        else:
+            allowed = claims.identity == resource.identity or claims.role == "control"
+        if not allowed:
             raise Forbidden("this resource belongs to another endpoint")
         await self._close_resource(resource)
 
@@ -327,10 +366,14 @@ class SfuNode:
         if self.resources.pop(resource.id, None) is None:
             return
         self._publisher_marks.pop(resource.id, None)
+        self._unwatched_since.pop(resource.id, None)
         room = self.rooms.get(resource.room)
         peer = resource.peer
         if room is not None:
             if isinstance(peer, Publisher):
+                uplink = room.uplinks.get(peer.identity)
+                if uplink is not None and uplink.publisher is peer:
+                    await self.stop_uplink(resource.room, peer.identity)  # the commune left: nothing to forward
                 room.remove_publisher(peer)
             else:
                 room.remove_subscriber(peer)
@@ -338,6 +381,67 @@ class SfuNode:
             await peer.close()
         except Exception:
             logger.exception("closing %s %s failed", resource.kind, resource.id)
+
+    # uplinks (on a relay) ------------------------------------------------------
+
+    async def start_uplink(self, room_name: str, identity: str) -> Uplink:
+        """Forward ``identity``'s camera and microphone to the room's origin; the running one if there is one."""
+        room = self.room(room_name)
+        if room.origin is None or room.origin_node is None:
+            raise Conflict(f"room {room_name} does not pull from an origin: there is nowhere to forward to")
+        publisher = room.publishers.get(identity)
+        if publisher is None:
+            raise NotFound(f"{identity} is not publishing in room {room_name} on this node")
+        uplink = room.uplinks.get(identity)
+        if uplink is not None and not uplink.closed:
+            return uplink
+        uplink = Uplink(room_name, publisher, room.origin, self.config)
+        uplink.started = self._clock()
+        room.uplinks[identity] = uplink
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=UPLINK_HTTP_TIMEOUT_S)
+        try:
+            await uplink.start(self._http, self._relay_credential(room), self._uplink_dropped)
+        except BaseException:
+            if room.uplinks.get(identity) is uplink:
+                del room.uplinks[identity]
+            await uplink.close()
+            raise
+        logger.info("room %s: forwarding %s to the origin %s", room_name, identity, room.origin)
+        return uplink
+
+    async def stop_uplink(self, room_name: str, identity: str) -> None:
+        """Stop forwarding ``identity`` (nothing to do when it is not forwarded)."""
+        room = self.rooms.get(room_name)
+        uplink = room.uplinks.pop(identity, None) if room is not None else None
+        if uplink is not None:
+            await uplink.close(self._relay_credential(room))
+
+    def _relay_credential(self, room: Room) -> str:
+        """This relay's credential towards the room's origin."""
+        return mint_media_token(self._secret, room=room.name, identity=self.config.node_id, role="relay",
+                                node=room.origin_node, ttl=RELAY_CREDENTIAL_TTL)  # fmt: skip
+
+    def _uplink_dropped(self, uplink: Uplink) -> None:
+        """The origin closed its side (nobody watched there) or the link failed: forget it."""
+        room = self.rooms.get(uplink.room)
+        if room is not None and room.uplinks.get(uplink.identity) is uplink:
+            self._spawn(self.stop_uplink(uplink.room, uplink.identity))
+
+    def _close_unwatched(self, now: float) -> None:
+        """On an origin: a commune's camera forwarded by a relay that nobody has watched for a while is closed."""
+        for resource in list(self.resources.values()):
+            peer = resource.peer
+            if not isinstance(peer, Publisher) or peer.relay is None:
+                continue
+            room = self.rooms.get(resource.room)
+            if room is not None and room.watched(resource.identity):
+                self._unwatched_since.pop(resource.id, None)
+                continue
+            since = self._unwatched_since.setdefault(resource.id, now)
+            if now - since >= self.config.uplink_idle_s:
+                logger.info("room %s: nobody watches %s, closing its uplink from %s", resource.room, resource.identity, peer.relay)
+                self._spawn(self._close_resource(resource))
 
     # background loops ----------------------------------------------------------
 
@@ -352,8 +456,14 @@ class SfuNode:
             logger.exception("SFU tick loop failed")
 
     async def _tick(self, now: float) -> None:
+        self._close_unwatched(now)
         for name, room in list(self.rooms.items()):
             room.tick(now)
+            for uplink in list(room.uplinks.values()):
+                if not uplink.connected and now - uplink.started > self.config.connect_timeout_s:
+                    await self.stop_uplink(name, uplink.identity)
+                else:
+                    uplink.tick(now)
             for encoder in room.take_retired():
                 await encoder.close()
             if room.empty and now - room.last_active > self.config.room_idle_timeout_s:

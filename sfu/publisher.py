@@ -61,8 +61,10 @@ class Publisher:
         self._rtx_pt: int | None = None
         self._audio_pt: int | None = None
         self._last_pli = -1e9
+        self._keyframe_wanted = False  # asked for before the first video packet told us its SSRC
         self._pump: asyncio.Task | None = None
         self.decoding = False  # set by the room: only the program publisher's video is decoded
+        self.relay: str | None = None  # on an origin: the relay node forwarding this commune's camera
         self.frames = 0
         self.audio_packets = 0
         self.video_packets = 0
@@ -147,6 +149,8 @@ class Publisher:
             return
         else:
             self._video_ssrc = packet.ssrc
+            if self._keyframe_wanted:
+                self.request_keyframe()
         self.video_packets += 1
         if len(self.video) and len(payload) <= 1400:
             marker = bool(packet.marker)
@@ -174,7 +178,9 @@ class Publisher:
         """Ask the publisher for a keyframe (PLI), at most every 0.5 s."""
         now = time.monotonic()
         if self._video_receiver is None or self._video_ssrc is None:
+            self._keyframe_wanted = True  # a viewer waits for a keyframe: ask as soon as we can
             return
+        self._keyframe_wanted = False
         if now - self._last_pli < UPSTREAM_PLI_MIN_INTERVAL_S:
             return
         self._last_pli = now

@@ -5,8 +5,12 @@ none`` and every other algorithm are refused). It names:
 
 - ``sub``: the endpoint id (a commune room, a province hall, the studio);
 - ``room``: the conference room, or ``"*"`` for a ``control`` token;
-- ``role``: ``publish`` (WHIP), ``subscribe`` (WHEP) or ``control`` (the
-  node's floor and admin API, used by the orchestrator);
+- ``role``: ``publish`` (WHIP), ``subscribe`` (WHEP), ``control`` (the
+  node's floor and admin API, used by the orchestrator) or ``relay`` (the
+  credential a relay node mints for itself towards its origin: ``sub`` is the
+  relay's node id);
+- ``node`` (optional): the node id the token is for; a node refuses a token
+  naming another node (tokens without it work on any node);
 - ``aud``: the audience, ``vcs-sfu`` unless told otherwise;
 - ``iat`` / ``nbf`` / ``exp``: issue time, not-before and expiry.
 
@@ -40,7 +44,7 @@ __all__ = [
 
 ALGORITHM = "HS256"
 DEFAULT_AUDIENCE = "vcs-sfu"
-ROLES = ("publish", "subscribe", "control")
+ROLES = ("publish", "subscribe", "control", "relay")
 ANY_ROOM = "*"
 MAX_TTL = 24 * 3600
 LEEWAY_S = 5
@@ -75,6 +79,7 @@ class MediaClaims:
     expires_at: int
     token_id: str
     host: bool = False  # a publish token of the room's host: its first WHIP makes it the program
+    node: str | None = None  # the node the token is for; None: any node
 
 
 def mint_media_token(
@@ -87,12 +92,14 @@ def mint_media_token(
     audience: str = DEFAULT_AUDIENCE,
     now: float | None = None,
     host: bool = False,
+    node: str | None = None,
 ) -> str:
     """Return a signed media token valid for ``ttl`` seconds from ``now``.
 
     ``host``: a publish token of the room's host (the orchestrator mints it for
     the meeting's host endpoint only); a room names no other publisher host
     by itself, so a commune that publishes first does not take the program.
+    ``node``: the node id the token is for (others refuse it).
     """
     if not secret:
         raise ValueError("a media token needs a non-empty secret")
@@ -119,6 +126,8 @@ def mint_media_token(
     }
     if host:
         claims["host"] = True
+    if node:
+        claims["node"] = node
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -203,6 +212,7 @@ def _claims(payload: dict) -> MediaClaims:
             expires_at=int(payload["exp"]),
             token_id=str(payload.get("jti", "")),
             host=payload.get("host") is True and role == "publish",
+            node=payload["node"] if isinstance(payload.get("node"), str) and payload["node"] else None,
         )
     except (TypeError, ValueError):
         raise TokenInvalid("malformed time claims") from None
