@@ -1,8 +1,9 @@
 """Handing the floor of an occurrence: one operation for the API and the UI.
 
 Giving the floor to a participant sends its audio and video to everyone; taking
-it back (None) returns the program to the host. The SFU node of the
-occurrence's room is told first: when it cannot be reached or the room is not
+it back (None) returns the program to the host. A participant served by a
+relay has its camera brought to the origin first (``scheduler.uplinks``), and
+released when the floor moves on. The SFU node of the occurrence's room is told first: when it cannot be reached or the room is not
 open (SfuUnavailable), nothing is recorded. Then the floor is stored with the
 occurrence's room, the live views are told, the agents are notified, and the
 audit log gets one `meeting.floor` entry.
@@ -22,6 +23,7 @@ from scheduler.booking import BookingService
 from scheduler.meeting import Meeting, format_utc
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl
+from scheduler.uplinks import Uplinks
 from vcs import audit, keys
 from vcs.errors import FieldError, ValidationFailed
 from vcs.roles import Principal
@@ -31,13 +33,20 @@ __all__ = ["Floor"]
 
 class Floor:
     def __init__(
-        self, redis: aioredis.Redis, roster: Roster, booking: BookingService, schedules: ScheduleBuilder, sfu_control: SfuControl
+        self,
+        redis: aioredis.Redis,
+        roster: Roster,
+        booking: BookingService,
+        schedules: ScheduleBuilder,
+        sfu_control: SfuControl,
+        uplinks: Uplinks | None = None,
     ) -> None:
         self.redis = redis
         self.roster = roster
         self.booking = booking
         self.schedules = schedules
         self.sfu_control = sfu_control
+        self.uplinks = uplinks or Uplinks(sfu_control)
 
     async def hand(
         self,
@@ -59,9 +68,14 @@ class Floor:
         if endpoint_id is not None and endpoint_id not in participants:
             raise ValidationFailed(FieldError("endpoint_id", "must be a participant of this meeting"))
         room = await self.schedules.room(meeting, occurrence)
-        await self.sfu_control.give_floor(room, endpoint_id)
         occ = format_utc(occurrence)
+        previous = await self.redis.hget(keys.occurrence_room(meeting.id, occ), "floor")
+        if endpoint_id is not None:
+            await self.uplinks.bring(room, meeting.id, occurrence, endpoint_id)
+        await self.sfu_control.give_floor(room, endpoint_id)
         await self.redis.hset(keys.occurrence_room(meeting.id, occ), "floor", endpoint_id or "")
+        if previous and previous != endpoint_id:
+            await self.uplinks.release(room, meeting.id, occurrence, previous)
         await self.redis.publish(keys.LIVE_CHANGED, json.dumps({"meeting": meeting.id, "occurrence": occ}))
         targets = sorted(participants | {meeting.host_endpoint_id})
         await notify_agents(self.redis, targets, {"type": "floor", "meeting_id": meeting.id, "occurrence": occ, "endpoint_id": endpoint_id})
