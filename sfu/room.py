@@ -7,7 +7,9 @@ its tier (``sfu.tier_source``: on an origin, the program publisher's decoded
 frames go to one ``TierEncoder`` per tier in use); audio: the program's Opus
 packets are forwarded into one program ``PacketStream`` (sequence numbers and
 timestamps made continuous across floor changes). Nobody receives their own
-audio back. A commune's own camera (a low tier it encodes itself) is
+audio back. On a relay the program (video and audio) comes from the origin:
+the floor there only detaches the speaker's own subscriber from the audio,
+and nothing is decoded. A commune's own camera (a low tier it encodes itself) is
 forwarded only to the host, who subscribes with ``source=<identity>``.
 """
 
@@ -50,10 +52,7 @@ class Room:
         self.subscribers: dict[str, Subscriber] = {}  # by resource id
         self.tiers: TierSources = tiers or EncodedTiers(name, config, clock=clock)
         self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
-        # on a relay: the origin it pulls from (base URL, node id) and the communes it forwards there
-        self.origin: str | None = None
-        self.origin_node: str | None = None
-        self.uplinks: dict[str, Uplink] = {}  # by identity
+        self.uplinks: dict[str, Uplink] = {}  # on a relay: the communes forwarded to the origin, by identity
         self._audio_source: Publisher | None = None
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
@@ -75,7 +74,9 @@ class Room:
         self._program_changed()
 
     def give_floor(self, identity: str) -> None:
-        if identity not in self.publishers:
+        """`identity` speaks. On a relay the speaker may publish on another node (its uplink
+        reaches the origin from there): then nobody here is the speaker, which is no error."""
+        if identity not in self.publishers and self.tiers.makes_program:
             raise Conflict(f"{identity} is not publishing in room {self.name}")
         self.floor = identity
         self._program_changed()
@@ -87,8 +88,10 @@ class Room:
     def _program_changed(self) -> None:
         self.tiers.program_changed()
         speaker = self.program_identity
-        for publisher in self.publishers.values():
-            publisher.set_decoding(publisher.identity == speaker)
+        if self.tiers.makes_program:  # a relay never decodes: its origin makes the program
+            for publisher in self.publishers.values():
+                publisher.set_decoding(publisher.identity == speaker)
+        # the speaker must not hear itself: on a relay too, where the program audio comes from the origin
         for sub in self.subscribers.values():
             if sub.source is None and sub.ready and sub.audio is not None:
                 if sub.identity == speaker:
@@ -130,8 +133,8 @@ class Room:
             self.tiers.program_frame(frame)
 
     def _on_audio(self, publisher: Publisher, packet: RtpPacket) -> None:
-        if publisher.identity != self.program_identity:
-            return
+        if publisher.identity != self.program_identity or not self.tiers.makes_program:
+            return  # on a relay the program audio comes from the origin (the speaker's uplink goes there)
         stream = self.audio
         if self._audio_source is not publisher:
             if stream.last_time is None:
@@ -181,6 +184,8 @@ class Room:
             return
         if sub.audio is not None and sub.identity != self.program_identity:
             self.audio.attach(sub.audio, at_keyframe=False)
+        if sub.video is None:
+            sub.tier_name = "audio"  # what a subscriber without video receives, whatever its allocation
         self.set_tier(sub, sub.allocation.tier)
 
     def set_tier(self, sub: Subscriber, tier: TierSpec) -> None:
@@ -241,5 +246,6 @@ class Room:
             ],
             "tiers": self.tiers.stats(),
             "subscribers": [s.stats() for s in self.subscribers.values()],
-            **({"origin": self.origin, "uplinks": [u.stats() for u in self.uplinks.values()]} if self.origin else {}),
+            **self.tiers.room_stats(),
+            **({"uplinks": [u.stats() for u in self.uplinks.values()]} if self.uplinks else {}),
         }

@@ -7,10 +7,11 @@ none`` and every other algorithm are refused). It names:
 - ``room``: the conference room, or ``"*"`` for a ``control`` token;
 - ``role``: ``publish`` (WHIP), ``subscribe`` (WHEP), ``control`` (the
   node's floor and admin API, used by the orchestrator) or ``relay`` (the
-  credential a relay node mints for itself towards its origin: ``sub`` is the
-  relay's node id);
-- ``node`` (optional): the node id the token is for; a node refuses a token
-  naming another node (tokens without it work on any node);
+  credential a relay node presents to its origin: ``sub`` is the relay's
+  node id, ``node`` the origin's);
+- ``node`` (optional): the SFU node the token is for; a node refuses a token
+  naming another node. Tokens without it are good on any node (a single-node
+  deployment, older agents);
 - ``aud``: the audience, ``vcs-sfu`` unless told otherwise;
 - ``iat`` / ``nbf`` / ``exp``: issue time, not-before and expiry.
 
@@ -19,7 +20,7 @@ Exception tree (translated to HTTP by the SFU app, in one place)::
     MediaTokenError
      +-- TokenInvalid     401: missing, malformed, tampered, wrong algorithm,
      |                         wrong audience, not yet valid or expired
-     +-- TokenForbidden   403: a valid token for another room or another role
+     +-- TokenForbidden   403: a valid token for another room, role or node
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class MediaClaims:
     expires_at: int
     token_id: str
     host: bool = False  # a publish token of the room's host: its first WHIP makes it the program
-    node: str | None = None  # the node the token is for; None: any node
+    node: str | None = None  # the node id the token is for; None: any node
 
 
 def mint_media_token(
@@ -99,7 +100,8 @@ def mint_media_token(
     ``host``: a publish token of the room's host (the orchestrator mints it for
     the meeting's host endpoint only); a room names no other publisher host
     by itself, so a commune that publishes first does not take the program.
-    ``node``: the node id the token is for (others refuse it).
+    ``node``: the only SFU node that accepts the token; a ``relay`` token
+    (a relay's credential towards its origin) must name the origin.
     """
     if not secret:
         raise ValueError("a media token needs a non-empty secret")
@@ -113,6 +115,10 @@ def mint_media_token(
         raise ValueError(f"ttl must be between 1 and {MAX_TTL} seconds")
     if host and role != "publish":
         raise ValueError("only a publish token may name the host")
+    if node is not None and not node:
+        raise ValueError("node must not be empty")
+    if role == "relay" and node is None:
+        raise ValueError("a relay token must name the origin node it is for")
     issued = int(time.time() if now is None else now)
     claims = {
         "sub": identity,
@@ -126,7 +132,7 @@ def mint_media_token(
     }
     if host:
         claims["host"] = True
-    if node:
+    if node is not None:
         claims["node"] = node
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -136,14 +142,16 @@ def verify_media_token(
     token: str,
     *,
     room: str,
-    role: str,
+    role: str | tuple[str, ...],
     audience: str = DEFAULT_AUDIENCE,
     now: float | None = None,
+    node: str | None = None,
 ) -> MediaClaims:
-    """Check ``token`` and that it grants ``role`` in ``room``.
+    """Check ``token`` and that it grants ``role`` (or one of several) in ``room``.
 
     A ``control`` token is accepted for ``role="control"`` only; its room may
-    be ``"*"`` (every room).
+    be ``"*"`` (every room). ``node``: the id of the node checking; a token
+    whose ``node`` claim names another node is refused.
     """
     if not token or not secret:
         raise TokenInvalid("missing token")
@@ -176,10 +184,13 @@ def verify_media_token(
     except jwt.PyJWTError as exc:
         raise TokenInvalid(str(exc)) from None
     claims = _claims(payload)
-    if claims.role != role:
-        raise TokenForbidden(f"token role {claims.role!r} does not allow {role!r}")
+    roles = (role,) if isinstance(role, str) else role
+    if claims.role not in roles:
+        raise TokenForbidden(f"token role {claims.role!r} does not allow {' or '.join(map(repr, roles))}")
     if claims.room != room and not (claims.role == "control" and claims.room == ANY_ROOM):
         raise TokenForbidden("token is for another room")
+    if node is not None and claims.node is not None and claims.node != node:
+        raise TokenForbidden("token is for another node")
     return claims
 
 
@@ -199,6 +210,9 @@ def _claims(payload: dict) -> MediaClaims:
     sub, room, role = payload.get("sub"), payload.get("room"), payload.get("role")
     if not all(isinstance(v, str) and v for v in (sub, room, role)):
         raise TokenInvalid("sub, room and role must be non-empty strings")
+    node = payload.get("node")
+    if node is not None and not (isinstance(node, str) and node):
+        raise TokenInvalid("node must be a non-empty string")
     if role not in ROLES:
         raise TokenInvalid(f"unknown role {role!r}")
     try:
@@ -212,7 +226,7 @@ def _claims(payload: dict) -> MediaClaims:
             expires_at=int(payload["exp"]),
             token_id=str(payload.get("jti", "")),
             host=payload.get("host") is True and role == "publish",
-            node=payload["node"] if isinstance(payload.get("node"), str) and payload["node"] else None,
+            node=node,
         )
     except (TypeError, ValueError):
         raise TokenInvalid("malformed time claims") from None
