@@ -115,6 +115,11 @@ class Room:
         return self._here.entry if self._here else None
 
     @property
+    def receiving(self) -> MediaSession | None:
+        """The session the meeting arrives on; None when not in a meeting (or the host, which only sends)."""
+        return self._here.receiving if self._here else None
+
+    @property
     def muted(self) -> bool | None:
         """Whether the published audio is muted; None when not publishing audio."""
         sending = self._here.sending if self._here else None

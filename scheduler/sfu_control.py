@@ -1,4 +1,5 @@
-"""The orchestrator's calls to an SFU node's control API: open a room (on a relay: pull it), hand the floor, end it.
+"""The orchestrator's calls to an SFU node's control API: open a room (on a relay: pull it), hand the floor,
+end it, and on a relay forward a commune's camera to the origin (an uplink).
 
 Each call carries a short-lived control token for that room, signed with the
 deployment secret, so only the orchestrator steers rooms.
@@ -56,3 +57,19 @@ class SfuControl:
 
     async def end_room(self, room: RoomAssignment) -> None:
         await self._call("DELETE", room, "")
+
+    async def publishers(self, room: RoomAssignment) -> set[str]:
+        """The identities publishing in the room on its node (none when the room is not open)."""
+        response = await self._call("GET", room, "")
+        if response.status_code == 404:
+            return set()
+        return {p["identity"] for p in response.json().get("publishers", [])}
+
+    async def start_uplink(self, relay_url: str, room: str, identity: str) -> None:
+        """Ask the relay to forward ``identity``'s camera and microphone to the room's origin (idempotent)."""
+        response = await self._call("POST", RoomAssignment(room, relay_url.rstrip("/")), "/uplinks", {"identity": identity})
+        if response.status_code == 404:
+            raise SfuUnavailable(f"{identity} is not publishing in room {room} on its relay {relay_url}")
+
+    async def stop_uplink(self, relay_url: str, room: str, identity: str) -> None:
+        await self._call("DELETE", RoomAssignment(room, relay_url.rstrip("/")), f"/uplinks/{identity}")

@@ -51,6 +51,9 @@ class SfuConfig:
     drain_timeout_s: float = 30.0
     room_idle_timeout_s: float = 300.0
     connect_timeout_s: float = 30.0  # a peer not connected by then is closed
+    # an origin closes a commune's camera forwarded by a relay once nobody has
+    # watched it (no floor, no host's source= view) for this long
+    uplink_idle_s: float = 10.0
     # a relay's upstream to its origin: retries back off 1, 2, 4 ... up to this
     relay_retry_max_s: float = 30.0
     # an origin that keeps refusing the room (404: it ended) this long ends the relay room
@@ -130,6 +133,7 @@ class SfuConfig:
             "VCS_SFU_DRAIN_TIMEOUT": "drain_timeout_s",
             "VCS_SFU_ROOM_IDLE_TIMEOUT": "room_idle_timeout_s",
             "VCS_SFU_CONNECT_TIMEOUT": "connect_timeout_s",
+            "VCS_SFU_UPLINK_IDLE": "uplink_idle_s",
             "VCS_SFU_RELAY_RETRY_MAX": "relay_retry_max_s",
             "VCS_SFU_RELAY_GIVE_UP": "relay_give_up_s",
         }

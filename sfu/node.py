@@ -3,7 +3,8 @@
 ``SfuNode`` owns every peer connection it creates and every task it starts.
 ``start()`` registers the node through the router (``vcs.routing``) and starts the
 heartbeat and the once-a-second room tick (sender reports, allocation
-step-ups, idle encoders and rooms, peers that never connected); ``drain()``
+step-ups, idle encoders and rooms, peers that never connected, communes'
+cameras forwarded by a relay that nobody watches any more); ``drain()``
 stops taking new rooms while existing rooms continue; ``stop()`` drains (up
 to ``drain_timeout_s``), closes every peer and leaves Redis. Both are safe to
 call twice.
@@ -11,7 +12,10 @@ call twice.
 A node with the relay role takes its rooms' tiers from an origin
 (``sfu.relay_tiers``): a room is opened by ``PUT /rooms/{room}`` naming the
 origin, or by a subscriber's WHEP when Redis says which origin serves the
-room. A relay never writes the room's placement: that is the origin's.
+room. A relay never writes the room's placement: that is the origin's. On a
+relay, ``start_uplink``/``stop_uplink`` forward a commune's own camera and
+microphone to the origin (``sfu.uplink``); on the origin, such a WHIP publish
+(a relay credential and ``?identity=X``) becomes publisher X.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rtc.consent import tolerate_load
-from rtc.ice import parse_networks, restrict_host_addresses
 import httpx
 
+from rtc.aiortc_adapter import bytes_received
+from rtc.consent import tolerate_load
+from rtc.ice import parse_networks, restrict_host_addresses
 from rtc.whip_client import MediaSession
 from rtc.whip_client import subscribe as whep_subscribe
 from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, mint_media_token, verify_media_token
@@ -36,13 +41,15 @@ from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
-from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
+from .errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
 from .relay_tiers import Origin, RelayTiers
 from .room import Room
+from .traffic import Traffic
 from .subscriber import Subscriber
+from .uplink import Uplink
 from .upstream import HopTimes
 
 __all__ = ["LinkLookup", "Resource", "SfuNode"]
@@ -53,7 +60,8 @@ LinkLookup = Callable[[str], Awaitable[LinkInfo | None]]
 LINK_LOOKUP_TIMEOUT_S = 2.0
 TICK_S = 1.0
 ADMISSION_RETRY_AFTER_S = 2
-RELAY_CREDENTIAL_TTL_S = 120  # minted afresh for every upstream request
+RELAY_CREDENTIAL_TTL_S = 120  # minted afresh for every request to the origin
+UPSTREAM_HTTP_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -98,9 +106,11 @@ class SfuNode:
         self.counters: dict[str, int] = {}
         self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
         self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
+        self._unwatched_since: dict[str, float] = {}  # resource id of a relayed publisher => when it was last watched
         self.relay = config.role == "relay"
         self.hops = HopTimes()  # a relay's packets' time from upstream to fan-out
-        self._upstream_http: httpx.AsyncClient | None = None
+        self.traffic = Traffic()  # bitrate in and out, sampled at each heartbeat
+        self._upstream_http: httpx.AsyncClient | None = None  # towards the origin (tiers, uplinks), made on first use
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
@@ -251,6 +261,9 @@ class SfuNode:
         room = self.rooms.get(name)
         if room is not None:
             assert isinstance(room.tiers, RelayTiers)
+            if origin != room.tiers.origin:  # uplinks go to the old origin: the orchestrator brings them again
+                for identity in list(room.uplinks):
+                    await self.stop_uplink(name, identity)
             await room.tiers.repoint(origin)
             return room
         self._check_new_room()
@@ -276,17 +289,27 @@ class SfuNode:
 
     async def _connect_upstream(self, room: str, origin: Origin, tier: str, kind: str) -> MediaSession:
         """One upstream WHEP subscription of a relay room, with a fresh relay credential."""
+        token = self._relay_credential(room, origin)
+        return await whep_subscribe(self._upstream(), f"{origin.url}/sfu/whep/{room}", token, tier=tier, kinds=(kind,))
+
+    def _upstream(self) -> httpx.AsyncClient:
+        """The HTTP client towards origins (tiers, uplinks), made on first use."""
         if self._upstream_http is None:
-            self._upstream_http = httpx.AsyncClient(timeout=10)
-        token = mint_media_token(self._secret, room=room, identity=self.config.node_id, role="relay",
-                                 node=origin.node_id, ttl=RELAY_CREDENTIAL_TTL_S)  # fmt: skip
-        return await whep_subscribe(self._upstream_http, f"{origin.url}/sfu/whep/{room}", token, tier=tier, kinds=(kind,))
+            self._upstream_http = httpx.AsyncClient(timeout=UPSTREAM_HTTP_TIMEOUT_S)
+        return self._upstream_http
+
+    def _relay_credential(self, room: str, origin: Origin) -> str:
+        """This relay's credential towards ``origin`` for ``room``."""
+        return mint_media_token(self._secret, room=room, identity=self.config.node_id, role="relay",
+                                node=origin.node_id, ttl=RELAY_CREDENTIAL_TTL_S)  # fmt: skip
 
     async def end_room(self, name: str) -> None:
         room = self.rooms.pop(name, None)
         if room is None:
             return
         room.closed = True
+        for identity in list(room.uplinks):
+            await self.stop_uplink(name, identity)
         for resource in [r for r in self.resources.values() if r.room == name]:
             await self._close_resource(resource)
         await room.tiers.close()
@@ -296,12 +319,23 @@ class SfuNode:
 
     # WHIP / WHEP -------------------------------------------------------------
 
-    async def publish(self, room_name: str, claims: MediaClaims, body: bytes) -> tuple[Resource, str]:
+    async def publish(
+        self, room_name: str, claims: MediaClaims, body: bytes, identity: str | None = None
+    ) -> tuple[Resource, str]:
+        """A WHIP publish; with a relay credential, ``identity`` is the commune the relay forwards (never the host)."""
+        relay = None
+        if claims.role == "relay":
+            if not identity:
+                raise BadRequest("a relay publishes a commune: ?identity=<endpoint id> is required")
+            relay = claims.identity
+        else:
+            identity = claims.identity
         offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
         room = await self._open_room(room_name)
         pc = create_peer()
         resource_id = secrets.token_urlsafe(12)
-        publisher = room.new_publisher(resource_id, claims.identity, pc)
+        publisher = room.new_publisher(resource_id, identity, pc)
+        publisher.relay = relay
         try:
             for kind in kinds:
                 add_transceiver(pc, kind, "recvonly")
@@ -310,9 +344,9 @@ class SfuNode:
         except BaseException:
             await pc.close()
             raise
-        resource = Resource(resource_id, room_name, "whip", claims.identity, publisher)
+        resource = Resource(resource_id, room_name, "whip", identity, publisher)
         self._track(resource)
-        replaced = room.add_publisher(publisher, host=claims.host)
+        replaced = room.add_publisher(publisher, host=claims.host and relay is None)
         if replaced is not None:
             old = self.resources.get(replaced.resource_id)
             if old is not None:
@@ -396,7 +430,9 @@ class SfuNode:
         return resource
 
     async def delete(self, resource: Resource, claims: MediaClaims) -> None:
-        if claims.identity != resource.identity and claims.role != "control":  # a relay's identity is its node id
+        # a commune's camera forwarded by a relay belongs to that relay (a relay's identity is its node id)
+        owner = getattr(resource.peer, "relay", None) or resource.identity
+        if claims.identity != owner and claims.role != "control":
             raise Forbidden("this resource belongs to another endpoint")
         await self._close_resource(resource)
 
@@ -404,10 +440,14 @@ class SfuNode:
         if self.resources.pop(resource.id, None) is None:
             return
         self._publisher_marks.pop(resource.id, None)
+        self._unwatched_since.pop(resource.id, None)
         room = self.rooms.get(resource.room)
         peer = resource.peer
         if room is not None:
             if isinstance(peer, Publisher):
+                uplink = room.uplinks.get(peer.identity)
+                if uplink is not None and uplink.publisher is peer:
+                    await self.stop_uplink(resource.room, peer.identity)  # the commune left: nothing to forward
                 room.remove_publisher(peer)
             else:
                 room.remove_subscriber(peer)
@@ -415,6 +455,62 @@ class SfuNode:
             await peer.close()
         except Exception:
             logger.exception("closing %s %s failed", resource.kind, resource.id)
+
+    # uplinks (on a relay) ------------------------------------------------------
+
+    async def start_uplink(self, room_name: str, identity: str) -> Uplink:
+        """Forward ``identity``'s camera and microphone to the room's origin; the running one if there is one."""
+        room = self.room(room_name)
+        if not isinstance(room.tiers, RelayTiers):
+            raise Conflict(f"room {room_name} does not pull from an origin: there is nowhere to forward to")
+        publisher = room.publishers.get(identity)
+        if publisher is None:
+            raise NotFound(f"{identity} is not publishing in room {room_name} on this node")
+        uplink = room.uplinks.get(identity)
+        if uplink is not None and not uplink.closed:
+            return uplink
+        origin = room.tiers.origin
+        uplink = Uplink(room_name, publisher, origin.url, self.config)
+        uplink.started = self._clock()
+        room.uplinks[identity] = uplink
+        try:
+            await uplink.start(self._upstream(), self._relay_credential(room_name, origin), self._uplink_dropped)
+        except BaseException:
+            if room.uplinks.get(identity) is uplink:
+                del room.uplinks[identity]
+            await uplink.close()
+            raise
+        logger.info("room %s: forwarding %s to the origin %s", room_name, identity, origin.url)
+        return uplink
+
+    async def stop_uplink(self, room_name: str, identity: str) -> None:
+        """Stop forwarding ``identity`` (nothing to do when it is not forwarded)."""
+        room = self.rooms.get(room_name)
+        uplink = room.uplinks.pop(identity, None) if room is not None else None
+        if uplink is not None:
+            token = self._relay_credential(room_name, room.tiers.origin) if isinstance(room.tiers, RelayTiers) else None
+            await uplink.close(token)
+
+    def _uplink_dropped(self, uplink: Uplink) -> None:
+        """The origin closed its side (nobody watched there) or the link failed: forget it."""
+        room = self.rooms.get(uplink.room)
+        if room is not None and room.uplinks.get(uplink.identity) is uplink:
+            self._spawn(self.stop_uplink(uplink.room, uplink.identity))
+
+    def _close_unwatched(self, now: float) -> None:
+        """On an origin: a commune's camera forwarded by a relay that nobody has watched for a while is closed."""
+        for resource in list(self.resources.values()):
+            peer = resource.peer
+            if not isinstance(peer, Publisher) or peer.relay is None:
+                continue
+            room = self.rooms.get(resource.room)
+            if room is not None and room.watched(resource.identity):
+                self._unwatched_since.pop(resource.id, None)
+                continue
+            since = self._unwatched_since.setdefault(resource.id, now)
+            if now - since >= self.config.uplink_idle_s:
+                logger.info("room %s: nobody watches %s, closing its uplink from %s", resource.room, resource.identity, peer.relay)
+                self._spawn(self._close_resource(resource))
 
     # background loops ----------------------------------------------------------
 
@@ -429,8 +525,14 @@ class SfuNode:
             logger.exception("SFU tick loop failed")
 
     async def _tick(self, now: float) -> None:
+        self._close_unwatched(now)
         for name, room in list(self.rooms.items()):
             room.tick(now)
+            for uplink in list(room.uplinks.values()):
+                if not uplink.connected and now - uplink.started > self.config.connect_timeout_s:
+                    await self.stop_uplink(name, uplink.identity)
+                else:
+                    uplink.tick(now)
             for encoder in room.take_retired():
                 await encoder.close()
             if room.tiers.ended:
@@ -496,6 +598,9 @@ class SfuNode:
             heartbeat=time.time(),
             ttl=node_ttl(self.config.heartbeat_interval_s),
             provinces=self.config.provinces,
+            upstream_streams=self.upstream_streams,
+            bitrate_in_kbps=self.traffic.in_kbps,
+            bitrate_out_kbps=self.traffic.out_kbps,
         )
 
     @property
@@ -507,10 +612,29 @@ class SfuNode:
         """What `GET /sfu/node` answers: the registry record, and a relay's upstream figures."""
         info = asdict(self.node_info())
         if self.relay:
-            info.update(upstream_streams=self.upstream_streams, hop_ms_p95=self.hops.p95_ms())
+            info.update(hop_ms_p95=self.hops.p95_ms())
         return info
 
+    def byte_counts(self) -> dict[int, tuple[int, int]]:
+        """Each peer's (bytes in, bytes out) so far: publishers and upstreams bring media in, subscribers and uplinks send it."""
+        counts: dict[int, tuple[int, int]] = {}
+        for resource in self.resources.values():
+            peer = resource.peer
+            if isinstance(peer, Publisher):
+                transceivers = peer.pc.getTransceivers()
+                counts[id(peer)] = (bytes_received(transceivers[0].receiver.transport) if transceivers else 0, 0)
+            else:
+                counts[id(peer)] = (0, sum(d.octets_sent for d in peer.downtracks))
+        for room in self.rooms.values():
+            if isinstance(room.tiers, RelayTiers):
+                counts.update((id(u), (u.bytes, 0)) for u in room.tiers.upstreams)
+            for uplink in room.uplinks.values():
+                if uplink.feed is not None:
+                    counts[id(uplink)] = (0, sum(d.octets_sent for d in uplink.feed.downtracks))
+        return counts
+
     async def _register(self) -> None:
+        self.traffic.sample(self.byte_counts(), time.monotonic())
         # a room's placement is its origin's; each node, origin or relay, reports the media it sees itself
         rooms = [] if self.relay else list(self.rooms)
         await self._route("register_node", self.node_info(), rooms, self.media_heard())

@@ -30,6 +30,7 @@ from .packet_stream import PacketStream, make_packet
 from .publisher import Publisher
 from .subscriber import Subscriber
 from .tier_source import EncodedTiers, TierSource, TierSources
+from .uplink import Uplink
 
 __all__ = ["Room"]
 
@@ -51,6 +52,7 @@ class Room:
         self.subscribers: dict[str, Subscriber] = {}  # by resource id
         self.tiers: TierSources = tiers or EncodedTiers(name, config, clock=clock)
         self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
+        self.uplinks: dict[str, Uplink] = {}  # on a relay: the communes forwarded to the origin, by identity
         self._audio_source: Publisher | None = None
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
@@ -158,6 +160,10 @@ class Room:
         if source not in self.publishers:
             raise NotFound(f"{source} is not publishing in room {self.name}")
 
+    def watched(self, identity: str) -> bool:
+        """Whether anyone here needs ``identity``'s camera: it holds the floor, or the host views it."""
+        return self.floor == identity or any(sub.source == identity for sub in self.subscribers.values())
+
     def add_subscriber(self, sub: Subscriber) -> None:
         self.subscribers[sub.resource_id] = sub
         self.last_active = self._clock()
@@ -234,10 +240,12 @@ class Room:
                     "frames": p.frames,
                     "video_packets": p.video_packets,
                     "audio_packets": p.audio_packets,
+                    **({"relay": p.relay} if p.relay else {}),
                 }
                 for p in self.publishers.values()
             ],
             "tiers": self.tiers.stats(),
             "subscribers": [s.stats() for s in self.subscribers.values()],
             **self.tiers.room_stats(),
+            **({"uplinks": [u.stats() for u in self.uplinks.values()]} if self.uplinks else {}),
         }

@@ -17,6 +17,7 @@ from scheduler.live import LiveState
 from scheduler.participants import Groups
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl
+from scheduler.uplinks import Uplinks
 from scheduler.store import MeetingStore
 from vcs.api_tokens import ApiTokens
 from vcs.config import Settings
@@ -47,6 +48,7 @@ class Services:
     hub: AgentHub
     sfu_control: SfuControl
     floor: Floor
+    uplinks: Uplinks  # a relayed commune's camera brought to the origin (floor, the host's view)
     clock: Callable[[], float] = time.time
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set when the server is stopping: streams end
 
@@ -60,6 +62,7 @@ class Services:
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
         booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder)
         sfu_control = SfuControl(settings.secret_key)
+        uplinks = Uplinks(sfu_control, schedules.nodes.relay_of)  # a commune's relay: where its placement put it
         return cls(
             settings=settings,
             redis=redis,
@@ -76,7 +79,8 @@ class Services:
             schedules=schedules,
             hub=AgentHub(redis, registry, meetings, schedules, clock),
             sfu_control=sfu_control,
-            floor=Floor(redis, roster, booking, schedules, sfu_control),
+            floor=Floor(redis, roster, booking, schedules, sfu_control, uplinks),
+            uplinks=uplinks,
             clock=clock,
         )
 

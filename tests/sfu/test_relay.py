@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import redis.asyncio as aioredis
@@ -60,6 +61,13 @@ def relay_upstreams(origin, room: str = "r1") -> list[str]:
     return sorted(s["tier"] or "?" for s in found.stats()["subscribers"] if s["identity"] == RELAY_ID)
 
 
+def counts_traffic(node) -> bool:
+    """After a byte-counter sample (as each heartbeat takes one): the node's record shows media in and out."""
+    node.traffic.sample(node.byte_counts(), time.monotonic())
+    info = node.node_info()
+    return info.bitrate_in_kbps > 0 and info.bitrate_out_kbps > 0
+
+
 def upstream_of(relay, tier: str, room: str = "r1") -> dict | None:
     return next((u for u in relay.node.room(room).stats()["upstream"] if u["tier"] == tier), None)
 
@@ -93,6 +101,10 @@ async def test_relay_subscribers_at_two_tiers_receive_video_and_audio(cascade):
         assert info["hop_ms_p95"] is not None and info["hop_ms_p95"] >= 0
         metrics = (await relay.http.get(f"{relay.base}/metrics")).text
         assert "vcs_sfu_upstream_streams 3" in metrics
+        # the registry record's figures: media in from the origin, out to the communes (and the origin's out to the relay)
+        for node in (relay.node, origin.node):
+            await eventually(lambda node=node: counts_traffic(node), interval=0.5, what=f"{node.config.node_id} counts its bitrate in and out")
+        assert relay.node.node_info().upstream_streams == 3
     finally:
         await high.close()
         await low.close()
