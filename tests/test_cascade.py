@@ -233,18 +233,22 @@ async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redi
 
         # relay 1 dies: its communes are told to join another node and receive the host again
         moved = [e for e in by_id if node_url(e) == relay_1.url]
+        record = next(n for n in await NodeRouter(redis).nodes() if n.id == relay_1.node_id)
         killed_at = time.monotonic()
         relay_1.kill()
+        beat_age = time.time() - record.heartbeat  # its last heartbeat: it is seen gone `ttl` after that
 
         def served_elsewhere() -> bool:
             return all(by_id[e].room.status == "in_meeting" and node_url(e) != relay_1.url for e in moved)
 
         await eventually(served_elsewhere, 2 * RECOVERY_WITHIN_S, interval=0.25, what=lambda: "relay 1's communes moved: " + str(
             {e: (by_id[e].room.status, node_url(e) if by_id[e].room.meeting else None) for e in moved}))  # fmt: skip
+        joined_s = time.monotonic() - killed_at
         await receives_more([by_id[e] for e in moved], "receives the host through its new node")
         recovered_s = time.monotonic() - killed_at
         with capsys.disabled():
-            print(f"\ncascade: {len(moved)} communes of a killed relay receive the host again after {recovered_s:.1f} s")
+            print(f"\ncascade: {len(moved)} communes of a relay killed {beat_age:.1f} s after its last heartbeat (liveness {record.ttl} s):"
+                  f" joined elsewhere after {joined_s:.1f} s, receiving the host after {recovered_s:.1f} s")
         assert recovered_s < scaled(RECOVERY_WITHIN_S)
     finally:
         for agent in agents:
