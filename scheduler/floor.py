@@ -81,7 +81,7 @@ class Floor:
             relay = await self.uplinks.bring(room, meeting.id, occurrence, endpoint_id)
         await self.sfu_control.give_floor(room, endpoint_id)
         if relay is not None:
-            await self.sfu_control.give_floor(RoomAssignment(room.room, relay.rstrip("/")), endpoint_id)
+            await self._tell_relay(room, relay, endpoint_id)
         await self.redis.hset(keys.occurrence_room(meeting.id, occ), "floor", endpoint_id or "")
         if previous and previous != endpoint_id:
             await self._take_back_on_relay(room, meeting.id, occurrence, previous, keep=relay)
@@ -94,11 +94,14 @@ class Floor:
         return occ
 
     async def _take_back_on_relay(self, room: RoomAssignment, meeting_id: str, occurrence: datetime, previous: str, keep: str | None) -> None:
-        """The previous speaker's relay forgets the floor (unless it now serves the new speaker); best effort."""
+        """The previous speaker's relay forgets the floor (unless it now serves the new speaker)."""
         relay = await self.uplinks.relay_of(meeting_id, occurrence, previous)
-        if relay is None or relay == keep or relay.rstrip("/") == room.node_url:
-            return
+        if relay is not None and relay != keep and relay.rstrip("/") != room.node_url:
+            await self._tell_relay(room, relay, None)
+
+    async def _tell_relay(self, room: RoomAssignment, relay: str, endpoint_id: str | None) -> None:
+        """Best effort: the floor is the origin's; a relay that misses it only sends its speaker its own voice back."""
         try:
-            await self.sfu_control.give_floor(RoomAssignment(room.room, relay.rstrip("/")), None)
+            await self.sfu_control.give_floor(RoomAssignment(room.room, relay.rstrip("/")), endpoint_id)
         except SfuUnavailable as exc:
-            log.warning("could not take the floor back on %s: %s", relay, exc)
+            log.warning("relay %s not told of the floor (%s): %s", relay, endpoint_id, exc)
