@@ -93,7 +93,9 @@ class Floor:
         await audit.record(self.redis, principal.name, audit.Action.MEETING_FLOOR, meeting.id, details, now=now)
         return occ
 
-    async def _take_back_on_relay(self, room: RoomAssignment, meeting_id: str, occurrence: datetime, previous: str, keep: str | None) -> None:
+    async def _take_back_on_relay(
+        self, room: RoomAssignment, meeting_id: str, occurrence: datetime, previous: str, keep: str | None
+    ) -> None:
         """The previous speaker's relay forgets the floor (unless it now serves the new speaker)."""
         relay = await self.uplinks.relay_of(meeting_id, occurrence, previous)
         if relay is not None and relay != keep and relay.rstrip("/") != room.node_url:

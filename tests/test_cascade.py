@@ -126,7 +126,7 @@ async def receives_more(agents: list[Agent], what: str) -> None:
 
 
 async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redis_url, mint_token, tmp_path, loopback_ice, capsys):
-    relays = [RelayProcess("relay-hn", NEAR_1, redis_url, tmp_path / "relay-hn"), RelayProcess("relay-hcm", NEAR_2, redis_url, tmp_path / "relay-hcm")]
+    relays = [RelayProcess(node_id, near, redis_url, tmp_path / node_id) for node_id, near in (("relay-hn", NEAR_1), ("relay-hcm", NEAR_2))]
     fleet: Fleet | None = None
     agents: list[Agent] = []
     http = httpx.AsyncClient(timeout=30)
@@ -138,7 +138,10 @@ async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redi
         async def all_live() -> bool:
             return {origin_id, *(r.node_id for r in relays)} <= {n.id for n in await NodeRouter(redis).live_nodes()}
 
-        await eventually(all_live, 60, interval=0.5, what=lambda: "the origin and both relays registered; logs:\n" + "\n".join(r.text() for r in relays))
+        def logs() -> str:
+            return "the origin and both relays registered; logs:\n" + "\n".join(r.text() for r in relays)
+
+        await eventually(all_live, 60, interval=0.5, what=logs)
 
         near_1, near_2, elsewhere = communes_of(NEAR_1, 2), communes_of(NEAR_2, 3), communes_of(ELSEWHERE, 2)
         speaker, fleet_ids = near_2[-1], [*near_1, *near_2[:-1], *elsewhere]
@@ -159,8 +162,11 @@ async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redi
 
         communes_agents = [a for a in [*fleet.agents, *agents] if a.config.endpoint_id != "central"]
         everyone = [*fleet.agents, *agents]
-        await eventually(lambda: all(a.room.status == "in_meeting" for a in everyone), 90, interval=0.5,
-                         what=lambda: "everyone joined: " + str({a.config.endpoint_id: (a.room.status, a.room.last_error) for a in everyone}))  # fmt: skip
+
+        def states() -> str:
+            return f"everyone joined: { {a.config.endpoint_id: (a.room.status, a.room.last_error) for a in everyone} }"
+
+        await eventually(lambda: all(a.room.status == "in_meeting" for a in everyone), 90, interval=0.5, what=states)
         await receives_more(communes_agents, "receives the host")
         room = fleet.agents[0].room.meeting.whep_url.rsplit("/", 1)[-1]
         occurrence = fleet.agents[0].room.meeting.occurrence

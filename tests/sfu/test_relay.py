@@ -103,7 +103,8 @@ async def test_relay_subscribers_at_two_tiers_receive_video_and_audio(cascade):
         assert "vcs_sfu_upstream_streams 3" in metrics
         # the registry record's figures: media in from the origin, out to the communes (and the origin's out to the relay)
         for node in (relay.node, origin.node):
-            await eventually(lambda node=node: counts_traffic(node), interval=0.5, what=f"{node.config.node_id} counts its bitrate in and out")
+            what = f"{node.config.node_id} counts its bitrate in and out"
+            await eventually(lambda node=node: counts_traffic(node), interval=0.5, what=what)
         assert relay.node.node_info().upstream_streams == 3
     finally:
         await high.close()
