@@ -184,6 +184,7 @@ async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redi
         # one upstream stream per tier in use on each relay, the tiers the plan gives its communes, as the nodes report
         plan = (await api(server_http, "GET", f"/api/v1/meetings/{meeting_id}/plan", headers))["plan"]
         pulled: dict[str, set[str]] = {}
+        seen: dict[str, dict | None] = {}  # each relay's entry in the live view
         for relay in relays:
             planned = {c["tier"] for c in plan["communes"] if c["node_id"] == relay.node_id}
 
@@ -199,6 +200,7 @@ async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redi
             async def reported(relay=relay, planned=planned) -> bool:
                 live = await api(server_http, "GET", f"/api/v1/meetings/{meeting_id}/live", headers)
                 node = next((n for n in live["nodes"] if n["id"] == relay.node_id), None)
+                seen[relay.node_id] = node
                 return node is not None and node["upstream_streams"] == len(planned) + 1 and node["bitrate_in_kbps"] > 0
 
             await eventually(reported, 30, interval=0.5, what=f"{relay.node_id} reports its upstream streams and bitrate")
@@ -207,6 +209,9 @@ async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redi
             trunk = next(t for t in plan["trunks"] if t["province_code"] == code)
             assert trunk["nodes"] == [relay.node_id] and set(trunk["tiers"]) == pulled[relay.node_id]
             assert trunk["cascade_kbps"] == sum(LADDER.cost_kbps(LADDER.tier(t)) for t in pulled[relay.node_id])
+            with capsys.disabled():  # the nominal trunk against all the relay takes in, its communes' cameras too (a record, not asserted)
+                measured = seen[relay.node_id]["bitrate_in_kbps"]
+                print(f"\ncascade: trunk {code}: plan {trunk['cascade_kbps']} kbps, {relay.node_id} takes in {measured} kbps in all")
 
         # the floor to a commune on relay 2 reaches a subscriber on relay 1; relay 2 stops sending it its own voice
         observer_token = mint_media_token(TEST_SECRET, room=room, identity="observer", role="subscribe", node=relay_1.node_id)
