@@ -116,6 +116,11 @@ class Room:
         return self._here.entry if self._here else None
 
     @property
+    def receiving(self) -> MediaSession | None:
+        """The session the meeting arrives on; None when not in a meeting (or the host, which only sends)."""
+        return self._here.receiving if self._here else None
+
+    @property
     def muted(self) -> bool | None:
         """Whether the published audio is muted; None when not publishing audio."""
         sending = self._here.sending if self._here else None
@@ -151,6 +156,9 @@ class Room:
                     self.last_error = None  # nothing to be in: an old failure no longer matters
                 if self._here is not None and (wanted is None or wanted.key != self._here.entry.key):
                     await self._leave(report=True)
+                if self._here is not None and (wanted.whep_url, wanted.whip_url) != (self._here.entry.whep_url, self._here.entry.whip_url):
+                    log.info("endpoint %s: %s moved to %s", self.endpoint_id, wanted.meeting_id, wanted.whep_url)
+                    await self._leave(report=False)  # placed on another node (its relay failed): join there now
                 if self._here is not None and (why := self._drop_reason(loop.time())) is not None:
                     await self._drop(why)
                 if wanted is not None and self._here is None and now >= self._retry_at:

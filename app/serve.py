@@ -86,7 +86,8 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
         @contextlib.asynccontextmanager
         async def scheduler_role(services: Services) -> AsyncIterator[None]:
             actions = LifecycleActions(
-                services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control, reports=services.reports
+                services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control, ladder=settings.ladder,
+                reports=services.reports,
             )
             role = stop_first.role = SchedulerRole(services.meetings, actions, jobs=leader_jobs(settings, services.reports))
             await role.start()

@@ -20,6 +20,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 __all__ = [
     "decoder_thread",
+    "bytes_received",
     "ice_connection",
     "nominated_pair",
     "register_rtp_sender",
@@ -80,6 +81,11 @@ def unregister_rtp_sender(dtls: RTCDtlsTransport, sender: Any) -> None:
 async def send_rtcp_packet(dtls: RTCDtlsTransport, data: bytes) -> None:
     """Protect and send one RTCP packet through aiortc's own path."""
     await dtls._send_rtp(data)
+
+
+def bytes_received(dtls: RTCDtlsTransport) -> int:
+    """Every datagram's bytes the transport took in (RTP, RTCP, DTLS), as aiortc counts them for its stats."""
+    return dtls._RTCDtlsTransport__rx_bytes
 
 
 def replace_rtcp_handler(dtls: RTCDtlsTransport, wrap: Callable[[RtpHandler], RtpHandler]) -> None:

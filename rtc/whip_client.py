@@ -14,6 +14,8 @@ keyframe tells which tier arrives. With `decode=True` (tests that look at the
 pictures) the packets are counted too, and the received tracks in
 `session.tracks` yield decoded frames. A publisher's PLIs go to its track's
 `request_keyframe()` (a shared encoder), since aiortc's pack path ignores them.
+`forward()` publishes senders without tracks whose RTP the caller writes
+itself (the SFU's uplink forwards a commune's packets to the origin).
 
     MediaError   signaling failed: unreachable, or an HTTP status (`status`, `retry_after`)
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urljoin
 
 import httpx
@@ -35,7 +37,7 @@ from aiortc.rtp import RtpPacket
 from rtc.aiortc_adapter import replace_keyframe_hook, replace_rtp_handler, stop_decoder, take_out_receiver_parts
 from rtc.rtp_stats import RtpCounter
 
-__all__ = ["MediaError", "MediaSession", "peer_connection", "publish", "subscribe"]
+__all__ = ["MediaError", "MediaSession", "forward", "peer_connection", "publish", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +157,16 @@ class MediaSession:
                         total += stats.bytesSent or 0
         return total
 
-    async def close(self) -> None:
-        """DELETE the resource (best effort), close the connection, stop our tracks. Safe twice."""
+    async def close(self, token: str | None = None) -> None:
+        """DELETE the resource (best effort; with `token` when the first one may have expired),
+        close the connection, stop our tracks. Safe twice."""
         if self._closed:
             return
         self._closed = True
         if self.resource_url is not None:
+            auth = {"Authorization": f"Bearer {token or self._token}"}
             try:
-                await self.http.delete(self.resource_url, headers={"Authorization": f"Bearer {self._token}"}, timeout=5)
+                await self.http.delete(self.resource_url, headers=auth, timeout=5)
             except httpx.HTTPError as exc:
                 log.info("could not delete %s: %s", self.resource_url, exc)
         await self.pc.close()
@@ -178,6 +182,7 @@ async def subscribe(
     *,
     max_tier: str | None = None,
     source: str | None = None,
+    tier: str | None = None,
     kinds: Sequence[str] = ("audio", "video"),
     decode: bool = False,
     rate_cap_kbps: float | None = None,
@@ -190,10 +195,11 @@ async def subscribe(
     `max_tier` ("180p", "audio", ...) goes to the SFU as `?max_tier=`, `source`
     (one publisher's identity, for the host's view of a commune) as
     `?source=`. The offer has an audio and a video section by default, as
-    browsers' do; "audio" only asks the SFU to send no video.
+    browsers' do; "audio" only asks the SFU to send no video. `tier` (a
+    relay's credential only) pins the subscription to one tier, as `?tier=`.
     """
     session = MediaSession(http, whep_url, token, "subscribe")
-    params = {name: value for name, value in (("max_tier", max_tier), ("source", source)) if value}
+    params = {name: value for name, value in (("max_tier", max_tier), ("source", source), ("tier", tier)) if value}
     try:
         session._add_receivers(kinds, decode, _RateCap(rate_cap_kbps) if rate_cap_kbps else None)
         await session.negotiate(params or None)
@@ -209,6 +215,29 @@ async def publish(http: httpx.AsyncClient, whip_url: str, token: str, tracks: Se
     try:
         session._add_senders(tracks)
         await session.negotiate()
+    except BaseException:
+        await session.close()
+        raise
+    return session
+
+
+async def forward(
+    http: httpx.AsyncClient,
+    whip_url: str,
+    token: str,
+    kinds: Sequence[str],
+    adopt: Callable[[RTCPeerConnection], None],
+    *,
+    params: dict[str, str] | None = None,
+) -> MediaSession:
+    """Publish over WHIP with one track-less sender per kind; `adopt(pc)` takes
+    the senders over before the answer is applied, and writes their RTP itself."""
+    session = MediaSession(http, whip_url, token, "publish")
+    try:
+        for kind in kinds:
+            session.pc.addTransceiver(kind, direction="sendonly").setCodecPreferences(_codecs(kind))
+        adopt(session.pc)
+        await session.negotiate(params)
     except BaseException:
         await session.close()
         raise

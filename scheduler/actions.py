@@ -21,13 +21,17 @@ import redis.asyncio as aioredis
 
 from scheduler.lifecycle import Phase, lifecycle_times
 from scheduler.meeting import Meeting, OccurrenceStatus, format_utc
+from scheduler.occurrence_nodes import OccurrenceNodes
+from scheduler.placement import Placement
+from scheduler.relay_watch import RelayWatch, open_relays
 from scheduler.reports import Reports
-from scheduler.rooms import assign_room
+from scheduler.rooms import RoomAssignment, on_node
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl, SfuUnavailable
 from scheduler.store import GuardFailed, MeetingStore
 from vcs import keys
 from vcs.errors import NotFound
+from vcs.tiers import DEFAULT_LADDER, Ladder
 
 __all__ = ["LifecycleActions", "notify_agents", "undone"]
 
@@ -82,7 +86,14 @@ class LeaseLost(Exception):
 
 class LifecycleActions:
     def __init__(
-        self, store: MeetingStore, roster: Roster, *, public_url: str, sfu: SfuControl | None = None, reports: Reports | None = None
+        self,
+        store: MeetingStore,
+        roster: Roster,
+        *,
+        public_url: str,
+        sfu: SfuControl | None = None,
+        ladder: Ladder = DEFAULT_LADDER,
+        reports: Reports | None = None,
     ) -> None:
         self.store = store
         self.reports = reports
@@ -90,6 +101,8 @@ class LifecycleActions:
         self.redis = store.redis
         self.public_url = public_url
         self.sfu = sfu
+        self.nodes = OccurrenceNodes(roster, public_url, ladder)
+        self.relays = RelayWatch(self.nodes, sfu, notify_agents)
 
     async def run(self, meeting_id: str, occurrence: datetime, phase: Phase, lease_value: str, fence: int, now: datetime) -> str:
         """Run one step; returns "done", "skipped" (already done, or cancelled) or "lease-lost".
@@ -125,9 +138,10 @@ class LifecycleActions:
     ) -> None:
         times = lifecycle_times(occurrence, meeting.duration)
         if phase in (Phase.WARMUP, Phase.ENDED) and not await self.redis.hexists(claim_key, "room"):
-            room = await assign_room(self.redis, meeting.id, occurrence, times.end, self.public_url)
+            room = await self.nodes.origin(meeting, occurrence)
+            placement = await self.nodes.placement(meeting, occurrence, warmup=phase is Phase.WARMUP)
             record = {"meeting_id": meeting.id, "occurrence": format_utc(occurrence)} if meeting.record else None
-            await self._steer_room(room, meeting.host_endpoint_id, opening=phase is Phase.WARMUP, record=record)
+            await self._steer_room(room, placement, meeting.host_endpoint_id, opening=phase is Phase.WARMUP, record=record)
             await self.redis.hset(claim_key, "room", fence)  # a fact, recorded even by a leader that lost its lease
         if phase is Phase.ENDED and self.reports is not None and status is not OccurrenceStatus.CANCELLED:
             await self.reports.finalize(meeting, occurrence, now)  # kept once: a second run returns the kept one
@@ -150,17 +164,29 @@ class LifecycleActions:
         if sent == -1:
             raise LeaseLost
 
-    async def _steer_room(self, room, host: str, *, opening: bool, record: dict | None = None) -> None:
-        """Open the room for its host at warm-up, end it at the end; agents' own joins still work without it."""
+    async def _steer_room(self, room: RoomAssignment, placement: Placement, host: str, *, opening: bool, record: dict | None = None) -> None:
+        """Open the room for its host at warm-up and have each relay of the placement pull it; end them all at the end.
+
+        Agents' own joins still work without it.
+        """
         if self.sfu is None:
             return
-        try:
-            if opening:
+        if opening:
+            try:
                 await self.sfu.open_room(room, host, record)
-            else:
-                await self.sfu.end_room(room)
+            except SfuUnavailable as exc:
+                log.warning("room %s: %s", room.room, exc)
+            await open_relays(self.sfu, dict(placement.relays), room)
+            return
+        for node_id, url in sorted(placement.relays.items()):  # relays first: they pull from the origin
+            await self._end(on_node(room, node_id, url))
+        await self._end(room)
+
+    async def _end(self, room: RoomAssignment) -> None:
+        try:
+            await self.sfu.end_room(room)
         except SfuUnavailable as exc:
-            log.warning("room %s: %s", room.room, exc)
+            log.warning("room %s on %s: %s", room.room, room.node_url, exc)
 
 
 async def undone(redis: aioredis.Redis, steps: list[tuple[str, datetime, Phase]]) -> list[bool]:

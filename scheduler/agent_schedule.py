@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 from scheduler.lifecycle import lifecycle_times
 from scheduler.meeting import Meeting, format_utc
-from scheduler.rooms import RoomAssignment, assign_room
+from scheduler.occurrence_nodes import OccurrenceNodes
+from scheduler.rooms import RoomAssignment
 from scheduler.roster import Roster
 from vcs.endpoints import Endpoint
 from vcs.media_tokens import mint_media_token
@@ -30,8 +31,10 @@ def entry_basis(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, *, l
     """An entry without its room and media tokens: what the meeting and the endpoint decide.
 
     The room of an occurrence never changes once assigned and the tokens are
-    minted afresh each time, so two equal bases make equal entries. Statuses
-    and `updated_at` are not in it: a lifecycle step changes no agent's schedule.
+    minted afresh each time, so two equal bases make equal entries (a commune
+    moved to another node by a relay's failure is told with a `join`, see
+    `scheduler.relay_watch`). Statuses and `updated_at` are not in it: a
+    lifecycle step changes no agent's schedule.
     """
     times = lifecycle_times(occurrence, meeting.duration)
     is_host = endpoint.id == meeting.host_endpoint_id
@@ -58,7 +61,9 @@ def entry_for(meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: 
 
     def token(role: str) -> str:
         host = role == "publish" and endpoint.id == meeting.host_endpoint_id
-        return mint_media_token(secret_key, room=room.room, identity=endpoint.id, role=role, ttl=ttl, now=valid_from.timestamp(), host=host)
+        return mint_media_token(
+            secret_key, room=room.room, identity=endpoint.id, role=role, ttl=ttl, now=valid_from.timestamp(), host=host, node=room.node_id
+        )
 
     return {
         **entry_basis(meeting, occurrence, endpoint, ladder=ladder),
@@ -89,11 +94,17 @@ class ScheduleBuilder:
         """Equal for two schedules whose entries differ only in freshly minted tokens."""
         return json.dumps([entry_basis(m, s, endpoint, ladder=self.ladder) for m, s in occurrences], ensure_ascii=False)
 
+    def __post_init__(self) -> None:
+        self.nodes = OccurrenceNodes(self.roster, self.public_url, self.ladder)
+
     async def room(self, meeting: Meeting, occurrence: datetime) -> RoomAssignment:
-        return await assign_room(self.roster.store.redis, meeting.id, occurrence, occurrence + meeting.duration, self.public_url)
+        """The occurrence's room on its origin (where the host publishes)."""
+        return await self.nodes.origin(meeting, occurrence)
 
     async def entry(self, meeting: Meeting, occurrence: datetime, endpoint: Endpoint, room: RoomAssignment | None = None) -> dict:
-        room = room or await self.room(meeting, occurrence)
+        """`room`: the origin's, already looked up; a commune's entry points at its placed node."""
+        if room is None or endpoint.id != meeting.host_endpoint_id:
+            room = await self.nodes.room_for(meeting, occurrence, endpoint)
         return entry_for(meeting, occurrence, endpoint, room, secret_key=self.secret_key, ladder=self.ladder)
 
     async def schedule(self, endpoint: Endpoint, now: datetime) -> list[dict]:

@@ -8,8 +8,14 @@ is the expected starting point, not a promise.
 A commune starts on the tier `vcs.tiers.Ladder.start` gives its downlink (no
 better than the meeting's `max_tier`; the lowest tier beyond the VCS share
 when it fits the whole link, else "none"), the same fit the SFU and the
-agents' schedules use; its kbps is that tier's cost (video plus audio). A province trunk under the cascade design carries one
-stream per tier in use in the province; "direct" is what it would carry with
+agents' schedules use; its kbps is that tier's cost (video plus audio).
+
+Communes go to nodes by `scheduler.placement.place`, the function the warm-up
+uses, over the same nodes: a province's trunk carries one stream per tier in
+use on each relay that sits in the province (`NodeInfo.provinces`), and one
+stream per commune served from the centre (the origin, a relay elsewhere, or
+no node at all). With no node given (none registered yet), the design's
+figure: a relay in every province. "direct" is what the trunk would carry with
 one stream per commune, reported to show what the cascade saves.
 """
 
@@ -20,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from scheduler.placement import Placement, place
+from vcs.routing import NodeInfo
 from vcs.tiers import DEFAULT_LADDER, NO_TIER, Ladder, TierSpec
 
 __all__ = [
@@ -33,6 +41,8 @@ __all__ = [
     "Shortfall",
     "TrunkLoad",
     "plan_bandwidth",
+    "province_counts",
+    "subscribers_by_province",
 ]
 
 DEFAULT_TRUNK_KBPS = 1_000_000  # 1 Gbps per province trunk
@@ -60,6 +70,13 @@ class SfuNode:
     id: str
     capacity: int  # subscribers
     in_use: int = 0  # subscribers of other meetings at the same time
+    role: str = "relay"
+    provinces: tuple[str, ...] = ()  # province codes it sits near
+    url: str = ""
+
+    def as_live(self) -> NodeInfo:
+        """The node as `place` sees it: its spare room is what other meetings leave."""
+        return NodeInfo(self.id, self.url, self.role, self.capacity, self.in_use, provinces=self.provinces)
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,7 @@ class TrunkLoad:
     tiers: tuple[str, ...]
     cascade_kbps: int
     direct_kbps: int
+    nodes: tuple[str, ...] = ()  # the nodes serving its communes (none when no node is known)
 
     @property
     def over_capacity(self) -> bool:
@@ -93,6 +111,8 @@ class NodeLoad:
     capacity: int
     in_use: int
     subscribers: int  # assigned by this plan
+    role: str = "relay"
+    provinces: tuple[str, ...] = ()  # the provinces this plan puts on it
 
     @property
     def over_capacity(self) -> bool:
@@ -137,10 +157,25 @@ class BandwidthPlan:
                 "direct_kbps": sum(t.direct_kbps for t in self.trunks),
             },
             "communes": [asdict(c) for c in self.communes],
-            "trunks": [{**asdict(t), "tiers": list(t.tiers), "over_capacity": t.over_capacity} for t in self.trunks],
-            "nodes": [{**asdict(n), "over_capacity": n.over_capacity} for n in self.nodes],
+            "trunks": [
+                {**asdict(t), "tiers": list(t.tiers), "nodes": list(t.nodes), "over_capacity": t.over_capacity} for t in self.trunks
+            ],
+            "nodes": [{**asdict(n), "provinces": list(n.provinces), "over_capacity": n.over_capacity} for n in self.nodes],
             "shortfalls": [asdict(s) for s in self.shortfalls],
         }
+
+
+def subscribers_by_province(links: Iterable[ParticipantLink], *, max_tier: str, ladder: Ladder = DEFAULT_LADDER) -> dict[str, list[str]]:
+    """The subscribers' endpoint ids per province: the communes whose downlink fits a tier (the others do not join)."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for link in links:
+        if ladder.start(link.downlink_kbps, max_tier=max_tier).tier is not None:
+            found[link.province_code].append(link.endpoint_id)
+    return dict(found)
+
+
+def province_counts(links: Iterable[ParticipantLink], *, max_tier: str, ladder: Ladder = DEFAULT_LADDER) -> dict[str, int]:
+    return {code: len(ids) for code, ids in subscribers_by_province(links, max_tier=max_tier, ladder=ladder).items()}
 
 
 def plan_bandwidth(
@@ -151,11 +186,14 @@ def plan_bandwidth(
     trunk_capacity_kbps: Mapping[int | str, int] | None = None,
     default_trunk_kbps: int = DEFAULT_TRUNK_KBPS,
     nodes: Sequence[SfuNode] = (),
+    origin: str | None = None,
+    placement: Placement | None = None,
 ) -> BandwidthPlan:
     """Plan for the subscribers in `links` (leave the host out: it publishes).
 
-    Nodes are filled in the order given, communes taken by province so that a
-    province tends to share a node; with no nodes, node capacity is not checked.
+    Communes are placed on `nodes` by `place` (`origin`: the origin's node id
+    when already chosen), unless `placement` is the one already made; with no
+    nodes, node capacity is not checked.
     """
     ladder.index(max_tier)  # ValueError when the ladder lacks it, even with no links
     lowest = ladder.tiers[-1]
@@ -164,12 +202,20 @@ def plan_bandwidth(
     ids = [link.endpoint_id for link in ordered]
     if len(set(ids)) != len(ids):
         raise ValueError("links name an endpoint twice")
+    if placement is None:
+        placement = place(province_counts(ordered, max_tier=max_tier, ladder=ladder), [n.as_live() for n in nodes], origin=origin)
+        placement = placement.with_members(subscribers_by_province(ordered, max_tier=max_tier, ladder=ladder))
+    return _plan(ordered, placement, nodes, max_tier, ladder, lowest, capacities, default_trunk_kbps)
 
+
+def _plan(
+    ordered: list[ParticipantLink], placement: Placement, nodes: Sequence[SfuNode], max_tier: str, ladder: Ladder,
+    lowest: TierSpec, capacities: dict[str, int], default_trunk_kbps: int,
+) -> BandwidthPlan:  # fmt: skip
+    near = {n.id: set(n.provinces) for n in nodes if n.role == "relay"}
     shortfalls: list[Shortfall] = []
-    free = [[node.id, node.capacity - node.in_use] for node in nodes]
-    assigned: Counter[str] = Counter()
     communes: list[CommunePlan] = []
-    by_province: dict[str, list[TierSpec]] = defaultdict(list)
+    by_province: dict[str, list[tuple[str | None, TierSpec]]] = defaultdict(list)
     for link in ordered:
         start = ladder.start(link.downlink_kbps, max_tier=max_tier)
         tier = start.tier
@@ -179,13 +225,8 @@ def plan_bandwidth(
             reason = f"downlink below {lowest.name}"
             shortfalls.append(Shortfall("link", link.endpoint_id, ladder.cost_kbps(lowest), link.downlink_kbps, "kbps", reason))
         else:
-            by_province[link.province_code].append(tier)
-            while free and free[0][1] <= 0:
-                free.pop(0)
-            if free:
-                node_id = free[0][0]
-                free[0][1] -= 1
-                assigned[node_id] += 1
+            node_id = placement.share_of(link.endpoint_id, link.province_code) or None
+            by_province[link.province_code].append((node_id, tier))
         communes.append(
             CommunePlan(
                 link.endpoint_id,
@@ -200,15 +241,23 @@ def plan_bandwidth(
 
     trunks = []
     for code in sorted({link.province_code for link in ordered}):
-        tiers = by_province.get(code, [])
+        placed = by_province.get(code, [])
+        tiers = [t for _, t in placed]
         distinct = sorted(set(tiers), key=lambda t: t.video_kbps, reverse=True)
+        if nodes:  # per relay in the province, one stream per tier; from the centre, one per commune
+            in_province = {(n, t) for n, t in placed if n is not None and code in near.get(n, ())}
+            from_centre = [t for n, t in placed if n is None or code not in near.get(n, ())]
+            cascade = sum(ladder.cost_kbps(t) for _, t in in_province) + sum(ladder.cost_kbps(t) for t in from_centre)
+        else:
+            cascade = sum(ladder.cost_kbps(t) for t in distinct)
         load = TrunkLoad(
             province_code=code,
             capacity_kbps=capacities.get(code, default_trunk_kbps),
             subscribers=len(tiers),
             tiers=tuple(t.name for t in distinct),
-            cascade_kbps=sum(ladder.cost_kbps(t) for t in distinct),
+            cascade_kbps=cascade,
             direct_kbps=sum(ladder.cost_kbps(t) for t in tiers),
+            nodes=tuple(sorted({n for n, _ in placed if n is not None})),
         )
         trunks.append(load)
         if load.over_capacity:
@@ -216,7 +265,10 @@ def plan_bandwidth(
                 Shortfall("trunk", code, load.cascade_kbps, load.capacity_kbps, "kbps", "province trunk over capacity")
             )
 
-    node_loads = tuple(NodeLoad(n.id, n.capacity, n.in_use, assigned[n.id]) for n in nodes)
+    assigned = placement.communes_on()
+    node_loads = tuple(
+        NodeLoad(n.id, n.capacity, n.in_use, assigned.get(n.id, 0), n.role, tuple(placement.provinces_of(n.id))) for n in nodes
+    )
     for load in node_loads:
         if load.over_capacity:  # only when other meetings already overfill it
             need = load.in_use + load.subscribers

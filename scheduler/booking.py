@@ -16,9 +16,11 @@ from typing import Any
 
 from scheduler.bandwidth_plan import BandwidthPlan, ParticipantLink, SfuNode, plan_bandwidth
 from scheduler.conflicts import Booking, Conflict, find_conflicts, overlapping_starts
+from scheduler.lifecycle import current_or_next_occurrence
 from scheduler.meeting import Meeting, validate_new_meeting
 from scheduler.nodes import live_nodes
 from scheduler.participants import Groups, resolve
+from scheduler.placement import load_placement
 from scheduler.roster import Roster
 from scheduler.store import MeetingStore
 from vcs.endpoints import EndpointKind, hall_id
@@ -130,11 +132,14 @@ class BookingService:
         in_use = _busiest_overlap(candidate, others)
         nodes = await live_nodes(self.store.redis, now.timestamp())
         plan_nodes = _fill(nodes, in_use)
+        occurrence = None if is_new else current_or_next_occurrence(meeting, now)
         plan = plan_bandwidth(
             [ParticipantLink.from_endpoint(endpoints[i]) for i in participants],
             max_tier=meeting.media.max_tier,
             ladder=self.ladder,
             nodes=plan_nodes,
+            # an occurrence already placed (its agents told where to go) is shown as placed
+            placement=await load_placement(self.store.redis, meeting.id, occurrence) if occurrence else None,
         )
         spare = sum(max(0, n.capacity - n.in_use) for n in plan_nodes)
         short = max(0, len(participants) - spare) if plan_nodes else 0
@@ -212,5 +217,5 @@ def _fill(nodes, in_use: int) -> list[SfuNode]:
     for node in nodes:
         taken = min(node.spare, in_use)
         in_use -= taken
-        filled.append(SfuNode(node.id, node.capacity, taken))
+        filled.append(SfuNode(node.id, node.capacity, taken, node.role, node.provinces, node.url))
     return filled

@@ -3,12 +3,16 @@
 Agents report into one hash per occurrence; a summary is computed on read,
 which at 3,321 entries is a single HGETALL and a pass in Python.
 
-"Joined" means media now: while the SFU node hosting the occurrence's room
-reports which peers it sees media from (`keys.sfu_room_media`, rewritten with
-each node heartbeat), an agent that says "joined" but whose media the node has
+"Joined" means media now: while the SFU nodes serving the occurrence's room
+(its origin and the relays its communes use) report which peers they see media
+from (`NodeRouter.room_media`: one record per node, rewritten with each of its
+heartbeats, merged newest first), an agent that says "joined" but whose media the node has
 not seen for `MEDIA_FRESH_S` counts as "dropped" (killed, cut off, or back with
 dead media; a crashed node's record goes stale the same way). Without such a
 record (no node hosts the room) the agents' own reports stand.
+
+`nodes` lists the occurrence's origin and relays (`scheduler.placement`) with
+what their registry records say now: subscribers, upstream streams, bitrates.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import datetime, timedelta
 import redis.asyncio as aioredis
 
 from scheduler.meeting import Meeting, format_utc, parse_utc
+from scheduler.placement import load_placement
 from scheduler.roster import Roster
 from vcs import keys
 from vcs.presence import Presence
@@ -144,4 +149,28 @@ class LiveState:
             "provinces": {code: dict(c) for code, c in sorted(provinces.items())},
             "worst": worst,
             "floor": await self.redis.hget(keys.occurrence_room(meeting.id, occ), "floor") or None,
+            "nodes": await self.nodes(meeting.id, occurrence),
         }
+
+    async def nodes(self, meeting_id: str, occurrence: datetime) -> list[dict]:
+        """The occurrence's origin and relays as their records say now (a node gone has `alive` false)."""
+        placement = await load_placement(self.redis, meeting_id, occurrence)
+        if placement is None or placement.origin is None:
+            return []
+        live = {n.id: n for n in await NodeRouter(self.redis).nodes()}
+        placed = placement.communes_on()
+        found = []
+        for node_id in [placement.origin, *sorted(placement.relays)]:
+            record = live.get(node_id)
+            found.append({
+                "id": node_id,
+                "role": "origin" if node_id == placement.origin else "relay",
+                "alive": record is not None and not record.draining,
+                "provinces": placement.provinces_of(node_id),
+                "placed": placed.get(node_id, 0),
+                "subscribers": record.load if record else 0,
+                "upstream_streams": record.upstream_streams if record else 0,
+                "bitrate_in_kbps": record.bitrate_in_kbps if record else 0,
+                "bitrate_out_kbps": record.bitrate_out_kbps if record else 0,
+            })  # fmt: skip
+        return found

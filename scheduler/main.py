@@ -58,7 +58,8 @@ async def run_scheduler(settings: Settings, *, lease_ttl: float = 5.0) -> None:
         reports = Reports(
             redis, store, roster, registry, live, retention=timedelta(days=settings.retention_days), sample_s=settings.report_sample_s
         )
-        actions = LifecycleActions(store, roster, public_url=settings.public_url, sfu=SfuControl(settings.secret_key), reports=reports)
+        sfu = SfuControl(settings.secret_key)
+        actions = LifecycleActions(store, roster, public_url=settings.public_url, sfu=sfu, ladder=settings.ladder, reports=reports)
         role = SchedulerRole(store, actions, lease_ttl=lease_ttl, jobs=leader_jobs(settings, reports))
         await role.start()
         log.info("scheduler %s running (standby until it holds the lease)", role.lease.holder)

@@ -1,9 +1,11 @@
 """Where an occurrence's SFU room lives, decided once and kept for its lifetime.
 
 The first caller (the agent schedule or the warm-up job) asks the router
-(`vcs.routing`) for the node: the one already serving the room, else the
-selector's pick among live nodes; every later caller reads that same choice,
-so an agent that cached its join info hours ago still goes to the right node.
+(`vcs.routing`) for the origin node: the one already serving the room, else
+the selector's pick among live nodes (origins first); every later caller reads
+that same choice, so an agent that cached its join info hours ago still goes
+to the right node. The host publishes there; which node each commune
+subscribes on is the occurrence's placement (`scheduler.placement`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scheduler.meeting import format_utc
 from vcs import keys
 from vcs.routing import NodeRouter
 
-__all__ = ["RoomAssignment", "assign_room", "room_name"]
+__all__ = ["RoomAssignment", "assign_room", "on_node", "room_name"]
 
 KEEP_AFTER_END = 24 * 3600  # seconds the assignment outlives the occurrence, for the record
 
@@ -26,6 +28,7 @@ KEEP_AFTER_END = 24 * 3600  # seconds the assignment outlives the occurrence, fo
 class RoomAssignment:
     room: str
     node_url: str
+    node_id: str | None = None  # None when no node was live (the fallback URL)
 
     @property
     def whip_url(self) -> str:
@@ -50,7 +53,14 @@ async def assign_room(redis: aioredis.Redis, meeting_id: str, occurrence: dateti
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "node_url", url)
             pipe.hsetnx(key, "room", name)
+            if node is not None:
+                pipe.hsetnx(key, "node", node.id)
             pipe.expireat(key, int(end.timestamp()) + KEEP_AFTER_END)
             pipe.hgetall(key)
             *_, stored = await pipe.execute()
-    return RoomAssignment(stored["room"], stored["node_url"].rstrip("/"))
+    return RoomAssignment(stored["room"], stored["node_url"].rstrip("/"), stored.get("node"))
+
+
+def on_node(room: RoomAssignment, node_id: str | None, node_url: str) -> RoomAssignment:
+    """The same room on another node (a relay's copy of it)."""
+    return RoomAssignment(room.room, node_url.rstrip("/"), node_id)

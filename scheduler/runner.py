@@ -7,7 +7,8 @@ meetings; when a meeting changes, it derives that meeting's jobs again. Steps wh
 of an occurrence that ended within `CATCH_UP` included; each runs exactly once because
 `LifecycleActions` makes a step one recoverable unit in Redis. Stopping releases the lease
 first, so a standby takes over at once. The leader also runs the deployment's periodic
-jobs (`PeriodicJob`: the attendance sampler, the retention of reports and recordings), so
+jobs (`PeriodicJob`: the attendance sampler, the retention of reports and recordings, and,
+while an occurrence is under way, the check of its relays: `scheduler.relay_watch`), so
 each runs in exactly one place.
 """
 
@@ -28,11 +29,13 @@ from redis.exceptions import RedisError
 
 from scheduler.actions import LifecycleActions, undone
 from scheduler.lease import Lease
-from scheduler.lifecycle import CATCH_UP, Phase, pending, steps_due
+from scheduler.lifecycle import CATCH_UP, Phase, current_or_next_occurrence, lifecycle_times, pending, steps_due
 from scheduler.meeting import Meeting
+from scheduler.relay_watch import CHECK_EVERY as RELAY_CHECK_EVERY
 from scheduler.store import MeetingStore, changed_meeting
 from vcs import keys
 from vcs.errors import NotFound
+from vcs.routing import NodeRouter
 
 __all__ = ["PeriodicJob", "SchedulerRole"]
 
@@ -42,6 +45,7 @@ HORIZON = timedelta(hours=48)
 REBUILD_EVERY = 60.0  # seconds; also extends the horizon
 STEP_RETRY = 1.0  # seconds between attempts of a step that hit a Redis error
 STOP_GRACE = 1.0  # seconds a stopping scheduler gives the lease release and the steps under way
+RELAY_JOB = "relays"
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,8 @@ class SchedulerRole:
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._scheduler.start()
         self._scheduler.add_job(self._rebuild.set, "interval", seconds=REBUILD_EVERY, id="rebuild")
-        for job in self.jobs:
+        relays = PeriodicJob(RELAY_JOB, RELAY_CHECK_EVERY, lambda now: self.check_relays())
+        for job in (*self.jobs, relays):
             self._scheduler.add_job(self._run_periodic, "interval", seconds=job.every_s, id=f"periodic:{job.name}", args=[job])
         self._rebuild.set()
 
@@ -146,6 +151,28 @@ class SchedulerRole:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+
+    # --- relays of the occurrences under way -------------------------------
+
+    async def check_relays(self) -> int:
+        """Move the communes of failed or draining relays, for every occurrence between warm-up and end; returns how many moved."""
+        if not self.is_leader:
+            return 0
+        moved = 0
+        try:
+            now = self.now()
+            live = None
+            for meeting in (await self.store.all()).values():
+                occurrence = current_or_next_occurrence(meeting, now)
+                if occurrence is None or not lifecycle_times(occurrence, meeting.duration).warmup <= now:
+                    continue
+                live = live if live is not None else await NodeRouter(self.redis).nodes()
+                moved += len(await self.actions.relays.check(meeting, occurrence, live))
+        except (RedisError, OSError) as exc:
+            log.warning("relay check: %s", exc)  # the next check, a few seconds on, tries again
+        except Exception:
+            log.exception("relay check")
+        return moved
 
     # --- deriving jobs ---------------------------------------------------
 

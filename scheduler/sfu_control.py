@@ -1,4 +1,5 @@
-"""The orchestrator's calls to an SFU node's control API: open a room, hand the floor, end it.
+"""The orchestrator's calls to an SFU node's control API: open a room (on a relay: pull it), hand the floor,
+end it, and on a relay forward a commune's camera to the origin (an uplink).
 
 Each call carries a short-lived control token for that room, signed with the
 deployment secret, so only the orchestrator steers rooms.
@@ -43,6 +44,10 @@ class SfuControl:
         """Open the room for its host; `record` ({"meeting_id", "occurrence"}): the origin records its program."""
         await self._call("PUT", room, "", {"host": host, **({"record": record} if record else {})})
 
+    async def open_relay_room(self, relay_url: str, room: str, origin_url: str, origin_node: str | None) -> None:
+        """Tell a relay to serve `room` by pulling it from its origin (or to pull from another origin)."""
+        await self._call("PUT", RoomAssignment(room, relay_url.rstrip("/")), "", {"origin": origin_url, "origin_node": origin_node})
+
     async def give_floor(self, room: RoomAssignment, endpoint_id: str | None) -> None:
         if endpoint_id is None:
             await self._call("DELETE", room, "/floor")
@@ -53,3 +58,19 @@ class SfuControl:
 
     async def end_room(self, room: RoomAssignment) -> None:
         await self._call("DELETE", room, "")
+
+    async def publishers(self, room: RoomAssignment) -> set[str]:
+        """The identities publishing in the room on its node (none when the room is not open)."""
+        response = await self._call("GET", room, "")
+        if response.status_code == 404:
+            return set()
+        return {p["identity"] for p in response.json().get("publishers", [])}
+
+    async def start_uplink(self, relay_url: str, room: str, identity: str) -> None:
+        """Ask the relay to forward ``identity``'s camera and microphone to the room's origin (idempotent)."""
+        response = await self._call("POST", RoomAssignment(room, relay_url.rstrip("/")), "/uplinks", {"identity": identity})
+        if response.status_code == 404:
+            raise SfuUnavailable(f"{identity} is not publishing in room {room} on its relay {relay_url}")
+
+    async def stop_uplink(self, relay_url: str, room: str, identity: str) -> None:
+        await self._call("DELETE", RoomAssignment(room, relay_url.rstrip("/")), f"/uplinks/{identity}")

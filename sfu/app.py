@@ -7,14 +7,19 @@ Routes are relative; the web app (and ``vcs sfu``) mount this app at
 path                                    methods                          token role
 ======================================  ===============================  =========
 /whip/{room}                            POST (offer), OPTIONS            publish
-/whip/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     publish
+/whip/{room}?identity=ID                POST (offer): an uplink          relay
+/whip/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     publish, relay
                                         GET (test rooms: what the node saw)
 /whep/{room}[?source=ID&max_tier=T]     POST (offer), OPTIONS            subscribe
-/whep/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     subscribe
+/whep/{room}?tier=T                     POST (offer): a relay's upstream relay
+/whep/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     subscribe, relay
 /node                                   GET                              control
 /rooms                                  GET                              control
 /rooms/{room}                           GET, PUT {"host": ID[, "record": {"meeting_id", "occurrence"}]}, DELETE    control
+                                        (a relay: PUT {"origin": URL, "origin_node": ID})
 /rooms/{room}/floor                     POST {"identity": ID}, DELETE    control
+/rooms/{room}/uplinks                   POST {"identity": ID}            control
+/rooms/{room}/uplinks/{identity}        DELETE                           control
 /metrics                                GET (Prometheus text)            none (rooms: control)
 ======================================  ===============================  =========
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -38,6 +44,7 @@ from starlette.routing import Route
 from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, SfuError
 from .metrics import render_metrics
 from .node import SfuNode
+from .relay_tiers import Origin
 from .offer import check_content_type
 from .test_room import is_test_room
 
@@ -49,7 +56,12 @@ ENDPOINT_METHODS = "POST, OPTIONS"
 RESOURCE_METHODS = "DELETE, OPTIONS"
 EXPOSED_HEADERS = ["Location", "ETag", "Link", "Accept-Patch", "Allow", "Retry-After"]
 MAX_JSON_BYTES = 4096
+# token roles per signaling kind; a relay's credential subscribes to its origin's tiers,
+# and publishes a commune's camera there only as an uplink (``?identity=``)
+ROLES = {"whip": "publish", "whep": ("subscribe", "relay")}
+RESOURCE_ROLES = {"whip": ("publish", "relay"), "whep": ("subscribe", "relay")}
 _ROOM = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_IDENTITY = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 
 def _room_name(request: Request) -> str:
@@ -67,17 +79,20 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         if request.method != "POST":
             raise MethodNotAllowed(f"{request.method} is not supported here", headers={"Allow": ENDPOINT_METHODS})
         node.count(f"{kind}_requests")
-        role = "publish" if kind == "whip" else "subscribe"
-        claims = node.authorize(request.headers.get("authorization"), room, role)
+        identity = request.query_params.get("identity") if kind == "whip" else None
+        if identity is not None:  # a relay forwards a commune's camera: only a relay credential may
+            _check_identity(identity)
+        claims = node.authorize(request.headers.get("authorization"), room, "relay" if identity is not None else ROLES[kind])
         check_content_type(request.headers.get("content-type"))
         async with node.signaling_slot():
             body = await _read_body(request, node.config.max_sdp_bytes)
             if kind == "whip":
-                resource, answer = await node.publish(room, claims, body)
+                resource, answer = await node.publish(room, claims, body, identity)
             else:
                 source = request.query_params.get("source") or None
                 max_tier = request.query_params.get("max_tier") or None
-                resource, answer = await node.subscribe(room, claims, body, source, max_tier)
+                tier = request.query_params.get("tier") or None
+                resource, answer = await node.subscribe(room, claims, body, source, max_tier, tier)
         location = f"{request.scope.get('root_path', '')}/{kind}/{room}/{resource.id}"
         return Response(
             answer,
@@ -103,8 +118,7 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         if request.method != "DELETE":
             # trickle ICE and ICE restarts (PATCH) are not implemented
             raise MethodNotAllowed(f"{request.method} is not supported here", headers={"Allow": RESOURCE_METHODS})
-        role = "publish" if kind == "whip" else "subscribe"
-        claims = node.authorize(request.headers.get("authorization"), room, role)
+        claims = node.authorize(request.headers.get("authorization"), room, RESOURCE_ROLES[kind])
         found = node.resource(room, request.path_params["resource"], kind)
         await node.delete(found, claims)
         return Response(status_code=200)
@@ -130,6 +144,13 @@ def create_sfu_app(node: SfuNode) -> Starlette:
             await node.end_room(name)
             return Response(status_code=204)
         data = await _read_json(request)
+        if node.relay:
+            origin = _origin(data)
+            async with node.signaling_slot():
+                target = await node.open_relay_room(name, origin)
+            return JSONResponse(target.stats())
+        if "origin" in data:
+            raise BadRequest("this node is an origin: it relays no room")
         host = data.get("host")
         if not isinstance(host, str) or not host:
             raise BadRequest('expected {"host": "<identity>"}')
@@ -157,6 +178,23 @@ def create_sfu_app(node: SfuNode) -> Starlette:
             target.give_floor(identity)
         return JSONResponse({"room": name, "floor": target.floor, "program": target.program_identity})
 
+    async def uplinks(request: Request) -> Response:
+        name = _room_name(request)
+        control(request, name)
+        if request.method == "DELETE":
+            identity = request.path_params["identity"]
+            _check_identity(identity)
+            node.room(name)
+            await node.stop_uplink(name, identity)
+            return Response(status_code=204)
+        identity = (await _read_json(request)).get("identity")
+        if not isinstance(identity, str) or not identity:
+            raise BadRequest('expected {"identity": "<endpoint id>"}')
+        _check_identity(identity)
+        async with node.signaling_slot():
+            uplink = await node.start_uplink(name, identity)
+        return JSONResponse({"room": name, **uplink.stats()})
+
     async def metrics(request: Request) -> Response:
         try:
             control(request)
@@ -175,6 +213,8 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         Route("/rooms", rooms, methods=["GET"]),
         Route("/rooms/{room}", room, methods=["GET", "PUT", "DELETE"]),
         Route("/rooms/{room}/floor", floor, methods=["POST", "DELETE"]),
+        Route("/rooms/{room}/uplinks", uplinks, methods=["POST"]),
+        Route("/rooms/{room}/uplinks/{identity}", uplinks, methods=["DELETE"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
     middleware = [
@@ -192,6 +232,23 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         middleware=middleware,
         exception_handlers={SfuError: _on_error},
     )
+
+
+def _check_identity(identity: str) -> None:
+    if not _IDENTITY.match(identity):
+        raise BadRequest("an identity is 1-128 letters, digits or . _ : @ -")
+
+
+def _origin(data: dict) -> Origin:
+    """A relay room's origin from `{"origin": "<base URL>", "origin_node": "<node id>"}`."""
+    url, node_id = data.get("origin"), data.get("origin_node")
+    expected = 'expected {"origin": "<origin base URL, http(s)://host:port>", "origin_node": "<origin node id>"}'
+    if not isinstance(url, str) or not isinstance(node_id, str) or not node_id or len(node_id) > 128:
+        raise BadRequest(expected)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment or parts.username:
+        raise BadRequest(f"origin must be an http(s) base URL; {expected}")
+    return Origin(url.rstrip("/"), node_id)
 
 
 async def _on_error(request: Request, exc: Exception) -> Response:

@@ -1,10 +1,11 @@
 """The SFU's commands, wired into ``vcs`` by ``app/cli.py``.
 
-- ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
+- ``vcs sfu [--host H] [--port P] [--role origin|relay] [--provinces 01,79] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);
 - ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark;
 - ``vcs bench links [--scenario a|b|c|d|all] [--receiver aiortc|chromium]``
   runs the link lab (`sfu.link_lab`, root only).
+- ``vcs bench relay`` measures a relay's fan-out.
 
 Every command's ``func(args, settings)`` takes the project's Settings (it
 reads ``secret_key``, ``redis_url`` and ``data_dir``) and returns an exit code.
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,12 +48,15 @@ def create_node(
     link_lookup: LinkLookup | None = None,
     environ: Mapping[str, str] | None = None,
     role: str | None = None,
+    provinces: str | None = None,
 ) -> SfuNode:
     """Build a node from Settings and ``VCS_SFU_*`` variables."""
     environ = os.environ if environ is None else environ
     config = SfuConfig.from_environ(environ, public_url=public_url, ladder=settings.ladder)
     if role is not None:
         config = config.with_changes(role=role)
+    if provinces is not None:
+        config = config.with_changes(provinces=tuple(provinces.split(",")))
     return SfuNode(config, secret=settings.secret_key, redis=redis, link_lookup=link_lookup)
 
 
@@ -60,6 +65,7 @@ def add_sfu_command(subparsers: Any, *, link_lookup_factory: LinkLookupFactory |
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8090, help="port (default 8090)")
     parser.add_argument("--role", choices=["origin", "relay"], default=None, help="origin or relay (default VCS_SFU_ROLE, else origin)")
+    parser.add_argument("--provinces", default=None, help="province codes it sits near, e.g. 01,79 (default VCS_SFU_PROVINCES)")
     parser.add_argument("--public-url", default=None, help="base URL clients use (default http://HOST:PORT)")
     parser.set_defaults(func=lambda args, settings: run_sfu(args, settings, link_lookup_factory))
     return parser
@@ -79,7 +85,11 @@ def run_sfu(args: argparse.Namespace, settings: Any, link_lookup_factory: LinkLo
     if client is None:
         logger.warning("no Redis URL: this node will not register itself")
     lookup = link_lookup_factory(settings, client) if link_lookup_factory else None
-    node = create_node(settings, public_url=public_url, redis=client, link_lookup=lookup, role=args.role)
+    try:
+        node = create_node(settings, public_url=public_url, redis=client, link_lookup=lookup, role=args.role, provinces=args.provinces)
+    except ValueError as exc:  # a bad VCS_SFU_* value or --provinces
+        print(f"vcs sfu: {exc}", file=sys.stderr)
+        return 2
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -109,6 +119,11 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
     parser.add_argument("--profile", help="sample the node with py-spy into this file")
     parser.set_defaults(func=run_bench_command)
+    cascade = bench_subparsers.add_parser("relay", help="a relay's fan-out: relayed video a frame at a time against packet by packet")
+    cascade.add_argument("--subscribers", type=int, default=40, help="WHEP subscribers on the relay (default 40)")
+    cascade.add_argument("--seconds", type=float, default=15.0, help="length of each measured window (default 15)")
+    cascade.add_argument("--rounds", type=int, default=2, help="times each way is measured, alternating (default 2)")
+    cascade.set_defaults(func=run_relay_bench_command)
     return parser
 
 
@@ -175,4 +190,14 @@ def run_links_command(args: argparse.Namespace, settings: Any = None) -> int:
     except RuntimeError as exc:
         print(f"the link lab failed: {exc}")
         return 1
+    return 0
+
+
+def run_relay_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
+    from .bench import run_cascade_bench
+
+    if args.subscribers < 1 or args.seconds <= 0 or args.rounds < 1:
+        raise SystemExit("--subscribers, --seconds and --rounds must be positive")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(run_cascade_bench(args.subscribers, args.seconds, rounds=args.rounds))
     return 0

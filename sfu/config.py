@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vcs.routing import ROLES
+from vcs.routing import ROLES, parse_provinces
 from vcs.tiers import DEFAULT_AUDIO_KBPS, DEFAULT_TIERS, DEFAULT_VCS_SHARE, Ladder, TierSpec
 
 __all__ = ["SfuConfig"]
@@ -31,6 +31,7 @@ class SfuConfig:
     public_url: str
     node_id: str = field(default_factory=lambda: "sfu-" + secrets.token_hex(4))
     role: str = "origin"
+    provinces: tuple[str, ...] = ()  # province codes this node sits near (placement prefers it for them)
     tiers: tuple[TierSpec, ...] = DEFAULT_TIERS
     frame_rate: int = 30
     audio_kbps: int = DEFAULT_AUDIO_KBPS  # budget reserved for Opus in the fit
@@ -51,6 +52,13 @@ class SfuConfig:
     drain_timeout_s: float = 30.0
     room_idle_timeout_s: float = 300.0
     connect_timeout_s: float = 30.0  # a peer not connected by then is closed
+    # an origin closes a commune's camera forwarded by a relay once nobody has
+    # watched it (no floor, no host's source= view) for this long
+    uplink_idle_s: float = 10.0
+    # a relay's upstream to its origin: retries back off 1, 2, 4 ... up to this
+    relay_retry_max_s: float = 30.0
+    # an origin that keeps refusing the room (404: it ended) this long ends the relay room
+    relay_give_up_s: float = 60.0
     # signaling limits
     max_inflight_signaling: int = 32
     # peers still in their ICE/DTLS handshake; a join beyond waits, then gets 503 + Retry-After
@@ -74,6 +82,7 @@ class SfuConfig:
             raise ValueError("capacity and max_rooms must be positive")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        object.__setattr__(self, "provinces", parse_provinces(",".join(self.provinces)))
         if not self.ice_allowed_networks:
             raise ValueError("ice_allowed_networks is empty: name the networks peers may be in")
         for net in self.ice_allowed_networks:
@@ -128,11 +137,15 @@ class SfuConfig:
             "VCS_SFU_DRAIN_TIMEOUT": "drain_timeout_s",
             "VCS_SFU_ROOM_IDLE_TIMEOUT": "room_idle_timeout_s",
             "VCS_SFU_CONNECT_TIMEOUT": "connect_timeout_s",
+            "VCS_SFU_UPLINK_IDLE": "uplink_idle_s",
+            "VCS_SFU_RELAY_RETRY_MAX": "relay_retry_max_s",
+            "VCS_SFU_RELAY_GIVE_UP": "relay_give_up_s",
         }
         lists = {
             "VCS_SFU_CORS_ORIGINS": "cors_origins",
             "VCS_SFU_ICE_HOSTS": "ice_host_addresses",
             "VCS_SFU_ICE_ALLOW": "ice_allowed_networks",
+            "VCS_SFU_PROVINCES": "provinces",
         }
         for env, name in text.items():
             if environ.get(env):

@@ -3,10 +3,19 @@
 ``SfuNode`` owns every peer connection it creates and every task it starts.
 ``start()`` registers the node through the router (``vcs.routing``) and starts the
 heartbeat and the once-a-second room tick (sender reports, allocation
-step-ups, idle encoders and rooms, peers that never connected); ``drain()``
+step-ups, idle encoders and rooms, peers that never connected, communes'
+cameras forwarded by a relay that nobody watches any more); ``drain()``
 stops taking new rooms while existing rooms continue; ``stop()`` drains (up
 to ``drain_timeout_s``), closes every peer and leaves Redis. Both are safe to
 call twice.
+
+A node with the relay role takes its rooms' tiers from an origin
+(``sfu.relay_tiers``): a room is opened by ``PUT /rooms/{room}`` naming the
+origin, or by a subscriber's WHEP when Redis says which origin serves the
+room. A relay never writes the room's placement: that is the origin's. On a
+relay, ``start_uplink``/``stop_uplink`` forward a commune's own camera and
+microphone to the origin (``sfu.uplink``); on the origin, such a WHIP publish
+(a relay credential and ``?identity=X``) becomes publisher X.
 """
 
 from __future__ import annotations
@@ -21,22 +30,31 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
+
+from rtc.aiortc_adapter import bytes_received
 from rtc.consent import tolerate_load
 from rtc.ice import parse_networks, restrict_host_addresses
-from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
+from rtc.whip_client import MediaSession
+from rtc.whip_client import subscribe as whep_subscribe
+from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, mint_media_token, verify_media_token
 from vcs.recordings import RecordingLog, recording_path
 from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
-from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
+from .errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
 from .recorder import Recorder
+from .relay_tiers import Origin, RelayTiers
 from .room import Room
+from .traffic import Traffic
 from .subscriber import Subscriber
 from .test_room import TestPattern, stop_quietly
+from .uplink import Uplink
+from .upstream import HopTimes
 
 __all__ = ["LinkLookup", "Resource", "SfuNode"]
 
@@ -46,6 +64,8 @@ LinkLookup = Callable[[str], Awaitable[LinkInfo | None]]
 LINK_LOOKUP_TIMEOUT_S = 2.0
 TICK_S = 1.0
 ADMISSION_RETRY_AFTER_S = 2
+RELAY_CREDENTIAL_TTL_S = 120  # minted afresh for every request to the origin
+UPSTREAM_HTTP_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -105,6 +125,11 @@ class SfuNode:
         self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
         self._patterns: dict[str, TestPattern] = {}  # test rooms' programs, by room name
         self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
+        self._unwatched_since: dict[str, float] = {}  # resource id of a relayed publisher => when it was last watched
+        self.relay = config.role == "relay"
+        self.hops = HopTimes()  # a relay's packets' time from upstream to fan-out
+        self.traffic = Traffic()  # bitrate in and out, sampled at each heartbeat
+        self._upstream_http: httpx.AsyncClient | None = None  # towards the origin (tiers, uplinks), made on first use
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
@@ -149,6 +174,8 @@ class SfuNode:
             await self.end_room(name)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._upstream_http is not None:
+            await self._upstream_http.aclose()
         await self._unregister()
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
@@ -159,12 +186,13 @@ class SfuNode:
 
     # authorization and limits ------------------------------------------------
 
-    def authorize(self, authorization: str | None, room: str, role: str) -> MediaClaims:
+    def authorize(self, authorization: str | None, room: str, role: str | tuple[str, ...]) -> MediaClaims:
+        """The token's claims if it grants `role` (or one of several) in `room` on this node."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a Bearer media token is required", headers={"WWW-Authenticate": "Bearer"})
         try:
-            return verify_media_token(self._secret, token.strip(), room=room, role=role)
+            return verify_media_token(self._secret, token.strip(), room=room, role=role, node=self.config.node_id)
         except TokenForbidden as exc:
             raise Forbidden(str(exc)) from None
         except MediaTokenError as exc:
@@ -225,14 +253,19 @@ class SfuNode:
             raise NotFound(f"no room {name!r} on this node")
         return room
 
-    async def _open_room(self, name: str) -> Room:
-        room = self.rooms.get(name)
-        if room is not None:
-            return room
+    def _check_new_room(self) -> None:
         if self.draining or self.stopped:
             raise Unavailable("this node is draining: no new rooms", headers={"Retry-After": "5"})
         if len(self.rooms) >= self.config.max_rooms:
             raise Unavailable("this node hosts its maximum number of rooms")
+
+    async def _open_room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        if self.relay:
+            return await self._open_relay_room_from_registry(name)
+        self._check_new_room()
         room = Room(name, self.config, clock=self._clock)
         self.rooms[name] = room
         if room.test:
@@ -243,20 +276,72 @@ class SfuNode:
         await self._route("set_node_for_room", name, self.config.node_id, node_ttl(self.config.heartbeat_interval_s))
         return room
 
+    async def open_relay_room(self, name: str, origin: Origin) -> Room:
+        """Open (or re-point) the relay room `name`, pulling its tiers from `origin`."""
+        if not self.relay:
+            raise BadRequest("this node is an origin: it relays no room")
+        if origin.node_id == self.config.node_id:
+            raise BadRequest("a relay cannot take a room from itself")
+        room = self.rooms.get(name)
+        if room is not None:
+            assert isinstance(room.tiers, RelayTiers)
+            if origin != room.tiers.origin:  # uplinks go to the old origin: the orchestrator brings them again
+                for identity in list(room.uplinks):
+                    await self.stop_uplink(name, identity)
+            await room.tiers.repoint(origin)
+            return room
+        self._check_new_room()
+        tiers = RelayTiers(name, self.config, origin, connect=self._connect_upstream, hops=self.hops, clock=self._clock)
+        room = Room(name, self.config, clock=self._clock, tiers=tiers)
+        tiers.start(room.audio)
+        self.rooms[name] = room
+        logger.info("relay room %s opened from %s (%s)", name, origin.url, origin.node_id)
+        return room
+
+    async def _open_relay_room_from_registry(self, name: str) -> Room:
+        """A subscriber came first: the origin serving the room is in Redis."""
+        if self._router is None:
+            raise NotFound(f"no room {name!r} on this relay (open it with PUT /sfu/rooms/{name} naming its origin)")
+        try:
+            origin = await self._router.node_for_room(name)
+        except Exception as exc:
+            logger.warning("relay: looking up the origin of room %s failed: %s", name, exc)
+            raise Unavailable("cannot look up the room's origin now", headers={"Retry-After": "5"}) from None
+        if origin is None or origin.role != "origin" or origin.id == self.config.node_id:
+            raise NotFound(f"no room {name!r} on this relay, and no origin serves it")
+        return await self.open_relay_room(name, Origin(origin.url.rstrip("/"), origin.id))
+
+    async def _connect_upstream(self, room: str, origin: Origin, tier: str, kind: str) -> MediaSession:
+        """One upstream WHEP subscription of a relay room, with a fresh relay credential."""
+        token = self._relay_credential(room, origin)
+        return await whep_subscribe(self._upstream(), f"{origin.url}/sfu/whep/{room}", token, tier=tier, kinds=(kind,))
+
+    def _upstream(self) -> httpx.AsyncClient:
+        """The HTTP client towards origins (tiers, uplinks), made on first use."""
+        if self._upstream_http is None:
+            self._upstream_http = httpx.AsyncClient(timeout=UPSTREAM_HTTP_TIMEOUT_S)
+        return self._upstream_http
+
+    def _relay_credential(self, room: str, origin: Origin) -> str:
+        """This relay's credential towards ``origin`` for ``room``."""
+        return mint_media_token(self._secret, room=room, identity=self.config.node_id, role="relay",
+                                node=origin.node_id, ttl=RELAY_CREDENTIAL_TTL_S)  # fmt: skip
+
     async def end_room(self, name: str) -> None:
         room = self.rooms.pop(name, None)
         if room is None:
             return
         room.closed = True
         await stop_quietly(self._patterns.pop(name, None))
+        for identity in list(room.uplinks):
+            await self.stop_uplink(name, identity)
         for resource in [r for r in self.resources.values() if r.room == name]:
             await self._close_resource(resource)
         await self._stop_recording(name)
-        for encoder in list(room.encoders.values()) + room.take_retired():
-            await encoder.close()
-        room.encoders.clear()
+        await room.tiers.close()
         room.audio.close()
-        await self._route("clear_room", name)
+        if not self.relay:  # the room's placement is the origin's
+            await self._route("clear_room", name)
 
     # recording ---------------------------------------------------------------
 
@@ -331,12 +416,23 @@ class SfuNode:
 
     # WHIP / WHEP -------------------------------------------------------------
 
-    async def publish(self, room_name: str, claims: MediaClaims, body: bytes) -> tuple[Resource, str]:
+    async def publish(
+        self, room_name: str, claims: MediaClaims, body: bytes, identity: str | None = None
+    ) -> tuple[Resource, str]:
+        """A WHIP publish; with a relay credential, ``identity`` is the commune the relay forwards (never the host)."""
+        relay = None
+        if claims.role == "relay":
+            if not identity:
+                raise BadRequest("a relay publishes a commune: ?identity=<endpoint id> is required")
+            relay = claims.identity
+        else:
+            identity = claims.identity
         offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
         room = await self._open_room(room_name)
         pc = create_peer()
         resource_id = secrets.token_urlsafe(12)
-        publisher = room.new_publisher(resource_id, claims.identity, pc)
+        publisher = room.new_publisher(resource_id, identity, pc)
+        publisher.relay = relay
         try:
             for kind in kinds:
                 add_transceiver(pc, kind, "recvonly")
@@ -345,9 +441,9 @@ class SfuNode:
         except BaseException:
             await pc.close()
             raise
-        resource = Resource(resource_id, room_name, "whip", claims.identity, publisher)
+        resource = Resource(resource_id, room_name, "whip", identity, publisher)
         self._track(resource)
-        replaced = room.add_publisher(publisher, host=claims.host)
+        replaced = room.add_publisher(publisher, host=claims.host and relay is None)
         if replaced is not None:
             old = self.resources.get(replaced.resource_id)
             if old is not None:
@@ -355,18 +451,32 @@ class SfuNode:
         return resource, answer
 
     async def subscribe(
-        self, room_name: str, claims: MediaClaims, body: bytes, source: str | None = None, max_tier: str | None = None
+        self,
+        room_name: str,
+        claims: MediaClaims,
+        body: bytes,
+        source: str | None = None,
+        max_tier: str | None = None,
+        tier: str | None = None,
     ) -> tuple[Resource, str]:
-        if max_tier is not None and max_tier not in {t.name for t in self.config.tiers}:
-            raise BadRequest(f"unknown tier {max_tier!r}; this node has {', '.join(t.name for t in self.config.tiers)}")
+        """A WHEP subscription. `tier`: a relay's upstream, pinned to that tier
+        (no allocation; "audio" is the program audio only); a relay
+        credential subscribes only to a room this node already serves."""
+        names = {t.name for t in self.config.tiers}
+        for asked in (max_tier, tier):
+            if asked is not None and asked not in names:
+                raise BadRequest(f"unknown tier {asked!r}; this node has {', '.join(t.name for t in self.config.tiers)}")
+        if tier is not None and claims.role != "relay":
+            raise Forbidden("only a relay's credential may pin a tier (?tier=)")
         offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
         if self.load >= self.config.capacity:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
         await self.admit()
-        room = await self._open_room(room_name)
+        relayed = claims.role == "relay"
+        room = self.room(room_name) if relayed else await self._open_room(room_name)
         room.check_source(claims.identity, source)
-        link = await self._lookup_link(claims.identity)
-        allocation = TierAllocation(self.config, link, self._clock(), max_tier)
+        link = None if relayed else await self._lookup_link(claims.identity)
+        allocation = TierAllocation(self.config, link, self._clock(), tier or max_tier)
         pc = create_peer()
         resource_id = secrets.token_urlsafe(12)
         sub = Subscriber(
@@ -377,6 +487,7 @@ class SfuNode:
             source=source,
             on_ready=room.activate,
             on_tier=room.set_tier,
+            pinned=tier is not None,
         )
         try:
             for kind in kinds:
@@ -426,7 +537,9 @@ class SfuNode:
         return {"resource": resource.id, "identity": resource.identity, **probe.findings()}
 
     async def delete(self, resource: Resource, claims: MediaClaims) -> None:
-        if claims.identity != resource.identity and claims.role != "control":
+        # a commune's camera forwarded by a relay belongs to that relay (a relay's identity is its node id)
+        owner = getattr(resource.peer, "relay", None) or resource.identity
+        if claims.identity != owner and claims.role != "control":
             raise Forbidden("this resource belongs to another endpoint")
         await self._close_resource(resource)
 
@@ -434,10 +547,14 @@ class SfuNode:
         if self.resources.pop(resource.id, None) is None:
             return
         self._publisher_marks.pop(resource.id, None)
+        self._unwatched_since.pop(resource.id, None)
         room = self.rooms.get(resource.room)
         peer = resource.peer
         if room is not None:
             if isinstance(peer, Publisher):
+                uplink = room.uplinks.get(peer.identity)
+                if uplink is not None and uplink.publisher is peer:
+                    await self.stop_uplink(resource.room, peer.identity)  # the commune left: nothing to forward
                 room.remove_publisher(peer)
             else:
                 room.remove_subscriber(peer)
@@ -445,6 +562,62 @@ class SfuNode:
             await peer.close()
         except Exception:
             logger.exception("closing %s %s failed", resource.kind, resource.id)
+
+    # uplinks (on a relay) ------------------------------------------------------
+
+    async def start_uplink(self, room_name: str, identity: str) -> Uplink:
+        """Forward ``identity``'s camera and microphone to the room's origin; the running one if there is one."""
+        room = self.room(room_name)
+        if not isinstance(room.tiers, RelayTiers):
+            raise Conflict(f"room {room_name} does not pull from an origin: there is nowhere to forward to")
+        publisher = room.publishers.get(identity)
+        if publisher is None:
+            raise NotFound(f"{identity} is not publishing in room {room_name} on this node")
+        uplink = room.uplinks.get(identity)
+        if uplink is not None and not uplink.closed:
+            return uplink
+        origin = room.tiers.origin
+        uplink = Uplink(room_name, publisher, origin.url, self.config)
+        uplink.started = self._clock()
+        room.uplinks[identity] = uplink
+        try:
+            await uplink.start(self._upstream(), self._relay_credential(room_name, origin), self._uplink_dropped)
+        except BaseException:
+            if room.uplinks.get(identity) is uplink:
+                del room.uplinks[identity]
+            await uplink.close()
+            raise
+        logger.info("room %s: forwarding %s to the origin %s", room_name, identity, origin.url)
+        return uplink
+
+    async def stop_uplink(self, room_name: str, identity: str) -> None:
+        """Stop forwarding ``identity`` (nothing to do when it is not forwarded)."""
+        room = self.rooms.get(room_name)
+        uplink = room.uplinks.pop(identity, None) if room is not None else None
+        if uplink is not None:
+            token = self._relay_credential(room_name, room.tiers.origin) if isinstance(room.tiers, RelayTiers) else None
+            await uplink.close(token)
+
+    def _uplink_dropped(self, uplink: Uplink) -> None:
+        """The origin closed its side (nobody watched there) or the link failed: forget it."""
+        room = self.rooms.get(uplink.room)
+        if room is not None and room.uplinks.get(uplink.identity) is uplink:
+            self._spawn(self.stop_uplink(uplink.room, uplink.identity))
+
+    def _close_unwatched(self, now: float) -> None:
+        """On an origin: a commune's camera forwarded by a relay that nobody has watched for a while is closed."""
+        for resource in list(self.resources.values()):
+            peer = resource.peer
+            if not isinstance(peer, Publisher) or peer.relay is None:
+                continue
+            room = self.rooms.get(resource.room)
+            if room is not None and room.watched(resource.identity):
+                self._unwatched_since.pop(resource.id, None)
+                continue
+            since = self._unwatched_since.setdefault(resource.id, now)
+            if now - since >= self.config.uplink_idle_s:
+                logger.info("room %s: nobody watches %s, closing its uplink from %s", resource.room, resource.identity, peer.relay)
+                self._spawn(self._close_resource(resource))
 
     # background loops ----------------------------------------------------------
 
@@ -459,14 +632,23 @@ class SfuNode:
             logger.exception("SFU tick loop failed")
 
     async def _tick(self, now: float) -> None:
+        self._close_unwatched(now)
         for name, room in list(self.rooms.items()):
             room.tick(now)
             if name in self.recorders:
                 self.recorders[name][0].follow(room)
                 await self._report_recording(name)
+            for uplink in list(room.uplinks.values()):
+                if not uplink.connected and now - uplink.started > self.config.connect_timeout_s:
+                    await self.stop_uplink(name, uplink.identity)
+                else:
+                    uplink.tick(now)
             for encoder in room.take_retired():
                 await encoder.close()
-            if room.empty and now - room.last_active > self.config.room_idle_timeout_s:
+            if room.tiers.ended:
+                logger.warning("relay room %s ended: its origin no longer has it", name)
+                await self.end_room(name)
+            elif room.empty and now - room.last_active > self.config.room_idle_timeout_s:
                 await self.end_room(name)
         for resource in list(self.resources.values()):
             peer = resource.peer
@@ -525,14 +707,47 @@ class SfuNode:
             started=int(self.started_at),
             heartbeat=time.time(),
             ttl=node_ttl(self.config.heartbeat_interval_s),
+            provinces=self.config.provinces,
+            upstream_streams=self.upstream_streams,
+            bitrate_in_kbps=self.traffic.in_kbps,
+            bitrate_out_kbps=self.traffic.out_kbps,
         )
 
+    @property
+    def upstream_streams(self) -> int:
+        """A relay's subscriptions to its origins: one per tier in use and one for audio, per room."""
+        return sum(len(r.tiers.upstreams) for r in self.rooms.values() if isinstance(r.tiers, RelayTiers))
+
     def info(self) -> dict[str, Any]:
-        """What `GET /sfu/node` answers: the registry record."""
-        return asdict(self.node_info())
+        """What `GET /sfu/node` answers: the registry record, and a relay's upstream figures."""
+        info = asdict(self.node_info())
+        if self.relay:
+            info.update(hop_ms_p95=self.hops.p95_ms())
+        return info
+
+    def byte_counts(self) -> dict[int, tuple[int, int]]:
+        """Each peer's (bytes in, bytes out) so far: publishers and upstreams bring media in, subscribers and uplinks send it."""
+        counts: dict[int, tuple[int, int]] = {}
+        for resource in self.resources.values():
+            peer = resource.peer
+            if isinstance(peer, Publisher):
+                transceivers = peer.pc.getTransceivers()
+                counts[id(peer)] = (bytes_received(transceivers[0].receiver.transport) if transceivers else 0, 0)
+            else:
+                counts[id(peer)] = (0, sum(d.octets_sent for d in peer.downtracks))
+        for room in self.rooms.values():
+            if isinstance(room.tiers, RelayTiers):
+                counts.update((id(u), (u.bytes, 0)) for u in room.tiers.upstreams)
+            for uplink in room.uplinks.values():
+                if uplink.feed is not None:
+                    counts[id(uplink)] = (0, sum(d.octets_sent for d in uplink.feed.downtracks))
+        return counts
 
     async def _register(self) -> None:
-        await self._route("register_node", self.node_info(), list(self.rooms), self.media_heard())
+        self.traffic.sample(self.byte_counts(), time.monotonic())
+        # a room's placement is its origin's; each node, origin or relay, reports the media it sees itself
+        rooms = [] if self.relay else list(self.rooms)
+        await self._route("register_node", self.node_info(), rooms, self.media_heard())
 
     async def _unregister(self) -> None:
         await self._route("unregister_node", self.config.node_id)

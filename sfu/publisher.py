@@ -61,8 +61,10 @@ class Publisher:
         self._rtx_pt: int | None = None
         self._audio_pt: int | None = None
         self._last_pli = -1e9
+        self._keyframe_wanted = False  # asked for too early (no SSRC yet) or too soon after the last PLI
         self._pump: asyncio.Task | None = None
         self.decoding = False  # set by the room: only the program publisher's video is decoded
+        self.relay: str | None = None  # on an origin: the relay node forwarding this commune's camera
         self.frames = 0
         self.audio_packets = 0
         self.video_packets = 0
@@ -147,6 +149,11 @@ class Publisher:
             return
         else:
             self._video_ssrc = packet.ssrc
+        if self._keyframe_wanted:  # a viewer still waits: the next keyframe serves it, else ask again
+            if is_keyframe_start(payload):
+                self._keyframe_wanted = False
+            else:
+                self.request_keyframe()
         self.video_packets += 1
         if len(self.video) and len(payload) <= 1400:
             marker = bool(packet.marker)
@@ -171,12 +178,17 @@ class Publisher:
             logger.exception("publisher %s: frame pump failed", self.identity)
 
     def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe (PLI), at most every 0.5 s."""
+        """Ask the publisher for a keyframe (PLI), at most every 0.5 s.
+
+        A request that cannot be sent yet (no video seen, or a PLI went out
+        less than 0.5 s ago) is kept and sent with a later packet, unless a
+        keyframe arrives first: a viewer waiting for one is never forgotten.
+        """
         now = time.monotonic()
-        if self._video_receiver is None or self._video_ssrc is None:
+        if self._video_receiver is None or self._video_ssrc is None or now - self._last_pli < UPSTREAM_PLI_MIN_INTERVAL_S:
+            self._keyframe_wanted = True
             return
-        if now - self._last_pli < UPSTREAM_PLI_MIN_INTERVAL_S:
-            return
+        self._keyframe_wanted = False
         self._last_pli = now
         pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self._rtcp_ssrc, media_ssrc=self._video_ssrc)
         send_rtcp(self._video_receiver.transport, bytes(pli))

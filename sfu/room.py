@@ -7,7 +7,9 @@ its tier (``sfu.tier_source``: on an origin, the program publisher's decoded
 frames go to one ``TierEncoder`` per tier in use); audio: the program's Opus
 packets are forwarded into one program ``PacketStream`` (sequence numbers and
 timestamps made continuous across floor changes). Nobody receives their own
-audio back. A commune's own camera (a low tier it encodes itself) is
+audio back. On a relay the program (video and audio) comes from the origin:
+the floor there only detaches the speaker's own subscriber from the audio,
+and nothing is decoded. A commune's own camera (a low tier it encodes itself) is
 forwarded only to the host, who subscribes with ``source=<identity>``.
 """
 
@@ -29,6 +31,7 @@ from .publisher import Publisher
 from .subscriber import Subscriber
 from .test_room import PublishProbe, is_test_room
 from .tier_source import EncodedTiers, TierSource, TierSources
+from .uplink import Uplink
 
 __all__ = ["Room"]
 
@@ -50,6 +53,7 @@ class Room:
         self.subscribers: dict[str, Subscriber] = {}  # by resource id
         self.tiers: TierSources = tiers or EncodedTiers(name, config, clock=clock)
         self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
+        self.uplinks: dict[str, Uplink] = {}  # on a relay: the communes forwarded to the origin, by identity
         self._audio_source: Publisher | None = None
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
@@ -73,7 +77,9 @@ class Room:
         self._program_changed()
 
     def give_floor(self, identity: str) -> None:
-        if identity not in self.publishers:
+        """`identity` speaks. On a relay the speaker may publish on another node (its uplink
+        reaches the origin from there): then nobody here is the speaker, which is no error."""
+        if identity not in self.publishers and self.tiers.makes_program:
             raise Conflict(f"{identity} is not publishing in room {self.name}")
         self.floor = identity
         self._program_changed()
@@ -85,8 +91,10 @@ class Room:
     def _program_changed(self) -> None:
         self.tiers.program_changed()
         speaker = self.program_identity
-        for publisher in self.publishers.values():
-            publisher.set_decoding(publisher.identity == speaker or self.test)
+        if self.tiers.makes_program:  # a relay never decodes: its origin makes the program
+            for publisher in self.publishers.values():
+                publisher.set_decoding(publisher.identity == speaker or self.test)
+        # the speaker must not hear itself: on a relay too, where the program audio comes from the origin
         for sub in self.subscribers.values():
             if sub.source is None and sub.ready and sub.audio is not None:
                 if sub.identity == speaker:
@@ -140,8 +148,8 @@ class Room:
             if (probe := self.probes.get(publisher.resource_id)) is not None:
                 probe.on_audio(packet.payload)
             return
-        if publisher.identity != self.program_identity:
-            return
+        if publisher.identity != self.program_identity or not self.tiers.makes_program:
+            return  # on a relay the program audio comes from the origin (the speaker's uplink goes there)
         stream = self.audio
         if self._audio_source is not publisher:
             if stream.last_time is None:
@@ -167,6 +175,10 @@ class Room:
         if source not in self.publishers:
             raise NotFound(f"{source} is not publishing in room {self.name}")
 
+    def watched(self, identity: str) -> bool:
+        """Whether anyone here needs ``identity``'s camera: it holds the floor, or the host views it."""
+        return self.floor == identity or any(sub.source == identity for sub in self.subscribers.values())
+
     def add_subscriber(self, sub: Subscriber) -> None:
         self.subscribers[sub.resource_id] = sub
         self.last_active = self._clock()
@@ -187,6 +199,8 @@ class Room:
             return
         if sub.audio is not None and sub.identity != self.program_identity:
             self.audio.attach(sub.audio, at_keyframe=False)
+        if sub.video is None:
+            sub.tier_name = "audio"  # what a subscriber without video receives, whatever its allocation
         self.set_tier(sub, sub.allocation.tier)
 
     def set_tier(self, sub: Subscriber, tier: TierSpec) -> None:
@@ -241,9 +255,12 @@ class Room:
                     "frames": p.frames,
                     "video_packets": p.video_packets,
                     "audio_packets": p.audio_packets,
+                    **({"relay": p.relay} if p.relay else {}),
                 }
                 for p in self.publishers.values()
             ],
             "tiers": self.tiers.stats(),
             "subscribers": [s.stats() for s in self.subscribers.values()],
+            **self.tiers.room_stats(),
+            **({"uplinks": [u.stats() for u in self.uplinks.values()]} if self.uplinks else {}),
         }

@@ -1,4 +1,4 @@
-"""Prometheus metrics: request counts and latency per route, plus registry gauges.
+"""Prometheus metrics: request counts and latency per route, plus registry and SFU node gauges.
 
 Every label comes from a fixed set, whatever the request: the method is one
 of the HTTP methods the app serves (anything else is "OTHER"), the route is
@@ -22,9 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vcs import keys
 from vcs.recordings import STATES as RECORDING_STATES
 from vcs.recordings import RecordingLog
-from vcs import keys
+from vcs.routing import NodeInfo, NodeRouter
 from web.services import services
 
 __all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint", "method_label", "route_label"]
@@ -66,6 +67,27 @@ class Metrics:
         self.media_tests = Counter("vcs_media_test_results", "Media test results taken by this process", ["kind", "status"], registry=self.registry)
         self.drills = Gauge("vcs_drills", "Drill records kept", registry=self.registry)
         self.last_drill = Gauge("vcs_last_drill_rooms", "Rooms of the latest drill by status", ["status"], registry=self.registry)
+        # per live SFU node (labels: its id and role, a bounded set: the deployment's nodes), from the registry
+        self.node_gauges = {
+            name: Gauge(f"vcs_sfu_node_{name}", text, ["node", "role"], registry=self.registry)
+            for name, text in (
+                ("subscribers", "Subscribers on the node"),
+                ("capacity", "Subscribers the node takes"),
+                ("upstream_streams", "A relay's streams pulled from its origin"),
+                ("bitrate_in_kbps", "Media received by the node"),
+                ("bitrate_out_kbps", "Media sent by the node"),
+            )
+        }
+
+    def set_nodes(self, nodes: list[NodeInfo]) -> None:
+        """Only the live nodes: a node gone leaves the exposition with its record."""
+        for gauge in self.node_gauges.values():
+            gauge.clear()
+        for node in nodes:
+            values = {"subscribers": node.load, "capacity": node.capacity, "upstream_streams": node.upstream_streams,
+                      "bitrate_in_kbps": node.bitrate_in_kbps, "bitrate_out_kbps": node.bitrate_out_kbps}  # fmt: skip
+            for name, value in values.items():
+                self.node_gauges[name].labels(node.id, node.role).set(value)
 
 
 class MetricsMiddleware:
@@ -106,4 +128,5 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics.drills.set(await svc.redis.zcard(keys.DRILLS))
     for status, count in (await svc.readiness.latest_drill_counts(svc.clock())).items():
         metrics.last_drill.labels(status).set(count)
+    metrics.set_nodes(await NodeRouter(svc.redis).nodes())
     return Response(await asyncio.to_thread(generate_latest, metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -155,6 +155,16 @@ def _meeting_paths() -> dict:
         "delete": _op("Take the floor back (admin, organizer)", _ref("Floor"), errors="403 404 422 502", params=[_MEETING_ID]),
     }
     occurrence_floor = {m: {**op, "parameters": occurrence_live} for m, op in floor.items()}
+    watch = {
+        "post": _op(
+            "The host's view of one commune's own camera (admin, organizer): brought to the origin from the commune's relay if it"
+            " has one; subscribe to `whep_url` with `token` (WHEP). The origin stops forwarding it a few seconds after nobody watches",
+            _ref("Watch"),
+            errors="403 404 422 502",
+            body=floor_body,
+            params=occurrence_live,
+        )
+    }
     live = _op("Live state of the current or next occurrence", _ref("LiveSummary"), errors="403 404 422", params=[_MEETING_ID])
     stream = _op(
         "The live state as Server-Sent Events: one `live` event at once, then one per change",
@@ -242,6 +252,7 @@ def _meeting_paths() -> dict:
         "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/live/stream": {"get": {**stream, "parameters": occurrence_live}},
         "/api/v1/meetings/{meeting_id}/floor": floor,
         "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/floor": occurrence_floor,
+        "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/watch": watch,
         "/api/v1/endpoints/{endpoint_id}/calendar.ics": {
             "get": _op("An endpoint's calendar: every meeting it takes part in or hosts", _ICS, media="text/calendar", errors="403 404", params=[_ENDPOINT_ID]),
         },
@@ -551,6 +562,18 @@ def _schemas() -> dict:
             },
         },
         "Floor": {"type": "object", "properties": {"meeting_id": string, "occurrence": _TIME, "floor": {"type": ["string", "null"]}}},
+        "Watch": {
+            "type": "object",
+            "properties": {
+                "meeting_id": string,
+                "occurrence": _TIME,
+                "endpoint_id": string,
+                "whep_url": {**string, "description": "the origin's WHEP URL with ?source=<endpoint_id>"},
+                "token": {**string, "description": "a subscribe media token for the meeting's host endpoint"},
+                "expires_in": {"type": "integer", "description": "seconds the token stays valid"},
+                "relay": {"type": ["string", "null"], "description": "the relay the camera is forwarded from (null: the origin serves the commune)"},
+            },
+        },
     }
 
 

@@ -21,6 +21,7 @@ from scheduler.reports import Reports
 from scheduler.readiness import Readiness
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl
+from scheduler.uplinks import Uplinks
 from scheduler.store import MeetingStore
 from vcs.api_tokens import ApiTokens
 from vcs.config import Settings
@@ -54,6 +55,7 @@ class Services:
     floor: Floor
     reports: Reports
     readiness: Readiness
+    uplinks: Uplinks  # a relayed commune's camera brought to the origin (floor, the host's view)
     clock: Callable[[], float] = time.time
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set when the server is stopping: streams end
 
@@ -75,6 +77,7 @@ class Services:
         readiness = Readiness(redis, roster, registry, presence, schedules, ladder=settings.ladder, secret_key=settings.secret_key,
                               public_url=settings.public_url, test_seconds=settings.readiness_test_seconds,
                               concurrency=settings.readiness_concurrency)  # fmt: skip
+        uplinks = Uplinks(sfu_control, schedules.nodes.relay_of)  # a commune's relay: where its placement put it
         return cls(
             settings=settings,
             redis=redis,
@@ -91,7 +94,8 @@ class Services:
             schedules=schedules,
             hub=AgentHub(redis, registry, meetings, schedules, clock, readiness),
             sfu_control=sfu_control,
-            floor=Floor(redis, roster, booking, schedules, sfu_control),
+            floor=Floor(redis, roster, booking, schedules, sfu_control, uplinks),
+            uplinks=uplinks,
             reports=reports,
             readiness=readiness,
             clock=clock,

@@ -18,7 +18,7 @@ from agent.room import RoomOptions
 from agent.schedule_cache import ScheduleCache, parse_entries
 from tests.agent.fake_orchestrator import FakeOrchestrator, iso
 from tests.agent.fake_orchestrator import schedule_entry as entry
-from tests.conftest import LiveServer, free_port
+from tests.conftest import TEST_SECRET, LiveServer, free_port
 from tests.fake_sfu import FakeSfu
 from tests.waiting import eventually, scaled, stays
 
@@ -144,6 +144,29 @@ async def test_join_floor_drop_rejoin_and_leave_messages(orchestrator, sfu, http
         assert all(r.deleted for r in fake_sfu.resources.values())
     finally:
         await agent.stop()
+
+
+async def test_a_join_with_another_node_moves_the_agent_there(orchestrator, sfu, loopback_ice, http, media, tmp_path):
+    """The orchestrator re-placed this commune (its relay failed): it leaves the old node and joins the new one at once."""
+    old_sfu, old_url = sfu
+    new_sfu = FakeSfu(TEST_SECRET)
+    server = LiveServer(new_sfu.app, free_port())
+    server.start()
+    agent = make_agent(orchestrator.url, http, media, tmp_path)
+    await agent.start()
+    try:
+        await eventually(lambda: "00070" in orchestrator.sockets)
+        now = time.time()
+        await orchestrator.push("00070", {"type": "join", "entry": entry(old_url, warmup_in=600, end_in=1200, now=now)})
+        await eventually(lambda: orchestrator.messages("00070", "joined"))
+        await orchestrator.push("00070", {"type": "join", "entry": entry(server.url, warmup_in=600, end_in=1200, now=now)})
+        await eventually(lambda: len(orchestrator.messages("00070", "joined")) == 2, timeout=15)
+        assert [r.identity for r in new_sfu.of("whep") if not r.deleted] == ["00070"]
+        await eventually(lambda: all(r.deleted for r in old_sfu.resources.values()))
+        assert not orchestrator.messages("00070", "left")  # a move, not a leave
+    finally:
+        await agent.stop()
+        server.stop()
 
 
 async def test_host_publishes_and_does_not_subscribe(orchestrator, sfu, http, media, tmp_path):

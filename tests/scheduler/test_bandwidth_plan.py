@@ -61,8 +61,9 @@ def test_nodes_are_filled_in_order_keeping_provinces_together():
     plan = plan_bandwidth(links, nodes=[SfuNode("relay-a", 4), SfuNode("relay-b", 4)])
     placed = {c.endpoint_id: c.node_id for c in plan.communes}
     assert [placed[f"01-{i}"] for i in range(3)] == ["relay-a"] * 3
-    assert [placed[f"02-{i}"] for i in range(3)] == ["relay-a", "relay-b", "relay-b"]
-    assert [(n.node_id, n.subscribers) for n in plan.nodes] == [("relay-a", 4), ("relay-b", 2)]
+    # placed as the warm-up will place them (scheduler.placement.place): a province that fits one relay is not split
+    assert [placed[f"02-{i}"] for i in range(3)] == ["relay-b"] * 3
+    assert [(n.node_id, n.subscribers, n.provinces) for n in plan.nodes] == [("relay-a", 3, ("01",)), ("relay-b", 3, ("02",))]
     assert plan.fits
 
 
@@ -94,10 +95,13 @@ def test_to_dict_is_json():
             "tiers": ["360p", "180p"],
             "cascade_kbps": 1178,
             "direct_kbps": 1178,
+            "nodes": ["n"],
             "over_capacity": False,
         }
     ]
-    assert data["nodes"] == [{"node_id": "n", "capacity": 10, "in_use": 0, "subscribers": 2, "over_capacity": False}]
+    assert data["nodes"] == [
+        {"node_id": "n", "capacity": 10, "in_use": 0, "subscribers": 2, "role": "relay", "provinces": ["01"], "over_capacity": False}
+    ]
 
 
 def test_bad_inputs():
@@ -112,19 +116,31 @@ def test_duplicate_endpoint_is_refused():
         plan_bandwidth([link("a", "01", 1000), link("a", "01", 2000)])
 
 
-def test_national_plan_from_the_registry():
+def national_links() -> list[ParticipantLink]:
     from vcs.endpoints import EndpointKind, national_endpoints
 
-    communes = [e for e in national_endpoints() if e.kind is EndpointKind.COMMUNE]
-    plan = plan_bandwidth(
-        [ParticipantLink.from_endpoint(e) for e in communes],
-        nodes=[SfuNode(f"relay-{i}", 500) for i in range(6)],
-    )
+    return [ParticipantLink.from_endpoint(e) for e in national_endpoints() if e.kind is EndpointKind.COMMUNE]
+
+
+def test_national_plan_from_the_registry():
+    links = national_links()
+    provinces = sorted({link.province_code for link in links})
+    plan = plan_bandwidth(links, nodes=[SfuNode(f"relay-{code}", 500, provinces=(code,)) for code in provinces])
     assert len(plan.communes) == 3321
     assert len(plan.trunks) == 34
-    # every trunk carries at most one stream per tier under the cascade, far less than direct
+    # a relay in every province: every trunk carries at most one stream per tier, far less than direct
     assert all(t.cascade_kbps <= sum(DEFAULT_LADDER.cost_kbps(tier) for tier in DEFAULT_LADDER.tiers) for t in plan.trunks)
     assert sum(t.direct_kbps for t in plan.trunks) > 20 * sum(t.cascade_kbps for t in plan.trunks)
+    assert all(t.nodes == (f"relay-{t.province_code}",) for t in plan.trunks)
+    assert plan.fits
+    assert plan.tier_counts()["720p"] > 2_500
+
+
+def test_national_plan_on_a_pool_too_small_and_far_away():
+    links = national_links()
+    plan = plan_bandwidth(links, nodes=[SfuNode(f"relay-{i}", 500) for i in range(6)])
     # 6 x 500 = 3,000 slots for 3,321 subscribers
     assert [s.reason for s in plan.shortfalls] == ["321 subscribers have no SFU node"]
-    assert plan.tier_counts()["720p"] > 2_500
+    assert [n.subscribers for n in plan.nodes] == [500] * 6
+    # relays in no province serve every commune from the centre: one stream per commune on every trunk
+    assert all(t.cascade_kbps == t.direct_kbps for t in plan.trunks)

@@ -56,3 +56,10 @@ def test_the_deployment_ladder_wins_over_the_variables():
     ladder = Ladder(vcs_share=0.8, audio_kbps=40)
     config = SfuConfig.from_environ({"VCS_SFU_SHARE": "0.4"}, public_url="http://x", ladder=ladder)
     assert config.ladder == ladder and (config.vcs_share, config.audio_kbps) == (0.8, 40)
+
+
+def test_provinces_a_node_sits_near():
+    assert SfuConfig.from_environ({"VCS_SFU_PROVINCES": "79, 1"}, public_url="http://x").provinces == ("01", "79")
+    assert SfuConfig(public_url="http://x").provinces == ()  # anywhere
+    with pytest.raises(ValueError, match="province code"):
+        SfuConfig.from_environ({"VCS_SFU_PROVINCES": "hanoi"}, public_url="http://x")

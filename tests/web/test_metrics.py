@@ -31,3 +31,19 @@ async def test_made_up_methods_and_paths_add_no_series(http, mint_token):
     assert ("GET", "/api/v1/meetings/{meeting_id}", "404") in after  # the template, not the id
     assert {m for m, _, _ in after} <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
     assert ("GET", "unmatched", "404") in after
+
+
+async def test_each_live_sfu_node_has_its_gauges(http, redis):
+    import time
+
+    from vcs.routing import NodeInfo, NodeRouter
+
+    router = NodeRouter(redis)
+    await router.register_node(NodeInfo("relay-hn", "http://r", "relay", 500, 42, heartbeat=time.time(), upstream_streams=3,
+                                        bitrate_in_kbps=3500, bitrate_out_kbps=90_000, provinces=("01",)))  # fmt: skip
+    text = (await http.get("/metrics")).text
+    assert 'vcs_sfu_node_subscribers{node="relay-hn",role="relay"} 42.0' in text
+    assert 'vcs_sfu_node_upstream_streams{node="relay-hn",role="relay"} 3.0' in text
+    assert 'vcs_sfu_node_bitrate_out_kbps{node="relay-hn",role="relay"} 90000.0' in text
+    await router.unregister_node("relay-hn")
+    assert "relay-hn" not in (await http.get("/metrics")).text  # a node gone leaves no series behind

@@ -1,4 +1,5 @@
-"""Live state of an occurrence: JSON, and a Server-Sent Events stream the live view listens to."""
+"""Live state of an occurrence: JSON, and a Server-Sent Events stream the live view listens to;
+the floor, and the host's view of one commune's own camera (watch)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from starlette.routing import Route
 from scheduler.lifecycle import current_or_next_occurrence
 from scheduler.meeting import Meeting, format_utc
 from vcs import keys
-from vcs.errors import NotFound
+from vcs.errors import FieldError, NotFound, ValidationFailed
+from vcs.media_tokens import mint_media_token
 from vcs.roles import Role
 from web.api.meetings import parse_occurrence, visible_meeting
 from web.auth import api_principal
@@ -23,6 +25,8 @@ from web.requests import json_body
 from web.services import Services, services
 
 __all__ = ["live_events", "routes", "visible_occurrence"]
+
+WATCH_TTL = 15 * 60  # seconds the host's view token stays valid (it is used to open and to close the view)
 
 MIN_INTERVAL = 0.5  # seconds between two updates of one stream
 REFRESH = 5.0  # seconds: media presence is read from the SFU nodes' heartbeats, not pushed
@@ -116,4 +120,42 @@ async def set_floor(request: Request) -> Response:
 routes += [
     Route("/meetings/{meeting_id}/floor", set_floor, methods=["POST", "DELETE"]),
     Route("/meetings/{meeting_id}/occurrences/{occurrence}/floor", set_floor, methods=["POST", "DELETE"]),
+]
+
+
+async def watch(request: Request) -> Response:
+    """The host's view of one commune's own camera: brought to the origin (from its relay) and a WHEP URL + token for it.
+
+    Nothing is recorded: the view is a read. The origin stops the commune's
+    uplink on its own once nobody has watched it for a few seconds.
+    """
+    principal = await api_principal(request)
+    principal.require(Role.ADMIN, Role.ORGANIZER)
+    meeting, occurrence = await _occurrence(request)
+    svc = services(request)
+    participants = await svc.roster.participants(meeting.id)
+    await svc.booking.check_scope(principal, meeting, participants)  # before reading the body
+    endpoint_id = (await json_body(request)).get("endpoint_id")
+    if not isinstance(endpoint_id, str) or endpoint_id not in participants:
+        raise ValidationFailed(FieldError("endpoint_id", "must be a participant of this meeting"))
+    room = await svc.schedules.room(meeting, occurrence)
+    relay = await svc.uplinks.bring(room, meeting.id, occurrence, endpoint_id)
+    token = mint_media_token(
+        svc.settings.secret_key, room=room.room, identity=meeting.host_endpoint_id, role="subscribe", ttl=WATCH_TTL, now=svc.clock()
+    )
+    return JSONResponse(
+        {
+            "meeting_id": meeting.id,
+            "occurrence": format_utc(occurrence),
+            "endpoint_id": endpoint_id,
+            "whep_url": f"{room.whep_url}?source={endpoint_id}",
+            "token": token,
+            "expires_in": WATCH_TTL,
+            "relay": relay,
+        }
+    )
+
+
+routes += [
+    Route("/meetings/{meeting_id}/occurrences/{occurrence}/watch", watch, methods=["POST"]),
 ]
