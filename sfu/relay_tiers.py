@@ -21,7 +21,7 @@ from vcs.tiers import TierSpec
 
 from .config import SfuConfig
 from .packet_stream import PacketStream
-from .upstream import HopTimes, OpenSession, Upstream
+from .upstream import HopTimes, Upstream
 
 __all__ = ["Origin", "RelayTiers"]
 

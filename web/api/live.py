@@ -131,7 +131,7 @@ async def watch(request: Request) -> Response:
     """
     principal = await api_principal(request)
     principal.require(Role.ADMIN, Role.ORGANIZER)
-    meeting, occurrence = await _occurrence(request)
+    meeting, occurrence = await visible_occurrence(request)
     svc = services(request)
     participants = await svc.roster.participants(meeting.id)
     await svc.booking.check_scope(principal, meeting, participants)  # before reading the body
