@@ -164,10 +164,10 @@ class CountingSubscriber:
         await self.session.close()
 
 
-async def _connect(http: httpx.AsyncClient, url: str, token: str) -> CountingSubscriber:
+async def _connect(http: httpx.AsyncClient, url: str, token: str, max_tier: str | None = None) -> CountingSubscriber:
     for attempt in range(30):
         try:
-            session = await subscribe(http, url, token)
+            session = await subscribe(http, url, token, max_tier=max_tier)
         except MediaError as exc:
             if exc.status not in (429, 503):
                 raise RuntimeError(f"WHEP refused: {exc}") from None
@@ -183,18 +183,21 @@ async def _connect(http: httpx.AsyncClient, url: str, token: str) -> CountingSub
     raise RuntimeError("WHEP kept refusing")
 
 
-async def run_subscribers(base: str, room: str, count: int, prefix: str, concurrency: int) -> None:
+async def run_subscribers(
+    base: str, room: str, identities: list[str], concurrency: int, max_tiers: list[str] | None = None
+) -> None:
+    """One counting subscriber per identity; the i-th asks for at most `max_tiers[i % len(max_tiers)]`."""
     secret = os.environ[SECRET_ENV]
     url = f"{base}/whep/{room}"
     limiter = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=30) as http:
 
-        async def one(i: int) -> CountingSubscriber:
-            token = mint_media_token(secret, room=room, identity=f"{prefix}-{i}", role="subscribe", ttl=3600)
+        async def one(i: int, identity: str) -> CountingSubscriber:
+            token = mint_media_token(secret, room=room, identity=identity, role="subscribe", ttl=3600)
             async with limiter:
-                return await _connect(http, url, token)
+                return await _connect(http, url, token, max_tiers[i % len(max_tiers)] if max_tiers else None)
 
-        subs = await asyncio.gather(*(one(i) for i in range(count)))
+        subs = await asyncio.gather(*(one(i, identity) for i, identity in enumerate(identities)))
         print(f"READY {len(subs)}", flush=True)
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -262,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--room", default="bench")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--prefix", default="bench-sub")
+    parser.add_argument("--identities", help="subscribe as these endpoint ids (comma list) instead of PREFIX-0..COUNT-1")
+    parser.add_argument("--max-tiers", help="comma list of tiers, given to the subscribers in turn as ?max_tier=")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--kbps", type=int, default=500)
     parser.add_argument("--width", type=int, default=640)
@@ -271,7 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.mode == "publish":
         asyncio.run(run_publisher(args.base, args.room, args.kbps, args.width, args.height))
     else:
-        asyncio.run(run_subscribers(args.base, args.room, args.count, args.prefix, args.concurrency))
+        identities = args.identities.split(",") if args.identities else [f"{args.prefix}-{i}" for i in range(args.count)]
+        max_tiers = args.max_tiers.split(",") if args.max_tiers else None
+        asyncio.run(run_subscribers(args.base, args.room, identities, args.concurrency, max_tiers))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 - ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);
-- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark.
+- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark of one node;
+- ``vcs bench cascade --relays R --subscribers N --seconds S`` the benchmark of
+  an origin and R relay processes (``sfu.bench_cascade``).
 
 Every command's ``func(args, settings)`` takes the project's Settings (it
 reads ``secret_key``, ``redis_url`` and ``data_dir``) and returns an exit code.
@@ -105,7 +107,23 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
     parser.add_argument("--profile", help="sample the node with py-spy into this file")
     parser.set_defaults(func=run_bench_command)
+    cascade = bench_subparsers.add_parser("cascade", help="an origin, relay processes and subscribers spread over them: subscribers per relay core")
+    cascade.add_argument("--relays", type=int, default=1, help="relay processes (default 1)")
+    cascade.add_argument("--subscribers", type=int, default=200, help="WHEP subscribers, spread over the relays by province (default 200)")
+    cascade.add_argument("--seconds", type=float, default=20.0, help="length of the measured window (default 20)")
+    cascade.add_argument("--processes-per-relay", type=int, default=2, help="subscriber processes per relay (default 2)")
+    cascade.set_defaults(func=run_cascade_command)
     return parser
+
+
+def run_cascade_command(args: argparse.Namespace, settings: Any = None) -> int:
+    from .bench_cascade import run_cascade_bench
+
+    if args.relays < 1 or args.subscribers < 1 or args.seconds <= 0 or args.processes_per_relay < 1:
+        raise SystemExit("--relays, --subscribers, --seconds and --processes-per-relay must be positive")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(run_cascade_bench(args.relays, args.subscribers, args.seconds, processes_per_relay=args.processes_per_relay))
+    return 0
 
 
 def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
