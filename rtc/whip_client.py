@@ -178,6 +178,7 @@ async def subscribe(
     *,
     max_tier: str | None = None,
     source: str | None = None,
+    tier: str | None = None,
     kinds: Sequence[str] = ("audio", "video"),
     decode: bool = False,
 ) -> MediaSession:
@@ -186,10 +187,11 @@ async def subscribe(
     `max_tier` ("180p", "audio", ...) goes to the SFU as `?max_tier=`, `source`
     (one publisher's identity, for the host's view of a commune) as
     `?source=`. The offer has an audio and a video section by default, as
-    browsers' do; "audio" only asks the SFU to send no video.
+    browsers' do; "audio" only asks the SFU to send no video. `tier` (a
+    relay's credential only) pins the subscription to one tier, as `?tier=`.
     """
     session = MediaSession(http, whep_url, token, "subscribe")
-    params = {name: value for name, value in (("max_tier", max_tier), ("source", source)) if value}
+    params = {name: value for name, value in (("max_tier", max_tier), ("source", source), ("tier", tier)) if value}
     try:
         session._add_receivers(kinds, decode)
         await session.negotiate(params or None)

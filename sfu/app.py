@@ -9,10 +9,12 @@ path                                    methods                          token r
 /whip/{room}                            POST (offer), OPTIONS            publish
 /whip/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     publish
 /whep/{room}[?source=ID&max_tier=T]     POST (offer), OPTIONS            subscribe
-/whep/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     subscribe
+/whep/{room}?tier=T                     POST (offer): a relay's upstream relay
+/whep/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     subscribe, relay
 /node                                   GET                              control
 /rooms                                  GET                              control
 /rooms/{room}                           GET, PUT {"host": ID}, DELETE    control
+                                        (a relay: PUT {"origin": URL, "origin_node": ID})
 /rooms/{room}/floor                     POST {"identity": ID}, DELETE    control
 /metrics                                GET (Prometheus text)            none (rooms: control)
 ======================================  ===============================  =========
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,6 +40,7 @@ from starlette.routing import Route
 from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, SfuError
 from .metrics import render_metrics
 from .node import SfuNode
+from .relay_tiers import Origin
 from .offer import check_content_type
 
 __all__ = ["create_sfu_app"]
@@ -47,6 +51,8 @@ ENDPOINT_METHODS = "POST, OPTIONS"
 RESOURCE_METHODS = "DELETE, OPTIONS"
 EXPOSED_HEADERS = ["Location", "ETag", "Link", "Accept-Patch", "Allow", "Retry-After"]
 MAX_JSON_BYTES = 4096
+# token roles per signaling kind; a relay's credential subscribes to its origin's tiers
+ROLES = {"whip": "publish", "whep": ("subscribe", "relay")}
 _ROOM = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -65,8 +71,7 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         if request.method != "POST":
             raise MethodNotAllowed(f"{request.method} is not supported here", headers={"Allow": ENDPOINT_METHODS})
         node.count(f"{kind}_requests")
-        role = "publish" if kind == "whip" else "subscribe"
-        claims = node.authorize(request.headers.get("authorization"), room, role)
+        claims = node.authorize(request.headers.get("authorization"), room, ROLES[kind])
         check_content_type(request.headers.get("content-type"))
         async with node.signaling_slot():
             body = await _read_body(request, node.config.max_sdp_bytes)
@@ -75,7 +80,8 @@ def create_sfu_app(node: SfuNode) -> Starlette:
             else:
                 source = request.query_params.get("source") or None
                 max_tier = request.query_params.get("max_tier") or None
-                resource, answer = await node.subscribe(room, claims, body, source, max_tier)
+                tier = request.query_params.get("tier") or None
+                resource, answer = await node.subscribe(room, claims, body, source, max_tier, tier)
         location = f"{request.scope.get('root_path', '')}/{kind}/{room}/{resource.id}"
         return Response(
             answer,
@@ -98,8 +104,7 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         if request.method != "DELETE":
             # trickle ICE and ICE restarts (PATCH) are not implemented
             raise MethodNotAllowed(f"{request.method} is not supported here", headers={"Allow": RESOURCE_METHODS})
-        role = "publish" if kind == "whip" else "subscribe"
-        claims = node.authorize(request.headers.get("authorization"), room, role)
+        claims = node.authorize(request.headers.get("authorization"), room, ROLES[kind])
         found = node.resource(room, request.path_params["resource"], kind)
         await node.delete(found, claims)
         return Response(status_code=200)
@@ -125,6 +130,13 @@ def create_sfu_app(node: SfuNode) -> Starlette:
             await node.end_room(name)
             return Response(status_code=204)
         data = await _read_json(request)
+        if node.relay:
+            origin = _origin(data)
+            async with node.signaling_slot():
+                target = await node.open_relay_room(name, origin)
+            return JSONResponse(target.stats())
+        if "origin" in data:
+            raise BadRequest("this node is an origin: it relays no room")
         host = data.get("host")
         if not isinstance(host, str) or not host:
             raise BadRequest('expected {"host": "<identity>"}')
@@ -182,6 +194,18 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         middleware=middleware,
         exception_handlers={SfuError: _on_error},
     )
+
+
+def _origin(data: dict) -> Origin:
+    """A relay room's origin from `{"origin": "<base URL>", "origin_node": "<node id>"}`."""
+    url, node_id = data.get("origin"), data.get("origin_node")
+    expected = 'expected {"origin": "<origin base URL, http(s)://host:port>", "origin_node": "<origin node id>"}'
+    if not isinstance(url, str) or not isinstance(node_id, str) or not node_id or len(node_id) > 128:
+        raise BadRequest(expected)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment or parts.username:
+        raise BadRequest(f"origin must be an http(s) base URL; {expected}")
+    return Origin(url.rstrip("/"), node_id)
 
 
 async def _on_error(request: Request, exc: Exception) -> Response:

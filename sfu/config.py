@@ -50,6 +50,10 @@ class SfuConfig:
     drain_timeout_s: float = 30.0
     room_idle_timeout_s: float = 300.0
     connect_timeout_s: float = 30.0  # a peer not connected by then is closed
+    # a relay's upstream to its origin: retries back off 1, 2, 4 ... up to this
+    relay_retry_max_s: float = 30.0
+    # an origin that keeps refusing the room (404: it ended) this long ends the relay room
+    relay_give_up_s: float = 60.0
     # signaling limits
     max_inflight_signaling: int = 32
     # peers still in their ICE/DTLS handshake; a join beyond waits, then gets 503 + Retry-After
@@ -124,6 +128,8 @@ class SfuConfig:
             "VCS_SFU_DRAIN_TIMEOUT": "drain_timeout_s",
             "VCS_SFU_ROOM_IDLE_TIMEOUT": "room_idle_timeout_s",
             "VCS_SFU_CONNECT_TIMEOUT": "connect_timeout_s",
+            "VCS_SFU_RELAY_RETRY_MAX": "relay_retry_max_s",
+            "VCS_SFU_RELAY_GIVE_UP": "relay_give_up_s",
         }
         lists = {
             "VCS_SFU_CORS_ORIGINS": "cors_origins",

@@ -57,6 +57,11 @@ def render_metrics(node: SfuNode, *, rooms: bool) -> str:
     w.sample("vcs_sfu_consent_unanswered_total", "counter", "ICE consent checks with no answer in time.", consent.unanswered)
     w.sample("vcs_sfu_consent_expired_total", "counter", "Peers closed for lost ICE consent.", consent.expired)
     w.sample("vcs_sfu_loop_lag_seconds_total", "counter", "Seconds the event loop ran late, not held against peers.", round(consent.loop_lag_s, 3))
+    if node.config.role == "relay":
+        w.sample("vcs_sfu_upstream_streams", "gauge", "Upstream subscriptions of this relay to its origins.", node.upstream_streams)
+        hop = node.hops.p95_ms()
+        if hop is not None:
+            w.sample("vcs_sfu_relay_hop_ms_p95", "gauge", "95th percentile of a packet's time in this relay (sampled).", hop)
     for name, value in sorted(node.counters.items()):
         w.sample("vcs_sfu_signaling_requests_total", "counter", "Signaling requests by endpoint.", value, endpoint=name)
     if not rooms:

@@ -7,6 +7,11 @@ step-ups, idle encoders and rooms, peers that never connected); ``drain()``
 stops taking new rooms while existing rooms continue; ``stop()`` drains (up
 to ``drain_timeout_s``), closes every peer and leaves Redis. Both are safe to
 call twice.
+
+A node with the relay role takes its rooms' tiers from an origin
+(``sfu.relay_tiers``): a room is opened by ``PUT /rooms/{room}`` naming the
+origin, or by a subscriber's WHEP when Redis says which origin serves the
+room. A relay never writes the room's placement: that is the origin's.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from typing import Any
 
 from rtc.consent import tolerate_load
 from rtc.ice import parse_networks, restrict_host_addresses
-from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
+import httpx
+
+from rtc.whip_client import MediaSession
+from rtc.whip_client import subscribe as whep_subscribe
+from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, mint_media_token, verify_media_token
 from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .allocator import LinkInfo, TierAllocation
@@ -31,8 +40,10 @@ from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthoriz
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
+from .relay_tiers import Origin, RelayTiers
 from .room import Room
 from .subscriber import Subscriber
+from .upstream import HopTimes
 
 __all__ = ["LinkLookup", "Resource", "SfuNode"]
 
@@ -42,6 +53,7 @@ LinkLookup = Callable[[str], Awaitable[LinkInfo | None]]
 LINK_LOOKUP_TIMEOUT_S = 2.0
 TICK_S = 1.0
 ADMISSION_RETRY_AFTER_S = 2
+RELAY_CREDENTIAL_TTL_S = 120  # minted afresh for every upstream request
 
 
 @dataclass
@@ -86,6 +98,9 @@ class SfuNode:
         self.counters: dict[str, int] = {}
         self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
         self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
+        self.relay = config.role == "relay"
+        self.hops = HopTimes()  # a relay's packets' time from upstream to fan-out
+        self._upstream_http: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
@@ -130,6 +145,8 @@ class SfuNode:
             await self.end_room(name)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._upstream_http is not None:
+            await self._upstream_http.aclose()
         await self._unregister()
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
@@ -140,12 +157,13 @@ class SfuNode:
 
     # authorization and limits ------------------------------------------------
 
-    def authorize(self, authorization: str | None, room: str, role: str) -> MediaClaims:
+    def authorize(self, authorization: str | None, room: str, role: str | tuple[str, ...]) -> MediaClaims:
+        """The token's claims if it grants `role` (or one of several) in `room` on this node."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a Bearer media token is required", headers={"WWW-Authenticate": "Bearer"})
         try:
-            return verify_media_token(self._secret, token.strip(), room=room, role=role)
+            return verify_media_token(self._secret, token.strip(), room=room, role=role, node=self.config.node_id)
         except TokenForbidden as exc:
             raise Forbidden(str(exc)) from None
         except MediaTokenError as exc:
@@ -206,18 +224,63 @@ class SfuNode:
             raise NotFound(f"no room {name!r} on this node")
         return room
 
-    async def _open_room(self, name: str) -> Room:
-        room = self.rooms.get(name)
-        if room is not None:
-            return room
+    def _check_new_room(self) -> None:
         if self.draining or self.stopped:
             raise Unavailable("this node is draining: no new rooms", headers={"Retry-After": "5"})
         if len(self.rooms) >= self.config.max_rooms:
             raise Unavailable("this node hosts its maximum number of rooms")
+
+    async def _open_room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        if self.relay:
+            return await self._open_relay_room_from_registry(name)
+        self._check_new_room()
         room = Room(name, self.config, clock=self._clock)
         self.rooms[name] = room
         await self._route("set_node_for_room", name, self.config.node_id, node_ttl(self.config.heartbeat_interval_s))
         return room
+
+    async def open_relay_room(self, name: str, origin: Origin) -> Room:
+        """Open (or re-point) the relay room `name`, pulling its tiers from `origin`."""
+        if not self.relay:
+            raise BadRequest("this node is an origin: it relays no room")
+        if origin.node_id == self.config.node_id:
+            raise BadRequest("a relay cannot take a room from itself")
+        room = self.rooms.get(name)
+        if room is not None:
+            assert isinstance(room.tiers, RelayTiers)
+            await room.tiers.repoint(origin)
+            return room
+        self._check_new_room()
+        tiers = RelayTiers(name, self.config, origin, connect=self._connect_upstream, hops=self.hops, clock=self._clock)
+        room = Room(name, self.config, clock=self._clock, tiers=tiers)
+        tiers.start(room.audio)
+        self.rooms[name] = room
+        logger.info("relay room %s opened from %s (%s)", name, origin.url, origin.node_id)
+        return room
+
+    async def _open_relay_room_from_registry(self, name: str) -> Room:
+        """A subscriber came first: the origin serving the room is in Redis."""
+        if self._router is None:
+            raise NotFound(f"no room {name!r} on this relay (open it with PUT /sfu/rooms/{name} naming its origin)")
+        try:
+            origin = await self._router.node_for_room(name)
+        except Exception as exc:
+            logger.warning("relay: looking up the origin of room %s failed: %s", name, exc)
+            raise Unavailable("cannot look up the room's origin now", headers={"Retry-After": "5"}) from None
+        if origin is None or origin.role != "origin" or origin.id == self.config.node_id:
+            raise NotFound(f"no room {name!r} on this relay, and no origin serves it")
+        return await self.open_relay_room(name, Origin(origin.url.rstrip("/"), origin.id))
+
+    async def _connect_upstream(self, room: str, origin: Origin, tier: str, kind: str) -> MediaSession:
+        """One upstream WHEP subscription of a relay room, with a fresh relay credential."""
+        if self._upstream_http is None:
+            self._upstream_http = httpx.AsyncClient(timeout=10)
+        token = mint_media_token(self._secret, room=room, identity=self.config.node_id, role="relay",
+                                 node=origin.node_id, ttl=RELAY_CREDENTIAL_TTL_S)  # fmt: skip
+        return await whep_subscribe(self._upstream_http, f"{origin.url}/sfu/whep/{room}", token, tier=tier, kinds=(kind,))
 
     async def end_room(self, name: str) -> None:
         room = self.rooms.pop(name, None)
@@ -226,11 +289,10 @@ class SfuNode:
         room.closed = True
         for resource in [r for r in self.resources.values() if r.room == name]:
             await self._close_resource(resource)
-        for encoder in list(room.encoders.values()) + room.take_retired():
-            await encoder.close()
-        room.encoders.clear()
+        await room.tiers.close()
         room.audio.close()
-        await self._route("clear_room", name)
+        if not self.relay:  # the room's placement is the origin's
+            await self._route("clear_room", name)
 
     # WHIP / WHEP -------------------------------------------------------------
 
@@ -258,18 +320,32 @@ class SfuNode:
         return resource, answer
 
     async def subscribe(
-        self, room_name: str, claims: MediaClaims, body: bytes, source: str | None = None, max_tier: str | None = None
+        self,
+        room_name: str,
+        claims: MediaClaims,
+        body: bytes,
+        source: str | None = None,
+        max_tier: str | None = None,
+        tier: str | None = None,
     ) -> tuple[Resource, str]:
-        if max_tier is not None and max_tier not in {t.name for t in self.config.tiers}:
-            raise BadRequest(f"unknown tier {max_tier!r}; this node has {', '.join(t.name for t in self.config.tiers)}")
+        """A WHEP subscription. `tier`: a relay's upstream, pinned to that tier
+        (no allocation; "audio" is the program audio only); a relay
+        credential subscribes only to a room this node already serves."""
+        names = {t.name for t in self.config.tiers}
+        for asked in (max_tier, tier):
+            if asked is not None and asked not in names:
+                raise BadRequest(f"unknown tier {asked!r}; this node has {', '.join(t.name for t in self.config.tiers)}")
+        if tier is not None and claims.role != "relay":
+            raise Forbidden("only a relay's credential may pin a tier (?tier=)")
         offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
         if self.load >= self.config.capacity:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
         await self.admit()
-        room = await self._open_room(room_name)
+        relayed = claims.role == "relay"
+        room = self.room(room_name) if relayed else await self._open_room(room_name)
         room.check_source(claims.identity, source)
-        link = await self._lookup_link(claims.identity)
-        allocation = TierAllocation(self.config, link, self._clock(), max_tier)
+        link = None if relayed else await self._lookup_link(claims.identity)
+        allocation = TierAllocation(self.config, link, self._clock(), tier or max_tier)
         pc = create_peer()
         resource_id = secrets.token_urlsafe(12)
         sub = Subscriber(
@@ -280,6 +356,7 @@ class SfuNode:
             source=source,
             on_ready=room.activate,
             on_tier=room.set_tier,
+            pinned=tier is not None,
         )
         try:
             for kind in kinds:
@@ -319,7 +396,7 @@ class SfuNode:
         return resource
 
     async def delete(self, resource: Resource, claims: MediaClaims) -> None:
-        if claims.identity != resource.identity and claims.role != "control":
+        if claims.identity != resource.identity and claims.role != "control":  # a relay's identity is its node id
             raise Forbidden("this resource belongs to another endpoint")
         await self._close_resource(resource)
 
@@ -356,7 +433,10 @@ class SfuNode:
             room.tick(now)
             for encoder in room.take_retired():
                 await encoder.close()
-            if room.empty and now - room.last_active > self.config.room_idle_timeout_s:
+            if room.tiers.ended:
+                logger.warning("relay room %s ended: its origin no longer has it", name)
+                await self.end_room(name)
+            elif room.empty and now - room.last_active > self.config.room_idle_timeout_s:
                 await self.end_room(name)
         for resource in list(self.resources.values()):
             peer = resource.peer
@@ -417,11 +497,22 @@ class SfuNode:
             ttl=node_ttl(self.config.heartbeat_interval_s),
         )
 
+    @property
+    def upstream_streams(self) -> int:
+        """A relay's subscriptions to its origins: one per tier in use and one for audio, per room."""
+        return sum(len(r.tiers.upstreams) for r in self.rooms.values() if isinstance(r.tiers, RelayTiers))
+
     def info(self) -> dict[str, Any]:
-        """What `GET /sfu/node` answers: the registry record."""
-        return asdict(self.node_info())
+        """What `GET /sfu/node` answers: the registry record, and a relay's upstream figures."""
+        info = asdict(self.node_info())
+        if self.relay:
+            info.update(upstream_streams=self.upstream_streams, hop_ms_p95=self.hops.p95_ms())
+        return info
 
     async def _register(self) -> None:
+        if self.relay:  # the rooms' placement and media records are their origin's
+            await self._route("register_node", self.node_info(), [], {})
+            return
         await self._route("register_node", self.node_info(), list(self.rooms), self.media_heard())
 
     async def _unregister(self) -> None:

@@ -172,6 +172,8 @@ class Room:
             return
         if sub.audio is not None and sub.identity != self.program_identity:
             self.audio.attach(sub.audio, at_keyframe=False)
+        if sub.video is None:
+            sub.tier_name = "audio"  # what a subscriber without video receives, whatever its allocation
         self.set_tier(sub, sub.allocation.tier)
 
     def set_tier(self, sub: Subscriber, tier: TierSpec) -> None:
@@ -231,4 +233,5 @@ class Room:
             ],
             "tiers": self.tiers.stats(),
             "subscribers": [s.stats() for s in self.subscribers.values()],
+            **self.tiers.room_stats(),
         }

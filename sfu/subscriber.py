@@ -48,12 +48,14 @@ class Subscriber:
         source: str | None,
         on_ready: Callable[[Subscriber], None],
         on_tier: Callable[[Subscriber, TierSpec], None],
+        pinned: bool = False,
     ) -> None:
         self.resource_id = resource_id
         self.identity = identity
         self.pc = pc
         self.allocation = allocation
         self.source = source  # None: the program; else a contributor's identity
+        self.pinned = pinned  # a relay's upstream: its tier never moves, whatever its RTCP says
         self.created = time.monotonic()
         self.tier_name: str | None = None  # the tier being received
         self.audio: DownTrack | None = None
@@ -135,7 +137,7 @@ class Subscriber:
         return max(0.0, rtt * 1000)
 
     def _retier(self, tier: TierSpec | None) -> None:
-        if tier is not None and not self.closed:
+        if tier is not None and not self.closed and not self.pinned:
             self._on_tier(self, tier)
 
     def tick(self, now: float) -> None:
@@ -184,6 +186,7 @@ class Subscriber:
             "state": self.pc.connectionState,
             "tier": self.tier_name,
             "target_tier": self.allocation.tier.name,
+            "pinned": self.pinned,
             "bitrate_bps": round(self.bitrate_bps),
             "loss_pct": round(self.loss * 100, 2),
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),

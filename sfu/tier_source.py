@@ -4,9 +4,9 @@ A `TierSource` puts one tier's packets into a `PacketStream` that subscribers'
 downtracks attach to, and answers keyframe requests. On an origin the source
 is a `TierEncoder` fed with the program's decoded frames (`EncodedTiers`); on
 a relay it will be an upstream subscription to the origin's tier, with no
-decode. A `TierSources` is the set a room keeps: one source per tier in use,
-made on first use and retired once nobody receives it (the node closes
-retired sources outside the packet path).
+decode (`sfu.relay_tiers`). A `TierSources` is the set a room keeps: one
+source per tier in use, made on first use and retired once nobody receives it
+(the node closes retired sources outside the packet path).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class TierSource(Protocol):
 
 class TierSources(Protocol):
     sources: dict[str, TierSource]  # by tier name, the tiers in use
+    ended: bool  # the tiers' source is gone for good (a relay's origin ended the room): end the room
 
     def source(self, tier: TierSpec) -> TierSource:
         """The source of `tier`, made on first use."""
@@ -55,7 +56,15 @@ class TierSources(Protocol):
 
     def take_retired(self) -> list[TierSource]: ...
 
+    async def close(self) -> None:
+        """Close every source, in use or retired."""
+        ...
+
     def stats(self) -> list[dict]: ...
+
+    def room_stats(self) -> dict:
+        """What the room's stats add (a relay: its origin and upstream subscriptions)."""
+        ...
 
 
 class EncodedTiers:
@@ -68,6 +77,7 @@ class EncodedTiers:
         self._ts_base = random.randrange(0, 1 << 31)
         self.sources: dict[str, TierEncoder] = {}
         self._retired: list[TierEncoder] = []
+        self.ended = False
 
     def source(self, tier: TierSpec) -> TierEncoder:
         encoder = self.sources.get(tier.name)
@@ -107,6 +117,15 @@ class EncodedTiers:
     def take_retired(self) -> list[TierEncoder]:
         retired, self._retired = self._retired, []
         return retired
+
+    async def close(self) -> None:
+        encoders = list(self.sources.values()) + self.take_retired()
+        self.sources.clear()
+        for encoder in encoders:
+            await encoder.close()
+
+    def room_stats(self) -> dict:
+        return {}
 
     def stats(self) -> list[dict]:
         return [

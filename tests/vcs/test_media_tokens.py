@@ -121,3 +121,37 @@ def test_only_a_publish_token_names_the_host():
     assert host.host and not commune.host
     with pytest.raises(ValueError):
         mint_media_token(SECRET, room="r1", identity="central", role="subscribe", host=True)
+
+
+def test_a_token_naming_a_node_is_refused_by_another_node():
+    token = _mint(node="sfu-hanoi-1")
+    assert verify_media_token(SECRET, token, room="r1", role="subscribe", now=NOW, node="sfu-hanoi-1").node == "sfu-hanoi-1"
+    with pytest.raises(TokenForbidden, match="another node"):
+        verify_media_token(SECRET, token, room="r1", role="subscribe", now=NOW, node="sfu-hue-2")
+
+
+def test_a_token_without_the_node_claim_is_good_on_any_node():
+    claims = verify_media_token(SECRET, _mint(), room="r1", role="subscribe", now=NOW, node="sfu-hue-2")
+    assert claims.node is None
+
+
+def test_a_relay_credential_names_its_origin_and_is_its_own_role():
+    token = _mint(role="relay", identity="relay-hue", node="origin-1", ttl=120)
+    claims = verify_media_token(SECRET, token, room="r1", role=("subscribe", "relay"), now=NOW, node="origin-1")
+    assert (claims.role, claims.identity, claims.node) == ("relay", "relay-hue", "origin-1")
+    with pytest.raises(TokenForbidden):
+        verify_media_token(SECRET, token, room="r1", role="subscribe", now=NOW)
+    with pytest.raises(TokenForbidden, match="another room"):
+        verify_media_token(SECRET, token, room="r2", role="relay", now=NOW)
+    with pytest.raises(ValueError, match="origin node"):
+        _mint(role="relay")
+
+
+def test_a_malformed_node_claim_is_invalid():
+    token = jwt.encode(
+        {"sub": "x", "room": "r1", "role": "subscribe", "aud": "vcs-sfu", "iat": int(NOW), "nbf": int(NOW), "exp": int(NOW) + 60, "node": 7},
+        SECRET,
+        algorithm="HS256",
+    )
+    with pytest.raises(TokenInvalid, match="node"):
+        verify_media_token(SECRET, token, room="r1", role="subscribe", now=NOW)
