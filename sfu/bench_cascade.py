@@ -210,7 +210,7 @@ async def measure_cascade(
 
             publisher = await _spawn_peer(["publish", "--base", f"{origin_url}/sfu", "--room", ROOM], env)
             peers.append(publisher)
-            await _expect(publisher, "READY", 60)
+            await _expect(publisher, "READY", 180)  # a loaded machine takes its time
             for _, url, _ in relay_nodes:
                 opened = await http.put(f"{url}/sfu/rooms/{ROOM}", json={"origin": origin_url, "origin_node": ORIGIN_ID}, headers=control)
                 if opened.status_code >= 300:
@@ -233,7 +233,7 @@ async def measure_cascade(
                         ))  # fmt: skip
             peers.extend(subs)
             for proc in subs:
-                await _expect(proc, "READY", 60 + subscribers * 0.5)
+                await _expect(proc, "READY", 120 + subscribers)
             await asyncio.sleep(warmup)
 
             relay_pids = [p.pid for _, _, p in relay_nodes]
