@@ -50,7 +50,10 @@ class RelaySpec:
 
 
 def default_sfu_processes(option: int | None, environ: Mapping[str, str], cores: int | None) -> int:
-    """`--sfu-processes`, else `VCS_SFU_PROCESSES`, else one per core; ValueError when not a positive integer."""
+    """`--sfu-processes`, else `VCS_SFU_PROCESSES`, else one per core; ValueError when negative or not an integer.
+
+    0: no SFU in `vcs serve` (web, API and scheduler only; the nodes run on other machines).
+    """
     if option is None:
         raw = environ.get(PROCESSES_ENV, "").strip()
         if not raw:
@@ -58,9 +61,9 @@ def default_sfu_processes(option: int | None, environ: Mapping[str, str], cores:
         try:
             option = int(raw)
         except ValueError:
-            raise ValueError(f"{PROCESSES_ENV} must be a positive integer, got {raw!r}") from None
-    if option < 1:
-        raise ValueError(f"the SFU needs at least one process (the origin), got {option}")
+            raise ValueError(f"{PROCESSES_ENV} must be a whole number of processes, got {raw!r}") from None
+    if option < 0:
+        raise ValueError(f"the SFU processes cannot be fewer than 0 (no SFU here), got {option}")
     return option
 
 

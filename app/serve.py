@@ -149,12 +149,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         processes = default_sfu_processes(args.sfu_processes, os.environ, os.cpu_count())
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder)
+    sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder) if processes else None
     with open_redis(settings, "serve", owner=True) as url:
         settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
-        relays = local_relays(processes - 1, settings, sfu_config, os.environ) if processes > 1 else None
+        relays = local_relays(processes - 1, settings, sfu_config, os.environ) if sfu_config and processes > 1 else None
         app = build_app(settings, run_scheduler=True, sfu_config=sfu_config, relays=relays)
-        log.info("serving on http://%s:%d (SFU: origin%s)", host, port, f" + {processes - 1} relay processes" if relays else "")
+        sfu = "none here" if sfu_config is None else "origin" + (f" + {processes - 1} relay processes" if relays else "")
+        log.info("serving on http://%s:%d (SFU: %s)", host, port, sfu)
         config = uvicorn.Config(
             app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on", timeout_graceful_shutdown=STOP_GRACE
         )

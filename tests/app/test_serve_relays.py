@@ -91,20 +91,30 @@ async def _roles(redis) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 async def test_a_bad_process_count_is_refused_with_a_reason(serves, tmp_path):
-    serve = serves(tmp_path / "var", args=("--sfu-processes", "0"))
+    serve = serves(tmp_path / "var", args=("--sfu-processes", "-1"))
     assert serve.process.wait(60) == 2
-    assert "at least one process" in serve.text()
+    assert "configuration error: the SFU processes cannot be fewer than 0" in serve.text()
+
+
+async def test_no_sfu_process_serves_web_and_scheduler_for_nodes_elsewhere(serves, redis, redis_url, tmp_path):
+    serve = serves(tmp_path / "var", redis_url=redis_url, args=("--sfu-processes", "0"))
+    await serve.ready()
+    await eventually(lambda: redis.get(keys.SCHEDULER_LEASE), 30, what="the scheduler lease")
+    assert await NodeRouter(redis).nodes() == [] and not relay_pids(serve.process.pid)
+    async with httpx.AsyncClient(timeout=5) as http:
+        assert (await http.get(f"{serve.url}/sfu/node", headers=CONTROL)).status_code == 404
+    assert serve.stop() < STOP_WITHIN
 
 
 @pytest.mark.parametrize(
     ("option", "environ", "cores", "expected"),
-    [(None, {}, 8, 8), (None, {}, None, 1), (3, {"VCS_SFU_PROCESSES": "5"}, 8, 3), (None, {"VCS_SFU_PROCESSES": "5"}, 8, 5), (1, {}, 8, 1)],
+    [(None, {}, 8, 8), (None, {}, None, 1), (3, {"VCS_SFU_PROCESSES": "5"}, 8, 3), (None, {"VCS_SFU_PROCESSES": "5"}, 8, 5), (1, {}, 8, 1), (0, {}, 8, 0)],
 )
 def test_the_number_of_sfu_processes(option, environ, cores, expected):
     assert default_sfu_processes(option, environ, cores) == expected
 
 
-@pytest.mark.parametrize(("option", "environ"), [(0, {}), (None, {"VCS_SFU_PROCESSES": "two"}), (None, {"VCS_SFU_PROCESSES": "-1"})])
+@pytest.mark.parametrize(("option", "environ"), [(-1, {}), (None, {"VCS_SFU_PROCESSES": "two"}), (None, {"VCS_SFU_PROCESSES": "-1"})])
 def test_a_bad_number_of_sfu_processes(option, environ):
     with pytest.raises(ValueError):
         default_sfu_processes(option, environ, 8)
