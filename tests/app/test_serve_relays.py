@@ -118,3 +118,12 @@ def test_the_number_of_sfu_processes(option, environ, cores, expected):
 def test_a_bad_number_of_sfu_processes(option, environ):
     with pytest.raises(ValueError):
         default_sfu_processes(option, environ, 8)
+
+
+async def test_relays_die_with_a_killed_server(serves, redis, redis_url, tmp_path):
+    serve = serves(tmp_path / "var", redis_url=redis_url, args=("--sfu-processes", "2"))
+    await serve.ready()
+    pids = await eventually(lambda: relay_pids(serve.process.pid), 60, what=lambda: f"no relay started; log:\n{serve.text()}")
+    serve.process.kill()
+    serve.process.wait(10)
+    await eventually(lambda: not any(alive(pid) for pid in pids), 30, what="the relays outlived a killed server")
