@@ -169,7 +169,7 @@ async def _connect(http: httpx.AsyncClient, url: str, token: str, max_tier: str 
         try:
             session = await subscribe(http, url, token, max_tier=max_tier)
         except MediaError as exc:
-            if exc.status not in (429, 503):
+            if exc.status not in (429, 503, None):  # None: no answer in time, from a node busy with handshakes
                 raise RuntimeError(f"WHEP refused: {exc}") from None
             await asyncio.sleep(0.2 + 0.1 * attempt)  # the node is busy: back off
             continue
