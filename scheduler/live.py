@@ -3,9 +3,10 @@
 Agents report into one hash per occurrence; a summary is computed on read,
 which at 3,321 entries is a single HGETALL and a pass in Python.
 
-"Joined" means media now: while the SFU node hosting the occurrence's room
-reports which peers it sees media from (`keys.sfu_room_media`, rewritten with
-each node heartbeat), an agent that says "joined" but whose media the node has
+"Joined" means media now: while the SFU nodes serving the occurrence's room
+(its origin and the relays its communes use) report which peers they see media
+from (`NodeRouter.room_media`: one record per node, rewritten with each of its
+heartbeats, merged newest first), an agent that says "joined" but whose media the node has
 not seen for `MEDIA_FRESH_S` counts as "dropped" (killed, cut off, or back with
 dead media; a crashed node's record goes stale the same way). Without such a
 record (no node hosts the room) the agents' own reports stand.

@@ -510,10 +510,9 @@ class SfuNode:
         return info
 
     async def _register(self) -> None:
-        if self.relay:  # the rooms' placement and media records are their origin's
-            await self._route("register_node", self.node_info(), [], {})
-            return
-        await self._route("register_node", self.node_info(), list(self.rooms), self.media_heard())
+        # a room's placement is its origin's; each node, origin or relay, reports the media it sees itself
+        rooms = [] if self.relay else list(self.rooms)
+        await self._route("register_node", self.node_info(), rooms, self.media_heard())
 
     async def _unregister(self) -> None:
         await self._route("unregister_node", self.config.node_id)

@@ -57,6 +57,7 @@ class RelayTiers:
         self._retired: list[Upstream] = []
         self.audio: Upstream | None = None
         self.ended = False  # the origin no longer has the room: the node ends it
+        self.makes_program = False  # the program, video and audio, comes from the origin
 
     def _upstream(self, tier: TierSpec, stream: PacketStream, owns_stream: bool) -> Upstream:
         config = self._config
@@ -115,7 +116,9 @@ class RelayTiers:
         """Nothing is decoded on a relay."""
 
     def program_changed(self) -> None:
-        """The origin follows the program; its tiers start again on a keyframe by themselves."""
+        """The origin follows the program; its tiers start again on a keyframe by themselves.
+
+        (On a relay the floor only decides who must not hear the program audio: `Room`.)"""
 
     def retire_idle(self) -> list[Upstream]:
         idle = [u for u in self.sources.values() if not len(u.stream)]

@@ -7,7 +7,9 @@ its tier (``sfu.tier_source``: on an origin, the program publisher's decoded
 frames go to one ``TierEncoder`` per tier in use); audio: the program's Opus
 packets are forwarded into one program ``PacketStream`` (sequence numbers and
 timestamps made continuous across floor changes). Nobody receives their own
-audio back. A commune's own camera (a low tier it encodes itself) is
+audio back. On a relay the program (video and audio) comes from the origin:
+the floor there only detaches the speaker's own subscriber from the audio,
+and nothing is decoded. A commune's own camera (a low tier it encodes itself) is
 forwarded only to the host, who subscribes with ``source=<identity>``.
 """
 
@@ -70,7 +72,9 @@ class Room:
         self._program_changed()
 
     def give_floor(self, identity: str) -> None:
-        if identity not in self.publishers:
+        """`identity` speaks. On a relay the speaker may publish on another node (its uplink
+        reaches the origin from there): then nobody here is the speaker, which is no error."""
+        if identity not in self.publishers and self.tiers.makes_program:
             raise Conflict(f"{identity} is not publishing in room {self.name}")
         self.floor = identity
         self._program_changed()
@@ -82,8 +86,10 @@ class Room:
     def _program_changed(self) -> None:
         self.tiers.program_changed()
         speaker = self.program_identity
-        for publisher in self.publishers.values():
-            publisher.set_decoding(publisher.identity == speaker)
+        if self.tiers.makes_program:  # a relay never decodes: its origin makes the program
+            for publisher in self.publishers.values():
+                publisher.set_decoding(publisher.identity == speaker)
+        # the speaker must not hear itself: on a relay too, where the program audio comes from the origin
         for sub in self.subscribers.values():
             if sub.source is None and sub.ready and sub.audio is not None:
                 if sub.identity == speaker:
@@ -125,8 +131,8 @@ class Room:
             self.tiers.program_frame(frame)
 
     def _on_audio(self, publisher: Publisher, packet: RtpPacket) -> None:
-        if publisher.identity != self.program_identity:
-            return
+        if publisher.identity != self.program_identity or not self.tiers.makes_program:
+            return  # on a relay the program audio comes from the origin (the speaker's uplink goes there)
         stream = self.audio
         if self._audio_source is not publisher:
             if stream.last_time is None:

@@ -39,6 +39,9 @@ class TierSource(Protocol):
 class TierSources(Protocol):
     sources: dict[str, TierSource]  # by tier name, the tiers in use
     ended: bool  # the tiers' source is gone for good (a relay's origin ended the room): end the room
+    # the room makes its program from its own publishers (decodes the speaker, forwards its sound);
+    # a relay's program comes whole from its origin
+    makes_program: bool
 
     def source(self, tier: TierSpec) -> TierSource:
         """The source of `tier`, made on first use."""
@@ -78,6 +81,7 @@ class EncodedTiers:
         self.sources: dict[str, TierEncoder] = {}
         self._retired: list[TierEncoder] = []
         self.ended = False
+        self.makes_program = True
 
     def source(self, tier: TierSpec) -> TierEncoder:
         encoder = self.sources.get(tier.name)

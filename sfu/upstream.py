@@ -16,6 +16,15 @@ their PLIs come here, where they are coalesced: at most one PLI goes upstream
 per `keyframe_min_interval_s`, and a request inside the interval is sent when
 it ends.
 
+Video is pushed a frame at a time, as the origin's encoders push it: the
+packets of one frame (one timestamp, consecutive sequence numbers, up to the
+marker bit) are held until the marker arrives and go out together
+(`PacketStream.push_frame`: one GSO send per subscriber instead of one send
+per packet). The origin sends a frame's packets back to back, so holding them
+costs the first packets the time the rest take to arrive. A gap, a packet out
+of order or a new timestamp before the marker sends what was held one packet
+at a time; retransmissions (RTX) go out one by one as they come.
+
 Each subscription's sequence numbers and timestamps are rebased onto the
 local stream when it (re)connects, so a reconnection looks to subscribers like
 a short gap, not a jump. A subscription that cannot be made or is lost is
@@ -50,7 +59,8 @@ logger = logging.getLogger(__name__)
 
 OpenSession = Callable[[str, str], Awaitable[MediaSession]]  # (tier name, kind) -> a connected WHEP session
 CODECS = {"video": "video/vp8", "audio": "audio/opus"}
-HOP_SAMPLE_MASK = 31  # time one packet in 32
+HOP_SAMPLE_MASK = 31  # time one packet in 32 (audio, retransmissions)
+FRAME_SAMPLE_MASK = 7  # and one video frame in 8
 _perf = time.perf_counter
 _monotonic = time.monotonic
 
@@ -78,6 +88,8 @@ class HopTimes:
 
 class Upstream:
     """One tier (or the program audio) pulled from the origin into `stream`; a `TierSource` on a relay."""
+
+    batch_frames = True  # video pushed a whole frame at a time (`vcs bench relay` turns it off to compare)
 
     def __init__(
         self,
@@ -117,6 +129,11 @@ class Upstream:
         self._rebase = True
         self._seq_off = 0
         self._ts_off = 0
+        # the video frame arriving: its payloads so far, its first (local) sequence number and timestamp
+        self._frame: list[bytes] = []
+        self._frame_seq = 0
+        self._frame_ts = 0
+        self._frame_started = 0.0  # when its first packet was tapped, if timed
         # keyframe requests
         self._last_pli = -1e9
         self._pli_timer: asyncio.TimerHandle | None = None
@@ -206,6 +223,7 @@ class Upstream:
         finally:
             self._session = self._dtls = None
             self._rebase = True
+            self._flush_frame()
             await session.close()
         return False
 
@@ -260,7 +278,8 @@ class Upstream:
         payload = packet.payload
         seq = packet.sequence_number
         pt = packet.payload_type
-        if pt == self._rtx_pt and pt is not None:
+        retransmitted = pt == self._rtx_pt and pt is not None
+        if retransmitted:
             if len(payload) < 3 or self._rebase:
                 return
             seq = (payload[0] << 8) | payload[1]
@@ -276,9 +295,34 @@ class Upstream:
         self.bytes += len(payload)
         if marker:
             self.frames += 1
+        if self._video and not retransmitted and self.batch_frames:
+            self._add_to_frame(payload, seq, ts, marker)
+            return
         self.stream.push(make_packet(payload, seq, ts, marker), seq, ts, marker, self._video and is_keyframe_start(payload))
         if started:
             self._hops.add(started)
+
+    def _add_to_frame(self, payload: bytes, seq: int, ts: int, marker: bool) -> None:
+        frame = self._frame
+        if frame and (ts != self._frame_ts or seq != (self._frame_seq + len(frame)) & 0xFFFF):
+            self._flush_frame()  # a packet lost or out of order: what was held goes one by one
+        if not frame:  # one frame in FRAME_SAMPLE_MASK + 1 timed, from its first packet
+            self._frame_seq, self._frame_ts = seq, ts
+            self._frame_started = 0.0 if self.frames & FRAME_SAMPLE_MASK else _perf()
+        frame.append(payload)
+        if marker:
+            self.stream.push_frame(frame, self._frame_seq, ts, is_keyframe_start(frame[0]))
+            frame.clear()
+            if self._frame_started:
+                self._hops.add(self._frame_started)
+
+    def _flush_frame(self) -> None:
+        """Send the packets held of a frame whose end did not come in order, one at a time."""
+        seq, ts = self._frame_seq, self._frame_ts
+        for i, payload in enumerate(self._frame):
+            self.stream.push(make_packet(payload, seq, ts, False), seq, ts, False, i == 0 and is_keyframe_start(payload))
+            seq = (seq + 1) & 0xFFFF
+        self._frame.clear()
 
     def _rebase_at(self, ssrc: int, seq: int, ts: int) -> None:
         """A new subscription's first packet: continue the local stream's numbering after its last packet."""

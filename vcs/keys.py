@@ -130,17 +130,23 @@ def sfu_room(room: str) -> str:
     return f"{PREFIX}sfu:room:{room}"
 
 
-# hash of the peers whose media flows in one room: identity => epoch seconds the node last saw it
-# (its subscriber's RTCP reports arriving; for one that only publishes, its RTP), only while its transport is connected;
-# field SFU_MEDIA_NODE names the node. Rewritten with each heartbeat; kept an hour after the last one,
-# so the room of a crashed node reads as stale (dropped) rather than unknown.
-def sfu_room_media(room: str) -> str:
-    return f"{PREFIX}sfu:media:{room}"
+# hash of the peers whose media flows in one room through one node (the origin, or a relay its communes use):
+# identity => epoch seconds that node last saw it (its subscriber's RTCP reports arriving; for one that only
+# publishes, its RTP), only while its transport is connected; field SFU_MEDIA_NODE names the node. Each node
+# rewrites only its own with each heartbeat (vcs.routing.NodeRouter.room_media merges them, newest wins); kept
+# an hour after the last one, so the room of a crashed node reads as stale (dropped) rather than unknown.
+def sfu_room_media(room: str, node_id: str) -> str:
+    return f"{PREFIX}sfu:room-media:{room}:{node_id}"
+
+
+# set: the ids of the nodes that have written a sfu_room_media record for the room; kept as long as those
+def sfu_room_media_nodes(room: str) -> str:
+    return f"{PREFIX}sfu:room-media-nodes:{room}"
 
 
 SFU_MEDIA_NODE = "_node"
 
-__all__ += ["SFU_MEDIA_NODE", "SFU_NODES", "sfu_node", "sfu_room", "sfu_room_media"]
+__all__ += ["SFU_MEDIA_NODE", "SFU_NODES", "sfu_node", "sfu_room", "sfu_room_media", "sfu_room_media_nodes"]
 
 # --- web UI: browser sessions, sign-in throttling, audit log ----------------
 # (web/ui/sessions.py, web/ui/throttle.py, vcs/audit.py)

@@ -113,8 +113,9 @@ class NodeRouter:
     async def register_node(
         self, node: NodeInfo, rooms: Iterable[str] = (), media_heard: Mapping[str, Mapping[str, float]] | None = None
     ) -> None:
-        """Write (or refresh) the node's record, the placement of the rooms it serves and, per room,
-        when it last saw media from each connected identity (`media_heard`: room => identity => unix seconds)."""
+        """Write (or refresh) the node's record, the placement of `rooms` (an origin's; a relay passes none)
+        and, per room, when it last saw media from each identity connected to it (`media_heard`:
+        room => identity => unix seconds; every node of the room, origin or relay, writes its own)."""
         key = keys.sfu_node(node.id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=node.to_hash())
@@ -123,10 +124,12 @@ class NodeRouter:
             for room in rooms:
                 pipe.set(keys.sfu_room(room), node.id, ex=node.ttl)
             for room, heard in (media_heard or {}).items():
-                media = keys.sfu_room_media(room)
-                pipe.delete(media)  # rewritten whole: a peer that left is gone from it
+                media = keys.sfu_room_media(room, node.id)
+                pipe.delete(media)  # this node's record rewritten whole: a peer that left it is gone from it
                 pipe.hset(media, mapping={keys.SFU_MEDIA_NODE: node.id, **{k: str(v) for k, v in heard.items()}})
                 pipe.expire(media, MEDIA_RECORD_TTL_S)
+                pipe.sadd(keys.sfu_room_media_nodes(room), node.id)
+                pipe.expire(keys.sfu_room_media_nodes(room), MEDIA_RECORD_TTL_S)
             await pipe.execute()
 
     async def unregister_node(self, node_id: str) -> None:
@@ -178,14 +181,28 @@ class NodeRouter:
         await self.redis.set(keys.sfu_room(room), node_id, ex=ttl)
 
     async def clear_room(self, room: str) -> None:
-        await self.redis.delete(keys.sfu_room(room), keys.sfu_room_media(room))
+        nodes = await self.redis.smembers(keys.sfu_room_media_nodes(room))
+        media = [keys.sfu_room_media(room, node_id) for node_id in nodes]
+        await self.redis.delete(keys.sfu_room(room), keys.sfu_room_media_nodes(room), *media)
 
     async def room_media(self, room: str) -> dict[str, float] | None:
-        """When the room's node last saw media from each identity; None when no node reports the room."""
-        heard = await self.redis.hgetall(keys.sfu_room_media(room))
-        if keys.SFU_MEDIA_NODE not in heard:
+        """When any node of the room (its origin, its relays) last saw media from each identity, the
+        newest report winning; None when no node reports the room."""
+        nodes = await self.redis.smembers(keys.sfu_room_media_nodes(room))
+        if not nodes:
             return None
-        return {identity: float(at) for identity, at in heard.items() if identity != keys.SFU_MEDIA_NODE}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for node_id in sorted(nodes):
+                pipe.hgetall(keys.sfu_room_media(room, node_id))
+            records = [r for r in await pipe.execute() if keys.SFU_MEDIA_NODE in r]
+        if not records:
+            return None
+        merged: dict[str, float] = {}
+        for record in records:
+            for identity, at in record.items():
+                if identity != keys.SFU_MEDIA_NODE:
+                    merged[identity] = max(merged.get(identity, 0.0), float(at))
+        return merged
 
     async def select_node(self, room: str) -> NodeInfo | None:
         """Where `room` should live: the node already serving it, else the selector's choice."""

@@ -14,6 +14,7 @@ from scheduler.live import MEDIA_FRESH_S
 from tests.waiting import eventually
 from vcs import keys
 from vcs.credentials import EndpointCredentials
+from vcs.routing import NodeRouter
 
 
 def cut_off(sessions) -> None:
@@ -57,7 +58,10 @@ async def test_a_room_whose_media_stops_shows_as_dropped(start_server, redis, mi
             state = await eventually(all_joined, timeout=30, interval=0.5, what="the commune and the host join")
             assert state["dropped"] == 0
             room = await redis.hget(keys.occurrence_room(state["meeting_id"], state["occurrence"]), "room")
-            await eventually(lambda: redis.hexists(keys.sfu_room_media(room), commune), what="the node reports the commune's media")
+            async def commune_heard() -> bool:
+                return commune in (await NodeRouter(redis).room_media(room) or {})
+
+            await eventually(commune_heard, what="the node reports the commune's media")
 
             cut_off(agents[commune].room._here.sessions)
             cut_at = time.monotonic()

@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
+import redis.asyncio as aioredis
+from aiortc.rtp import RtpPacket
 
-from rtc.whip_client import MediaError, subscribe
+from rtc.synthetic_media import SyntheticAudioTrack
+from rtc.whip_client import MediaError, publish, subscribe
+from sfu.downtrack import udp_gso_supported
+from sfu.packet_stream import PacketStream
+from sfu.upstream import HopTimes, Upstream
 from tests.waiting import eventually
 from vcs import keys
+from vcs.routing import NodeRouter
+from vcs.tiers import parse_tiers
 
-from .conftest import ghost_whep, publish_scene, recv_frames, small_config, track_of
+from .conftest import free_port, ghost_whep, publish_scene, recv_frames, small_config, track_of
+from .test_floor import FlatVideoTrack
+from .test_packet_stream import Receiver, wired_downtrack
 
 ORIGIN_ID = "origin-1"
 RELAY_ID = "relay-1"
@@ -20,9 +30,9 @@ RELAY_ID = "relay-1"
 async def cascade(node_factory):
     """An origin and a relay node (no Redis); the host publishes room r1 on the origin."""
 
-    async def start(origin_changes: dict | None = None, relay_changes: dict | None = None, redis=None):
+    async def start(origin_changes: dict | None = None, relay_changes: dict | None = None, redis=None, relay_redis=None):
         origin = await node_factory(small_config(node_id=ORIGIN_ID, **(origin_changes or {})), redis=redis)
-        relay = await node_factory(small_config(node_id=RELAY_ID, role="relay", **(relay_changes or {})), redis=redis)
+        relay = await node_factory(small_config(node_id=RELAY_ID, role="relay", **(relay_changes or {})), redis=relay_redis or redis)
         return origin, relay
 
     return start
@@ -245,9 +255,153 @@ async def test_a_subscriber_opens_the_relay_room_from_the_registry(cascade, redi
             # the relay never claims the room: it stays the origin's
             await relay.node._register()
             assert await redis.get(keys.sfu_room("r1")) == ORIGIN_ID
+
+            # but it reports the media it sees, beside the origin's record: the live view sees c1 on the relay
+            async def relay_hears_c1() -> bool:
+                await relay.node._register()
+                return "c1" in (await NodeRouter(redis).room_media("r1") or {})
+
+            await eventually(relay_hears_c1, what="the relay reports its subscriber's media")
+            assert await redis.exists(keys.sfu_room_media("r1", ORIGIN_ID), keys.sfu_room_media("r1", RELAY_ID)) == 2
         finally:
             await sub.close()
         response = await ghost_whep(relay, "r-unknown", "c1")
         assert response.status_code == 404 and "no origin" in response.text
     finally:
         await pub.close()
+
+
+
+async def test_a_relay_without_redis_keeps_forwarding(cascade):
+    unreachable = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    origin, relay = await cascade(relay_redis=unreachable)
+    pub = await publish_scene(origin)
+    try:
+        await open_relay_room(relay, origin)
+        sub = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+        try:
+            await eventually(lambda: sub.counters["video"].frames > 3, what="video through the relay")
+            await relay.node._register()  # the heartbeat fails, and is only logged
+            frames = sub.counters["video"].frames
+            await eventually(lambda: sub.counters["video"].frames > frames + 3, what="video still flowing")
+        finally:
+            await sub.close()
+        # a room it does not have cannot be looked up: 503 with the reason
+        response = await ghost_whep(relay, "r2", "c1")
+        assert response.status_code == 503 and "origin" in response.text
+    finally:
+        await pub.close()
+        await unreachable.aclose()
+
+
+async def test_a_relay_room_is_re_pointed_at_another_origin(cascade, node_factory):
+    origin, relay = await cascade()
+    other = await node_factory(small_config(node_id="origin-2"))
+    pubs = [await publish_scene(origin), await publish_scene(other)]
+    await open_relay_room(relay, origin)
+    again = await open_relay_room(relay, origin)  # the same origin again: nothing changes
+    assert again["origin"] == origin_url(origin)
+    sub = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    try:
+        await eventually(lambda: sub.counters["video"].frames > 3, what="video through the relay")
+        response = await relay.http.put(f"{relay.base}/rooms/r1", json={"origin": origin_url(other), "origin_node": "origin-2"},
+                                         headers=relay.auth("r1", "o", "control"))  # fmt: skip
+        assert response.status_code == 200 and response.json()["origin"] == origin_url(other)
+        await eventually(lambda: relay_upstreams(other) == ["360p", "audio"], what="the relay subscribes to the new origin")
+        await eventually(lambda: relay_upstreams(origin) == [], what="and leaves the old one")
+        frames = sub.counters["video"].frames
+        await eventually(lambda: sub.counters["video"].frames > frames + 5, what="the subscriber still receives video")
+        assert not sub.dropped.is_set()
+    finally:
+        await sub.close()
+        for pub in pubs:
+            await pub.close()
+
+
+async def test_a_commune_holding_the_floor_from_a_relay_does_not_hear_itself(cascade):
+    origin, relay = await cascade()
+    host = await publish_scene(origin)
+    await open_relay_room(relay, origin)
+    commune = await publish(relay.http, f"{relay.base}/whip/r1", relay.token("r1", "c1", "publish"), [SyntheticAudioTrack(600), FlatVideoTrack()])
+    c1_watching = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    c2_watching = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c2", "subscribe"))
+    floor = f"{relay.base}/rooms/r1/floor"
+    try:
+        room = relay.node.room("r1")
+        await eventually(lambda: len(room.subscribers) == 2 and all(s.ready for s in room.subscribers.values()), what="both subscribers up")
+        c1 = next(s for s in room.subscribers.values() if s.identity == "c1")
+        c2 = next(s for s in room.subscribers.values() if s.identity == "c2")
+        assert c1.audio.stream is room.audio and c2.audio.stream is room.audio
+
+        response = await relay.http.post(floor, json={"identity": "c1"}, headers=relay.auth("r1", "orchestrator", "control"))
+        assert response.status_code == 200 and response.json()["floor"] == "c1"
+        # the program audio (from the origin) goes on to c2, never back to c1
+        assert c1.audio.stream is None and c2.audio.stream is room.audio
+        heard_by_c1, heard_by_c2 = c1.audio.packets_sent, c2.audio.packets_sent
+        await eventually(lambda: c2.audio.packets_sent > heard_by_c2 + 25, what="the program audio reaches c2")
+        assert c1.audio.packets_sent == heard_by_c1
+        # a relay decodes nothing and adds no sound of its own: the origin makes the program
+        await eventually(lambda: room.publishers["c1"].video_packets > 30 and room.publishers["c1"].audio_packets > 30)
+        assert not room.publishers["c1"].decoding and room.publishers["c1"].frames == 0
+        assert room._audio_source is None
+        frames = c1_watching.counters["video"].frames
+        await eventually(lambda: c1_watching.counters["video"].frames > frames + 3, what="c1 still sees the program")
+
+        # the floor goes to a commune on another relay: nobody here is the speaker, c1 hears the program again
+        response = await relay.http.post(floor, json={"identity": "c7"}, headers=relay.auth("r1", "orchestrator", "control"))
+        assert response.status_code == 200 and response.json()["floor"] == "c7"
+        assert c1.audio.stream is room.audio
+        heard_by_c1 = c1.audio.packets_sent
+        await eventually(lambda: c1.audio.packets_sent > heard_by_c1, what="c1 hears the program again")
+
+        await relay.http.post(floor, json={"identity": "c1"}, headers=relay.auth("r1", "orchestrator", "control"))
+        response = await relay.http.delete(floor, headers=relay.auth("r1", "orchestrator", "control"))
+        assert response.status_code == 200 and response.json()["floor"] is None
+        assert c1.audio.stream is room.audio and not room.publishers["c1"].decoding
+        # only the orchestrator gives the floor, on a relay as on an origin
+        response = await relay.http.post(floor, json={"identity": "c1"}, headers=relay.auth("r1", "c1", "publish"))
+        assert response.status_code == 403
+    finally:
+        for session in (c1_watching, c2_watching, commune, host):
+            await session.close()
+
+
+async def test_relayed_video_goes_out_a_frame_at_a_time(node_factory):
+    """An upstream's packets, as aiortc hands them over, to a subscriber's socket (real SRTP and UDP)."""
+    stream = PacketStream("video", "r1/360p", clock_rate=90000)
+    upstream = Upstream(parse_tiers("360p:320x180@600")[0], stream, None, keyframe_min_interval_s=1, connect_timeout_s=1,  # type: ignore[arg-type]
+                        retry_max_s=1, give_up_s=1, hops=HopTimes(), on_gone=lambda u: None, owns_stream=True, room="r1")  # fmt: skip
+    upstream._pt, upstream._rtx_pt = 96, 97
+    receiver = Receiver()
+    try:
+        stream.attach(wired_downtrack(receiver, gso=udp_gso_supported()), at_keyframe=False)
+
+        def arrive(seq: int, ts: int, marker: bool = False) -> None:
+            upstream._on_rtp(RtpPacket(payload_type=96, marker=int(marker), sequence_number=seq, timestamp=ts, ssrc=5, payload=bytes(1200)))
+
+        def received(count: int) -> list[tuple[int, int, bool]]:
+            """(upstream sequence number, timestamp, marker) of what the subscriber got (its numbering is its own)."""
+            return [((seq - offset) & 0xFFFF, (ts - ts_offset) & 0xFFFFFFFF, marker) for seq, ts, marker in receiver.take(count)]
+
+        for seq in range(100, 104):
+            arrive(seq, 3000)
+        assert receiver.nothing_more()  # held until the frame's last packet
+        arrive(104, 3000, marker=True)
+        got = receiver.take(5)
+        offset, ts_offset = (got[0][0] - 100) & 0xFFFF, (got[0][1] - 3000) & 0xFFFFFFFF
+        assert [((seq - offset) & 0xFFFF, marker) for seq, _, marker in got] == [(seq, seq == 104) for seq in range(100, 105)]
+
+        # a packet lost on the way: the frame's packets go on as they come, then the retransmission
+        arrive(105, 6000)
+        arrive(106, 6000)
+        arrive(108, 6000, marker=True)
+        assert received(3) == [(105, 6000, False), (106, 6000, False), (108, 6000, True)]
+        upstream._on_rtp(RtpPacket(payload_type=97, sequence_number=900, timestamp=6000, ssrc=6, payload=(107).to_bytes(2, "big") + bytes(1200)))
+        assert received(1) == [(107, 6000, False)]
+        # the next frame goes out whole again
+        for seq in range(109, 112):
+            arrive(seq, 9000, marker=seq == 111)
+        assert received(3) == [(109, 9000, False), (110, 9000, False), (111, 9000, True)]
+        assert stream.send_errors == 0 and upstream.frames == 3
+    finally:
+        receiver.close()

@@ -39,3 +39,26 @@ async def test_a_room_goes_where_it_already_lives(redis):
     await router.unregister_node("busy")
     await router.set_node_for_room("r3", "busy", 15)
     assert await router.node_for_room("r3") is None  # placed on a node that is gone: no answer
+
+
+async def test_origin_and_relay_each_report_their_own_media_for_one_room(redis):
+    router = NodeRouter(redis)
+    now = time.time()
+    assert await router.room_media("r1") is None  # no node reports the room: the agents' word stands
+    await router.register_node(node("origin"), rooms=["r1"], media_heard={"r1": {"studio": now, "c1": now - 30}})
+    await router.register_node(node("relay", role="relay"), media_heard={"r1": {"c1": now - 1, "c2": now - 2}})
+    # the relay's record did not replace the origin's: one view of the room, the newest report winning
+    assert await router.room_media("r1") == {"studio": now, "c1": now - 1, "c2": now - 2}
+    assert await redis.get("vcs:sfu:room:r1") == "origin"  # the room stays placed on its origin
+    # the origin's next heartbeat rewrites only its own record: c2 (on the relay) stays, c1 is still heard there
+    await router.register_node(node("origin"), rooms=["r1"], media_heard={"r1": {"studio": now + 5}})
+    assert await router.room_media("r1") == {"studio": now + 5, "c1": now - 1, "c2": now - 2}
+    # c2 leaves the relay: gone from the room's view
+    await router.register_node(node("relay", role="relay"), media_heard={"r1": {"c1": now + 4}})
+    assert await router.room_media("r1") == {"studio": now + 5, "c1": now + 4}
+    # a room with nobody connected is still reported (empty), and clearing the room removes every record
+    await router.register_node(node("relay", role="relay"), media_heard={"r2": {}})
+    assert await router.room_media("r2") == {}
+    await router.clear_room("r1")
+    assert await router.room_media("r1") is None
+    assert await redis.keys("vcs:sfu:room-media*r1*") == []
