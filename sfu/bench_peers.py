@@ -9,7 +9,7 @@ nominated socket's datagram handler is replaced by one that authenticates
 and decrypts each SRTP packet with the connection's own SRTP session and
 counts it per SSRC (STUN, DTLS and SRTCP still go to aiortc). Each subscriber sends an RTCP receiver
 report per second computed from those counts, so the node sees real loss and
-RTT. The process prints ``READY n``, then answers ``START`` / ``STOP`` lines
+RTT. A subscriber that cannot join is reported as receiving nothing. The process prints ``READY n`` (n joined), then answers ``START`` / ``STOP`` lines
 on stdin (``STOP`` prints one JSON line of counts) and ``EXIT``. The
 publisher sends `rtc.synthetic_media`'s scene encoded once (`VideoLoop`) and
 its Opus tone.
@@ -39,6 +39,7 @@ from vcs.media_tokens import mint_media_token
 __all__ = ["CountingSubscriber", "main"]
 
 SECRET_ENV = "VCS_BENCH_SECRET"
+CONNECT_WAIT_S = 60.0  # ICE and DTLS of one subscriber, on a machine that may be busy
 
 
 class CountingSubscriber:
@@ -174,12 +175,13 @@ async def _connect(http: httpx.AsyncClient, url: str, token: str, max_tier: str 
             await asyncio.sleep(0.2 + 0.1 * attempt)  # the node is busy: back off
             continue
         sub = CountingSubscriber(session)
-        for _ in range(200):
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        while time.monotonic() < deadline:
             if session.pc.connectionState == "connected" and sub.install():
                 return sub
             await asyncio.sleep(0.1)
         await session.close()
-        raise RuntimeError("subscriber did not connect")
+        raise RuntimeError(f"subscriber did not connect within {CONNECT_WAIT_S:.0f} s")
     raise RuntimeError("WHEP kept refusing")
 
 
@@ -192,13 +194,18 @@ async def run_subscribers(
     limiter = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=30) as http:
 
-        async def one(i: int, identity: str) -> CountingSubscriber:
+        async def one(i: int, identity: str) -> CountingSubscriber | None:
+            """None when it cannot join: it is reported as receiving nothing, the run goes on."""
             token = mint_media_token(secret, room=room, identity=identity, role="subscribe", ttl=3600)
             async with limiter:
-                return await _connect(http, url, token, max_tiers[i % len(max_tiers)] if max_tiers else None)
+                try:
+                    return await _connect(http, url, token, max_tiers[i % len(max_tiers)] if max_tiers else None)
+                except RuntimeError as exc:
+                    print(f"subscriber {identity}: {exc}", file=sys.stderr, flush=True)
+                    return None
 
         subs = await asyncio.gather(*(one(i, identity) for i, identity in enumerate(identities)))
-        print(f"READY {len(subs)}", flush=True)
+        print(f"READY {sum(1 for s in subs if s)}", flush=True)
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         start: list[dict] = []
@@ -206,12 +213,15 @@ async def run_subscribers(
         while True:
             line = (await reader.readline()).decode().strip()
             if line == "START":
-                start = [s.snapshot() for s in subs]
+                start = [s.snapshot() if s else {} for s in subs]
                 t0 = time.monotonic()
             elif line == "STOP":
                 elapsed = time.monotonic() - t0
                 result = []
                 for sub, before in zip(subs, start):
+                    if sub is None:
+                        result.append({"expected": 0, "received": 0, "kbps": 0.0, "fps": 0.0, "auth_failures": 0, "rtx": 0})
+                        continue
                     after = sub.snapshot()
                     expected = received = octets = 0
                     frames = after.pop("frames")[0] - before.get("frames", (0, 0, 0))[0]
@@ -235,7 +245,7 @@ async def run_subscribers(
                 print(json.dumps(result), flush=True)
             elif line in ("EXIT", ""):
                 break
-        await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in subs if s), return_exceptions=True)
 
 
 async def run_publisher(base: str, room: str, kbps: int, width: int, height: int) -> None:
