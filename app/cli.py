@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default VCS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default VCS_PORT or 8000)")
     serve.add_argument(
-        "--sfu-processes", type=int, metavar="N", help="SFU processes: the origin plus N-1 relays (default VCS_SFU_PROCESSES, else one per core; 1: the origin alone; 0: no SFU, nodes run elsewhere)"
+        "--sfu-processes",
+        type=int,
+        metavar="N",
+        help="SFU processes: the origin plus N-1 relays (default VCS_SFU_PROCESSES, else one per core; 1: the origin alone; 0: none here)",
     )
     serve.set_defaults(func=cmd_serve)
 

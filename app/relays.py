@@ -46,7 +46,10 @@ class RelaySpec:
     public_url: str
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "app.cli", "sfu", "--role", "relay", "--host", self.host, "--port", str(self.port), "--public-url", self.public_url]
+        return [
+            sys.executable, "-m", "app.cli", "sfu", "--role", "relay",
+            "--host", self.host, "--port", str(self.port), "--public-url", self.public_url,
+        ]  # fmt: skip
 
 
 def default_sfu_processes(option: int | None, environ: Mapping[str, str], cores: int | None) -> int:

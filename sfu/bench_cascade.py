@@ -90,7 +90,8 @@ class CascadeResult:
 
     def describe(self) -> list[str]:
         lines = [
-            f"origin: {self.origin_cores * 100:.0f}% of a core; relays together: {self.relay_cores * 100:.0f}% of a core over {self.seconds:.1f} s",
+            f"origin: {self.origin_cores * 100:.0f}% of a core; relays together: {self.relay_cores * 100:.0f}% of a core "
+            f"over {self.seconds:.1f} s",
             f"per subscriber: {self.kbps_mean:.0f} kbps, {self.fps_mean:.1f} fps, loss {self.loss_pct:.3f}%",
         ]
         for relay in self.per_relay:
@@ -161,7 +162,9 @@ async def _get(http: httpx.AsyncClient, url: str, control: dict[str, str]) -> di
     return response.json()
 
 
-async def _wait_node(http: httpx.AsyncClient, url: str, control: dict[str, str], process: asyncio.subprocess.Process, nodes: _Nodes) -> None:
+async def _wait_node(
+    http: httpx.AsyncClient, url: str, control: dict[str, str], process: asyncio.subprocess.Process, nodes: _Nodes
+) -> None:
     deadline = time.monotonic() + NODE_START_S
     while time.monotonic() < deadline:
         if process.returncode is not None:
@@ -228,9 +231,8 @@ async def measure_cascade(
                     chunk = [commune for commune, _ in members[k::chunks]]
                     if chunk:
                         tiers = ",".join(VIDEO_TIERS[i % len(VIDEO_TIERS)] for i in range(k, len(members), chunks))
-                        subs.append(await _spawn_peer(
-                            ["subscribe", "--base", f"{url}/sfu", "--room", ROOM, "--identities", ",".join(chunk), "--max-tiers", tiers], env
-                        ))  # fmt: skip
+                        args = ["--base", f"{url}/sfu", "--room", ROOM, "--identities", ",".join(chunk), "--max-tiers", tiers]
+                        subs.append(await _spawn_peer(["subscribe", *args], env))
             peers.extend(subs)
             for proc in subs:
                 await _expect(proc, "READY", 120 + subscribers)
@@ -295,7 +297,9 @@ async def _spawn_peer(args: list[str], env: dict[str, str]) -> asyncio.subproces
     )
 
 
-async def run_cascade_bench(relays: int, subscribers: int, seconds: float, *, processes_per_relay: int = 2, out: Any = print) -> CascadeResult:
+async def run_cascade_bench(
+    relays: int, subscribers: int, seconds: float, *, processes_per_relay: int = 2, out: Any = print
+) -> CascadeResult:
     out(f"machine: {os.cpu_count()} cores, {_cpu_model()}, Python {sys.version.split()[0]}, load {_loadavg()}")
     result = await measure_cascade(relays, subscribers, seconds, processes_per_relay=processes_per_relay)
     for line in result.describe():

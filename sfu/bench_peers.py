@@ -9,7 +9,8 @@ nominated socket's datagram handler is replaced by one that authenticates
 and decrypts each SRTP packet with the connection's own SRTP session and
 counts it per SSRC (STUN, DTLS and SRTCP still go to aiortc). Each subscriber sends an RTCP receiver
 report per second computed from those counts, so the node sees real loss and
-RTT. A subscriber that cannot join is reported as receiving nothing. The process prints ``READY n`` (n joined), then answers ``START`` / ``STOP`` lines
+RTT. A subscriber that cannot join is reported as receiving nothing. The
+process prints ``READY n`` (n joined), then answers ``START`` / ``STOP`` lines
 on stdin (``STOP`` prints one JSON line of counts) and ``EXIT``. The
 publisher sends `rtc.synthetic_media`'s scene encoded once (`VideoLoop`) and
 its Opus tone.

@@ -107,7 +107,7 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
     parser.add_argument("--profile", help="sample the node with py-spy into this file")
     parser.set_defaults(func=run_bench_command)
-    cascade = bench_subparsers.add_parser("cascade", help="an origin, relay processes and subscribers spread over them: subscribers per relay core")
+    cascade = bench_subparsers.add_parser("cascade", help="an origin, relay processes and subscribers over them: per relay core")
     cascade.add_argument("--relays", type=int, default=1, help="relay processes (default 1)")
     cascade.add_argument("--subscribers", type=int, default=200, help="WHEP subscribers, spread over the relays by province (default 200)")
     cascade.add_argument("--seconds", type=float, default=20.0, help="length of the measured window (default 20)")

@@ -108,7 +108,10 @@ async def test_no_sfu_process_serves_web_and_scheduler_for_nodes_elsewhere(serve
 
 @pytest.mark.parametrize(
     ("option", "environ", "cores", "expected"),
-    [(None, {}, 8, 8), (None, {}, None, 1), (3, {"VCS_SFU_PROCESSES": "5"}, 8, 3), (None, {"VCS_SFU_PROCESSES": "5"}, 8, 5), (1, {}, 8, 1), (0, {}, 8, 0)],
+    [
+        (None, {}, 8, 8), (None, {}, None, 1), (3, {"VCS_SFU_PROCESSES": "5"}, 8, 3),
+        (None, {"VCS_SFU_PROCESSES": "5"}, 8, 5), (1, {}, 8, 1), (0, {}, 8, 0),
+    ],  # fmt: skip
 )
 def test_the_number_of_sfu_processes(option, environ, cores, expected):
     assert default_sfu_processes(option, environ, cores) == expected
