@@ -65,6 +65,7 @@ NODE_START_S = 60.0
 class CascadeResult:
     subscribers: int
     receiving: int
+    any_media: int  # subscribers that got packets of any kind (audio, or video without a whole frame)
     relays: int
     upstream_streams: int
     tiers_in_use: int
@@ -92,7 +93,8 @@ class CascadeResult:
         lines = [
             f"origin: {self.origin_cores * 100:.0f}% of a core; relays together: {self.relay_cores * 100:.0f}% of a core "
             f"over {self.seconds:.1f} s",
-            f"per subscriber: {self.kbps_mean:.0f} kbps, {self.fps_mean:.1f} fps, loss {self.loss_pct:.3f}%",
+            f"per subscriber: {self.kbps_mean:.0f} kbps, {self.fps_mean:.1f} fps, loss {self.loss_pct:.3f}%; "
+            f"{self.receiving} got video, {self.any_media} any media",
         ]
         for relay in self.per_relay:
             lines.append(
@@ -277,6 +279,7 @@ async def measure_cascade(
     return CascadeResult(
         subscribers=len(rows),
         receiving=sum(1 for r in rows if r["fps"] > 0),
+        any_media=sum(1 for r in rows if r["received"] > 0),
         relays=relays,
         upstream_streams=sum(r["upstream_streams"] for r in reports),
         tiers_in_use=max(len(r["tiers"]) for r in reports),
