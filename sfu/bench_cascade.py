@@ -99,8 +99,8 @@ class CascadeResult:
         for relay in self.per_relay:
             lines.append(
                 f"  {relay['id']}: {relay['subscribers']} subscribers of {relay['provinces']} provinces, "
-                f"{relay['cores'] * 100:.0f}% of a core, upstream {relay['upstream_streams']} ({', '.join(relay['tiers'])}), "
-                f"hop p95 {relay['hop_ms_p95']} ms"
+                f"{relay['cores'] * 100:.0f}% of a core, subscribers on {', '.join(relay['tiers'])}; "
+                f"upstream {relay['upstream_streams']} ({'; '.join(relay['upstream'])}), hop p95 {relay['hop_ms_p95']} ms"
             )
         return lines
 
@@ -260,6 +260,7 @@ async def measure_cascade(
                     "upstream_streams": int(info.get("upstream_streams") or 0),
                     "hop_ms_p95": info.get("hop_ms_p95"),
                     "tiers": tiers,
+                    "upstream": [f"{u.get('tier')}: {u.get('subscribers', '?')} subscribers" for u in room.get("upstream", [])],
                     "cores": (cpu1[process.pid] - cpu0[process.pid]) / elapsed,
                 })  # fmt: skip
             for proc in subs:
