@@ -66,6 +66,8 @@ class CascadeResult:
     subscribers: int
     receiving: int
     any_media: int  # subscribers that got packets of any kind (audio, or video without a whole frame)
+    joined: int  # subscribers connected when the window began
+    auth_failed: int  # subscribers some of whose packets failed SRTP authentication
     relays: int
     upstream_streams: int
     tiers_in_use: int
@@ -94,13 +96,15 @@ class CascadeResult:
             f"origin: {self.origin_cores * 100:.0f}% of a core; relays together: {self.relay_cores * 100:.0f}% of a core "
             f"over {self.seconds:.1f} s",
             f"per subscriber: {self.kbps_mean:.0f} kbps, {self.fps_mean:.1f} fps, loss {self.loss_pct:.3f}%; "
-            f"{self.receiving} got video, {self.any_media} any media",
+            f"{self.receiving} got video, {self.any_media} any media, of {self.joined} joined; "
+            f"{self.auth_failed} had packets failing SRTP authentication",
         ]
         for relay in self.per_relay:
             lines.append(
                 f"  {relay['id']}: {relay['subscribers']} subscribers of {relay['provinces']} provinces, "
                 f"{relay['cores'] * 100:.0f}% of a core, subscribers on {', '.join(relay['tiers'])}; "
-                f"upstream {relay['upstream_streams']} ({'; '.join(relay['upstream'])}), hop p95 {relay['hop_ms_p95']} ms"
+                f"upstream {relay['upstream_streams']} ({'; '.join(relay['upstream'])}), hop p95 {relay['hop_ms_p95']} ms; "
+                f"{relay['switching']} switching tiers, {relay['not_connected']} not connected, {relay['sent_nothing']} sent nothing"
             )
         return lines
 
@@ -236,8 +240,9 @@ async def measure_cascade(
                         args = ["--base", f"{url}/sfu", "--room", ROOM, "--identities", ",".join(chunk), "--max-tiers", tiers]
                         subs.append(await _spawn_peer(["subscribe", *args], env))
             peers.extend(subs)
+            joined = 0
             for proc in subs:
-                await _expect(proc, "READY", 120 + subscribers)
+                joined += int((await _expect(proc, "READY", 120 + subscribers)).split()[1])
             await asyncio.sleep(warmup)
 
             relay_pids = [p.pid for _, _, p in relay_nodes]
@@ -252,10 +257,15 @@ async def measure_cascade(
             for (node_id, url, process), members in zip(relay_nodes, placed, strict=True):
                 info = await _get(http, f"{url}/sfu/node", control)
                 room = await _get(http, f"{url}/sfu/rooms/{ROOM}", control)
-                tiers = sorted({s.get("tier") or "" for s in room.get("subscribers", [])} - {""} | {"audio"})
+                listed = room.get("subscribers", [])
+                tiers = sorted({s.get("tier") or "" for s in listed} - {""} | {"audio"})
                 reports.append({
                     "id": node_id,
-                    "subscribers": len(room.get("subscribers", [])),
+                    "subscribers": len(listed),
+                    # the relay's side of those who got nothing: not connected, still switching, or sent nothing
+                    "not_connected": sum(1 for s in listed if s.get("state") != "connected"),
+                    "switching": sum(1 for s in listed if s.get("switching")),
+                    "sent_nothing": sum(1 for s in listed if not s.get("packets_sent")),
                     "provinces": len({province for _, province in members}),
                     "upstream_streams": int(info.get("upstream_streams") or 0),
                     "hop_ms_p95": info.get("hop_ms_p95"),
@@ -281,6 +291,8 @@ async def measure_cascade(
         subscribers=len(rows),
         receiving=sum(1 for r in rows if r["fps"] > 0),
         any_media=sum(1 for r in rows if r["received"] > 0),
+        joined=joined,
+        auth_failed=sum(1 for r in rows if r["auth_failures"]),
         relays=relays,
         upstream_streams=sum(r["upstream_streams"] for r in reports),
         tiers_in_use=max(len(r["tiers"]) for r in reports),
