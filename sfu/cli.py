@@ -3,7 +3,8 @@
 - ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);
 - ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark of one node;
-  ``vcs bench relay`` measures a relay's fan-out;
+  ``vcs bench relay`` a relay's fan-out of one tier, relayed video pushed a
+  frame at a time against packet by packet (``run_relay_batching_bench``);
 - ``vcs bench cascade --relays R --subscribers N --seconds S`` the benchmark of
   an origin and R relay processes (``sfu.bench_cascade``).
 
@@ -114,11 +115,11 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     cascade.add_argument("--seconds", type=float, default=20.0, help="length of the measured window (default 20)")
     cascade.add_argument("--processes-per-relay", type=int, default=2, help="subscriber processes per relay (default 2)")
     cascade.set_defaults(func=run_cascade_command)
-    cascade = bench_subparsers.add_parser("relay", help="a relay's fan-out: relayed video a frame at a time against packet by packet")
-    cascade.add_argument("--subscribers", type=int, default=40, help="WHEP subscribers on the relay (default 40)")
-    cascade.add_argument("--seconds", type=float, default=15.0, help="length of each measured window (default 15)")
-    cascade.add_argument("--rounds", type=int, default=2, help="times each way is measured, alternating (default 2)")
-    cascade.set_defaults(func=run_relay_bench_command)
+    relay = bench_subparsers.add_parser("relay", help="a relay's fan-out: relayed video a frame at a time against packet by packet")
+    relay.add_argument("--subscribers", type=int, default=40, help="WHEP subscribers on the relay (default 40)")
+    relay.add_argument("--seconds", type=float, default=15.0, help="length of each measured window (default 15)")
+    relay.add_argument("--rounds", type=int, default=2, help="times each way is measured, alternating (default 2)")
+    relay.set_defaults(func=run_relay_bench_command)
     return parser
 
 
@@ -152,10 +153,10 @@ def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
 
 
 def run_relay_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
-    from .bench import run_cascade_bench
+    from .bench import run_relay_batching_bench
 
     if args.subscribers < 1 or args.seconds <= 0 or args.rounds < 1:
         raise SystemExit("--subscribers, --seconds and --rounds must be positive")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run_cascade_bench(args.subscribers, args.seconds, rounds=args.rounds))
+    asyncio.run(run_relay_batching_bench(args.subscribers, args.seconds, rounds=args.rounds))
     return 0

@@ -21,7 +21,7 @@ async def test_bench_path_measures_a_few_subscribers():
 
 
 async def test_the_relay_bench_measures_the_relay():
-    result = await measure("cascade", 2, 2.0, processes=1, warmup=1.0)
+    result = await measure("relay-node", 2, 2.0, processes=1, warmup=1.0)
     assert result.subscribers == 2 and result.cores > 0
     assert result.loss_pct < 5 and result.fps_mean > 20  # the tier came through the relay
 
@@ -43,6 +43,7 @@ async def test_cascade_bench_path_with_two_relays():
     result = await measure_cascade(2, 6, 2.0, processes_per_relay=1, warmup=1.0)
     assert result.subscribers == 6
     assert result.receiving == result.subscribers, result.describe()
+    assert result.joined == result.subscribers and result.auth_failed == 0, result.describe()
     assert result.tiers_in_use == 3  # 360p, 180p and the program audio
     assert result.upstream_streams == result.relays * result.tiers_in_use, result.describe()
     assert all(relay["provinces"] == 3 for relay in result.per_relay), "each relay serves communes of its own provinces"
