@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the whole system: web, API, scheduler, SFU node, embedded Redis")
     serve.add_argument("--host", help="bind address (default VCS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default VCS_PORT or 8000)")
+    serve.add_argument(
+        "--sfu-processes",
+        type=int,
+        metavar="N",
+        help="SFU processes: the origin plus N-1 relays (default VCS_SFU_PROCESSES, else one per core; 1: the origin alone; 0: none here)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     scheduler = commands.add_parser("scheduler", help="run the meeting scheduler (leader or standby; one lease in Redis)")
@@ -153,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     except RedisUnavailable as exc:
         print(f"vcs: {exc}", file=sys.stderr)
         return 3
+    except ConfigError as exc:
+        print(f"vcs: configuration error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

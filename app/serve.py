@@ -21,13 +21,14 @@ import ipaddress
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from collections.abc import AsyncIterator
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from app.relays import LocalRelays, default_sfu_processes, relay_specs
 from scheduler.actions import LifecycleActions
 from scheduler.main import leader_jobs, run_scheduler
 from scheduler.runner import SchedulerRole
@@ -40,7 +41,7 @@ from vcs.tiers import Ladder
 from web.app import Hook, create_app
 from web.services import Services
 
-__all__ = ["StopFirst", "build_app", "cmd_scheduler", "cmd_serve", "sfu_config_for"]
+__all__ = ["StopFirst", "build_app", "cmd_scheduler", "cmd_serve", "local_relays", "sfu_config_for", "sfu_environ"]
 
 log = logging.getLogger("vcs")
 
@@ -55,21 +56,29 @@ class StopFirst:
         self.role: SchedulerRole | None = None
         self.services: Services | None = None
         self.node: SfuNode | None = None
+        self.relays: LocalRelays | None = None
 
     async def __call__(self) -> None:
         if self.role is not None:
             await self.role.stop()  # the lease first: a standby takes over now, not after its TTL
         if self.services is not None:
             self.services.stopping.set()  # live-view streams end
+        stopping = []
         if self.node is not None:
-            await self.node.stop(drain_timeout=STOP_DRAIN)  # no new rooms, then every peer closed
+            stopping.append(self.node.stop(drain_timeout=STOP_DRAIN))  # no new rooms, then every peer closed
+        if self.relays is not None:
+            stopping.append(self.relays.stop())  # each relay closes its peers and leaves the registry, meanwhile
+        await asyncio.gather(*stopping)
 
 
-def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: SfuConfig | None = None) -> Starlette:
-    """The web app, as `vcs serve` runs it with both options.
+def build_app(
+    settings: Settings, *, run_scheduler: bool = False, sfu_config: SfuConfig | None = None, relays: LocalRelays | None = None
+) -> Starlette:
+    """The web app, as `vcs serve` runs it with every option.
 
     `run_scheduler`: also compete for the scheduler lease. `sfu_config`: embed an
-    SFU node answering WHIP/WHEP under /sfu on the same host and port.
+    SFU node answering WHIP/WHEP under /sfu on the same host and port (the origin).
+    `relays`: relay processes started and stopped with the app (`app.relays`).
     """
     redis = redis_client(settings.redis_url)
     stop_first = StopFirst()
@@ -107,6 +116,15 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
 
         hooks.append(sfu_node)
         mounts.append(Mount("/sfu", app=create_sfu_app(node)))
+    if relays is not None:
+        stop_first.relays = relays
+
+        @contextlib.asynccontextmanager
+        async def relay_processes(services: Services) -> AsyncIterator[None]:
+            async with relays:
+                yield
+
+        hooks.append(relay_processes)
     app = create_app(settings, redis=redis, mounts=mounts, hooks=hooks)
     app.state.stop_first = stop_first
     return app
@@ -131,11 +149,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     public_url = settings.public_url
     if args.port and not os.environ.get("VCS_PUBLIC_URL"):
         public_url = f"http://{host}:{port}"
-    sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder, settings.recording_dir)
+    try:
+        processes = default_sfu_processes(args.sfu_processes, os.environ, os.cpu_count())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder, settings.recording_dir) if processes else None
     with open_redis(settings, "serve", owner=True) as url:
         settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
-        app = build_app(settings, run_scheduler=True, sfu_config=sfu_config)
-        log.info("serving on http://%s:%d", host, port)
+        relays = local_relays(processes - 1, settings, sfu_config, os.environ) if sfu_config and processes > 1 else None
+        app = build_app(settings, run_scheduler=True, sfu_config=sfu_config, relays=relays)
+        sfu = "none here" if sfu_config is None else "origin" + (f" + {processes - 1} relay processes" if relays else "")
+        log.info("serving on http://%s:%d (SFU: %s)", host, port, sfu)
         config = uvicorn.Config(
             app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on", timeout_graceful_shutdown=STOP_GRACE
         )
@@ -143,15 +167,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def sfu_config_for(
-    host: str, public_url: str, environ: dict[str, str] | os._Environ, ladder: Ladder, recording_dir: Path | None = None
-) -> SfuConfig:
-    """The embedded node's settings (`VCS_SFU_*`); on a loopback-only deployment, ICE stays on loopback too.
-
-    The ladder, share and audio budget are the deployment's (`Settings.ladder`),
-    so the node fits links as the booking preview and the agents' schedules do;
-    so is the recording directory, which the web app serves the recordings from.
-    """
+def sfu_environ(host: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The `VCS_SFU_*` variables of this host's nodes; on a loopback-only deployment, ICE stays on loopback too."""
     environ = dict(environ)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -160,10 +177,38 @@ def sfu_config_for(
     if loopback and "VCS_SFU_ICE_HOSTS" not in environ:
         environ["VCS_SFU_ICE_HOSTS"] = "127.0.0.1"
         environ.setdefault("VCS_SFU_ICE_ALLOW", "127.0.0.0/8")
+    return environ
+
+
+def sfu_config_for(host: str, public_url: str, environ: Mapping[str, str], ladder: Ladder, recording_dir: Path | None = None) -> SfuConfig:
+    """The embedded node's settings (`VCS_SFU_*`, `sfu_environ`).
+
+    The ladder, share and audio budget are the deployment's (`Settings.ladder`),
+    so the node fits links as the booking preview and the agents' schedules do;
+    so is the recording directory, which the web app serves the recordings from.
+    """
     try:
-        return SfuConfig.from_environ(environ, public_url=public_url, ladder=ladder).with_changes(recording_dir=recording_dir)
+        return SfuConfig.from_environ(sfu_environ(host, environ), public_url=public_url, ladder=ladder).with_changes(recording_dir=recording_dir)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def local_relays(count: int, settings: Settings, origin: SfuConfig, environ: Mapping[str, str]) -> LocalRelays:
+    """`count` relay processes beside the origin, with the deployment's settings: its Redis, secret, data and ladder.
+
+    They stop as the origin does: after STOP_DRAIN, so `vcs serve` keeps its stop bound.
+    """
+    env = sfu_environ(settings.host, environ)
+    env.update(
+        VCS_REDIS_URL=settings.redis_url or "",
+        VCS_SECRET_KEY=settings.secret_key,
+        VCS_DATA_DIR=str(settings.data_dir.resolve()),
+        VCS_LOG_LEVEL=settings.log_level,
+        VCS_SFU_DRAIN_TIMEOUT=str(STOP_DRAIN),
+    )
+    env.pop("VCS_SFU_PUBLIC_URL", None)  # the origin's: each relay has its own
+    specs = relay_specs(count, origin_id=origin.node_id, host=settings.host, public_url=settings.public_url)
+    return LocalRelays(specs, env)
 
 
 class _Stop(Exception):

@@ -9,7 +9,10 @@ nominated socket's datagram handler is replaced by one that authenticates
 and decrypts each SRTP packet with the connection's own SRTP session and
 counts it per SSRC (STUN, DTLS and SRTCP still go to aiortc). Each subscriber sends an RTCP receiver
 report per second computed from those counts, so the node sees real loss and
-RTT. The process prints ``READY n``, then answers ``START`` / ``STOP`` lines
+RTT. A subscriber that cannot join is reported as receiving nothing. Like
+every endpoint process of the project, the peers read UDP in batches and
+check consent tolerantly of their own loop's lag (`rtc.consent.tolerate_load`). The
+process prints ``READY n`` (n joined), then answers ``START`` / ``STOP`` lines
 on stdin (``STOP`` prints one JSON line of counts) and ``EXIT``. The
 publisher sends `rtc.synthetic_media`'s scene encoded once (`VideoLoop`) and
 its Opus tone.
@@ -31,6 +34,7 @@ from aiortc.codecs import is_rtx
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 
 from rtc.aiortc_adapter import nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
+from rtc.consent import tolerate_load
 from rtc.ice import restrict_host_addresses
 from rtc.synthetic_media import AudioPattern, VideoLoop
 from rtc.whip_client import MediaError, MediaSession, publish, subscribe
@@ -39,6 +43,7 @@ from vcs.media_tokens import mint_media_token
 __all__ = ["CountingSubscriber", "main"]
 
 SECRET_ENV = "VCS_BENCH_SECRET"
+CONNECT_WAIT_S = 60.0  # ICE and DTLS of one subscriber, on a machine that may be busy
 
 
 class CountingSubscriber:
@@ -48,6 +53,7 @@ class CountingSubscriber:
         self.session = session
         self.pc = session.pc
         self.streams: dict[int, list[int]] = {}  # ssrc -> [max_ext_seq, received, octets]
+        self.first_seq: dict[int, int] = {}  # ssrc -> its first packet's sequence number
         self.rtx_packets = 0
         self.auth_failures = 0
         self.video_frames = 0
@@ -97,6 +103,7 @@ class CountingSubscriber:
                 stream = streams.get(ssrc)
                 if stream is None:
                     streams[ssrc] = [seq, 1, len(plain) - 12]
+                    self.first_seq[ssrc] = seq
                     return
                 delta = (seq - stream[0]) & 0xFFFF
                 if delta < 0x8000:
@@ -164,38 +171,47 @@ class CountingSubscriber:
         await self.session.close()
 
 
-async def _connect(http: httpx.AsyncClient, url: str, token: str) -> CountingSubscriber:
+async def _connect(http: httpx.AsyncClient, url: str, token: str, max_tier: str | None = None) -> CountingSubscriber:
     for attempt in range(30):
         try:
-            session = await subscribe(http, url, token)
+            session = await subscribe(http, url, token, max_tier=max_tier)
         except MediaError as exc:
-            if exc.status not in (429, 503):
+            if exc.status not in (429, 503, None):  # None: no answer in time, from a node busy with handshakes
                 raise RuntimeError(f"WHEP refused: {exc}") from None
             await asyncio.sleep(0.2 + 0.1 * attempt)  # the node is busy: back off
             continue
         sub = CountingSubscriber(session)
-        for _ in range(200):
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        while time.monotonic() < deadline:
             if session.pc.connectionState == "connected" and sub.install():
                 return sub
             await asyncio.sleep(0.1)
         await session.close()
-        raise RuntimeError("subscriber did not connect")
+        raise RuntimeError(f"subscriber did not connect within {CONNECT_WAIT_S:.0f} s")
     raise RuntimeError("WHEP kept refusing")
 
 
-async def run_subscribers(base: str, room: str, count: int, prefix: str, concurrency: int) -> None:
+async def run_subscribers(
+    base: str, room: str, identities: list[str], concurrency: int, max_tiers: list[str] | None = None
+) -> None:
+    """One counting subscriber per identity; the i-th asks for at most `max_tiers[i % len(max_tiers)]`."""
     secret = os.environ[SECRET_ENV]
     url = f"{base}/whep/{room}"
     limiter = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=30) as http:
 
-        async def one(i: int) -> CountingSubscriber:
-            token = mint_media_token(secret, room=room, identity=f"{prefix}-{i}", role="subscribe", ttl=3600)
+        async def one(i: int, identity: str) -> CountingSubscriber | None:
+            """None when it cannot join: it is reported as receiving nothing, the run goes on."""
+            token = mint_media_token(secret, room=room, identity=identity, role="subscribe", ttl=3600)
             async with limiter:
-                return await _connect(http, url, token)
+                try:
+                    return await _connect(http, url, token, max_tiers[i % len(max_tiers)] if max_tiers else None)
+                except RuntimeError as exc:
+                    print(f"subscriber {identity}: {exc}", file=sys.stderr, flush=True)
+                    return None
 
-        subs = await asyncio.gather(*(one(i) for i in range(count)))
-        print(f"READY {len(subs)}", flush=True)
+        subs = await asyncio.gather(*(one(i, identity) for i, identity in enumerate(identities)))
+        print(f"READY {sum(1 for s in subs if s)}", flush=True)
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         start: list[dict] = []
@@ -203,19 +219,21 @@ async def run_subscribers(base: str, room: str, count: int, prefix: str, concurr
         while True:
             line = (await reader.readline()).decode().strip()
             if line == "START":
-                start = [s.snapshot() for s in subs]
+                start = [s.snapshot() if s else {} for s in subs]
                 t0 = time.monotonic()
             elif line == "STOP":
                 elapsed = time.monotonic() - t0
                 result = []
                 for sub, before in zip(subs, start):
+                    if sub is None:
+                        result.append({"expected": 0, "received": 0, "kbps": 0.0, "fps": 0.0, "auth_failures": 0, "rtx": 0})
+                        continue
                     after = sub.snapshot()
                     expected = received = octets = 0
                     frames = after.pop("frames")[0] - before.get("frames", (0, 0, 0))[0]
                     for ssrc, (max_ext, got, size) in after.items():
-                        b = before.get(ssrc)
-                        if b is None:
-                            continue
+                        # a stream that began in the window (a late join) counts from its first packet
+                        b = before.get(ssrc) or (sub.first_seq[ssrc] - 1, 0, 0)
                         expected += max_ext - b[0]
                         received += got - b[1]
                         octets += size - b[2]
@@ -232,7 +250,7 @@ async def run_subscribers(base: str, room: str, count: int, prefix: str, concurr
                 print(json.dumps(result), flush=True)
             elif line in ("EXIT", ""):
                 break
-        await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in subs if s), return_exceptions=True)
 
 
 async def run_publisher(base: str, room: str, kbps: int, width: int, height: int) -> None:
@@ -262,16 +280,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--room", default="bench")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--prefix", default="bench-sub")
+    parser.add_argument("--identities", help="subscribe as these endpoint ids (comma list) instead of PREFIX-0..COUNT-1")
+    parser.add_argument("--max-tiers", help="comma list of tiers, given to the subscribers in turn as ?max_tier=")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--kbps", type=int, default=500)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     args = parser.parse_args(argv)
     restrict_host_addresses(["127.0.0.1"])
+    # as every endpoint process of the project does: a peer of a lagging bench process would
+    # otherwise lose consent some forty seconds after joining, and the run count it as receiving nothing
+    tolerate_load()
     if args.mode == "publish":
         asyncio.run(run_publisher(args.base, args.room, args.kbps, args.width, args.height))
     else:
-        asyncio.run(run_subscribers(args.base, args.room, args.count, args.prefix, args.concurrency))
+        identities = args.identities.split(",") if args.identities else [f"{args.prefix}-{i}" for i in range(args.count)]
+        max_tiers = args.max_tiers.split(",") if args.max_tiers else None
+        asyncio.run(run_subscribers(args.base, args.room, identities, args.concurrency, max_tiers))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,13 @@
 
 - ``vcs sfu [--host H] [--port P] [--role origin|relay] [--provinces 01,79] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);
-- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark;
+- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark of one node;
+  ``vcs bench relay`` a relay's fan-out of one tier, relayed video pushed a
+  frame at a time against packet by packet (``run_relay_batching_bench``);
+- ``vcs bench cascade --relays R --subscribers N --seconds S`` the benchmark of
+  an origin and R relay processes (``sfu.bench_cascade``);
 - ``vcs bench links [--scenario a|b|c|d|all] [--receiver aiortc|chromium]``
   runs the link lab (`sfu.link_lab`, root only).
-- ``vcs bench relay`` measures a relay's fan-out.
 
 Every command's ``func(args, settings)`` takes the project's Settings (it
 reads ``secret_key``, ``redis_url`` and ``data_dir``) and returns an exit code.
@@ -119,12 +122,28 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
     parser.add_argument("--profile", help="sample the node with py-spy into this file")
     parser.set_defaults(func=run_bench_command)
-    cascade = bench_subparsers.add_parser("relay", help="a relay's fan-out: relayed video a frame at a time against packet by packet")
-    cascade.add_argument("--subscribers", type=int, default=40, help="WHEP subscribers on the relay (default 40)")
-    cascade.add_argument("--seconds", type=float, default=15.0, help="length of each measured window (default 15)")
-    cascade.add_argument("--rounds", type=int, default=2, help="times each way is measured, alternating (default 2)")
-    cascade.set_defaults(func=run_relay_bench_command)
+    cascade = bench_subparsers.add_parser("cascade", help="an origin, relay processes and subscribers over them: per relay core")
+    cascade.add_argument("--relays", type=int, default=1, help="relay processes (default 1)")
+    cascade.add_argument("--subscribers", type=int, default=200, help="WHEP subscribers, spread over the relays by province (default 200)")
+    cascade.add_argument("--seconds", type=float, default=20.0, help="length of the measured window (default 20)")
+    cascade.add_argument("--processes-per-relay", type=int, default=2, help="subscriber processes per relay (default 2)")
+    cascade.set_defaults(func=run_cascade_command)
+    relay = bench_subparsers.add_parser("relay", help="a relay's fan-out: relayed video a frame at a time against packet by packet")
+    relay.add_argument("--subscribers", type=int, default=40, help="WHEP subscribers on the relay (default 40)")
+    relay.add_argument("--seconds", type=float, default=15.0, help="length of each measured window (default 15)")
+    relay.add_argument("--rounds", type=int, default=2, help="times each way is measured, alternating (default 2)")
+    relay.set_defaults(func=run_relay_bench_command)
     return parser
+
+
+def run_cascade_command(args: argparse.Namespace, settings: Any = None) -> int:
+    from .bench_cascade import run_cascade_bench
+
+    if args.relays < 1 or args.subscribers < 1 or args.seconds <= 0 or args.processes_per_relay < 1:
+        raise SystemExit("--relays, --subscribers, --seconds and --processes-per-relay must be positive")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(run_cascade_bench(args.relays, args.subscribers, args.seconds, processes_per_relay=args.processes_per_relay))
+    return 0
 
 
 def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
@@ -194,10 +213,10 @@ def run_links_command(args: argparse.Namespace, settings: Any = None) -> int:
 
 
 def run_relay_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
-    from .bench import run_cascade_bench
+    from .bench import run_relay_batching_bench
 
     if args.subscribers < 1 or args.seconds <= 0 or args.rounds < 1:
         raise SystemExit("--subscribers, --seconds and --rounds must be positive")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run_cascade_bench(args.subscribers, args.seconds, rounds=args.rounds))
+    asyncio.run(run_relay_batching_bench(args.subscribers, args.seconds, rounds=args.rounds))
     return 0

@@ -62,6 +62,7 @@ class PacketStream:
         clock_rate: int,
         history: int = 1024,
         request_keyframe: Callable[[], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         assert history & (history - 1) == 0, "history must be a power of two"
         self.kind = kind
@@ -80,6 +81,7 @@ class PacketStream:
         self._history: list[bytes | None] = [None] * history
         self._mask = history - 1
         self._request_keyframe = request_keyframe
+        self._on_idle = on_idle  # called when the last downtrack, attached or switching to it, leaves
         self.last_seq = 0
         self.last_ts = 0
         self.last_time: float | None = None
@@ -125,6 +127,8 @@ class PacketStream:
             self.downtracks.remove(dt)
             self._retarget()
             dt.leave()
+        if self._on_idle is not None and not self.closed and not self.downtracks and not self._pending:
+            self._on_idle()
 
     def close(self) -> None:
         for dt in list(self.subscribers):

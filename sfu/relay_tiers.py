@@ -2,10 +2,11 @@
 
 The `TierSources` of a room on a relay node (`sfu.tier_source` has the origin's,
 which encode). A tier's source is an `Upstream` (`sfu.upstream`): made when
-the first subscriber of the relay room needs the tier, retired when the last
-one leaves, so the relay pulls exactly one stream per tier in use. The
-program audio is pulled for as long as the room is open, into the room's
-audio stream. The origin does the program, floor and keyframe work; the
+the first subscriber of the relay room needs the tier, retired and closed as
+soon as no subscriber receives it or is switching to it (the last one leaves,
+or moves to another tier on that tier's keyframe), so the relay pulls exactly
+one stream per tier in use. The program audio is pulled for as long as the
+room is open, into the room's audio stream. The origin does the program, floor and keyframe work; the
 relay only forwards.
 """
 
@@ -54,7 +55,7 @@ class RelayTiers:
         self._hops = hops
         self._clock = clock
         self.sources: dict[str, Upstream] = {}
-        self._retired: list[Upstream] = []
+        self._closing: set[asyncio.Task] = set()  # retired upstreams being closed
         self.audio: Upstream | None = None
         self.ended = False  # the origin no longer has the room: the node ends it
         self.makes_program = False  # the program, video and audio, comes from the origin
@@ -106,8 +107,10 @@ class RelayTiers:
         upstream = self.sources.get(tier.name)
         if upstream is None:
             # the stream's subscribers (joins, switches, PLIs) ask the upstream for keyframes
+            # and its last subscriber leaving, or switching away on a keyframe, retires it at once
             stream = PacketStream("video", f"{self._room}/{tier.name}", clock_rate=VIDEO_CLOCK,
-                                  request_keyframe=lambda: upstream.request_keyframe())  # fmt: skip
+                                  request_keyframe=lambda: upstream.request_keyframe(),
+                                  on_idle=lambda: self._retire(upstream))  # fmt: skip
             upstream = self._upstream(tier, stream, owns_stream=True)
             self.sources[tier.name] = upstream
         return upstream
@@ -123,19 +126,29 @@ class RelayTiers:
     def retire_idle(self) -> list[Upstream]:
         idle = [u for u in self.sources.values() if not len(u.stream)]
         for upstream in idle:
-            del self.sources[upstream.tier.name]
-        self._retired.extend(idle)
+            self._retire(upstream)
         return idle
 
+    def _retire(self, upstream: Upstream) -> None:
+        """Drop a tier nobody receives or switches to: its subscription to the origin is closed now.
+
+        (Not at the node's next tick: a subscriber switching tiers leaves the old
+        one when the new one's keyframe arrives, in the middle of a push.)"""
+        if self.sources.get(upstream.tier.name) is not upstream or len(upstream.stream):
+            return
+        del self.sources[upstream.tier.name]
+        task = asyncio.get_running_loop().create_task(upstream.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     def take_retired(self) -> list[Upstream]:
-        retired, self._retired = self._retired, []
-        return retired
+        return []  # a retired upstream is closed as it is retired
 
     async def close(self) -> None:
-        upstreams = self.upstreams + self.take_retired()
+        upstreams = self.upstreams
         self.sources.clear()
         self.audio = None
-        await asyncio.gather(*(u.close() for u in upstreams))
+        await asyncio.gather(*(u.close() for u in upstreams), *self._closing)
 
     def stats(self) -> list[dict]:
         return [

@@ -186,6 +186,8 @@ class Subscriber:
             "state": self.pc.connectionState,
             "tier": self.tier_name,
             "target_tier": self.allocation.tier.name,
+            # `tier` is set when a switch starts; until the new tier's keyframe the old one is still received
+            "switching": self.video is not None and self.video.pending is not None,
             "pinned": self.pinned,
             "bitrate_bps": round(self.bitrate_bps),
             "loss_pct": round(self.loss * 100, 2),

@@ -38,7 +38,7 @@ def vcs_env(data_dir: Path, redis_url: str | None = None) -> dict[str, str]:
 class Serve:
     """A `vcs serve` subprocess on a loopback port; its log kept in the data directory."""
 
-    def __init__(self, data_dir: Path, *, redis_url: str | None = None) -> None:
+    def __init__(self, data_dir: Path, *, redis_url: str | None = None, args: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -46,7 +46,7 @@ class Serve:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log = data_dir / f"serve-{self.port}.log"
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def vcs(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Another `vcs` command on the same data directory."""

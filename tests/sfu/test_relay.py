@@ -137,6 +137,40 @@ async def test_one_upstream_per_tier_in_use_dropped_with_its_last_subscriber(cas
         await pub.close()
 
 
+async def test_an_upstream_tier_is_dropped_once_its_last_subscriber_has_switched_away(cascade, monkeypatch):
+    # no node tick during the test: the switch itself must drop the tier, not the next periodic sweep
+    monkeypatch.setattr("sfu.node.TICK_S", 3600.0)
+    origin, relay = await cascade()
+    pub = await publish_scene(origin)
+    await open_relay_room(relay, origin)
+    session = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    try:
+        room = relay.node.room("r1")
+        await eventually(lambda: session.counters["video"].frames > 3, what="360p video through the relay")
+        sub = next(iter(room.subscribers.values()))
+        sub.pinned = True  # its receiver's reports must not move it while the test does
+        high = room.encoders["360p"]
+        room.set_tier(sub, next(t for t in relay.node.config.tiers if t.name == "180p"))
+
+        # switching: the 180p keyframe has not come yet, so 360p is still received and still pulled
+        low = room.encoders["180p"]
+        assert sub.video.pending is low.stream and sub.video.stream is high.stream
+        assert sub.stats()["switching"] and sub.stats()["tier"] == "180p"
+        assert "360p" in room.encoders
+
+        # on the keyframe the subscriber moves, and the 360p subscription goes with it
+        await eventually(lambda: sub.video.stream is low.stream, what="the switch made on a 180p keyframe")
+        assert not sub.stats()["switching"]
+        assert sorted(room.encoders) == ["180p"] and relay.node.upstream_streams == 2
+        await eventually(lambda: high.closed and relay_upstreams(origin) == ["180p", "audio"],
+                         what=lambda: f"the 360p upstream closed: {relay_upstreams(origin)}")  # fmt: skip
+        frames = session.counters["video"].frames
+        await eventually(lambda: session.counters["video"].frames > frames + 3, what="180p video after the switch")
+    finally:
+        await session.close()
+        await pub.close()
+
+
 async def test_a_keyframe_reaches_a_new_relay_subscriber_and_requests_are_coalesced(cascade):
     # periodic keyframes only every 60 s: the relay must ask the origin for one
     origin, relay = await cascade(origin_changes={"keyframe_interval_s": 60.0, "keyframe_min_interval_s": 0.5})
