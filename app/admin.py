@@ -121,7 +121,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from vcs.media_tokens import mint_media_token
 
     try:
-        print(mint_media_token(settings.secret_key, room=args.room, identity=args.identity, role=args.role, ttl=args.ttl, host=args.host))
+        print(mint_media_token(settings.secret_key, room=args.room, identity=args.identity, role=args.role, ttl=args.ttl,
+                               host=args.host, node=args.node))  # fmt: skip
     except ValueError as exc:
         raise VcsError(str(exc)) from None
     return 0

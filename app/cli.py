@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     media.add_argument("--role", required=True, choices=["publish", "subscribe", "control"], help="what the holder may do in the room")
     media.add_argument("--ttl", type=int, default=300, help="seconds of validity (default 300)")
     media.add_argument("--host", action="store_true", help="with --role publish: the holder is the room's host (its picture is the program)")
+    media.add_argument("--node", help="the only SFU node that accepts it (its node id: the commune's relay, or the origin)")
     token.set_defaults(func=cmd_token)
 
     user = commands.add_parser("user", help="organizer, ops, viewer and admin accounts for the web UI and /api/v1/auth/token")

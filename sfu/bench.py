@@ -28,11 +28,13 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["BenchResult", "run_bench", "main"]
+__all__ = ["BenchResult", "main", "run_bench", "run_cascade_bench"]
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BENCH_KBPS = 500
 BENCH_TIER = f"bench:640x360@{BENCH_KBPS}"
+# a relay node taking the tier from an origin (`run_cascade_bench`): relayed video a frame at a time, or packet by packet
+CASCADE_MODES = ("cascade", "cascade-per-packet")
 
 
 @dataclass
@@ -139,7 +141,7 @@ async def _stop(proc: asyncio.subprocess.Process, timeout: float = 15.0) -> None
 async def measure(
     mode: str, subscribers: int, seconds: float, *, processes: int, warmup: float, profile: str | None = None
 ) -> BenchResult:
-    """One run: a node in ``mode`` (sfu, relay-packets, relay-reencode).
+    """One run: a node in ``mode`` (sfu, relay-packets, relay-reencode, or a relay: ``CASCADE_MODES``).
 
     ``profile``: a path; if ``py-spy`` is on PATH, the node is sampled over
     the window into that file (raw/collapsed format).
@@ -153,9 +155,17 @@ async def measure(
     peers: list[asyncio.subprocess.Process] = []
     try:
         await _wait_http(f"{base}/metrics", 30)
-        publisher = await _spawn("-m", "sfu.bench_peers", "publish", "--base", base, env=env)
+        publish_base = base
+        if mode in CASCADE_MODES:  # the measured node is a relay: the scene is published on an origin of its own
+            origin_port = _free_port()
+            publish_base = f"http://127.0.0.1:{origin_port}/sfu"
+            peers.append(await _spawn("-m", "sfu.bench", "node", "--mode", "sfu", "--port", str(origin_port), env=env))
+            await _wait_http(f"{publish_base}/metrics", 30)
+        publisher = await _spawn("-m", "sfu.bench_peers", "publish", "--base", publish_base, env=env)
         peers.append(publisher)
         await _expect(publisher, "READY", 60)
+        if mode in CASCADE_MODES:
+            await _open_relay_room(base, publish_base, env["VCS_BENCH_SECRET"])
         await asyncio.sleep(1.0)
         processes = max(1, min(processes, subscribers))
         counts = [subscribers // processes + (1 if i < subscribers % processes else 0) for i in range(processes)]
@@ -214,6 +224,16 @@ async def measure(
         auth_failures=sum(r["auth_failures"] for r in rows),
         tiers=(room_stats or {}).get("tiers", []),
     )
+
+
+async def _open_relay_room(base: str, origin_base: str, secret: str) -> None:
+    from vcs.media_tokens import mint_media_token
+
+    token = mint_media_token(secret, room="bench", identity="bench", role="control")
+    body = {"origin": origin_base.removesuffix("/sfu"), "origin_node": "sfu-bench"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.put(f"{base}/rooms/bench", json=body, headers={"Authorization": f"Bearer {token}"})
+        response.raise_for_status()
 
 
 async def _room_stats(base: str, secret: str) -> dict | None:
@@ -281,6 +301,27 @@ async def run_bench(
     return fast, base
 
 
+async def run_cascade_bench(subscribers: int, seconds: float, *, rounds: int = 2, processes: int = 3,
+                            warmup: float = 4.0, out=print) -> dict[str, list[BenchResult]]:  # fmt: skip
+    """A relay's fan-out of one tier to `subscribers`: relayed video pushed a frame at a time (the
+    node's way) against packet by packet, alternating `rounds` times so both see the same machine."""
+    out(f"machine: {os.cpu_count()} cores, {_cpu_model()}, Python {sys.version.split()[0]}, load {_loadavg()}")
+    results: dict[str, list[BenchResult]] = {mode: [] for mode in CASCADE_MODES}
+    for _ in range(rounds):
+        for mode in CASCADE_MODES:
+            result = await measure(mode, subscribers, seconds, processes=processes, warmup=warmup)
+            results[mode].append(result)
+            out(result.describe())
+            if result.fps_mean < 0.95 * 30:
+                out(f"WARNING: {mode} delivered {result.fps_mean:.1f} fps of 30: the machine could not sustain this run")
+    mean = {mode: sum(r.cores for r in runs) / len(runs) for mode, runs in results.items()}
+    out(
+        f"relay_cores_frames={mean['cascade']:.3f} relay_cores_per_packet={mean['cascade-per-packet']:.3f} "
+        f"saving_pct={100 * (1 - mean['cascade'] / mean['cascade-per-packet']):.0f}"
+    )
+    return results
+
+
 def _loadavg() -> str:
     try:
         with open("/proc/loadavg") as f:
@@ -309,7 +350,7 @@ def node_main(mode: str, port: int) -> None:
     from rtc.ice import restrict_host_addresses
 
     restrict_host_addresses(["127.0.0.1"])
-    if mode == "sfu":
+    if mode == "sfu" or mode in CASCADE_MODES:
         import contextlib
 
         from vcs.tiers import parse_tiers
@@ -318,9 +359,15 @@ def node_main(mode: str, port: int) -> None:
         from .config import SfuConfig
         from .node import SfuNode
 
+        relay = mode in CASCADE_MODES
+        if mode == "cascade-per-packet":
+            from .upstream import Upstream
+
+            Upstream.batch_frames = False
         config = SfuConfig(
             public_url=f"http://127.0.0.1:{port}",
-            node_id="sfu-bench",
+            node_id="relay-bench" if relay else "sfu-bench",
+            role="relay" if relay else "origin",
             tiers=parse_tiers(BENCH_TIER),
             capacity=5000,
             max_inflight_signaling=64,
@@ -350,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sfu.bench")
     sub = parser.add_subparsers(dest="command", required=True)
     node = sub.add_parser("node")
-    node.add_argument("--mode", choices=["sfu", "relay-packets", "relay-reencode"], required=True)
+    node.add_argument("--mode", choices=["sfu", "relay-packets", "relay-reencode", *CASCADE_MODES], required=True)
     node.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     node_main(args.mode, args.port)

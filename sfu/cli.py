@@ -2,7 +2,8 @@
 
 - ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);
-- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark.
+- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark;
+  ``vcs bench relay`` measures a relay's fan-out.
 
 Every command's ``func(args, settings)`` takes the project's Settings (it
 reads ``secret_key``, ``redis_url`` and ``data_dir``) and returns an exit code.
@@ -105,6 +106,11 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
     parser.add_argument("--profile", help="sample the node with py-spy into this file")
     parser.set_defaults(func=run_bench_command)
+    cascade = bench_subparsers.add_parser("relay", help="a relay's fan-out: relayed video a frame at a time against packet by packet")
+    cascade.add_argument("--subscribers", type=int, default=40, help="WHEP subscribers on the relay (default 40)")
+    cascade.add_argument("--seconds", type=float, default=15.0, help="length of each measured window (default 15)")
+    cascade.add_argument("--rounds", type=int, default=2, help="times each way is measured, alternating (default 2)")
+    cascade.set_defaults(func=run_relay_bench_command)
     return parser
 
 
@@ -124,4 +130,14 @@ def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
             profile=args.profile,
         )
     )
+    return 0
+
+
+def run_relay_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
+    from .bench import run_cascade_bench
+
+    if args.subscribers < 1 or args.seconds <= 0 or args.rounds < 1:
+        raise SystemExit("--subscribers, --seconds and --rounds must be positive")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(run_cascade_bench(args.subscribers, args.seconds, rounds=args.rounds))
     return 0

@@ -263,6 +263,8 @@ class Upstream:
 
         def wrap(original):  # type: ignore[no-untyped-def]
             async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+                if self._session is not session:
+                    return  # a packet of a subscription being closed must not be taken as the next one's first
                 try:
                     tap(packet)
                 except Exception:

@@ -91,6 +91,20 @@ def test_secret_key_is_generated_once_and_private(env, tmp_path):
     assert key_file.read_text() == first
 
 
+def test_a_media_token_for_one_node(env, tmp_path):
+    from vcs.media_tokens import MediaTokenError, verify_media_token
+
+    result = run_vcs(env, "token", "media", "--room", "r1", "--identity", "00070", "--role", "subscribe", "--node", "relay-hn")
+    assert result.returncode == 0, result.stderr
+    secret = (tmp_path / "var" / "secret_key").read_text().strip()
+    token = result.stdout.strip()
+    assert verify_media_token(secret, token, room="r1", role="subscribe", node="relay-hn").node == "relay-hn"
+    with pytest.raises(MediaTokenError, match="another node"):
+        verify_media_token(secret, token, room="r1", role="subscribe", node="origin-1")
+    result = run_vcs(env, "token", "media", "--room", "r1", "--identity", "00070", "--role", "subscribe", "--node", "")
+    assert result.returncode == 1 and "node must not be empty" in result.stderr
+
+
 @pytest.mark.parametrize(
     "command",
     [

@@ -19,6 +19,12 @@ async def test_bench_path_measures_a_few_subscribers():
     assert result.tiers and result.tiers[0]["frames"] > 0
 
 
+async def test_the_relay_bench_measures_the_relay():
+    result = await measure("cascade", 2, 2.0, processes=1, warmup=1.0)
+    assert result.subscribers == 2 and result.cores > 0
+    assert result.loss_pct < 5 and result.fps_mean > 20  # the tier came through the relay
+
+
 def test_bench_command_arguments():
     parser = argparse.ArgumentParser()
     add_bench_command(parser.add_subparsers(dest="target"))
