@@ -62,6 +62,10 @@ def render_metrics(node: SfuNode, *, rooms: bool) -> str:
         hop = node.hops.p95_ms()
         if hop is not None:
             w.sample("vcs_sfu_relay_hop_ms_p95", "gauge", "95th percentile of a packet's time in this relay (sampled).", hop)
+    w.sample("vcs_sfu_uplinks", "gauge", "Communes' cameras this relay forwards to origins.", node.uplinks, node=node_id)
+    w.sample("vcs_sfu_relayed_publishers", "gauge", "Communes' cameras this origin receives from relays.", node.relayed_publishers, node=node_id)
+    for outcome, value in node.uplink_outcomes.items():
+        w.sample("vcs_sfu_uplinks_total", "counter", "Uplinks started or refused (relay), closed unwatched (origin).", value, outcome=outcome)
     for name, value in sorted(node.counters.items()):
         w.sample("vcs_sfu_signaling_requests_total", "counter", "Signaling requests by endpoint.", value, endpoint=name)
     if not rooms:
@@ -69,6 +73,8 @@ def render_metrics(node: SfuNode, *, rooms: bool) -> str:
     for room in node.rooms.values():
         w.sample("vcs_sfu_room_publishers", "gauge", "Publishers in a room.", len(room.publishers), room=room.name)
         w.sample("vcs_sfu_room_subscribers", "gauge", "Subscribers in a room.", len(room.subscribers), room=room.name)
+        if room.uplinks:
+            w.sample("vcs_sfu_room_uplinks", "gauge", "Communes' cameras a relay room forwards to its origin.", len(room.uplinks), room=room.name)
         for enc in room.encoders.values():
             labels = {"room": room.name, "tier": enc.tier.name}
             w.sample("vcs_sfu_tier_subscribers", "gauge", "Subscribers of a tier.", len(enc.stream), **labels)

@@ -66,6 +66,7 @@ TICK_S = 1.0
 ADMISSION_RETRY_AFTER_S = 2
 RELAY_CREDENTIAL_TTL_S = 120  # minted afresh for every request to the origin
 UPSTREAM_HTTP_TIMEOUT_S = 15.0
+UPLINK_OUTCOMES = ("started", "refused", "closed_unwatched")
 
 
 @dataclass
@@ -126,6 +127,8 @@ class SfuNode:
         self._patterns: dict[str, TestPattern] = {}  # test rooms' programs, by room name
         self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
         self._unwatched_since: dict[str, float] = {}  # resource id of a relayed publisher => when it was last watched
+        # uplinks started and refused (on a relay), closed for nobody watching (on an origin)
+        self.uplink_outcomes = dict.fromkeys(UPLINK_OUTCOMES, 0)
         self.relay = config.role == "relay"
         self.hops = HopTimes()  # a relay's packets' time from upstream to fan-out
         self.traffic = Traffic()  # bitrate in and out, sampled at each heartbeat
@@ -586,7 +589,9 @@ class SfuNode:
             if room.uplinks.get(identity) is uplink:
                 del room.uplinks[identity]
             await uplink.close()
+            self.uplink_outcomes["refused"] += 1
             raise
+        self.uplink_outcomes["started"] += 1
         logger.info("room %s: forwarding %s to the origin %s", room_name, identity, origin.url)
         return uplink
 
@@ -617,6 +622,7 @@ class SfuNode:
             since = self._unwatched_since.setdefault(resource.id, now)
             if now - since >= self.config.uplink_idle_s:
                 logger.info("room %s: nobody watches %s, closing its uplink from %s", resource.room, resource.identity, peer.relay)
+                self.uplink_outcomes["closed_unwatched"] += 1
                 self._spawn(self._close_resource(resource))
 
     # background loops ----------------------------------------------------------
@@ -718,9 +724,20 @@ class SfuNode:
         """A relay's subscriptions to its origins: one per tier in use and one for audio, per room."""
         return sum(len(r.tiers.upstreams) for r in self.rooms.values() if isinstance(r.tiers, RelayTiers))
 
+    @property
+    def uplinks(self) -> int:
+        """Communes' cameras this relay forwards to origins."""
+        return sum(len(r.uplinks) for r in self.rooms.values())
+
+    @property
+    def relayed_publishers(self) -> int:
+        """Communes' cameras this origin receives from relays."""
+        return sum(1 for r in self.rooms.values() for p in r.publishers.values() if p.relay is not None)
+
     def info(self) -> dict[str, Any]:
-        """What `GET /sfu/node` answers: the registry record, and a relay's upstream figures."""
+        """What `GET /sfu/node` answers: the registry record, uplinks, and a relay's upstream figures."""
         info = asdict(self.node_info())
+        info.update(uplinks=self.uplinks, relayed_publishers=self.relayed_publishers, uplink_outcomes=dict(self.uplink_outcomes))
         if self.relay:
             info.update(hop_ms_p95=self.hops.p95_ms())
         return info

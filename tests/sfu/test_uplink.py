@@ -123,9 +123,19 @@ async def test_stopping_or_leaving_ends_the_uplink(cascade):
     room = origin.node.room("r1")
     assert (await relay.http.post(url, json={"identity": "c1"}, headers=control(relay))).status_code == 200
     await eventually(lambda: "c1" in room.publishers, what="the origin has publisher c1")
+    # both nodes count it, in /node and in /metrics (labels: the node and a fixed outcome, never a commune)
+    relay_info = (await relay.http.get(f"{relay.base}/node", headers=control(relay, "*"))).json()
+    assert relay_info["uplinks"] == 1 and relay_info["uplink_outcomes"]["started"] == 1
+    assert (await origin.http.get(f"{origin.base}/node", headers=control(origin, "*"))).json()["relayed_publishers"] == 1
+    relay_metrics = (await relay.http.get(f"{relay.base}/metrics")).text
+    assert f'vcs_sfu_uplinks{{node="{RELAY}"}} 1' in relay_metrics and 'vcs_sfu_uplinks_total{outcome="started"} 1' in relay_metrics
+    assert "c1" not in relay_metrics  # without a control token, no room or commune is named
+    assert f'vcs_sfu_relayed_publishers{{node="{ORIGIN}"}} 1' in (await origin.http.get(f"{origin.base}/metrics")).text
+    assert 'vcs_sfu_room_uplinks{room="r1"} 1' in (await relay.http.get(f"{relay.base}/metrics", headers=control(relay, "*"))).text
     assert (await relay.http.delete(f"{url}/c1", headers=control(relay))).status_code == 204
     assert (await relay.http.delete(f"{url}/c1", headers=control(relay))).status_code == 204  # idempotent
     await eventually(lambda: "c1" not in room.publishers, what="the origin's c1 resource is deleted")
+    assert relay.node.uplinks == 0 and origin.node.relayed_publishers == 0
 
     assert (await relay.http.post(url, json={"identity": "c1"}, headers=control(relay))).status_code == 200
     await eventually(lambda: "c1" in room.publishers, what="c1 is forwarded again")

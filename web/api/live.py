@@ -24,7 +24,7 @@ from web.auth import api_principal
 from web.requests import json_body
 from web.services import Services, services
 
-__all__ = ["live_events", "routes", "visible_occurrence"]
+__all__ = ["live_events", "routes", "visible_occurrence", "watch_view"]
 
 WATCH_TTL = 15 * 60  # seconds the host's view token stays valid (it is used to open and to close the view)
 
@@ -138,22 +138,30 @@ async def watch(request: Request) -> Response:
     endpoint_id = (await json_body(request)).get("endpoint_id")
     if not isinstance(endpoint_id, str) or endpoint_id not in participants:
         raise ValidationFailed(FieldError("endpoint_id", "must be a participant of this meeting"))
+    return JSONResponse(await watch_view(svc, meeting, occurrence, endpoint_id))
+
+
+async def watch_view(svc: Services, meeting: Meeting, occurrence: datetime, endpoint_id: str) -> dict:
+    """Bring a participant's own camera to the origin; the host's WHEP URL and token for it.
+
+    The caller has checked that ``endpoint_id`` is a participant the user may
+    see (the API's watch, the host console's tiles). Raises SfuUnavailable
+    when the camera cannot be brought.
+    """
     room = await svc.schedules.room(meeting, occurrence)
     relay = await svc.uplinks.bring(room, meeting.id, occurrence, endpoint_id)
     token = mint_media_token(
         svc.settings.secret_key, room=room.room, identity=meeting.host_endpoint_id, role="subscribe", ttl=WATCH_TTL, now=svc.clock()
     )
-    return JSONResponse(
-        {
-            "meeting_id": meeting.id,
-            "occurrence": format_utc(occurrence),
-            "endpoint_id": endpoint_id,
-            "whep_url": f"{room.whep_url}?source={endpoint_id}",
-            "token": token,
-            "expires_in": WATCH_TTL,
-            "relay": relay,
-        }
-    )
+    return {
+        "meeting_id": meeting.id,
+        "occurrence": format_utc(occurrence),
+        "endpoint_id": endpoint_id,
+        "whep_url": f"{room.whep_url}?source={endpoint_id}",
+        "token": token,
+        "expires_in": WATCH_TTL,
+        "relay": relay,
+    }
 
 
 routes += [

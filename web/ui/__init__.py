@@ -24,6 +24,7 @@ at the root after the API, with its own HTML exception handlers
 | GET /drills/{id}[.csv], POST …/run     | every role; run: admin, ops, org. | a drill's board; CSV; re-runs |
 | GET /meetings/{id}/host                | admin, organizer | host console (WHIP from the browser)   |
 | POST /meetings/{id}/host/session       | admin, organizer | the host's media tokens (JSON)         |
+| POST /meetings/{id}/host/watch         | admin, organizer | a commune's camera for a tile (JSON)   |
 | GET /endpoints, /endpoints/export.csv  | every role       | list with filters; CSV of the filtered |
 | GET /endpoints/{id}                    | every role       | one endpoint and its link profile      |
 | POST /endpoints/{id}                   | admin, ops       | edit the link profile                  |
@@ -32,7 +33,7 @@ at the root after the API, with its own HTML exception handlers
 | GET, POST /users                       | admin            | the accounts; add one                  |
 | POST /users/{name}/disable, /enable    | admin            | disabling ends the user's sessions     |
 | GET /audit                             | admin, ops       | the audit log                          |
-| /static/...                            | anyone           | app.css, emblem.svg, live.js, host.js, readiness.js |
+| /static/...                            | anyone           | app.css, emblem.svg, the pages' *.js   |
 
 Province-scoped organizers see only their province, as in the API; they
 change, cancel, host and hand the floor only for meetings within it.
@@ -96,6 +97,7 @@ routes = [
     Route("/drills/{drill_id}/run", pages_readiness.drill_run, methods=["POST"]),
     Route("/meetings/{meeting_id}/host", pages_host.host_console, methods=["GET"], name="ui-meeting-host"),
     Route("/meetings/{meeting_id}/host/session", pages_host.host_session, methods=["POST"]),
+    Route("/meetings/{meeting_id}/host/watch", pages_host.host_watch, methods=["POST"]),
     Route("/endpoints", pages_endpoints.endpoint_list, methods=["GET"], name="ui-endpoints"),
     # literal paths before /endpoints/{endpoint_id}, which would match them too
     Route("/endpoints/export.csv", pages_endpoints.export_endpoints, methods=["GET"], name="ui-endpoints-export"),

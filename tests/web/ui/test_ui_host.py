@@ -69,3 +69,26 @@ async def test_tokens_are_minted_for_the_host_shortly_before_the_start(signed_in
     assert (await assign_room(redis, meeting.id, start, end, "http://unused")).room == info["room"]
     [entry] = await audit.recent(redis, action="meeting.host")
     assert entry.actor == "binh" and entry.target == meeting.id and entry.details["room"] == info["room"]
+
+
+async def test_a_tile_gets_the_hosts_view_of_one_participant(signed_in, csrf_of, book):
+    meeting = await book(start=soon(10), selector={"kind": "communes", "commune_ids": ["00070", "10510"]}, host="hall-01")
+    organizer = await signed_in("organizer", "binh")
+    page = (await organizer.get(f"/meetings/{meeting.id}/host")).text
+    assert 'id="communes-data"' in page and "10510" in page and 'src="/static/host_grid.js"' in page
+    token = csrf_of(page)
+    url = f"/meetings/{meeting.id}/host/watch"
+
+    response = await organizer.post(url, data={"csrf": token, "endpoint_id": "00070"})
+    assert response.status_code == 200
+    info = response.json()
+    assert info["endpoint_id"] == "00070" and info["whep_url"].endswith("?source=00070")
+    claims = verify_media_token(TEST_SECRET, info["token"], room=info["whep_url"].split("/")[-1].split("?")[0], role="subscribe")
+    assert claims.identity == "hall-01" and not claims.host
+
+    refused = await organizer.post(url, data={"csrf": token, "endpoint_id": "79999"})
+    assert refused.status_code == 422 and "không tham gia" in refused.json()["error"]
+    assert (await organizer.post(url, data={"endpoint_id": "00070"})).status_code == 403  # no CSRF token
+    outsider = await signed_in("organizer", "haiphong", province="31")
+    other_token = csrf_of((await outsider.get("/")).text)
+    assert (await outsider.post(url, data={"csrf": other_token, "endpoint_id": "10510"})).status_code == 403
