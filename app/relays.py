@@ -70,16 +70,29 @@ def default_sfu_processes(option: int | None, environ: Mapping[str, str], cores:
     return option
 
 
-def relay_specs(count: int, *, origin_id: str, host: str, public_url: str) -> list[RelaySpec]:
-    """`count` relays on free ports of `host`; each reached at the public URL's host on its own port."""
+def relay_specs(count: int, *, origin_id: str, host: str, public_url: str, ports: Mapping[str, int] | None = None) -> list[RelaySpec]:
+    """`count` relays on ports of `host`: the one each had before (`ports`, by node id) when it is free, else a
+    free one; each reached at the public URL's host on its own port."""
     specs = []
     parts = urlsplit(public_url)
     for index in range(1, count + 1):
-        port = _free_port(host)
+        node_id = f"{origin_id}-relay{index}"
+        remembered = (ports or {}).get(node_id)
+        port = remembered if remembered is not None and _port_free(host, remembered) else _free_port(host)
         netloc = f"{parts.hostname}:{port}" if parts.hostname and ":" not in parts.hostname else f"[{parts.hostname}]:{port}"
         url = urlunsplit((parts.scheme or "http", netloc, "", "", ""))
-        specs.append(RelaySpec(node_id=f"{origin_id}-relay{index}", host=host, port=port, public_url=url))
+        specs.append(RelaySpec(node_id=node_id, host=host, port=port, public_url=url))
     return specs
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port(host: str) -> int:

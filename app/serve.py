@@ -28,6 +28,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from app.node_identity import NodeIdentity
 from app.relays import LocalRelays, default_sfu_processes, relay_specs
 from scheduler.actions import LifecycleActions
 from scheduler.main import leader_jobs, run_scheduler
@@ -154,9 +155,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder, settings.recording_dir) if processes else None
+    identity = NodeIdentity.load(settings.data_dir) if sfu_config is not None else None
+    if identity is not None and "VCS_SFU_NODE_ID" not in os.environ:
+        sfu_config = sfu_config.with_changes(node_id=identity.origin_id)  # the same nodes after a restart
     with open_redis(settings, "serve", owner=True) as url:
         settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
-        relays = local_relays(processes - 1, settings, sfu_config, os.environ) if sfu_config and processes > 1 else None
+        relays = local_relays(processes - 1, settings, sfu_config, os.environ, identity) if sfu_config and processes > 1 else None
         app = build_app(settings, run_scheduler=True, sfu_config=sfu_config, relays=relays)
         sfu = "none here" if sfu_config is None else "origin" + (f" + {processes - 1} relay processes" if relays else "")
         log.info("serving on http://%s:%d (SFU: %s)", host, port, sfu)
@@ -193,10 +197,13 @@ def sfu_config_for(host: str, public_url: str, environ: Mapping[str, str], ladde
         raise ConfigError(str(exc)) from None
 
 
-def local_relays(count: int, settings: Settings, origin: SfuConfig, environ: Mapping[str, str]) -> LocalRelays:
+def local_relays(
+    count: int, settings: Settings, origin: SfuConfig, environ: Mapping[str, str], identity: NodeIdentity | None = None
+) -> LocalRelays:
     """`count` relay processes beside the origin, with the deployment's settings: its Redis, secret, data and ladder.
 
-    They stop as the origin does: after STOP_DRAIN, so `vcs serve` keeps its stop bound.
+    They stop as the origin does: after STOP_DRAIN, so `vcs serve` keeps its stop bound. With `identity`,
+    each relay takes the port it had before, so join info that names it stays valid across a restart.
     """
     env = sfu_environ(settings.host, environ)
     env.update(
@@ -207,7 +214,11 @@ def local_relays(count: int, settings: Settings, origin: SfuConfig, environ: Map
         VCS_SFU_DRAIN_TIMEOUT=str(STOP_DRAIN),
     )
     env.pop("VCS_SFU_PUBLIC_URL", None)  # the origin's: each relay has its own
-    specs = relay_specs(count, origin_id=origin.node_id, host=settings.host, public_url=settings.public_url)
+    ports = identity.relay_ports if identity is not None else None
+    specs = relay_specs(count, origin_id=origin.node_id, host=settings.host, public_url=settings.public_url, ports=ports)
+    if identity is not None:
+        identity.relay_ports.update({spec.node_id: spec.port for spec in specs})
+        identity.save()
     return LocalRelays(specs, env)
 
 

@@ -130,3 +130,25 @@ async def test_relays_die_with_a_killed_server(serves, redis, redis_url, tmp_pat
     serve.process.kill()
     serve.process.wait(10)
     await eventually(lambda: not any(alive(pid) for pid in pids), 30, what="the relays outlived a killed server")
+
+
+async def test_a_restarted_serve_comes_back_as_the_same_nodes(serves, redis, redis_url, tmp_path):
+    """Placements, media tokens and cached join info name nodes by id and URL: a restart mid-meeting keeps them."""
+    router = NodeRouter(redis)
+
+    async def registered() -> dict[str, tuple[str, str]]:
+        nodes = {node.role: (node.id, node.url) for node in await router.nodes()}
+        return nodes if len(nodes) == 2 else {}
+
+    serve = serves(tmp_path / "var", redis_url=redis_url, args=("--sfu-processes", "2"))
+    await serve.ready()
+    before = await eventually(registered, 60, what=lambda: f"origin and relay not both registered; log:\n{serve.text()}")
+    assert serve.stop() < STOP_WITHIN, serve.text()
+
+    again = serves(tmp_path / "var", redis_url=redis_url, args=("--sfu-processes", "2"))
+    await again.ready()
+    after = await eventually(registered, 60, what=lambda: f"origin and relay not both registered again; log:\n{again.text()}")
+    # the origin is the web app's own port (each start of the fixture picks one); the relay's port is the deployment's
+    assert after["origin"][0] == before["origin"][0], "the same origin id"
+    assert after["relay"] == before["relay"], "the same relay id and port"
+    again.stop()
