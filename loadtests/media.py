@@ -29,6 +29,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 
@@ -39,11 +40,29 @@ from rtc.rtp_stats import StatsWindow
 from rtc.synthetic_media import AudioPattern, VideoPattern
 from rtc.whip_client import MediaError, MediaSession, publish, subscribe
 
-__all__ = ["MediaLossHigh", "MediaUser", "StudioUser"]
+__all__ = ["MediaLossHigh", "MediaUser", "StudioUser", "node_of"]
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 30.0
+NOT_YET = {404, 429, 503}  # the room is not open on that node yet, or the node is busy: the agent tries again too
+
+
+def _until_taken(attempt: Any, deadline: float) -> Any:
+    """`attempt()`, again a second later (or when the node says) while the node answers NOT_YET and time is left."""
+    while True:
+        try:
+            return attempt()
+        except MediaError as exc:
+            wait = exc.retry_after or 1.0
+            if exc.status not in NOT_YET or time.time() + wait >= deadline:
+                raise
+            gevent.sleep(wait)
+
+
+def node_of(url: str) -> str:
+    """host:port of a WHIP/WHEP URL: which node a user went to."""
+    return urlsplit(url).netloc
 
 
 class MediaLossHigh(Exception):
@@ -82,7 +101,8 @@ class _Subscription:
                 raise
             return session, time.monotonic() - started
 
-        self.session, took = self.loop.call(join(), JOIN_TIMEOUT)
+        deadline = time.time() + JOIN_TIMEOUT
+        self.session, took = _until_taken(lambda: self.loop.call(join(), max(1.0, deadline - time.time())), deadline)
         self.sample()  # the first reading starts the first window
         return took
 
@@ -116,6 +136,8 @@ class _Subscription:
 
 class MediaUser(AgentUser):
     """A commune room that receives the meeting for real (WHEP), or a bare subscriber of a room (token mode)."""
+
+    joins_from_schedule = True
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -163,6 +185,7 @@ class MediaUser(AgentUser):
             return
         join_ms = (time.time() - since) * 1000
         record(self.environment, "WHEP", "WHEP join", join_ms, sample=True)
+        self.shared.samples.count(f"WHEP joined on node {node_of(whep_url)}")
         self.subscription = subscription
         self.last_window = time.time()
         if self.entry is not None:
@@ -211,6 +234,7 @@ class StudioUser(AgentUser):
     """The central studio: publishes a synthetic scene (WHIP) when its meeting warms up, or at once in token mode."""
 
     fixed_count = 1
+    joins_from_schedule = True
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -260,8 +284,9 @@ class StudioUser(AgentUser):
             return session, [video, audio]
 
         started = time.time()
+        deadline = started + JOIN_TIMEOUT
         try:
-            self.session, self.patterns = loop.call(start(), JOIN_TIMEOUT)
+            self.session, self.patterns = _until_taken(lambda: loop.call(start(), max(1.0, deadline - time.time())), deadline)
         except (MediaError, TimeoutError, gevent.Timeout, OSError) as exc:
             record(self.environment, "WHIP", "WHIP publish", (time.time() - started) * 1000, exception=exc)
             return
