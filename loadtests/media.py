@@ -174,6 +174,9 @@ class MediaUser(AgentUser):
         gevent.spawn(self.join_media, entry["whep_url"], entry["subscribe_token"], entry.get("max_tier"), arrival)
 
     def join_media(self, whep_url: str, token: str, max_tier: str | None, since: float) -> None:
+        if self.subscription is not None:  # one meeting at a time: a later join takes over
+            self.subscription.close()
+            self.subscription = None
         subscription = _Subscription(self)
         started = time.time()
         try:
@@ -238,8 +241,9 @@ class StudioUser(AgentUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self.session: MediaSession | None = None
-        self.patterns: list[Any] = []
+        # meeting id (None in token mode) -> its WHIP session and the patterns feeding it: the studio
+        # hosts every meeting it is the host of (a canary beside the national meeting), each until its leave
+        self.published: dict[str | None, tuple[MediaSession, list[Any]]] = {}
         self.direct = self.settings.media_target is not None
 
     def take_identity(self) -> Identity | None:
@@ -257,7 +261,8 @@ class StudioUser(AgentUser):
         self.publish(target.whip_url, target.publish_token, "360p", time.time())
 
     def on_stop(self) -> None:
-        self.unpublish()
+        for meeting_id in list(self.published):
+            self.unpublish(meeting_id)
         super().on_stop()
 
     def tick(self) -> None:
@@ -268,6 +273,8 @@ class StudioUser(AgentUser):
         gevent.spawn(self.publish, entry["whip_url"], entry["publish_token"], entry.get("max_tier") or "720p", arrival, entry)
 
     def publish(self, whip_url: str, token: str, tier: str, since: float, entry: dict | None = None) -> None:
+        meeting_id = entry.get("meeting_id") if entry is not None else None
+        self.unpublish(meeting_id)  # joined again (a re-placement): the new session replaces the old
         loop = self.shared.media_loop()
 
         async def start() -> tuple[MediaSession, list[Any]]:
@@ -286,7 +293,7 @@ class StudioUser(AgentUser):
         started = time.time()
         deadline = started + JOIN_TIMEOUT
         try:
-            self.session, self.patterns = _until_taken(lambda: loop.call(start(), max(1.0, deadline - time.time())), deadline)
+            self.published[meeting_id] = _until_taken(lambda: loop.call(start(), max(1.0, deadline - time.time())), deadline)
         except (MediaError, TimeoutError, gevent.Timeout, OSError) as exc:
             record(self.environment, "WHIP", "WHIP publish", (time.time() - started) * 1000, exception=exc)
             return
@@ -297,12 +304,11 @@ class StudioUser(AgentUser):
             self.reply("joined", entry, tier=tier, join_ms=round(join_ms, 1))
 
     def on_leave(self, message: dict[str, Any]) -> None:
-        gevent.spawn(self.unpublish)
+        gevent.spawn(self.unpublish, message.get("meeting_id"))
         super().on_leave(message)
 
-    def unpublish(self) -> None:
-        session, self.session = self.session, None
-        patterns, self.patterns = self.patterns, []
+    def unpublish(self, meeting_id: str | None) -> None:
+        session, patterns = self.published.pop(meeting_id, (None, []))
         loop = self.shared.media
         if loop is None or loop.loop is None or (session is None and not patterns):
             return
