@@ -263,8 +263,9 @@ class AgentUser(FastHttpUser):
         elif kind == "join":
             entry = message.get("entry") or {}
             self.notice("join", message, entry.get("warmup"), arrival)
-            if self.joins_from_schedule and _occurrence_of(entry) == _occurrence_of(self.current):
-                return  # joined from the schedule already
+            same = self.current is not None and _occurrence_of(entry) == _occurrence_of(self.current)
+            if self.joins_from_schedule and same and entry.get("whep_url") == self.current.get("whep_url"):
+                return  # joined from the schedule already (a `join` naming another node is a re-placement: followed)
             self.current = entry
             self.status = "joining"
             self.on_join(entry, arrival)
