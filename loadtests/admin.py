@@ -28,9 +28,9 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 
 from loadtests.organizer import TITLE_PREFIX
-from loadtests.run import run_of
+from loadtests.run import process_slot, run_of
 
-__all__ = ["MonitorUser", "StormAdmin", "online_communes"]
+__all__ = ["MediaAdmin", "MonitorUser", "StormAdmin", "online_communes"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,76 @@ class StormAdmin(FastHttpUser):
         self.shared.samples.high("online of the expected (server live state)", live.get("online", 0))
         if time.time() >= start.timestamp():
             self.shared.samples.high("joined at or after T (server live state)", live.get("joined", 0))
+
+
+class MediaAdmin(FastHttpUser):
+    """The media ramp's meeting (`--vcs-media-meeting`): booked at once for the communes the media users will be.
+
+    The media users take their identities province by province
+    (`identities.across_provinces`), so the meeting spans as many provinces
+    as it has subscribers, and the placement spreads them over the relays.
+    It starts `--vcs-media-lead` seconds after booking, its warm-up past: the
+    agents connected get `join` at once, the later ones join from their
+    schedule. Its live view is read every 5 s (joined, and each node's
+    subscribers); it is cancelled when the ramp ends.
+    """
+
+    fixed_count = 1
+    wait_time = constant(LIVE_EVERY)
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.shared = run_of(environment)
+        self.settings = self.shared.settings
+        self.meeting_id: str | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.admin_token}"}
+
+    def on_start(self) -> None:
+        pool = self.shared.pool
+        if not self.settings.admin_token or pool is None:
+            log.error("MediaAdmin needs --vcs-admin-token-file and --vcs-secrets")
+            raise StopUser()
+        # every process takes every Nth identity: book enough of the order for the busiest process's share
+        processes = process_slot(self.environment)[1]
+        wanted = (math.ceil(max(self.settings.media_steps or (1,)) / processes) + 1) * processes
+        seconds = len(self.settings.media_steps) * self.settings.media_step_seconds + self.settings.media_lead + 120
+        body = {
+            "title": f"{TITLE_PREFIX} media ramp",
+            "start": datetime.fromtimestamp(math.ceil(time.time() + self.settings.media_lead), UTC).isoformat().replace("+00:00", "Z"),
+            "duration_minutes": max(5, math.ceil(seconds / 60)),  # the API's shortest meeting
+            "selector": {"kind": "communes", "commune_ids": pool.communes[:wanted]},
+            "override_conflicts": True,
+        }
+        with self.client.post("/api/v1/meetings", json=body, headers=self.auth, name="book media meeting", catch_response=True) as response:
+            if response.status_code != 201:  # the media users then wait in vain: their windows fail
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                return
+            self.meeting_id = response.json()["meeting"]["id"]
+        self.shared.samples.high("media meeting participants", len(body["selector"]["commune_ids"]))
+
+    @task
+    def look(self) -> None:
+        if self.meeting_id is None:
+            return
+        with self.client.get(f"/api/v1/meetings/{self.meeting_id}/live", headers=self.auth, name="media meeting /live", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                return
+            live = response.json()
+        samples = self.shared.samples
+        samples.high("joined (server live state)", live.get("joined", 0))
+        for node in live.get("nodes") or []:
+            samples.high(f"subscribers on {node['role']} {node['id']} (live view)", node.get("subscribers", 0))
+            samples.high(f"upstream streams of {node['role']} {node['id']} (live view)", node.get("upstream_streams", 0))
+
+    def on_stop(self) -> None:
+        if self.meeting_id is not None:
+            self.look()
+            self.client.delete(f"/api/v1/meetings/{self.meeting_id}", headers=self.auth, name="cancel media meeting")
+            self.meeting_id = None
 
 
 class MonitorUser(FastHttpUser):

@@ -65,6 +65,7 @@ class Profile:
     canary_every: float  # seconds between canary meetings in the working day
     canary_lead: float
     media_users: int  # media subscribers in the smoke run
+    storm_media_users: int  # of the storm's agents, how many really subscribe at warm-up (WHEP)
     media_steps: str
     media_step_seconds: float
     phases: tuple[str, ...]
@@ -73,12 +74,12 @@ class Profile:
 PROFILES = {
     "full": Profile(
         endpoints=0, organizers=50, accounts=10, spawn_rate=100, heartbeat=10, probe_every=100, hold=240,
-        storm_lead=180, storm_hold=30, restart_hold=150, restart_after=20, canary_every=90, canary_lead=70, media_users=0,
+        storm_lead=180, storm_hold=30, restart_hold=150, restart_after=20, canary_every=90, canary_lead=70, media_users=0, storm_media_users=20,
         media_steps="5,10,20,30,40,60", media_step_seconds=30, phases=("day", "storm", "restart", "media"),
     ),
     "smoke": Profile(
         endpoints=12, organizers=3, accounts=2, spawn_rate=20, heartbeat=2, probe_every=5, hold=10,
-        storm_lead=8, storm_hold=3, restart_hold=14, restart_after=2, canary_every=6, canary_lead=5, media_users=2,
+        storm_lead=8, storm_hold=3, restart_hold=14, restart_after=2, canary_every=6, canary_lead=5, media_users=2, storm_media_users=0,
         media_steps="2", media_step_seconds=10, phases=("smoke", "restart"),
     ),
 }
@@ -155,7 +156,8 @@ class Phase:
     processes: int = 1
 
 
-def _phases(profile: Profile, endpoints: int, *, restartable: bool, media: bool, processes: int) -> list[Phase]:
+def _phases(profile: Profile, endpoints: int, *, restartable: bool, media: bool, processes: int, placed: bool = False) -> list[Phase]:
+    """`placed`: the media users are agents of a meeting on the deployment's own nodes (relays too), not of a room's tokens."""
     users = endpoints + profile.organizers + 3
     spawn = users / profile.spawn_rate
     found = []
@@ -166,8 +168,10 @@ def _phases(profile: Profile, endpoints: int, *, restartable: bool, media: bool,
                                spawn + profile.hold + 90, processes=processes))
         elif name == "storm":
             bound = spawn + ONLINE_WAIT + profile.storm_lead + profile.storm_hold + 120
-            found.append(Phase(name, "storm", ("--vcs-storm-lead", str(profile.storm_lead), "--vcs-storm-hold", str(profile.storm_hold)),
-                               bound, processes=processes))
+            options = ("--vcs-storm-lead", str(profile.storm_lead), "--vcs-storm-hold", str(profile.storm_hold))
+            if placed and profile.storm_media_users:
+                options += ("--vcs-media-users", str(min(profile.storm_media_users, endpoints)))
+            found.append(Phase(name, "storm", options, bound, processes=processes))
         elif name == "restart" and restartable:
             # the hold waits for every agent to be back: room for a slow restart and the reconnect deadline
             found.append(Phase(name, "day", ("--vcs-organizer-users", "0", "--vcs-expect-restart", "--vcs-hold", str(profile.restart_hold),
@@ -176,7 +180,8 @@ def _phases(profile: Profile, endpoints: int, *, restartable: bool, media: bool,
                                processes=processes))
         elif name == "media" and media:
             steps = [s for s in profile.media_steps.split(",") if s.strip()]
-            found.append(Phase(name, "media", ("--vcs-media-steps", profile.media_steps, "--vcs-media-step-seconds", str(profile.media_step_seconds)),
+            options = ("--vcs-media-steps", profile.media_steps, "--vcs-media-step-seconds", str(profile.media_step_seconds))
+            found.append(Phase(name, "media", options + (("--vcs-media-meeting",) if placed else ()),
                                len(steps) * profile.media_step_seconds + 90, processes=processes))
         elif name == "smoke":
             options = ["--vcs-organizer-users", str(profile.organizers), "--vcs-hold", str(profile.hold),
@@ -189,7 +194,7 @@ def _phases(profile: Profile, endpoints: int, *, restartable: bool, media: bool,
     return found
 
 
-def _locust_command(phase: Phase, url: str, reports: Path, creds: Provisioned, profile: Profile, endpoints: int) -> list[str]:
+def _locust_command(phase: Phase, url: str, reports: Path, creds: Provisioned, profile: Profile, endpoints: int, *, placed: bool = False) -> list[str]:
     command = [
         sys.executable, "-m", "locust", "-f", str(SCENARIOS / f"{phase.scenario}.py"),
         "--headless", "--only-summary", "--host", url,
@@ -204,7 +209,7 @@ def _locust_command(phase: Phase, url: str, reports: Path, creds: Provisioned, p
         command += ["--vcs-organizers", str(creds.organizers)]
     if creds.expired_agent_token_file:
         command += ["--vcs-expired-agent-token-file", str(creds.expired_agent_token_file)]
-    if creds.media_target and phase.name in ("media", "smoke"):
+    if creds.media_target and phase.name in ("media", "smoke") and not placed:
         command += ["--vcs-media-target", str(creds.media_target), "--vcs-studio"]
     if phase.processes > 1:
         command += ["--processes", str(phase.processes)]
@@ -281,6 +286,8 @@ def run_loadtest(args: argparse.Namespace, env: dict[str, str], default_url: str
     try:
         wait_ready(url, 15)
         media_base = args.media_url.rstrip("/") if args.media_url else find_sfu(url)
+        # the deployment's own nodes: media users are agents of meetings, each joining where the placement puts it
+        placed = media_base is not None and not args.media_url
         if media_base is None and args.media_fallback_url:
             media_base = args.media_fallback_url.rstrip("/")
             notes.append(f"no SFU at /sfu/whep/ on this deployment: media users went to {media_base}")
@@ -295,13 +302,15 @@ def run_loadtest(args: argparse.Namespace, env: dict[str, str], default_url: str
         communes = sum(1 for line in creds.secrets.read_text().splitlines() if line[:1].isdigit())
         endpoints = min(args.endpoints or profile.endpoints or communes, communes)
         restart = served.restart if served else (_shell_restart(args.restart_command, url) if args.restart_command else None)
-        phases = _phases(profile, endpoints, restartable=restart is not None, media=media_base is not None, processes=args.processes)
+        if args.storm_media_users is not None:
+            profile = replace(profile, storm_media_users=args.storm_media_users)
+        phases = _phases(profile, endpoints, restartable=restart is not None, media=media_base is not None, processes=args.processes, placed=placed)
         if "restart" in profile.phases and restart is None:
             notes.append("restart phase skipped: give --restart-command or use --serve")
         results = []
         for phase in phases:
             wait_ready(url)
-            result = run_phase(phase, _locust_command(phase, url, reports, creds, profile, endpoints), reports, restart, notes)
+            result = run_phase(phase, _locust_command(phase, url, reports, creds, profile, endpoints, placed=placed), reports, restart, notes)
             if result is not None:
                 results.append(result)
             try:
@@ -352,6 +361,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--media-url", help="SFU base URL, e.g. http://127.0.0.1:8000/sfu (default: the deployment's, if any)")
     parser.add_argument("--media-fallback-url", help="SFU base URL to use only when the deployment has none (tests)")
     parser.add_argument("--media-steps", help="media subscribers per step, e.g. 5,10,20,40")
+    parser.add_argument("--storm-media-users", type=int,
+                        help="of the storm's agents, how many subscribe for real at warm-up (default 20; the deployment's own SFU only)")
     parser.add_argument("--restart-command", help="shell command that restarts the orchestrator (restart phase)")
 
 

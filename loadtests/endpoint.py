@@ -67,6 +67,10 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def _occurrence_of(entry: dict[str, Any] | None) -> tuple[Any, Any] | None:
+    return (entry.get("meeting_id"), entry.get("occurrence")) if entry else None
+
+
 def _backoff(attempt: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_FIRST * 2**attempt) * random.uniform(0.5, 1.5)
 
@@ -75,6 +79,7 @@ class AgentUser(FastHttpUser):
     """One endpoint's agent on the control plane; subclasses decide what a room does at `join` and `leave`."""
 
     abstract = True
+    joins_from_schedule = False  # media users: join an occurrence already warming up when the schedule shows it
     connection_timeout = 20.0
     network_timeout = 30.0
 
@@ -253,9 +258,14 @@ class AgentUser(FastHttpUser):
                 record(self.environment, "WS", "WS sync → state", (arrival - self.sync_sent_at) * 1000)
                 self.sync_sent_at = None
             self.first_state.set()
+            if self.joins_from_schedule:
+                self.join_scheduled(arrival)
         elif kind == "join":
             entry = message.get("entry") or {}
             self.notice("join", message, entry.get("warmup"), arrival)
+            same = self.current is not None and _occurrence_of(entry) == _occurrence_of(self.current)
+            if self.joins_from_schedule and same and entry.get("whep_url") == self.current.get("whep_url"):
+                return  # joined from the schedule already (a `join` naming another node is a re-placement: followed)
             self.current = entry
             self.status = "joining"
             self.on_join(entry, arrival)
@@ -272,6 +282,18 @@ class AgentUser(FastHttpUser):
                 record(self.environment, "WS", "expected error: malformed message", 0)
             else:
                 record(self.environment, "WS", "WS error from server", 0, exception=ProtocolError(str(message.get("reason"))))
+
+    def join_scheduled(self, arrival: float) -> None:
+        """Join an occurrence of the schedule that is between its warm-up and its end, as an agent that connects late does."""
+        if self.current is not None:
+            return
+        now = time.time()
+        for entry in self.schedule:
+            if entry.get("warmup") and entry.get("end") and _epoch(entry["warmup"]) <= now < _epoch(entry["end"]):
+                self.current = entry
+                self.status = "joining"
+                self.on_join(entry, arrival)
+                return
 
     def schedule_updates(self, arrival: float) -> None:
         """How long a meeting an organizer of this process booked took to reach this agent's schedule."""

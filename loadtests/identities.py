@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vcs.divisions import communes
 
-__all__ = ["Identity", "IdentityPool", "read_secrets"]
+__all__ = ["Identity", "IdentityPool", "across_provinces", "read_secrets"]
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,31 @@ def read_secrets(path: Path) -> dict[str, str]:
     return found
 
 
-class IdentityPool:
-    """Commune identities in registry order, handed out one per user and returned when it stops."""
+def across_provinces(codes: list[str]) -> list[str]:
+    """Commune codes taking one province's next commune in turn: the first N span as many provinces as they can.
 
-    def __init__(self, secrets: dict[str, str], *, index: int = 0, stride: int = 1) -> None:
+    The media users of a meeting use this order, so that the placement spreads them over the relays.
+    """
+    province_of = {c.code: c.province_code for c in communes()}
+    by_province: dict[str, deque[str]] = {}
+    for code in codes:
+        by_province.setdefault(province_of.get(code, ""), deque()).append(code)
+    queues = list(by_province.values())
+    ordered: list[str] = []
+    while queues:
+        ordered += [queue.popleft() for queue in queues]
+        queues = [queue for queue in queues if queue]
+    return ordered
+
+
+class IdentityPool:
+    """Commune identities in registry order (or `across_provinces`), handed out one per user and returned when it stops."""
+
+    def __init__(self, secrets: dict[str, str], *, index: int = 0, stride: int = 1, spread: bool = False) -> None:
         self.secrets = secrets
         self.communes = [c.code for c in communes() if c.code in secrets]
+        if spread:
+            self.communes = across_provinces(self.communes)
         self._next = index
         self._stride = max(1, stride)
         self._returned: deque[Identity] = deque()

@@ -29,6 +29,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 
@@ -39,11 +40,29 @@ from rtc.rtp_stats import StatsWindow
 from rtc.synthetic_media import AudioPattern, VideoPattern
 from rtc.whip_client import MediaError, MediaSession, publish, subscribe
 
-__all__ = ["MediaLossHigh", "MediaUser", "StudioUser"]
+__all__ = ["MediaLossHigh", "MediaUser", "StudioUser", "node_of"]
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 30.0
+NOT_YET = {404, 429, 503}  # the room is not open on that node yet, or the node is busy: the agent tries again too
+
+
+def _until_taken(attempt: Any, deadline: float) -> Any:
+    """`attempt()`, again a second later (or when the node says) while the node answers NOT_YET and time is left."""
+    while True:
+        try:
+            return attempt()
+        except MediaError as exc:
+            wait = exc.retry_after or 1.0
+            if exc.status not in NOT_YET or time.time() + wait >= deadline:
+                raise
+            gevent.sleep(wait)
+
+
+def node_of(url: str) -> str:
+    """host:port of a WHIP/WHEP URL: which node a user went to."""
+    return urlsplit(url).netloc
 
 
 class MediaLossHigh(Exception):
@@ -82,7 +101,8 @@ class _Subscription:
                 raise
             return session, time.monotonic() - started
 
-        self.session, took = self.loop.call(join(), JOIN_TIMEOUT)
+        deadline = time.time() + JOIN_TIMEOUT
+        self.session, took = _until_taken(lambda: self.loop.call(join(), max(1.0, deadline - time.time())), deadline)
         self.sample()  # the first reading starts the first window
         return took
 
@@ -116,6 +136,8 @@ class _Subscription:
 
 class MediaUser(AgentUser):
     """A commune room that receives the meeting for real (WHEP), or a bare subscriber of a room (token mode)."""
+
+    joins_from_schedule = True
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -152,6 +174,9 @@ class MediaUser(AgentUser):
         gevent.spawn(self.join_media, entry["whep_url"], entry["subscribe_token"], entry.get("max_tier"), arrival)
 
     def join_media(self, whep_url: str, token: str, max_tier: str | None, since: float) -> None:
+        if self.subscription is not None:  # one meeting at a time: a later join takes over
+            self.subscription.close()
+            self.subscription = None
         subscription = _Subscription(self)
         started = time.time()
         try:
@@ -163,6 +188,7 @@ class MediaUser(AgentUser):
             return
         join_ms = (time.time() - since) * 1000
         record(self.environment, "WHEP", "WHEP join", join_ms, sample=True)
+        self.shared.samples.count(f"WHEP joined on node {node_of(whep_url)}")
         self.subscription = subscription
         self.last_window = time.time()
         if self.entry is not None:
@@ -211,11 +237,13 @@ class StudioUser(AgentUser):
     """The central studio: publishes a synthetic scene (WHIP) when its meeting warms up, or at once in token mode."""
 
     fixed_count = 1
+    joins_from_schedule = True
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self.session: MediaSession | None = None
-        self.patterns: list[Any] = []
+        # meeting id (None in token mode) -> its WHIP session and the patterns feeding it: the studio
+        # hosts every meeting it is the host of (a canary beside the national meeting), each until its leave
+        self.published: dict[str | None, tuple[MediaSession, list[Any]]] = {}
         self.direct = self.settings.media_target is not None
 
     def take_identity(self) -> Identity | None:
@@ -233,7 +261,8 @@ class StudioUser(AgentUser):
         self.publish(target.whip_url, target.publish_token, "360p", time.time())
 
     def on_stop(self) -> None:
-        self.unpublish()
+        for meeting_id in list(self.published):
+            self.unpublish(meeting_id)
         super().on_stop()
 
     def tick(self) -> None:
@@ -244,6 +273,8 @@ class StudioUser(AgentUser):
         gevent.spawn(self.publish, entry["whip_url"], entry["publish_token"], entry.get("max_tier") or "720p", arrival, entry)
 
     def publish(self, whip_url: str, token: str, tier: str, since: float, entry: dict | None = None) -> None:
+        meeting_id = entry.get("meeting_id") if entry is not None else None
+        self.unpublish(meeting_id)  # joined again (a re-placement): the new session replaces the old
         loop = self.shared.media_loop()
 
         async def start() -> tuple[MediaSession, list[Any]]:
@@ -260,8 +291,9 @@ class StudioUser(AgentUser):
             return session, [video, audio]
 
         started = time.time()
+        deadline = started + JOIN_TIMEOUT
         try:
-            self.session, self.patterns = loop.call(start(), JOIN_TIMEOUT)
+            self.published[meeting_id] = _until_taken(lambda: loop.call(start(), max(1.0, deadline - time.time())), deadline)
         except (MediaError, TimeoutError, gevent.Timeout, OSError) as exc:
             record(self.environment, "WHIP", "WHIP publish", (time.time() - started) * 1000, exception=exc)
             return
@@ -272,12 +304,11 @@ class StudioUser(AgentUser):
             self.reply("joined", entry, tier=tier, join_ms=round(join_ms, 1))
 
     def on_leave(self, message: dict[str, Any]) -> None:
-        gevent.spawn(self.unpublish)
+        gevent.spawn(self.unpublish, message.get("meeting_id"))
         super().on_leave(message)
 
-    def unpublish(self) -> None:
-        session, self.session = self.session, None
-        patterns, self.patterns = self.patterns, []
+    def unpublish(self, meeting_id: str | None) -> None:
+        session, patterns = self.published.pop(meeting_id, (None, []))
         loop = self.shared.media
         if loop is None or loop.loop is None or (session is None and not patterns):
             return

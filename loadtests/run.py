@@ -21,7 +21,7 @@ from loadtests.settings import LoadSettings, settings_of
 if TYPE_CHECKING:
     from loadtests.media_loop import MediaLoop
 
-__all__ = ["Run", "record", "run_of"]
+__all__ = ["Run", "process_slot", "record", "run_of"]
 
 
 class Run:
@@ -42,15 +42,15 @@ class Run:
         """The next number for a user of `kind`, unique across the run's Locust processes."""
         local = self._numbers.get(kind, 0)
         self._numbers[kind] = local + 1
-        index, count = _process_slot(self.environment)
+        index, count = process_slot(self.environment)
         return local * count + index
 
     @property
     def pool(self) -> IdentityPool | None:
         """Built on first use: a worker learns its index from the master only after `init`."""
         if self._pool is None and self.settings.secrets and self.settings.secrets.exists():
-            index, count = _process_slot(self.environment)
-            self._pool = IdentityPool(read_secrets(self.settings.secrets), index=index, stride=count)
+            index, count = process_slot(self.environment)
+            self._pool = IdentityPool(read_secrets(self.settings.secrets), index=index, stride=count, spread=self.settings.media_meeting)
         return self._pool
 
     def media_loop(self) -> MediaLoop:
@@ -83,7 +83,7 @@ def ramp_step(environment: Any, user_class: str) -> str:
     if runner is None:
         return "0"
     counts = getattr(runner, "target_user_classes_count", None) or runner.user_classes_count
-    _, processes = _process_slot(environment)
+    _, processes = process_slot(environment)
     return step_label(counts.get(user_class, 0), processes, settings_of(environment).media_steps)
 
 
@@ -96,7 +96,7 @@ def step_label(running: int, processes: int, steps: tuple[int, ...]) -> str:
     return "ramping"
 
 
-def _process_slot(environment: Any) -> tuple[int, int]:
+def process_slot(environment: Any) -> tuple[int, int]:
     """(index, count) of this Locust process among those sharing the run."""
     runner = environment.runner
     if runner is None or type(runner).__name__ != "WorkerRunner":

@@ -54,6 +54,8 @@ class LoadSettings:
     organizer_users: int = 50
     media_users: int = 0
     studio: bool = False  # a publishing host user (WHIP), identity "central" or the media target's publisher
+    media_meeting: bool = False  # the media ramp's subscribers are communes of a meeting (placed on relays), not of a room
+    media_lead: float = 20.0  # seconds between booking the media ramp's meeting and its start
     spawn_rate: float = 100.0
     workers: int = 0  # Locust worker processes sharing the identities; 0: as many as --processes starts
     hold: float = 240.0  # seconds the main stage of a shape lasts once everyone is spawned
@@ -94,6 +96,8 @@ class LoadSettings:
             organizer_users=options.vcs_organizer_users,
             media_users=options.vcs_media_users,
             studio=options.vcs_studio,
+            media_meeting=options.vcs_media_meeting,
+            media_lead=options.vcs_media_lead,
             spawn_rate=options.vcs_spawn_rate,
             workers=options.vcs_workers,
             hold=options.vcs_hold,
@@ -128,6 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--vcs-organizer-users", type=int, default=50)
     add("--vcs-media-users", type=int, default=0)
     add("--vcs-studio", action="store_true", help="add a publishing host (WHIP)")
+    add("--vcs-media-meeting", action="store_true",
+        help="media ramp: book a meeting for the subscribers' communes (several provinces); each joins where its schedule says")
+    add("--vcs-media-lead", type=float, default=20.0, help="seconds between booking the media ramp's meeting and its start")
     add("--vcs-spawn-rate", type=float, default=100.0)
     add("--vcs-workers", type=int, default=0,
         help="with --master/--worker: how many workers share the identities (give it to every worker); --processes sets it")

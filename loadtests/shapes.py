@@ -15,7 +15,10 @@ from the run's settings; every shape ends by itself.
   national meeting, at the latest after the worst-case time bound.
 - `MediaRamp`: media subscribers stepping through `--vcs-media-steps`,
   `--vcs-media-step-seconds` each, and a studio publishing when
-  `--vcs-studio` is given (else someone else publishes into the room).
+  `--vcs-studio` is given (else someone else publishes into the room); with
+  `--vcs-media-meeting` the subscribers are communes of a meeting the media
+  admin books (the studio its host), each joining the node its province is
+  placed on.
 - `Smoke`: a few of every user class at once, with a short national meeting;
   it holds `--vcs-hold` seconds and until the meeting is cancelled.
 """
@@ -27,7 +30,7 @@ from typing import Any
 
 from locust import LoadTestShape
 
-from loadtests.admin import ONLINE_WAIT, MonitorUser, StormAdmin
+from loadtests.admin import ONLINE_WAIT, MediaAdmin, MonitorUser, StormAdmin
 from loadtests.endpoint import EndpointUser
 from loadtests.media import MediaUser, StudioUser
 from loadtests.organizer import OrganizerUser
@@ -119,7 +122,8 @@ class JoinStorm(_Shape):
 
 class MediaRamp(_Shape):
     def counts(self) -> dict[type, int]:
-        return {StudioUser: 1 if self.settings.studio else 0}
+        meeting = self.settings.media_meeting
+        return {StudioUser: 1 if (self.settings.studio or meeting) else 0, MediaAdmin: 1 if meeting else 0}
 
     def tick(self) -> tuple[int, float, list[type]] | None:
         studio = self.setup()

@@ -42,3 +42,18 @@ def test_a_stopped_user_gives_its_identity_back(tmp_path):
     first = pool.take()
     pool.give_back(first)
     assert pool.take() == first
+
+
+def test_media_users_of_a_meeting_span_the_provinces(tmp_path):
+    """The first N identities come from N provinces (34 at most), so the placement spreads them over the relays."""
+    secrets = read_secrets(_secrets(tmp_path))
+    province_of = {c.code: c.province_code for c in communes()}
+    pools = [IdentityPool(secrets, index=i, stride=2, spread=True) for i in range(2)]
+    first = [pools[n % 2].take().endpoint_id for n in range(40)]
+    assert len({province_of[code] for code in first}) == 34
+    assert len({province_of[code] for code in first[:10]}) == 10
+    rest = []
+    for pool in pools:
+        while (identity := pool.take()) is not None:
+            rest.append(identity.endpoint_id)
+    assert sorted(first + rest) == sorted(c.code for c in communes())

@@ -6,8 +6,10 @@ provisions it (endpoint secrets, an admin token, organizer accounts, media
 tokens), then runs two headless Locust subprocesses: the smoke scenario (a
 dozen endpoint agents, three organizers, the storm admin with a national
 meeting a few seconds ahead, a monitor, two media subscribers and a studio)
-and the reconnect storm (the orchestrator restarted mid-run). Media goes to
-the deployment's own SFU when `vcs serve` embeds one, else to the agent
+and the reconnect storm (the orchestrator restarted mid-run). When `vcs
+serve` embeds the SFU, the media users and the studio are agents of the
+national meeting, joining the nodes their schedule names (a relay of `vcs
+serve` on a machine of two cores or more); else media goes to the agent
 tests' FakeSfu on another loopback port. Timings are never asserted here;
 docs/loadtests.md has the measured figures.
 """
@@ -88,10 +90,15 @@ def test_every_user_class_ran_without_real_failures(smoke_run):
     assert not missing, f"no requests named {missing}"
     organizer_reads = [r for r in smoke["requests"] if r["name"].startswith(("endpoints ?", "meetings ?", "provinces", "endpoint /", "meeting /"))]
     assert sum(r["count"] for r in organizer_reads) > 0
-    # every endpoint user heard the national meeting start, and the server saw them all join
+    # every agent (endpoint users, media users and the studio) heard the national meeting start once, besides the
+    # start of each canary the studio hosts (and any of its three communes online), and the server saw them all join
     endpoints = smoke["users"]["EndpointUser"]
-    assert requests["start notice (by server_time)"]["count"] == endpoints
+    agents = endpoints + smoke["users"]["MediaUser"] + smoke["users"]["StudioUser"]
+    canaries = requests.get("book canary", {}).get("count", 0)
+    assert agents <= requests["start notice (by server_time)"]["count"] <= agents + 4 * canaries
     assert smoke["samples"]["maxima"]["joined (server live state)"] >= endpoints
+    # the media users are agents of the national meeting: they subscribed on the node their entries named
+    assert sum(n for k, n in smoke["samples"]["counters"].items() if k.startswith("WHEP joined on node")) == smoke["users"]["MediaUser"]
 
 
 def test_probes_got_the_rejections_they_asked_for(smoke_run):
