@@ -6,6 +6,8 @@ agents: a meeting of communes of three provinces is booked through the API,
 each commune joins the node its province was placed on and receives the host;
 each relay pulls one stream per tier in use; the floor, the host's view of a
 commune and a relay killed with SIGKILL are followed through to the media.
+An origin of its own (`vcs sfu --role origin`) killed and started again is
+followed the same way: the host publishes again, the relay pulls again.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ TIERS = "360p:640x360@800,180p:320x180@250,audio"  # the embedded origin's ladde
 LADDER = Ladder.from_environ({"VCS_SFU_TIERS": TIERS})
 NEAR_1, NEAR_2, ELSEWHERE = "01", "79", "31"  # relay 1 sits near Hà Nội, relay 2 near TP. Hồ Chí Minh; Hải Phòng has none
 RECOVERY_WITHIN_S = 30.0  # the issue's bound for a dead relay's communes to be served again
+ORIGIN_RESTART_WITHIN_S = 60.0  # and for a relay's communes to receive the host again after its origin restarts
 SPEAKER_LUMA = 235  # the floor's commune shows a flat bright picture: easy to tell from the host's pattern
 
 
@@ -50,14 +53,14 @@ def settings(settings):
     return settings.with_overrides(ladder=LADDER)
 
 
-class RelayProcess:
-    """`vcs sfu --role relay` on a loopback port, registered in the tests' Redis with its provinces."""
+class SfuProcess:
+    """`vcs sfu --role ROLE` on a loopback port, registered in the tests' Redis (a relay with its provinces)."""
 
-    def __init__(self, node_id: str, provinces: str, redis_url: str, data_dir: Path) -> None:
+    def __init__(self, node_id: str, redis_url: str, data_dir: Path, *, role: str = "relay", provinces: str | None = None) -> None:
         self.node_id = node_id
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = vcs_env(data_dir, redis_url) | {
+        self.env = vcs_env(data_dir, redis_url) | {
             "VCS_SFU_NODE_ID": node_id,
             "VCS_SFU_TIERS": TIERS,
             "VCS_SFU_ICE_HOSTS": "127.0.0.1",
@@ -65,9 +68,14 @@ class RelayProcess:
         }
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log = data_dir / f"{node_id}.log"
-        command = [sys.executable, "-m", "app.cli", "sfu", "--role", "relay", "--provinces", provinces, "--port", str(self.port)]
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.command = [sys.executable, "-m", "app.cli", "sfu", "--role", role, "--port", str(self.port)]
+        self.command += ["--provinces", provinces] if provinces else []
+        self.start()
+
+    def start(self) -> None:
+        """Start the process (again: the same node id on the same port, its log appended to)."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
     async def room(self, http: httpx.AsyncClient, room: str) -> dict:
         token = mint_media_token(TEST_SECRET, room=room, identity="test", role="control")
@@ -126,7 +134,7 @@ async def receives_more(agents: list[Agent], what: str) -> None:
 
 
 async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redis_url, mint_token, tmp_path, loopback_ice, capsys):
-    relays = [RelayProcess(node_id, near, redis_url, tmp_path / node_id) for node_id, near in (("relay-hn", NEAR_1), ("relay-hcm", NEAR_2))]
+    relays = [SfuProcess(node_id, redis_url, tmp_path / node_id, provinces=near) for node_id, near in (("relay-hn", NEAR_1), ("relay-hcm", NEAR_2))]
     fleet: Fleet | None = None
     agents: list[Agent] = []
     http = httpx.AsyncClient(timeout=30)
@@ -271,5 +279,68 @@ async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redi
             await fleet.stop()
         for relay in relays:
             relay.stop()
+        await http.aclose()
+        await server_http.aclose()
+
+
+async def test_an_origin_restart_the_host_republishes_and_the_relay_follows(start_server, redis, redis_url, mint_token, tmp_path, loopback_ice,
+                                                                            capsys):  # fmt: skip
+    """The origin (`vcs sfu --role origin`) is killed mid-meeting and started again on its port with its node id:
+    the host publishes to it again, the relay subscribes again, and its communes receive the host within a minute."""
+    origin = SfuProcess("origin-1", redis_url, tmp_path / "origin-1", role="origin")
+    relay = SfuProcess("relay-hn", redis_url, tmp_path / "relay-hn", provinces=NEAR_1)
+    fleet: Fleet | None = None
+    http = httpx.AsyncClient(timeout=30)
+    server = start_server(run_scheduler=True)
+    server_http = httpx.AsyncClient(base_url=server.url, timeout=30)
+    try:
+
+        async def all_live() -> bool:
+            return {origin.node_id, relay.node_id} <= {n.id for n in await NodeRouter(redis).live_nodes()}
+
+        await eventually(all_live, 60, interval=0.5, what=lambda: "the origin and the relay registered; logs:\n" + origin.text() + relay.text())
+        near = communes_of(NEAR_1, 2)
+        secrets = await EndpointCredentials(redis).rotate([*near, "central"])
+        members = [FleetMember("central", secrets["central"], "360p", host=True)]
+        members += [FleetMember(e, secrets[e], "180p", full_tier=True) for e in near]
+        fleet = Fleet(FleetConfig(server.url, len(near), state_root=tmp_path / "fleet", start_spread=1.0), members, http=http)
+        await fleet.start()
+        headers = await mint_token("organizer")
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=round(scaled(15)))
+        body = {"title": "Giao ban", "start": start.isoformat(), "duration_minutes": 10, "media": {"max_tier": "360p"},
+                "selector": {"kind": "communes", "commune_ids": near}}  # fmt: skip
+        await api(server_http, "POST", "/api/v1/meetings", headers, json=body)
+        communes_agents = [a for a in fleet.agents if a.config.endpoint_id != "central"]
+        await eventually(lambda: all(a.room.status == "in_meeting" for a in fleet.agents), 90, interval=0.5,
+                         what=lambda: f"everyone joined: { {a.config.endpoint_id: (a.room.status, a.room.last_error) for a in fleet.agents} }")  # fmt: skip
+        assert {a.room.meeting.whep_url.split("/sfu/", 1)[0] for a in communes_agents} == {relay.url}
+        host = next(a for a in fleet.agents if a.config.endpoint_id == "central")
+        assert host.room.meeting.whip_url.startswith(origin.url)
+        await receives_more(communes_agents, "receives the host through the relay")
+
+        killed_at = time.monotonic()
+        origin.kill()
+        before = {a.config.endpoint_id: (a.room.receiving, video_frames(a)) for a in communes_agents}
+        origin.start()
+
+        def receives_again(agent: Agent) -> bool:
+            """More frames on the session it had, or a few on a new one (it rejoined the relay meanwhile)."""
+            session, frames = before[agent.config.endpoint_id]
+            now = video_frames(agent)
+            return now > 5 and (agent.room.receiving is not session or now > frames + 5)
+
+        def where() -> str:
+            return f"receiving again: { {a.config.endpoint_id: (a.room.status, video_frames(a)) for a in communes_agents} }\n" + relay.text()
+
+        await eventually(lambda: all(receives_again(a) for a in communes_agents), ORIGIN_RESTART_WITHIN_S, interval=0.25, what=where)
+        recovered_s = time.monotonic() - killed_at
+        with capsys.disabled():
+            print(f"\ncascade: the origin killed and started again: {len(communes_agents)} communes on the relay"
+                  f" receiving the host again after {recovered_s:.1f} s")
+    finally:
+        if fleet is not None:
+            await fleet.stop()
+        relay.stop()
+        origin.stop()
         await http.aclose()
         await server_http.aclose()
