@@ -21,6 +21,7 @@ microphone to the origin (``sfu.uplink``); on the origin, such a WHIP publish
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -43,7 +44,7 @@ from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
-from .errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
+from .errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unauthorized, Unavailable
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
@@ -67,6 +68,7 @@ ADMISSION_RETRY_AFTER_S = 2
 RELAY_CREDENTIAL_TTL_S = 120  # minted afresh for every request to the origin
 UPSTREAM_HTTP_TIMEOUT_S = 15.0
 UPLINK_OUTCOMES = ("started", "refused", "closed_unwatched")
+ENDED_ROOMS_KEPT = 1024  # rooms this node remembers ending: a relay asking for one is told it is gone
 
 
 @dataclass
@@ -113,6 +115,9 @@ class SfuNode:
         self._clock = clock
         self._networks = parse_networks(config.ice_allowed_networks)
         self.rooms: dict[str, Room] = {}
+        # rooms ended here, newest last: 410 to a relay (it ends its copy), where an unknown room is a 404 (it waits:
+        # this origin may have restarted, and the room comes back when the host publishes again)
+        self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.resources: dict[str, Resource] = {}
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
@@ -271,6 +276,7 @@ class SfuNode:
         self._check_new_room()
         room = Room(name, self.config, clock=self._clock)
         self.rooms[name] = room
+        self._ended.pop(name, None)
         if room.test:
             top = next((t for t in self.config.tiers if not t.audio_only), None)
             width, height = (top.width, top.height) if top else (320, 180)
@@ -335,6 +341,9 @@ class SfuNode:
         if room is None:
             return
         room.closed = True
+        self._ended[name] = None
+        while len(self._ended) > ENDED_ROOMS_KEPT:
+            self._ended.popitem(last=False)
         await stop_quietly(self._patterns.pop(name, None))
         for identity in list(room.uplinks):
             await self.stop_uplink(name, identity)
@@ -476,6 +485,8 @@ class SfuNode:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
         await self.admit()
         relayed = claims.role == "relay"
+        if relayed and room_name in self._ended and room_name not in self.rooms:
+            raise Gone(f"room {room_name!r} ended on this node")
         room = self.room(room_name) if relayed else await self._open_room(room_name)
         room.check_source(claims.identity, source)
         link = None if relayed else await self._lookup_link(claims.identity)

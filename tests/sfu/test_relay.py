@@ -217,6 +217,25 @@ async def test_a_relay_pointed_at_a_room_the_origin_lacks_retries_then_ends_the_
     await eventually(lambda: "nowhere" not in relay.node.rooms, timeout=20, what="the relay room ended")
 
 
+async def test_a_relay_waits_for_a_room_its_origin_does_not_have_yet_and_follows_it_within_seconds(cascade):
+    """An origin restarted has no room until its host publishes again: the relay keeps asking, every few seconds."""
+    origin, relay = await cascade()
+    await open_relay_room(relay, origin)
+    sub = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    pub = None
+    try:
+        await eventually(lambda: (upstream_of(relay, "audio") or {}).get("failures", 0) >= 3, timeout=20, what="the relay refused a few times")
+        audio = upstream_of(relay, "audio")
+        assert "404" in audio["error"] and audio["state"] in ("retrying", "connecting") and "r1" in relay.node.rooms
+        assert audio["retry_in_s"] is None or audio["retry_in_s"] <= 2
+        pub = await publish_scene(origin)
+        await eventually(lambda: sub.counters["video"].frames > 3, timeout=10, what="video through the relay once the room is there")
+    finally:
+        await sub.close()
+        if pub is not None:
+            await pub.close()
+
+
 async def test_the_origin_room_ending_ends_the_relay_room(cascade):
     origin, relay = await cascade(relay_changes={"relay_give_up_s": 1.0})
     pub = await publish_scene(origin)
@@ -228,6 +247,10 @@ async def test_the_origin_room_ending_ends_the_relay_room(cascade):
         assert response.status_code == 204
         await eventually(lambda: "r1" not in relay.node.rooms, timeout=20, what="the relay room ended with its origin's")
         await eventually(lambda: sub.dropped.is_set(), what="the relay's subscriber closed")
+        # the origin tells a relay the room ended (410), where an unknown room is a 404 it waits out
+        with pytest.raises(MediaError) as refused:
+            await subscribe(origin.http, f"{origin.base}/whep/r1", origin.token("r1", RELAY_ID, "relay", node=ORIGIN_ID), kinds=("video",))
+        assert refused.value.status == 410
     finally:
         await sub.close()
         await pub.close()
