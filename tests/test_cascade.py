@@ -337,6 +337,7 @@ async def test_an_origin_restart_the_host_republishes_and_the_relay_follows(star
         with capsys.disabled():
             print(f"\ncascade: the origin killed and started again: {len(communes_agents)} communes on the relay"
                   f" receiving the host again after {recovered_s:.1f} s")
+        assert recovered_s < scaled(ORIGIN_RESTART_WITHIN_S)
     finally:
         if fleet is not None:
             await fleet.stop()
