@@ -118,6 +118,7 @@ class SfuNode:
         # rooms ended here, newest last: 410 to a relay (it ends its copy), where an unknown room is a 404 (it waits:
         # this origin may have restarted, and the room comes back when the host publishes again)
         self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._origins_started: dict[str, int] = {}  # a relay: when each live node last (re)started, as registered
         self.resources: dict[str, Resource] = {}
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
@@ -156,6 +157,7 @@ class SfuNode:
         if self.config.ice_host_addresses:
             restrict_host_addresses(self.config.ice_host_addresses)
         await self._register()
+        await self._follow_origins()  # a relay knows its origins' starts from the first, and sees a restart at the next beat
         self._loops = [asyncio.create_task(self._run_ticks(), name="sfu-tick")]
         if self._router is not None:
             self._loops.append(asyncio.create_task(self._run_heartbeat(), name="sfu-heartbeat"))
@@ -707,8 +709,29 @@ class SfuNode:
             while True:
                 await asyncio.sleep(self.config.heartbeat_interval_s)
                 await self._register()
+                await self._follow_origins()
         except asyncio.CancelledError:
             pass
+
+    async def _follow_origins(self) -> None:
+        """A relay: an origin registered anew (it restarted) lost its rooms' subscriptions: subscribe again now.
+
+        Its connections would otherwise be seen dead only when ICE consent runs
+        out, about 30 s later; the room comes back when its host publishes again."""
+        if not self.relay or self._router is None:
+            return
+        try:
+            started = {n.id: n.started for n in await self._router.nodes()}
+        except Exception:
+            logger.warning("relay: reading the origins' records failed", exc_info=True)
+            return
+        for name, room in list(self.rooms.items()):
+            origin = room.tiers.origin.node_id
+            seen = self._origins_started.get(origin)
+            if seen is not None and started.get(origin, seen) != seen:
+                logger.info("relay room %s: its origin %s restarted; subscribing again", name, origin)
+                await room.tiers.resubscribe()
+        self._origins_started |= started  # a node not seen now (dead, restarting) keeps its last start
 
     # registry (vcs.routing) ------------------------------------------------------
 

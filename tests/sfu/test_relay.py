@@ -313,6 +313,29 @@ async def test_opening_a_relay_room_needs_an_origin(cascade, body, reason):
     assert response.status_code == 400 and "origin" in response.text
 
 
+async def test_a_relay_subscribes_again_when_its_origin_registers_anew(cascade, redis):
+    """A restarted origin has lost the relay's subscriptions: the relay takes them again from its record, not ICE consent."""
+    origin, relay = await cascade(redis=redis)
+    pub = await publish_scene(origin)
+    sub = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    try:
+        await open_relay_room(relay, origin)
+        await eventually(lambda: sub.counters["video"].frames > 3, what="video through the relay")
+
+        def upstream_ids() -> set[str]:
+            return {r.id for r in origin.node.resources.values() if r.identity == RELAY_ID}
+
+        before = await eventually(lambda: len(upstream_ids()) == 2 and upstream_ids(), what="the relay's two upstreams on the origin")
+        await eventually(lambda: ORIGIN_ID in relay.node._origins_started, what="the relay has read its origin's record")
+        origin.node.started_at += 10  # as a restarted origin registers itself
+        await eventually(lambda: len(upstream_ids()) == 2 and not upstream_ids() & before, timeout=10, what="the relay's upstreams made anew")
+        frames = sub.counters["video"].frames
+        await eventually(lambda: sub.counters["video"].frames > frames + 3, what="video through the relay again")
+    finally:
+        await sub.close()
+        await pub.close()
+
+
 async def test_a_subscriber_opens_the_relay_room_from_the_registry(cascade, redis):
     origin, relay = await cascade(redis=redis)
     pub = await publish_scene(origin)
