@@ -12,12 +12,8 @@ followed the same way: the host publishes again, the relay pulls again.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,10 +23,10 @@ from agent.control import Agent, AgentConfig
 from agent.fleet import Fleet, FleetConfig, FleetMember, link_tier
 from rtc.synthetic_media import SyntheticAudioTrack
 from rtc.whip_client import subscribe
-from tests.app.test_serve import vcs_env
-from tests.conftest import TEST_SECRET, free_port
+from tests.conftest import TEST_SECRET
 from tests.sfu.conftest import track_of
 from tests.sfu.test_floor import FlatVideoTrack, luma_becomes
+from tests.sfu_process import SfuProcess
 from tests.waiting import eventually, scaled
 from vcs.credentials import EndpointCredentials
 from vcs.divisions import communes
@@ -51,51 +47,6 @@ SPEAKER_LUMA = 235  # the floor's commune shows a flat bright picture: easy to t
 def settings(settings):
     """The deployment's ladder is the nodes' ladder: the plan, the schedules and the nodes speak of the same tiers."""
     return settings.with_overrides(ladder=LADDER)
-
-
-class SfuProcess:
-    """`vcs sfu --role ROLE` on a loopback port, registered in the tests' Redis (a relay with its provinces)."""
-
-    def __init__(self, node_id: str, redis_url: str, data_dir: Path, *, role: str = "relay", provinces: str | None = None) -> None:
-        self.node_id = node_id
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = vcs_env(data_dir, redis_url) | {
-            "VCS_SFU_NODE_ID": node_id,
-            "VCS_SFU_TIERS": TIERS,
-            "VCS_SFU_ICE_HOSTS": "127.0.0.1",
-            "VCS_SFU_ICE_ALLOW": "127.0.0.0/8",
-        }
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = data_dir / f"{node_id}.log"
-        self.command = [sys.executable, "-m", "app.cli", "sfu", "--role", role, "--port", str(self.port)]
-        self.command += ["--provinces", provinces] if provinces else []
-        self.start()
-
-    def start(self) -> None:
-        """Start the process (again: the same node id on the same port, its log appended to)."""
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-
-    async def room(self, http: httpx.AsyncClient, room: str) -> dict:
-        token = mint_media_token(TEST_SECRET, room=room, identity="test", role="control")
-        response = await http.get(f"{self.url}/sfu/rooms/{room}", headers={"Authorization": f"Bearer {token}"})
-        return response.json() if response.status_code == 200 else {}
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
 
 
 class SpeakerMedia:
@@ -134,7 +85,7 @@ async def receives_more(agents: list[Agent], what: str) -> None:
 
 
 async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redis_url, mint_token, tmp_path, loopback_ice, capsys):
-    relays = [SfuProcess(node_id, redis_url, tmp_path / node_id, provinces=near) for node_id, near in (("relay-hn", NEAR_1), ("relay-hcm", NEAR_2))]
+    relays = [SfuProcess(node_id, redis_url, tmp_path / node_id, tiers=TIERS, provinces=near) for node_id, near in (("relay-hn", NEAR_1), ("relay-hcm", NEAR_2))]
     fleet: Fleet | None = None
     agents: list[Agent] = []
     http = httpx.AsyncClient(timeout=30)
@@ -290,7 +241,7 @@ async def test_an_origin_restart_the_host_republishes_and_the_relay_follows(star
     async def live(*nodes: SfuProcess) -> bool:
         return {n.node_id for n in nodes} <= {n.id for n in await NodeRouter(redis).live_nodes()}
 
-    origin = SfuProcess("origin-1", redis_url, tmp_path / "origin-1", role="origin")
+    origin = SfuProcess("origin-1", redis_url, tmp_path / "origin-1", tiers=TIERS, role="origin")
     relay: SfuProcess | None = None
     fleet: Fleet | None = None
     http = httpx.AsyncClient(timeout=30)
@@ -298,7 +249,7 @@ async def test_an_origin_restart_the_host_republishes_and_the_relay_follows(star
     server_http = httpx.AsyncClient(base_url=server.url, timeout=30)
     try:
         await eventually(lambda: live(origin), 60, interval=0.5, what=lambda: "the origin registered; log:\n" + origin.text())
-        relay = SfuProcess("relay-hn", redis_url, tmp_path / "relay-hn", provinces=NEAR_1)  # it knows its origin's start from its own
+        relay = SfuProcess("relay-hn", redis_url, tmp_path / "relay-hn", tiers=TIERS, provinces=NEAR_1)  # it knows its origin's start from its own
         await eventually(lambda: live(relay), 60, interval=0.5, what=lambda: "the relay registered; log:\n" + relay.text())
         near = communes_of(NEAR_1, 2)
         secrets = await EndpointCredentials(redis).rotate([*near, "central"])
