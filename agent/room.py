@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ class RoomOptions:
     stats_interval: float = 10.0
     join_timeout: float = 20.0
     media_timeout: float = 60.0  # no packet at all for this long counts as a drop (a failed connection counts at once)
+    # a host: no receiver report from its node for this long counts as a drop (a node restarted: sooner than ICE consent's ~30 s)
+    report_timeout: float = 15.0
     link_cap_kbps: float | None = None  # emulate a narrow downlink: drop what arrives past this rate (tests, demos)
 
 
@@ -56,6 +59,7 @@ class _Attendance:
     window: StatsWindow = field(default_factory=StatsWindow)
     last_packets: int = 0
     last_packet_at: float = 0.0  # loop time
+    joined_at: float = field(default_factory=time.time)  # unix seconds: a host's "last heard" before its node's first report
     next_stats: float | None = None
 
 
@@ -159,7 +163,7 @@ class Room:
                 if self._here is not None and (wanted.whep_url, wanted.whip_url) != (self._here.entry.whep_url, self._here.entry.whip_url):
                     log.info("endpoint %s: %s moved to %s", self.endpoint_id, wanted.meeting_id, wanted.whep_url)
                     await self._leave(report=False)  # placed on another node (its relay failed): join there now
-                if self._here is not None and (why := self._drop_reason(loop.time())) is not None:
+                if self._here is not None and (why := self._drop_reason(loop.time()) or await self._unheard()) is not None:
                     await self._drop(why)
                 if wanted is not None and self._here is None and now >= self._retry_at:
                     await self._join(wanted)
@@ -283,6 +287,14 @@ class Room:
         if loop_now - here.last_packet_at > self.options.media_timeout:
             return f"no media for {self.options.media_timeout:.0f}s"
         return None
+
+    async def _unheard(self) -> str | None:
+        """Why a host's node is gone (it sent no receiver report on the host's media for too long), or None."""
+        here = self._here
+        if here.receiving is not None or here.sending is None:
+            return None
+        silent = time.time() - (await here.sending.heard_at() or here.joined_at)
+        return f"no report from the node for {silent:.0f}s" if silent > self.options.report_timeout else None
 
     async def _drop(self, why: str) -> None:
         entry = self._here.entry

@@ -145,6 +145,18 @@ class MediaSession:
                         return round(rtt * 1000, 1)
         return None
 
+    async def heard_at(self) -> float | None:
+        """When the far end last sent a receiver report on what we send (unix seconds; publish sessions), None before the first."""
+        heard = None
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.sender.track is None:
+                continue
+            with contextlib.suppress(Exception):
+                for stats in (await transceiver.sender.getStats()).values():
+                    if getattr(stats, "type", "") == "remote-inbound-rtp":
+                        heard = max(heard or 0.0, stats.timestamp.timestamp())
+        return heard
+
     async def bytes_sent(self) -> int:
         """RTP payload bytes sent so far on every track (publish sessions)."""
         total = 0

@@ -57,7 +57,7 @@ class SfuConfig:
     uplink_idle_s: float = 10.0
     # a relay's upstream to its origin: retries back off 1, 2, 4 ... up to this
     relay_retry_max_s: float = 30.0
-    # an origin that keeps refusing the room (404: it ended) this long ends the relay room
+    # an origin that keeps refusing the room (404: it does not have it, say it restarted) this long in a row ends the relay room
     relay_give_up_s: float = 60.0
     # signaling limits
     max_inflight_signaling: int = 32

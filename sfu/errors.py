@@ -10,6 +10,7 @@
      +-- MethodNotAllowed         405  e.g. trickle PATCH (not implemented)
      +-- NotAcceptable            406  the offer has no usable codec
      +-- Conflict                 409  floor to an identity that is not publishing
+     +-- Gone                     410  a room this node ended (a relay stops pulling it)
      +-- PayloadTooLarge          413  offer body over the limit
      +-- UnsupportedMediaType     415  offer not ``application/sdp``
      +-- TooManyRequests          429  too many signaling requests in flight
@@ -22,6 +23,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "Gone",
     "MethodNotAllowed",
     "NotAcceptable",
     "NotFound",
@@ -57,6 +59,10 @@ class Forbidden(SfuError):
 
 class NotFound(SfuError):
     status_code = 404
+
+
+class Gone(NotFound):
+    status_code = 410
 
 
 class MethodNotAllowed(SfuError):

@@ -21,6 +21,7 @@ microphone to the origin (``sfu.uplink``); on the origin, such a WHIP publish
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -43,7 +44,7 @@ from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
-from .errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
+from .errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unauthorized, Unavailable
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
@@ -67,6 +68,7 @@ ADMISSION_RETRY_AFTER_S = 2
 RELAY_CREDENTIAL_TTL_S = 120  # minted afresh for every request to the origin
 UPSTREAM_HTTP_TIMEOUT_S = 15.0
 UPLINK_OUTCOMES = ("started", "refused", "closed_unwatched")
+ENDED_ROOMS_KEPT = 1024  # rooms this node remembers ending: a relay asking for one is told it is gone
 
 
 @dataclass
@@ -113,6 +115,10 @@ class SfuNode:
         self._clock = clock
         self._networks = parse_networks(config.ice_allowed_networks)
         self.rooms: dict[str, Room] = {}
+        # rooms ended here, newest last: 410 to a relay (it ends its copy), where an unknown room is a 404 (it waits:
+        # this origin may have restarted, and the room comes back when the host publishes again)
+        self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._origins_started: dict[str, int] = {}  # a relay: when each live node last (re)started, as registered
         self.resources: dict[str, Resource] = {}
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
@@ -151,6 +157,7 @@ class SfuNode:
         if self.config.ice_host_addresses:
             restrict_host_addresses(self.config.ice_host_addresses)
         await self._register()
+        await self._follow_origins()  # a relay knows its origins' starts from the first, and sees a restart at the next beat
         self._loops = [asyncio.create_task(self._run_ticks(), name="sfu-tick")]
         if self._router is not None:
             self._loops.append(asyncio.create_task(self._run_heartbeat(), name="sfu-heartbeat"))
@@ -271,6 +278,7 @@ class SfuNode:
         self._check_new_room()
         room = Room(name, self.config, clock=self._clock)
         self.rooms[name] = room
+        self._ended.pop(name, None)
         if room.test:
             top = next((t for t in self.config.tiers if not t.audio_only), None)
             width, height = (top.width, top.height) if top else (320, 180)
@@ -335,6 +343,9 @@ class SfuNode:
         if room is None:
             return
         room.closed = True
+        self._ended[name] = None
+        while len(self._ended) > ENDED_ROOMS_KEPT:
+            self._ended.popitem(last=False)
         await stop_quietly(self._patterns.pop(name, None))
         for identity in list(room.uplinks):
             await self.stop_uplink(name, identity)
@@ -476,6 +487,8 @@ class SfuNode:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
         await self.admit()
         relayed = claims.role == "relay"
+        if relayed and room_name in self._ended and room_name not in self.rooms:
+            raise Gone(f"room {room_name!r} ended on this node")
         room = self.room(room_name) if relayed else await self._open_room(room_name)
         room.check_source(claims.identity, source)
         link = None if relayed else await self._lookup_link(claims.identity)
@@ -696,8 +709,29 @@ class SfuNode:
             while True:
                 await asyncio.sleep(self.config.heartbeat_interval_s)
                 await self._register()
+                await self._follow_origins()
         except asyncio.CancelledError:
             pass
+
+    async def _follow_origins(self) -> None:
+        """A relay: an origin registered anew (it restarted) lost its rooms' subscriptions: subscribe again now.
+
+        Its connections would otherwise be seen dead only when ICE consent runs
+        out, about 30 s later; the room comes back when its host publishes again."""
+        if not self.relay or self._router is None:
+            return
+        try:
+            started = {n.id: n.started for n in await self._router.nodes()}
+        except Exception:
+            logger.warning("relay: reading the origins' records failed", exc_info=True)
+            return
+        for name, room in list(self.rooms.items()):
+            origin = room.tiers.origin.node_id
+            seen = self._origins_started.get(origin)
+            if seen is not None and started.get(origin, seen) != seen:
+                logger.info("relay room %s: its origin %s restarted; subscribing again", name, origin)
+                await room.tiers.resubscribe()
+        self._origins_started |= started  # a node not seen now (dead, restarting) keeps its last start
 
     # registry (vcs.routing) ------------------------------------------------------
 

@@ -95,6 +95,10 @@ class RelayTiers:
         if origin == self.origin:
             return
         self.origin = origin
+        await self.resubscribe()
+
+    async def resubscribe(self) -> None:
+        """Drop every upstream subscription and subscribe again (the origin changed, or restarted)."""
         await asyncio.gather(*(u.restart() for u in self.upstreams))
 
     @property

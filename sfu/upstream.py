@@ -28,9 +28,14 @@ at a time; retransmissions (RTX) go out one by one as they come.
 Each subscription's sequence numbers and timestamps are rebased onto the
 local stream when it (re)connects, so a reconnection looks to subscribers like
 a short gap, not a jump. A subscription that cannot be made or is lost is
-retried with backoff (1, 2, 4 ... `relay_retry_max_s` seconds); an origin that
-refuses it (a 4xx: the room ended there, or the credential is refused) for
-`relay_give_up_s` makes the upstream `gone`, which ends the relay room.
+retried with backoff (1, 2, 4 ... `relay_retry_max_s` seconds). An origin that
+says the room ended there (410) makes the upstream `gone` at once, which ends
+the relay room. One that does not know the room (404: it restarted, and the
+room comes back when the host publishes to it again) or refuses the
+credential is asked again every `REFUSED_RETRY_MAX_S` at most, so the relay
+follows within seconds of the room's return; refused for `relay_give_up_s` in
+a row (the time the origin could not be reached does not count), the upstream
+is `gone` too.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ OpenSession = Callable[[str, str], Awaitable[MediaSession]]  # (tier name, kind)
 CODECS = {"video": "video/vp8", "audio": "audio/opus"}
 HOP_SAMPLE_MASK = 31  # time one packet in 32 (audio, retransmissions)
 FRAME_SAMPLE_MASK = 7  # and one video frame in 8
+REFUSED_RETRY_MAX_S = 2.0  # a refused upstream is asked again this often at most: the room may be back any moment
+GONE = 410  # the origin ended the room
 _perf = time.perf_counter
 _monotonic = time.monotonic
 
@@ -138,7 +145,7 @@ class Upstream:
         self._last_pli = -1e9
         self._pli_timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
-        self._failing_since: float | None = None
+        self._refused_since: float | None = None  # the first of the refusals in a row
         self.state = "idle"  # connecting, connected, retrying, gone, closed
         self.error: str | None = None
         self.retry_in_s: float | None = None
@@ -158,7 +165,7 @@ class Upstream:
     async def restart(self) -> None:
         """Drop the current subscription and subscribe again (the origin changed)."""
         await self._stop_task()
-        self._failing_since = None
+        self._refused_since = None
         self.start()
 
     async def close(self) -> None:
@@ -185,32 +192,36 @@ class Upstream:
             self.state, self.retry_in_s = "connecting", None
             refused = await self._subscribe_once()
             if self.state == "connected":  # it worked for a while: start the backoff over
-                delay, self._failing_since = 1.0, None
+                delay = 1.0
             now = _monotonic()
-            if self._failing_since is None:
-                self._failing_since = now
             self.failures += 1
-            if refused and now - self._failing_since >= self._give_up:
+            if refused is None:
+                self._refused_since = None
+            elif self._refused_since is None:
+                self._refused_since = now
+            if refused == GONE or (refused is not None and now - self._refused_since >= self._give_up):
                 self.state = "gone"
                 logger.warning("relay room %s: the origin refused the %s upstream for %.0f s (%s); giving up",
-                               self._room, self.tier.name, now - self._failing_since, self.error)  # fmt: skip
+                               self._room, self.tier.name, now - self._refused_since, self.error)  # fmt: skip
                 self._on_gone(self)
                 return
-            self.state, self.retry_in_s = "retrying", delay
-            logger.info("relay room %s: %s upstream: %s; retrying in %.0f s", self._room, self.tier.name, self.error, delay)
-            await asyncio.sleep(delay)
+            wait = delay if refused is None else min(delay, REFUSED_RETRY_MAX_S)
+            self.state, self.retry_in_s = "retrying", wait
+            logger.info("relay room %s: %s upstream: %s; retrying in %.0f s", self._room, self.tier.name, self.error, wait)
+            await asyncio.sleep(wait)
             delay = min(self._retry_max, delay * 2)
 
-    async def _subscribe_once(self) -> bool:
-        """One subscription, until it ends; True when the origin refused it (4xx but 429)."""
+    async def _subscribe_once(self) -> int | None:
+        """One subscription, until it ends; the status when the origin refused it (4xx but 429), else None."""
         try:
             session = await self._open(self.tier.name, self.kind)
         except MediaError as exc:
             self.error = str(exc)
-            return exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+            refused = exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+            return exc.status if refused else None
         except Exception as exc:  # aiortc raises many types for a bad answer
             self.error = f"{type(exc).__name__}: {exc}"
-            return False
+            return None
         try:
             self._tap(session)
             if await self._connected(session):
@@ -225,7 +236,7 @@ class Upstream:
             self._rebase = True
             self._flush_frame()
             await session.close()
-        return False
+        return None
 
     async def _connected(self, session: MediaSession) -> bool:
         up = asyncio.Event()

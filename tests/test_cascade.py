@@ -6,16 +6,14 @@ agents: a meeting of communes of three provinces is booked through the API,
 each commune joins the node its province was placed on and receives the host;
 each relay pulls one stream per tier in use; the floor, the host's view of a
 commune and a relay killed with SIGKILL are followed through to the media.
+An origin of its own (`vcs sfu --role origin`) killed and started again is
+followed the same way: the host publishes again, the relay pulls again.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,10 +23,10 @@ from agent.control import Agent, AgentConfig
 from agent.fleet import Fleet, FleetConfig, FleetMember, link_tier
 from rtc.synthetic_media import SyntheticAudioTrack
 from rtc.whip_client import subscribe
-from tests.app.test_serve import vcs_env
-from tests.conftest import TEST_SECRET, free_port
+from tests.conftest import TEST_SECRET
 from tests.sfu.conftest import track_of
 from tests.sfu.test_floor import FlatVideoTrack, luma_becomes
+from tests.sfu_process import SfuProcess
 from tests.waiting import eventually, scaled
 from vcs.credentials import EndpointCredentials
 from vcs.divisions import communes
@@ -41,6 +39,7 @@ TIERS = "360p:640x360@800,180p:320x180@250,audio"  # the embedded origin's ladde
 LADDER = Ladder.from_environ({"VCS_SFU_TIERS": TIERS})
 NEAR_1, NEAR_2, ELSEWHERE = "01", "79", "31"  # relay 1 sits near Hà Nội, relay 2 near TP. Hồ Chí Minh; Hải Phòng has none
 RECOVERY_WITHIN_S = 30.0  # the issue's bound for a dead relay's communes to be served again
+ORIGIN_RESTART_WITHIN_S = 60.0  # and for a relay's communes to receive the host again after its origin restarts
 SPEAKER_LUMA = 235  # the floor's commune shows a flat bright picture: easy to tell from the host's pattern
 
 
@@ -48,46 +47,6 @@ SPEAKER_LUMA = 235  # the floor's commune shows a flat bright picture: easy to t
 def settings(settings):
     """The deployment's ladder is the nodes' ladder: the plan, the schedules and the nodes speak of the same tiers."""
     return settings.with_overrides(ladder=LADDER)
-
-
-class RelayProcess:
-    """`vcs sfu --role relay` on a loopback port, registered in the tests' Redis with its provinces."""
-
-    def __init__(self, node_id: str, provinces: str, redis_url: str, data_dir: Path) -> None:
-        self.node_id = node_id
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = vcs_env(data_dir, redis_url) | {
-            "VCS_SFU_NODE_ID": node_id,
-            "VCS_SFU_TIERS": TIERS,
-            "VCS_SFU_ICE_HOSTS": "127.0.0.1",
-            "VCS_SFU_ICE_ALLOW": "127.0.0.0/8",
-        }
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = data_dir / f"{node_id}.log"
-        command = [sys.executable, "-m", "app.cli", "sfu", "--role", "relay", "--provinces", provinces, "--port", str(self.port)]
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    async def room(self, http: httpx.AsyncClient, room: str) -> dict:
-        token = mint_media_token(TEST_SECRET, room=room, identity="test", role="control")
-        response = await http.get(f"{self.url}/sfu/rooms/{room}", headers={"Authorization": f"Bearer {token}"})
-        return response.json() if response.status_code == 200 else {}
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
 
 
 class SpeakerMedia:
@@ -126,7 +85,7 @@ async def receives_more(agents: list[Agent], what: str) -> None:
 
 
 async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redis_url, mint_token, tmp_path, loopback_ice, capsys):
-    relays = [RelayProcess(node_id, near, redis_url, tmp_path / node_id) for node_id, near in (("relay-hn", NEAR_1), ("relay-hcm", NEAR_2))]
+    relays = [SfuProcess(node_id, redis_url, tmp_path / node_id, tiers=TIERS, provinces=near) for node_id, near in (("relay-hn", NEAR_1), ("relay-hcm", NEAR_2))]
     fleet: Fleet | None = None
     agents: list[Agent] = []
     http = httpx.AsyncClient(timeout=30)
@@ -271,5 +230,71 @@ async def test_a_meeting_through_two_relays_end_to_end(start_server, redis, redi
             await fleet.stop()
         for relay in relays:
             relay.stop()
+        await http.aclose()
+        await server_http.aclose()
+
+
+async def test_an_origin_restart_the_host_republishes_and_the_relay_follows(start_server, redis, redis_url, mint_token, tmp_path, loopback_ice,
+                                                                            capsys):  # fmt: skip
+    """The origin (`vcs sfu --role origin`) is killed mid-meeting and started again on its port with its node id:
+    the host publishes to it again, the relay subscribes again, and its communes receive the host within a minute."""
+    async def live(*nodes: SfuProcess) -> bool:
+        return {n.node_id for n in nodes} <= {n.id for n in await NodeRouter(redis).live_nodes()}
+
+    origin = SfuProcess("origin-1", redis_url, tmp_path / "origin-1", tiers=TIERS, role="origin")
+    relay: SfuProcess | None = None
+    fleet: Fleet | None = None
+    http = httpx.AsyncClient(timeout=30)
+    server = start_server(run_scheduler=True)
+    server_http = httpx.AsyncClient(base_url=server.url, timeout=30)
+    try:
+        await eventually(lambda: live(origin), 60, interval=0.5, what=lambda: "the origin registered; log:\n" + origin.text())
+        relay = SfuProcess("relay-hn", redis_url, tmp_path / "relay-hn", tiers=TIERS, provinces=NEAR_1)  # it knows its origin's start from its own
+        await eventually(lambda: live(relay), 60, interval=0.5, what=lambda: "the relay registered; log:\n" + relay.text())
+        near = communes_of(NEAR_1, 2)
+        secrets = await EndpointCredentials(redis).rotate([*near, "central"])
+        members = [FleetMember("central", secrets["central"], "360p", host=True)]
+        members += [FleetMember(e, secrets[e], "180p", full_tier=True) for e in near]
+        fleet = Fleet(FleetConfig(server.url, len(near), state_root=tmp_path / "fleet", start_spread=1.0), members, http=http)
+        await fleet.start()
+        headers = await mint_token("organizer")
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=round(scaled(15)))
+        body = {"title": "Giao ban", "start": start.isoformat(), "duration_minutes": 10, "media": {"max_tier": "360p"},
+                "selector": {"kind": "communes", "commune_ids": near}}  # fmt: skip
+        await api(server_http, "POST", "/api/v1/meetings", headers, json=body)
+        communes_agents = [a for a in fleet.agents if a.config.endpoint_id != "central"]
+        await eventually(lambda: all(a.room.status == "in_meeting" for a in fleet.agents), 90, interval=0.5,
+                         what=lambda: f"everyone joined: { {a.config.endpoint_id: (a.room.status, a.room.last_error) for a in fleet.agents} }")  # fmt: skip
+        assert {a.room.meeting.whep_url.split("/sfu/", 1)[0] for a in communes_agents} == {relay.url}
+        host = next(a for a in fleet.agents if a.config.endpoint_id == "central")
+        assert host.room.meeting.whip_url.startswith(origin.url)
+        await receives_more(communes_agents, "receives the host through the relay")
+
+        killed_at = time.monotonic()
+        origin.kill()
+        before = {a.config.endpoint_id: (a.room.receiving, video_frames(a)) for a in communes_agents}
+        origin.start()
+
+        def receives_again(agent: Agent) -> bool:
+            """More frames on the session it had, or a few on a new one (it rejoined the relay meanwhile)."""
+            session, frames = before[agent.config.endpoint_id]
+            now = video_frames(agent)
+            return now > 5 and (agent.room.receiving is not session or now > frames + 5)
+
+        def where() -> str:
+            return f"receiving again: { {a.config.endpoint_id: (a.room.status, video_frames(a)) for a in communes_agents} }\n" + relay.text()
+
+        await eventually(lambda: all(receives_again(a) for a in communes_agents), ORIGIN_RESTART_WITHIN_S, interval=0.25, what=where)
+        recovered_s = time.monotonic() - killed_at
+        with capsys.disabled():
+            print(f"\ncascade: the origin killed and started again: {len(communes_agents)} communes on the relay"
+                  f" receiving the host again after {recovered_s:.1f} s")
+        assert recovered_s < scaled(ORIGIN_RESTART_WITHIN_S)
+    finally:
+        if fleet is not None:
+            await fleet.stop()
+        if relay is not None:
+            relay.stop()
+        origin.stop()
         await http.aclose()
         await server_http.aclose()

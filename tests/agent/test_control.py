@@ -20,6 +20,7 @@ from tests.agent.fake_orchestrator import FakeOrchestrator, iso
 from tests.agent.fake_orchestrator import schedule_entry as entry
 from tests.conftest import TEST_SECRET, LiveServer, free_port
 from tests.fake_sfu import FakeSfu
+from tests.sfu_process import SfuProcess
 from tests.waiting import eventually, scaled, stays
 
 SECRET = "right-secret-0123456789"
@@ -424,3 +425,23 @@ async def test_agent_command_logs_a_wrong_secret_clearly_and_stops_on_sigterm(or
     assert "login refused: wrong endpoint id or secret" in text
     assert "not-the-secret-42" not in text and "Traceback" not in text
     assert [status for _, status, _ in orchestrator.logins][:2] == [401, 429]
+
+
+async def test_a_host_whose_node_dies_rejoins_before_ice_consent_would_say_so(orchestrator, redis_url, loopback_ice, http, media, tmp_path):
+    """A publisher hears of its node only through receiver reports: when they stop, it counts as a drop (not ~30 s later)."""
+    node = SfuProcess("origin-1", redis_url, tmp_path / "origin-1", role="origin")
+    options = RoomOptions(stats_interval=1.0, host_tier="360p", report_timeout=3.0)
+    config = AgentConfig(orchestrator.url, "central", SECRET, state_dir=tmp_path / "central", room=options, heartbeat_interval=0.5)
+    agent = Agent(config, http, media, rand=lambda: 0.5)
+    try:
+        await eventually(node.answers, 30, interval=0.2, what=lambda: "the node up; log:\n" + node.text())
+        orchestrator.schedules["central"] = [entry(node.url, warmup_in=0.2, role="host", endpoint="central")]
+        await agent.start()
+        await eventually(lambda: orchestrator.messages("central", "joined"), 20, what=lambda: f"the host joined: {orchestrator.messages('central', 'failed')} {agent.room.last_error}")
+        await stays(lambda: not orchestrator.messages("central", "failed"), 2 * options.report_timeout, what="the node's reports keep it")
+        node.kill()
+        await eventually(lambda: orchestrator.messages("central", "failed"), 10, what="the host sees its node gone")  # ICE consent: ~30 s
+        assert orchestrator.messages("central", "failed")[0]["reason"] == "connection lost"
+    finally:
+        await agent.stop()
+        node.stop()

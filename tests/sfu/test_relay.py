@@ -217,6 +217,25 @@ async def test_a_relay_pointed_at_a_room_the_origin_lacks_retries_then_ends_the_
     await eventually(lambda: "nowhere" not in relay.node.rooms, timeout=20, what="the relay room ended")
 
 
+async def test_a_relay_waits_for_a_room_its_origin_does_not_have_yet_and_follows_it_within_seconds(cascade):
+    """An origin restarted has no room until its host publishes again: the relay keeps asking, every few seconds."""
+    origin, relay = await cascade()
+    await open_relay_room(relay, origin)
+    sub = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    pub = None
+    try:
+        await eventually(lambda: (upstream_of(relay, "audio") or {}).get("failures", 0) >= 3, timeout=20, what="the relay refused a few times")
+        audio = upstream_of(relay, "audio")
+        assert "404" in audio["error"] and audio["state"] in ("retrying", "connecting") and "r1" in relay.node.rooms
+        assert audio["retry_in_s"] is None or audio["retry_in_s"] <= 2
+        pub = await publish_scene(origin)
+        await eventually(lambda: sub.counters["video"].frames > 3, timeout=10, what="video through the relay once the room is there")
+    finally:
+        await sub.close()
+        if pub is not None:
+            await pub.close()
+
+
 async def test_the_origin_room_ending_ends_the_relay_room(cascade):
     origin, relay = await cascade(relay_changes={"relay_give_up_s": 1.0})
     pub = await publish_scene(origin)
@@ -228,6 +247,10 @@ async def test_the_origin_room_ending_ends_the_relay_room(cascade):
         assert response.status_code == 204
         await eventually(lambda: "r1" not in relay.node.rooms, timeout=20, what="the relay room ended with its origin's")
         await eventually(lambda: sub.dropped.is_set(), what="the relay's subscriber closed")
+        # the origin tells a relay the room ended (410), where an unknown room is a 404 it waits out
+        with pytest.raises(MediaError) as refused:
+            await subscribe(origin.http, f"{origin.base}/whep/r1", origin.token("r1", RELAY_ID, "relay", node=ORIGIN_ID), kinds=("video",))
+        assert refused.value.status == 410
     finally:
         await sub.close()
         await pub.close()
@@ -288,6 +311,29 @@ async def test_opening_a_relay_room_needs_an_origin(cascade, body, reason):
     response = await origin.http.put(f"{origin.base}/rooms/r1", json={"origin": "http://x", "origin_node": "y"},
                                      headers=origin.auth("r1", "o", "control"))  # fmt: skip
     assert response.status_code == 400 and "origin" in response.text
+
+
+async def test_a_relay_subscribes_again_when_its_origin_registers_anew(cascade, redis):
+    """A restarted origin has lost the relay's subscriptions: the relay takes them again from its record, not ICE consent."""
+    origin, relay = await cascade(redis=redis)
+    pub = await publish_scene(origin)
+    sub = await subscribe(relay.http, f"{relay.base}/whep/r1", relay.token("r1", "c1", "subscribe"))
+    try:
+        await open_relay_room(relay, origin)
+        await eventually(lambda: sub.counters["video"].frames > 3, what="video through the relay")
+
+        def upstream_ids() -> set[str]:
+            return {r.id for r in origin.node.resources.values() if r.identity == RELAY_ID}
+
+        before = await eventually(lambda: len(upstream_ids()) == 2 and upstream_ids(), what="the relay's two upstreams on the origin")
+        await eventually(lambda: ORIGIN_ID in relay.node._origins_started, what="the relay has read its origin's record")
+        origin.node.started_at += 10  # as a restarted origin registers itself
+        await eventually(lambda: len(upstream_ids()) == 2 and not upstream_ids() & before, timeout=10, what="the relay's upstreams made anew")
+        frames = sub.counters["video"].frames
+        await eventually(lambda: sub.counters["video"].frames > frames + 3, what="video through the relay again")
+    finally:
+        await sub.close()
+        await pub.close()
 
 
 async def test_a_subscriber_opens_the_relay_room_from_the_registry(cascade, redis):
