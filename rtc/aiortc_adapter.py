@@ -24,6 +24,7 @@ __all__ = [
     "nominated_pair",
     "register_rtp_sender",
     "replace_decoder_factory",
+    "replace_header_extensions",
     "replace_keyframe_hook",
     "replace_rtcp_handler",
     "replace_rtp_handler",
@@ -109,6 +110,11 @@ def replace_keyframe_hook(sender: RTCRtpSender, on_request: Callable[[], None]) 
 def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
     """The codecs negotiated for `transceiver`."""
     return transceiver._codecs
+
+
+def replace_header_extensions(transceiver: RTCRtpTransceiver, extensions: list[Any]) -> None:
+    """Negotiate `extensions` (`RTCRtpHeaderExtensionParameters`) for `transceiver`: what its answer advertises."""
+    transceiver._headerExtensions = list(extensions)
 
 
 def replace_rtp_handler(receiver: RTCRtpReceiver, wrap: Callable[[RtpHandler], RtpHandler]) -> None:
