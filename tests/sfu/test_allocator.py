@@ -166,7 +166,7 @@ def test_audio_costs_what_is_forwarded():
     alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=2000, uplink_kbps=500), 0)
     assert names(alloc) == "360p"  # 800 + 40 within 1000
     alloc.audio_kbps = 200  # 160 kbps Opus and its headers
-    assert alloc.on_estimate(1000, now=1).name == "180p"
+    assert alloc.on_estimate(990, now=1).name == "180p"  # 360p now costs 1000
     assert alloc.cost_kbps(alloc.index) == 450
 
 
