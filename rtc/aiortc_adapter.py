@@ -27,6 +27,7 @@ __all__ = [
     "replace_header_extensions",
     "replace_keyframe_hook",
     "replace_rtcp_handler",
+    "replace_rtp_data_handler",
     "replace_rtp_handler",
     "rx_srtp",
     "send_rtcp_packet",
@@ -86,6 +87,11 @@ async def send_rtcp_packet(dtls: RTCDtlsTransport, data: bytes) -> None:
 def replace_rtcp_handler(dtls: RTCDtlsTransport, wrap: Callable[[RtpHandler], RtpHandler]) -> None:
     """Put `wrap(original)` in front of the transport's handling of incoming RTCP."""
     dtls._handle_rtcp_data = wrap(dtls._handle_rtcp_data)
+
+
+def replace_rtp_data_handler(dtls: RTCDtlsTransport, wrap: Callable[[RtpHandler], RtpHandler]) -> None:
+    """Put `wrap(original)` in front of the transport's handling of each decrypted RTP datagram (bytes, arrival ms)."""
+    dtls._handle_rtp_data = wrap(dtls._handle_rtp_data)
 
 
 # senders, receivers, transceivers -----------------------------------------------------
