@@ -146,6 +146,10 @@ async def test_chromium_subscribes_and_sends_transport_cc_feedback_the_node_read
         await eventually(lambda: state.feedback_packets >= 10, timeout=20, what="Chromium's transport-cc feedback")
         assert state.feedback_errors == 0
         assert state.estimator.acked_bps is not None and state.estimator.acked_bps > 0
+        # loopback has room: the estimate keeps the tier, no downgrade on bursts of keyframes
+        await eventually(lambda: state.feedback_packets >= 50, timeout=30, what="more feedback")
+        assert state.allocation.changes == 0 and state.tier_name == "360p"
+        assert state.estimator.estimate_bps / 1000 >= state.allocation.cost_kbps(state.allocation.index)
         # and the packets with the extension decode
         for _ in range(100):
             if await page.evaluate("framesDecoded()") > 5:
