@@ -22,7 +22,8 @@ clock), so the tests drive it with a fake clock.
   moves one tier up on success, and a failure backs off 15 s, 30 s, 60 s ...
   up to 5 minutes, forgotten when an estimate shows clear headroom. A REMB
   (a receiver's own estimate) below the next tier's cost times
-  ``upgrade_headroom`` holds the probe back (hysteresis).
+  ``upgrade_headroom`` holds the probe back (hysteresis) while it is fresh
+  (``ESTIMATE_TTL_S``).
 - Never above the link: the cap (share of the downlink) is a hard limit.
 """
 
@@ -39,6 +40,7 @@ __all__ = ["LinkInfo", "Probe", "TierAllocation"]
 BACKOFF_S = (15.0, 30.0, 60.0, 120.0, 240.0, 300.0)
 CLEAR_HEADROOM = 1.5  # an estimate this far above the next tier forgets failed probes
 MAX_KBPS = 100_000.0
+ESTIMATE_TTL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class TierAllocation:
         self.audio_kbps: float = ladder.audio_kbps
         self.estimate_kbps: float | None = None
         self._estimate_bounds = False  # the estimate is the receiver's word on the link (REMB), not ours
+        self._estimate_at = now
         self.loss = 0.0
         self.rtt_ms: float | None = None
         self._last_change = now
@@ -136,6 +139,7 @@ class TierAllocation:
         kbps = min(MAX_KBPS, max(0.0, kbps)) if kbps == kbps else 0.0  # NaN reads as nothing
         self.estimate_kbps = kbps
         self._estimate_bounds = bounds
+        self._estimate_at = now
         if self.index > self.top and kbps >= self.cost_kbps(self.index - 1) * CLEAR_HEADROOM:
             self.failed_probes = 0
             self._retry_at = float("-inf")
@@ -176,7 +180,8 @@ class TierAllocation:
         if self.cap_kbps is not None and cost > self.cap_kbps:
             return None
         target = cost * self._config.upgrade_headroom
-        if self._estimate_bounds and self.estimate_kbps is not None and target > self.estimate_kbps:
+        fresh = now - self._estimate_at < ESTIMATE_TTL_S  # a receiver that stopped sending REMB no longer holds us back
+        if self._estimate_bounds and fresh and self.estimate_kbps is not None and target > self.estimate_kbps:
             return None
         self.probe = Probe(candidate, target, now)
         self.probes += 1

@@ -68,6 +68,7 @@ def test_hysteresis_needs_headroom_to_go_up():
     assert names(alloc) == "360p"
     # 720p costs 2540 kbps; 2.6 Mbps fits it but not with 25% headroom
     alloc.on_remb(2_600_000, now=1)
+    alloc.on_remb(2_600_000, now=25)  # a REMB receiver keeps reporting
     assert alloc.tick(now=30) is None
     assert alloc.probe is None  # not even a probe
     assert alloc.on_remb(3_200_000, now=31) is None and alloc.probe is not None
@@ -177,3 +178,13 @@ def test_bad_estimates_are_clamped():
     assert alloc.on_estimate(-5, now=1).name == "audio"
     alloc = TierAllocation(CONFIG, None, 0)
     assert alloc.on_estimate(float("inf"), now=1) is None and alloc.estimate_kbps == 100_000
+
+
+def test_a_stale_remb_no_longer_holds_the_probe_back():
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(300_000, now=0)
+    assert names(alloc) == "180p"
+    alloc.tick(now=9)
+    assert alloc.probe is None  # a fresh REMB says no
+    alloc.tick(now=10.5)
+    assert alloc.probe is not None  # none for 10 s: the probe decides
