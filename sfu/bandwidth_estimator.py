@@ -13,8 +13,9 @@ the tests drive it with synthetic feedback. Modelled on libwebrtc's GoogCC
   the rate drops to 85% of the rate the receiver acknowledged; otherwise it
   grows 8% a second, never beyond 1.5 times what was acknowledged (a probe
   is how it learns more);
-- loss-based: over the last second of reported packets, loss above 10% cuts
-  the rate to ``acknowledged * (1 - loss / 2)``, under 2% lets it grow;
+- loss-based: over the last second of reported packets (since the last cut),
+  loss above 10% cuts the rate to ``acknowledged * (1 - loss / 2)``, under 2%
+  lets it grow;
 - REMB-only receivers: their REMB, bounded by the loss-based rate; receivers
   with neither: the loss of their receiver reports.
 
@@ -219,6 +220,8 @@ class BandwidthEstimator:
         self.last_decrease = now
         if newest_sent is not None:
             self.decreased_for = newest_sent
+        # the loss that caused this cut is spent: judge what is reported from here on afresh
+        self._losses.clear()
 
     def _update_loss(self, now: float, newest_sent: float | None) -> None:
         losses = self._losses

@@ -290,6 +290,9 @@ class Subscriber:
             measure = self._probe_measure
             if measure is None or not measure.carried(probe.target_kbps * 1000, PROBE_MAX_LOSS):
                 return False
+            decreased = self.estimator.last_decrease
+            if decreased is not None and decreased >= measure.start:
+                return False  # the queue grew (or loss showed) while probing
             self.estimator.on_probe(measure.delivered_bps, time.monotonic())
             return True
         reports = self._probe_reports or []
