@@ -181,6 +181,11 @@ async def test_a_transport_cc_receiver_drops_on_loss_then_climbs_back_after_a_pr
         rtx_ssrc = int(re.findall(r"a=ssrc-group:FID \d+ (\d+)", answer)[0])
         assert any(ssrc == rtx_ssrc and elements for ssrc, elements, _ in captured)  # the probe's padding
         assert state.estimator.estimate_bps / 1000 >= state.allocation.cost_kbps(state.allocation.index)
+        metrics = (await sfu.http.get(f"{sfu.base}/metrics", headers=sfu.auth("*", "ops", "control"))).text
+        [estimate] = [line for line in metrics.splitlines() if line.startswith("vcs_sfu_subscriber_estimate_bps{")]
+        assert float(estimate.rsplit(" ", 1)[1]) >= 600_000
+        [probes] = [line for line in metrics.splitlines() if line.startswith("vcs_sfu_subscriber_probes_total{")]
+        assert float(probes.rsplit(" ", 1)[1]) >= 1
     finally:
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
