@@ -29,6 +29,7 @@ clock), so the tests drive it with a fake clock.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from vcs.tiers import TierSpec
@@ -136,7 +137,7 @@ class TierAllocation:
 
     def on_estimate(self, kbps: float, now: float, *, sent_at: float | None = None, bounds: bool = False) -> TierSpec | None:
         """A bandwidth estimate; ``bounds``: the receiver's own (REMB), which also holds back probes."""
-        kbps = min(MAX_KBPS, max(0.0, kbps)) if kbps == kbps else 0.0  # NaN reads as nothing
+        kbps = 0.0 if math.isnan(kbps) else min(MAX_KBPS, max(0.0, kbps))  # NaN reads as nothing
         self.estimate_kbps = kbps
         self._estimate_bounds = bounds
         self._estimate_at = now

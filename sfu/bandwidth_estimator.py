@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["BandwidthEstimator", "MAX_BPS", "MIN_BPS", "TrendlineDetector"]
+__all__ = ["MAX_BPS", "MIN_BPS", "BandwidthEstimator", "TrendlineDetector"]
 
 MIN_BPS = 30_000
 MAX_BPS = 100_000_000

@@ -315,16 +315,6 @@ class PacketStream:
             return None
         return packet
 
-    def recent(self, count: int) -> list[bytes]:
-        """Up to ``count`` of the latest packets, oldest first (probes resend them)."""
-        history = self._history
-        out = []
-        for back in range(min(count, self.packets, len(history)) - 1, -1, -1):
-            packet = history[(self.last_seq - back) & self._mask]
-            if packet is not None:
-                out.append(packet)
-        return out
-
 
 def resend_packet(dt: DownTrack, packet: bytes, out_seq: int, ts_off: int) -> bytes:
     """``packet`` (see ``make_packet``) as ``dt`` sends it again: as RTX when negotiated

@@ -51,9 +51,7 @@ async def send_padding(
             return sent
         due = extra_bps / 8 * elapsed
         while sent < due:
-            packet = (
-                _HEADER.pack(0xB0, dt.rtx_pt, dt.rtx_seq, dt.rtp_timestamp_now(now), dt.rtx_ssrc) + EXTENSION + _PAYLOAD
-            )
+            packet = _HEADER.pack(0xB0, dt.rtx_pt, dt.rtx_seq, dt.rtp_timestamp_now(now), dt.rtx_ssrc) + EXTENSION + _PAYLOAD
             dt.rtx_seq = (dt.rtx_seq + 1) & 0xFFFF
             if not dt.send_rtp(packet):
                 return sent

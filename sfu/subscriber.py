@@ -38,9 +38,8 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from vcs.tiers import TierSpec
-
 from rtc.aiortc_adapter import replace_rtcp_handler
+from vcs.tiers import TierSpec
 
 from .allocator import Probe, TierAllocation
 from .bandwidth_estimator import BandwidthEstimator

@@ -47,7 +47,7 @@ _REFERENCE_UNIT = 0.064  # the reference time counts 64 ms
 class SendHistory:
     """One peer connection's transport-wide sequence numbers: the next, and each one's send time and size."""
 
-    __slots__ = ("ext", "next", "times", "sizes", "sent")
+    __slots__ = ("ext", "next", "sizes", "times")
 
     def __init__(self, ext_id: int | None) -> None:
         self.ext = 0  # the first byte of the extension element, 0 (padding) when not negotiated
@@ -55,7 +55,6 @@ class SendHistory:
         self.next = 1
         self.times = array("d", bytes(8 * RING))
         self.sizes = array("H", bytes(2 * RING))
-        self.sent = 0
 
     @property
     def enabled(self) -> bool:
@@ -156,9 +155,7 @@ def parse_feedback(data: bytes | memoryview, offset: int = 0) -> Feedback:
     return Feedback(sender, media, base, ref_and_count & 0xFF, arrivals)
 
 
-def build_feedback(
-    sender_ssrc: int, media_ssrc: int, base_seq: int, arrivals: list[float | None], *, count: int = 0
-) -> bytes:
+def build_feedback(sender_ssrc: int, media_ssrc: int, base_seq: int, arrivals: list[float | None], *, count: int = 0) -> bytes:
     """A transport-cc feedback packet as libwebrtc writes one: two-bit status vectors, or runs when all alike."""
     first = next((a for a in arrivals if a is not None), 0.0)
     reference = int(first // _REFERENCE_UNIT)

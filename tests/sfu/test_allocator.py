@@ -1,5 +1,7 @@
 """The bandwidth fit, driven by a fake clock."""
 
+import itertools
+
 from sfu.allocator import LinkInfo, TierAllocation
 from sfu.config import SfuConfig
 
@@ -152,7 +154,7 @@ def test_a_failed_probe_backs_off_exponentially_then_forgets_on_headroom():
         if alloc.probe is not None:
             starts.append(now)
             assert alloc.probe_result(False, now + 1) is None
-    gaps = [round(b - a) for a, b in zip(starts, starts[1:])]
+    gaps = [round(b - a) for a, b in itertools.pairwise(starts)]
     assert gaps[:5] == [16, 31, 61, 121, 241]  # 15, 30, 60, 120, 240 s after each failed second
     assert len(gaps) > 6 and all(gap == 301 for gap in gaps[5:])  # then every 5 minutes
     assert names(alloc) == "360p"
