@@ -17,7 +17,8 @@ clock), so the tests drive it with a fake clock.
   about packets sent before it (``sent_at``) no longer move the tier: the
   queue of the old tier is still draining.
 - Up only after a probe: after ``upgrade_hold_s`` without loss above
-  ``upgrade_loss`` since the last change, ``tick`` asks for a probe
+  ``upgrade_loss`` since the last change (``CLIMB_HOLD_S`` when that change
+  was a step up a probe proved), ``tick`` asks for a probe
   (``probe``: the next tier's cost for a short window); ``probe_result``
   moves one tier up on success, and a failure backs off 15 s, 30 s, 60 s ...
   up to 5 minutes, forgotten when an estimate shows clear headroom. A REMB
@@ -42,6 +43,7 @@ BACKOFF_S = (15.0, 30.0, 60.0, 120.0, 240.0, 300.0)
 CLEAR_HEADROOM = 1.5  # an estimate this far above the next tier forgets failed probes
 MAX_KBPS = 100_000.0
 ESTIMATE_TTL_S = 10.0
+CLIMB_HOLD_S = 2.0  # after a probe carried a step up: the next probe comes this soon, not after the full hold
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class TierAllocation:
         self.probe: Probe | None = None
         self.probes = 0
         self.failed_probes = 0  # in a row; sets the back-off
+        self._climbing = False  # the last change was a step up a probe proved
         self._retry_at = float("-inf")
 
     @property
@@ -122,6 +125,7 @@ class TierAllocation:
             return None
         if index > self.index:
             self._last_down = now
+        self._climbing = index < self.index
         self.index = index
         self.probe = None
         self._last_change = now
@@ -162,6 +166,7 @@ class TierAllocation:
             self.rtt_ms = rtt_ms
         if fraction_lost >= self._config.upgrade_loss:
             self._calm_since = now
+            self._climbing = False
         if fraction_lost >= self._config.downgrade_loss and not self._stale(sent_at):
             got_through = self.cost_kbps(self.index) * (1 - fraction_lost / 2)
             return self._move(max(self.index + 1, self._fit(got_through)), now)
@@ -173,7 +178,7 @@ class TierAllocation:
         """Consider a probe for one step up; call periodically. Returns a tier only when it changes."""
         if self.index <= self.top or self.probe is not None:
             return None
-        hold = self._config.upgrade_hold_s
+        hold = min(CLIMB_HOLD_S, self._config.upgrade_hold_s) if self._climbing else self._config.upgrade_hold_s
         if now - self._last_change < hold or now - self._calm_since < hold or now < self._retry_at:
             return None
         candidate = self.index - 1

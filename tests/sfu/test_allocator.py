@@ -190,3 +190,27 @@ def test_a_stale_remb_no_longer_holds_the_probe_back():
     assert alloc.probe is None  # a fresh REMB says no
     alloc.tick(now=10.5)
     assert alloc.probe is not None  # none for 10 s: the probe decides
+
+
+def test_after_a_proven_step_up_the_next_probe_comes_soon():
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(100_000, now=0)
+    assert names(alloc) == "audio"
+    alloc.on_remb(20_000_000, now=1)
+    alloc.tick(now=9)
+    assert alloc.probe_result(True, now=9.8).name == "180p"
+    alloc.tick(now=11)
+    assert alloc.probe is None  # not yet
+    alloc.tick(now=11.9)
+    assert alloc.probe_result(True, now=12.7).name == "360p"
+    alloc.tick(now=14.8)
+    assert alloc.probe_result(True, now=15.6).name == "720p"  # audio to the top in under 16 s
+    # loss ends the climb: the full hold again
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(100_000, now=0)
+    alloc.on_remb(20_000_000, now=1)
+    alloc.tick(now=9)
+    alloc.probe_result(True, now=9.8)
+    alloc.on_receiver_report(0.03, None, now=10)
+    alloc.tick(now=12)
+    assert alloc.probe is None
