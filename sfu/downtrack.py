@@ -53,6 +53,7 @@ class StreamPosition(Protocol):
     last_seq: int
     last_ts: int
     last_time: float | None
+    red: bool
     packets: int
     octets: int
 
@@ -70,6 +71,7 @@ class DownTrack:
         "rtx_ssrc",
         "pt",
         "rtx_pt",
+        "red_pt",
         "clock_rate",
         "cname",
         "active",
@@ -114,6 +116,7 @@ class DownTrack:
         self.ssrc, self.rtx_ssrc = sender_ssrcs(sender)
         self.pt = 0
         self.rtx_pt: int | None = None
+        self.red_pt: int | None = None  # RED (RFC 2198) over our codec, when the receiver offered it
         self.clock_rate = 90000 if kind == "video" else 48000
         self.cname = ""
         self.active = False
@@ -162,6 +165,8 @@ class DownTrack:
         for other in parameters.codecs:
             if is_rtx(other) and other.parameters.get("apt") == self.pt:
                 self.rtx_pt = other.payloadType
+            elif other.mimeType.lower() == "audio/red":
+                self.red_pt = other.payloadType
         self.cname = parameters.rtcp.cname or ""
         self.cc.enable(next((e.id for e in parameters.headerExtensions if e.uri == TWCC_URI), None))
         # by now the sender is bound to the (bundled) DTLS transport

@@ -229,7 +229,8 @@ class SfuNode:
         for encoder in list(room.encoders.values()) + room.take_retired():
             await encoder.close()
         room.encoders.clear()
-        room.audio.close()
+        for stream in room.audio_streams:
+            stream.close()
         await self._route("clear_room", name)
 
     # WHIP / WHEP -------------------------------------------------------------

@@ -68,10 +68,12 @@ class PacketStream:
         clock_rate: int,
         history: int = 1024,
         request_keyframe: Callable[[], None] | None = None,
+        red: bool = False,
     ) -> None:
         assert history & (history - 1) == 0, "history must be a power of two"
         self.kind = kind
         self.name = name
+        self.red = red  # RED packets (``sfu.red``): each downtrack's RED payload type in the header
         self.clock_rate = clock_rate
         self.downtracks: list[DownTrack] = []
         self._targets: list[tuple] = []
@@ -146,7 +148,7 @@ class PacketStream:
         self._retarget()
 
     def _retarget(self) -> None:
-        self._targets = [(d.pt, d.seq_off, d.ts_off, d.ssrc, d.srtp, d.send, d.sendmsg, d.cc) for d in self.downtracks]
+        self._targets = [(d.red_pt if self.red else d.pt, d.seq_off, d.ts_off, d.ssrc, d.srtp, d.send, d.sendmsg, d.cc) for d in self.downtracks]
 
     def _promote(self, seq: int, ts: int) -> None:
         for dt in self._pending:
@@ -303,7 +305,8 @@ class PacketStream:
             else:
                 continue  # sent before the last two streams this downtrack was fed from
             packet = stream.original((out_seq - seq_off) & 0xFFFF)
-            if packet is not None and dt.send_rtp(resend_packet(dt, packet, out_seq, ts_off)):
+            pt = dt.red_pt if stream.red else dt.pt
+            if packet is not None and dt.send_rtp(resend_packet(dt, packet, out_seq, ts_off, pt)):
                 dt.retransmits += 1
                 sent += 1
         return sent
@@ -316,7 +319,7 @@ class PacketStream:
         return packet
 
 
-def resend_packet(dt: DownTrack, packet: bytes, out_seq: int, ts_off: int) -> bytes:
+def resend_packet(dt: DownTrack, packet: bytes, out_seq: int, ts_off: int, pt: int) -> bytes:
     """``packet`` (see ``make_packet``) as ``dt`` sends it again: as RTX when negotiated
     (original sequence number first in the payload), else as itself. The
     extension is left for ``DownTrack.send_rtp`` to number."""
@@ -331,4 +334,4 @@ def resend_packet(dt: DownTrack, packet: bytes, out_seq: int, ts_off: int) -> by
         )
         dt.rtx_seq = (dt.rtx_seq + 1) & 0xFFFF
         return data
-    return _RTX_HEADER.pack(0x90, marker | dt.pt, out_seq, ts, dt.ssrc) + packet[12:]
+    return _RTX_HEADER.pack(0x90, marker | pt, out_seq, ts, dt.ssrc) + packet[12:]

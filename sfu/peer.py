@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.rtcrtpparameters import RTCRtcpFeedback
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription
 
@@ -78,6 +78,8 @@ def _send_only_what_we_write(pc: RTCPeerConnection, offer: str) -> None:
         offered = media.get(transceiver.mid)
         if offered is None:
             continue
+        if transceiver.kind == "audio":
+            _accept_red(transceiver, offered.rtp.codecs)
         twcc = [e for e in offered.rtp.headerExtensions if e.uri == TWCC_URI]
         replace_header_extensions(transceiver, twcc)
         if not twcc:
@@ -86,3 +88,24 @@ def _send_only_what_we_write(pc: RTCPeerConnection, offer: str) -> None:
         for codec in transceiver_codecs(transceiver):
             if codec.payloadType in wanted and not any(f.type == "transport-cc" for f in codec.rtcpFeedback):
                 codec.rtcpFeedback.append(RTCRtcpFeedback(type="transport-cc"))
+
+
+def _accept_red(transceiver: RTCRtpTransceiver, offered: list[RTCRtpCodecParameters]) -> None:
+    """Answer RED (RFC 2198) over our Opus when offered (``red/48000/2``, fmtp ``<opus>/<opus>``).
+
+    Opus stays first, what the downtrack sends; RED is what it may switch to
+    on a long link (``sfu.red``)."""
+    codecs = transceiver_codecs(transceiver)
+    opus = next((c for c in codecs if c.mimeType.lower() == "audio/opus"), None)
+    if opus is None:
+        return
+    for codec in offered:
+        if codec.mimeType.lower() != "audio/red" or codec.clockRate != 48000:
+            continue
+        if any(name.split("/")[0] == str(opus.payloadType) for name in codec.parameters):
+            codecs.append(
+                RTCRtpCodecParameters(
+                    mimeType="audio/red", clockRate=48000, channels=2, payloadType=codec.payloadType, parameters=dict(codec.parameters)
+                )
+            )
+            return

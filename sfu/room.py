@@ -26,6 +26,7 @@ from .config import SfuConfig
 from .errors import Conflict, Forbidden, NotFound
 from .packet_stream import PacketStream, make_packet
 from .publisher import Publisher
+from .red import RedEncoder
 from .subscriber import Subscriber
 from .tier_source import EncodedTiers, TierSource, TierSources
 
@@ -49,6 +50,7 @@ class Room:
         self.subscribers: dict[str, Subscriber] = {}  # by resource id
         self.tiers: TierSources = tiers or EncodedTiers(name, config, clock=clock)
         self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
+        self._red: dict[int, tuple[RedEncoder, PacketStream]] = {}  # Opus payload type -> its RED variant of the audio
         self._audio_source: Publisher | None = None
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
@@ -87,9 +89,10 @@ class Room:
         for sub in self.subscribers.values():
             if sub.source is None and sub.ready and sub.audio is not None:
                 if sub.identity == speaker:
-                    self.audio.detach(sub.audio)
+                    if sub.audio.stream is not None:
+                        sub.audio.stream.detach(sub.audio)
                 else:
-                    self.audio.attach(sub.audio, at_keyframe=False)
+                    self._audio_for(sub).attach(sub.audio, at_keyframe=False)
 
     # publishers ----------------------------------------------------------------
 
@@ -140,6 +143,28 @@ class Room:
         ts = (packet.timestamp + self._audio_ts_off) & 0xFFFFFFFF
         marker = bool(packet.marker)
         stream.push(make_packet(packet.payload, seq, ts, marker), seq, ts, marker, False)
+        for red, red_stream in self._red.values():
+            red_stream.push(red.packet(packet.payload, seq, ts, marker), seq, ts, marker, False)
+
+    @property
+    def audio_streams(self) -> list[PacketStream]:
+        """The program audio, plain and its RED variants."""
+        return [self.audio] + [stream for _, stream in self._red.values()]
+
+    def _audio_for(self, sub: Subscriber) -> PacketStream:
+        """The program audio as ``sub`` gets it: plain, or RED when its RTT is long and it offered RED."""
+        dt = sub.audio
+        if dt is None or dt.red_pt is None or sub.rtt_ms is None:
+            return self.audio
+        on_red = dt.stream is not None and dt.stream.red
+        if sub.rtt_ms < self.config.red_rtt_ms * (0.8 if on_red else 1.0):  # hysteresis on the way back
+            return self.audio
+        entry = self._red.get(dt.pt)
+        if entry is None:
+            red_stream = PacketStream("audio", f"{self.name}/audio-red-{dt.pt}", clock_rate=AUDIO_CLOCK, history=64, red=True)
+            red_stream.last_seq, red_stream.last_ts = self.audio.last_seq, self.audio.last_ts  # one numbering with the plain stream
+            entry = self._red[dt.pt] = (RedEncoder(dt.pt), red_stream)
+        return entry[1]
 
     # subscribers ---------------------------------------------------------------
 
@@ -171,7 +196,7 @@ class Room:
             sub.tier_name = "camera"
             return
         if sub.audio is not None and sub.identity != self.program_identity:
-            self.audio.attach(sub.audio, at_keyframe=False)
+            self._audio_for(sub).attach(sub.audio, at_keyframe=False)
         self.set_tier(sub, sub.allocation.tier)
 
     def set_tier(self, sub: Subscriber, tier: TierSpec) -> None:
@@ -202,9 +227,15 @@ class Room:
 
     def tick(self, now: float) -> None:
         self.tiers.retire_idle()
+        speaker = self.program_identity
         for sub in list(self.subscribers.values()):
             try:
                 sub.tick(now)
+                audio = sub.audio
+                if sub.source is None and sub.ready and audio is not None and audio.stream is not None and sub.identity != speaker:
+                    stream = self._audio_for(sub)  # RED on, or off, as the RTT moved
+                    if audio.stream is not stream:
+                        stream.attach(audio, at_keyframe=False)
             except Exception:
                 logger.exception("room %s: subscriber %s tick failed", self.name, sub.resource_id)
 

@@ -343,6 +343,7 @@ class Subscriber:
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),
             "remb_bps": self.remb_bps,
             "estimate_kbps": round(self.estimator.estimate_bps / 1000),
+            "audio_red": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.red),
             "transport_cc": self.cc.enabled,
             "feedback_packets": self.feedback_packets,
             "feedback_errors": self.feedback_errors,
