@@ -16,7 +16,7 @@ from rtc.whip_client import subscribe
 from sfu.transport_cc import TWCC_URI
 from tests.waiting import eventually
 
-from .conftest import free_port, publish_scene, recv_frames, serve, track_of
+from .conftest import free_port, publish_scene, recv_frames, serve, small_config, track_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -26,6 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--allow-loopback-in-peer-connection",  # the node is on 127.0.0.1 only
     "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",  # the subscriber page plays its audio
 ]
 
 PAGE = """<!doctype html>
@@ -58,6 +59,12 @@ async function subscribe(url, token) {
   const pc = new RTCPeerConnection({iceServers: []});
   pc.addTransceiver("audio", {direction: "recvonly"});
   pc.addTransceiver("video", {direction: "recvonly"});
+  pc.ontrack = event => {  // play the audio out: the receiver counts samples only then
+    if (event.track.kind !== "audio") return;
+    const audio = new Audio();
+    audio.srcObject = new MediaStream([event.track]);
+    audio.play().catch(() => {});
+  };
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise(resolve => {
     if (pc.iceGatheringState === "complete") return resolve();
@@ -74,6 +81,22 @@ async function subscribe(url, token) {
   await pc.setRemoteDescription({type: "answer", sdp: answer});
   window.sub = pc;
   return answer;
+}
+
+async function audioReceived() {
+  let got = {samples: 0, concealed: 0, codec: "", packets: 0, lost: 0};
+  const stats = await window.sub.getStats();
+  stats.forEach(s => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      got.samples = s.totalSamplesReceived || 0;
+      got.concealed = s.concealedSamples || 0;
+      got.packets = s.packetsReceived || 0;
+      got.lost = s.packetsLost || 0;
+      const codec = s.codecId && stats.get(s.codecId);
+      got.codec = codec ? codec.mimeType : "";
+    }
+  });
+  return got;
 }
 
 async function framesDecoded() {
@@ -156,6 +179,38 @@ async def test_chromium_subscribes_and_sends_transport_cc_feedback_the_node_read
             await page.wait_for_timeout(200)
         else:
             raise AssertionError("Chromium decodes no video from the node")
+        await page.evaluate("window.sub.close()")
+    finally:
+        await pub.close()
+        page_server.should_exit = True
+        await page_task
+
+
+async def test_chromium_plays_red_audio_on_a_long_link(node_factory, browser):
+    sfu = await node_factory(small_config(red_rtt_ms=0.0))  # every RTT counts as long
+    port = free_port()
+    page_server, page_task = await serve(Starlette(routes=[Route("/", lambda r: HTMLResponse(PAGE))]), port)
+    pub = await publish_scene(sfu)
+    try:
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/")
+        token = sfu.token("r1", "commune-1", "subscribe")
+        answer = await page.evaluate(f"subscribe({json.dumps(sfu.base + '/whep/r1')}, {json.dumps(token)})")
+        assert "red/48000/2" in answer.split("m=video")[0]
+        await eventually(lambda: sfu.node.room("r1").subscribers, timeout=20)
+        [state] = sfu.node.room("r1").subscribers.values()
+        await eventually(lambda: state.stats()["audio_red"], timeout=20, what="RED audio")
+        got = await page.evaluate("audioReceived()")
+        start, concealed = got["samples"], got["concealed"]
+        for _ in range(100):
+            got = await page.evaluate("audioReceived()")
+            if got["samples"] > start + 48_000:  # a second of audio played from RED packets
+                # played, not concealed: the RED blocks decode
+                assert got["lost"] == 0 and got["concealed"] - concealed < 0.1 * (got["samples"] - start)
+                break
+            await page.wait_for_timeout(200)
+        else:
+            raise AssertionError(f"Chromium plays no RED audio: {got}")
         await page.evaluate("window.sub.close()")
     finally:
         await pub.close()
