@@ -20,7 +20,7 @@ from app.admin import cmd_endpoint, cmd_registry, cmd_token, cmd_user, with_redi
 from app.deployment import find_deployment, recorded_while_serving
 from app.serve import cmd_scheduler, cmd_serve
 from loadtests.cli import add_loadtest_command
-from sfu.cli import add_bench_command, add_sfu_command
+from sfu.cli import add_bench_command, add_links_bench_command, add_sfu_command
 from sfu.registry_links import registry_link_lookup
 from vcs.config import ConfigError, Settings
 from vcs.errors import VcsError
@@ -115,6 +115,7 @@ def _add_role_commands(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="benchmarks")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="TARGET")
     add_bench_command(bench_commands)
+    add_links_bench_command(bench_commands)
 
 
 def _registry_links(settings: Settings, redis):  # type: ignore[no-untyped-def]

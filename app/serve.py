@@ -21,6 +21,7 @@ import ipaddress
 import logging
 import os
 import signal
+from pathlib import Path
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -28,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from scheduler.actions import LifecycleActions
-from scheduler.main import run_scheduler
+from scheduler.main import leader_jobs, run_scheduler
 from scheduler.runner import SchedulerRole
 from sfu import SfuConfig, SfuNode, create_sfu_app
 from sfu.registry_links import registry_link_lookup
@@ -84,8 +85,10 @@ def build_app(settings: Settings, *, run_scheduler: bool = False, sfu_config: Sf
 
         @contextlib.asynccontextmanager
         async def scheduler_role(services: Services) -> AsyncIterator[None]:
-            actions = LifecycleActions(services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control)
-            role = stop_first.role = SchedulerRole(services.meetings, actions)
+            actions = LifecycleActions(
+                services.meetings, services.roster, public_url=settings.public_url, sfu=services.sfu_control, reports=services.reports
+            )
+            role = stop_first.role = SchedulerRole(services.meetings, actions, jobs=leader_jobs(settings, services.reports))
             await role.start()
             try:
                 yield
@@ -127,7 +130,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     public_url = settings.public_url
     if args.port and not os.environ.get("VCS_PUBLIC_URL"):
         public_url = f"http://{host}:{port}"
-    sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder)
+    sfu_config = sfu_config_for(host, public_url, os.environ, settings.ladder, settings.recording_dir)
     with open_redis(settings, "serve", owner=True) as url:
         settings = settings.with_overrides(redis_url=url, host=host, port=port, public_url=public_url)
         app = build_app(settings, run_scheduler=True, sfu_config=sfu_config)
@@ -139,11 +142,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def sfu_config_for(host: str, public_url: str, environ: dict[str, str] | os._Environ, ladder: Ladder) -> SfuConfig:
+def sfu_config_for(
+    host: str, public_url: str, environ: dict[str, str] | os._Environ, ladder: Ladder, recording_dir: Path | None = None
+) -> SfuConfig:
     """The embedded node's settings (`VCS_SFU_*`); on a loopback-only deployment, ICE stays on loopback too.
 
     The ladder, share and audio budget are the deployment's (`Settings.ladder`),
-    so the node fits links as the booking preview and the agents' schedules do.
+    so the node fits links as the booking preview and the agents' schedules do;
+    so is the recording directory, which the web app serves the recordings from.
     """
     environ = dict(environ)
     try:
@@ -154,7 +160,7 @@ def sfu_config_for(host: str, public_url: str, environ: dict[str, str] | os._Env
         environ["VCS_SFU_ICE_HOSTS"] = "127.0.0.1"
         environ.setdefault("VCS_SFU_ICE_ALLOW", "127.0.0.0/8")
     try:
-        return SfuConfig.from_environ(environ, public_url=public_url, ladder=ladder)
+        return SfuConfig.from_environ(environ, public_url=public_url, ladder=ladder).with_changes(recording_dir=recording_dir)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from scheduler.lifecycle import Phase, lifecycle_times
 from scheduler.meeting import Meeting, OccurrenceStatus, format_utc
+from scheduler.reports import Reports
 from scheduler.rooms import assign_room
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl, SfuUnavailable
@@ -80,8 +81,11 @@ class LeaseLost(Exception):
 
 
 class LifecycleActions:
-    def __init__(self, store: MeetingStore, roster: Roster, *, public_url: str, sfu: SfuControl | None = None) -> None:
+    def __init__(
+        self, store: MeetingStore, roster: Roster, *, public_url: str, sfu: SfuControl | None = None, reports: Reports | None = None
+    ) -> None:
         self.store = store
+        self.reports = reports
         self.roster = roster
         self.redis = store.redis
         self.public_url = public_url
@@ -122,8 +126,11 @@ class LifecycleActions:
         times = lifecycle_times(occurrence, meeting.duration)
         if phase in (Phase.WARMUP, Phase.ENDED) and not await self.redis.hexists(claim_key, "room"):
             room = await assign_room(self.redis, meeting.id, occurrence, times.end, self.public_url)
-            await self._steer_room(room, meeting.host_endpoint_id, opening=phase is Phase.WARMUP)
+            record = {"meeting_id": meeting.id, "occurrence": format_utc(occurrence)} if meeting.record else None
+            await self._steer_room(room, meeting.host_endpoint_id, opening=phase is Phase.WARMUP, record=record)
             await self.redis.hset(claim_key, "room", fence)  # a fact, recorded even by a leader that lost its lease
+        if phase is Phase.ENDED and self.reports is not None and status is not OccurrenceStatus.CANCELLED:
+            await self.reports.finalize(meeting, occurrence, now)  # kept once: a second run returns the kept one
         # resolved before the status write, which moves the meetings version (a status changes no participant)
         targets = sorted(await self.roster.participants(meeting.id) | {meeting.host_endpoint_id})
         if status is not OccurrenceStatus.CANCELLED:
@@ -143,13 +150,13 @@ class LifecycleActions:
         if sent == -1:
             raise LeaseLost
 
-    async def _steer_room(self, room, host: str, *, opening: bool) -> None:
+    async def _steer_room(self, room, host: str, *, opening: bool, record: dict | None = None) -> None:
         """Open the room for its host at warm-up, end it at the end; agents' own joins still work without it."""
         if self.sfu is None:
             return
         try:
             if opening:
-                await self.sfu.open_room(room, host)
+                await self.sfu.open_room(room, host, record)
             else:
                 await self.sfu.end_room(room)
         except SfuUnavailable as exc:

@@ -9,6 +9,7 @@ Conflicts and a full SFU are 409; an admin may book over them with
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -52,7 +53,12 @@ class Preview:
 
 
 class BookingService:
-    def __init__(self, store: MeetingStore, registry: Registry, groups: Groups, *, roster: Roster | None = None, ladder: Ladder = DEFAULT_LADDER) -> None:
+    def __init__(
+        self, store: MeetingStore, registry: Registry, groups: Groups, *, roster: Roster | None = None, ladder: Ladder = DEFAULT_LADDER,
+        recording_check: Callable[[], str | None] | None = None,
+    ) -> None:  # fmt: skip
+        # why this deployment cannot record now (vcs.recordings.check_writable of its directory), None: it can
+        self.recording_check = recording_check
         self.store = store
         self.registry = registry
         self.groups = groups
@@ -66,6 +72,8 @@ class BookingService:
         data["id"] = base.id if base else "m" + secrets.token_hex(6)
         data["organizer"] = base.organizer if base else principal.name
         data.setdefault("host_endpoint_id", "central")
+        if "record" not in data and isinstance(data.get("selector"), dict):
+            data["record"] = data["selector"].get("kind") == "all"  # a national meeting is recorded unless asked not to
         for required in ("title", "start", "duration_minutes", "selector"):
             if required not in data:
                 raise ValidationFailed(FieldError.of(required, "required"))
@@ -102,6 +110,8 @@ class BookingService:
         participants = await resolve(self.registry, self.groups, meeting.selector)
         if not participants:
             raise ValidationFailed(FieldError.of("selector", "names_no_commune"))
+        if meeting.record and self.recording_check is not None and (why := self.recording_check()) is not None:
+            raise ValidationFailed(FieldError("record", f"cannot record: {why}"))
         if meeting.media.max_tier not in self.ladder.names:
             raise ValidationFailed(FieldError.of("media.max_tier", "one_of", choices=", ".join(self.ladder.names)))
         await self.check_scope(principal, meeting, participants)
@@ -179,7 +189,7 @@ class BookingService:
         return await self.store.update(meeting_id, lambda m: m.cancel_series(now=now))
 
 
-_EDITABLE = {"title", "host_endpoint_id", "start", "duration_minutes", "recurrence", "selector", "media", "override_conflicts"}
+_EDITABLE = {"title", "host_endpoint_id", "start", "duration_minutes", "recurrence", "selector", "media", "override_conflicts", "record"}
 
 
 def _has_started(meeting: Meeting, now: datetime) -> bool:

@@ -66,6 +66,8 @@ class LiveState:
         if state is not None:
             if entry.get("state") != state:
                 entry["since"] = now  # a fresh "joined" is believed until the node's next heartbeat can confirm it
+                if state == "joined":
+                    entry["joins"] = entry.get("joins", 0) + 1  # the report counts rejoins the sampler did not see
             entry["state"] = state
             entry.setdefault("first_" + state, now)
         entry.update({k: v for k, v in fields.items() if v is not None})
@@ -93,13 +95,18 @@ class LiveState:
         """Said "joined" (longer ago than the node can have noticed) but the node sees no media from it."""
         return entry.get("state") == "joined" and endpoint_id not in seen and now - entry.get("since", 0.0) > MEDIA_FRESH_S
 
+    async def current(self, meeting_id: str, occurrence: str, now: float) -> dict[str, dict]:
+        """Every entry with its state as the view shows it: what the agents say, corrected by what the node sees."""
+        entries = await self.entries(meeting_id, occurrence)
+        seen = await self.media_seen(meeting_id, occurrence, now)
+        if seen is None:
+            return entries
+        return {e: {**v, "state": "dropped"} if self._media_gone(e, v, seen, now) else v for e, v in entries.items()}
+
     async def summary(self, meeting: Meeting, occurrence: datetime, now: float) -> dict:
         occ = format_utc(occurrence)
         expected = await self.roster.participants(meeting.id)
-        entries = await self.entries(meeting.id, occ)
-        seen = await self.media_seen(meeting.id, occ, now)
-        if seen is not None:  # what the agents say, corrected by what the node sees
-            entries = {e: {**v, "state": "dropped"} if self._media_gone(e, v, seen, now) else v for e, v in entries.items()}
+        entries = await self.current(meeting.id, occ, now)
         online = await self.presence.online_among(list(expected), now)
         endpoints = await self.registry.all()
         states = Counter(entries[e].get("state") for e in expected if e in entries)

@@ -147,6 +147,7 @@ class Meeting:
     updated_at: datetime | None = None
     override_conflicts: bool = False
     cancelled_from: datetime | None = None  # the series is cancelled from this occurrence on
+    record: bool = False  # the origin records each occurrence (booking default: on for a national meeting)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or any(c.tzinfo is None for c in self.cancelled):
@@ -230,6 +231,7 @@ class Meeting:
             "updated_at": format_utc(self.updated_at) if self.updated_at else None,
             "override_conflicts": self.override_conflicts,
             "cancelled_from": format_utc(self.cancelled_from) if self.cancelled_from else None,
+            "record": self.record,
         }
 
     @classmethod
@@ -251,6 +253,7 @@ class Meeting:
             updated_at=_read(data, "updated_at", parse_utc, None),
             override_conflicts=_read(data, "override_conflicts", _flag, False),
             cancelled_from=_read(data, "cancelled_from", parse_utc, None),
+            record=_read(data, "record", _flag, False),
         )
 
 

@@ -6,7 +6,9 @@ meetings; when a meeting changes, it derives that meeting's jobs again. Steps wh
 (a late start, a failover, a Redis outage) and that are not done run at once, in order, the end
 of an occurrence that ended within `CATCH_UP` included; each runs exactly once because
 `LifecycleActions` makes a step one recoverable unit in Redis. Stopping releases the lease
-first, so a standby takes over at once.
+first, so a standby takes over at once. The leader also runs the deployment's periodic
+jobs (`PeriodicJob`: the attendance sampler, the retention of reports and recordings), so
+each runs in exactly one place.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import contextlib
 import logging
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,7 +34,7 @@ from scheduler.store import MeetingStore, changed_meeting
 from vcs import keys
 from vcs.errors import NotFound
 
-__all__ = ["SchedulerRole"]
+__all__ = ["PeriodicJob", "SchedulerRole"]
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +44,22 @@ STEP_RETRY = 1.0  # seconds between attempts of a step that hit a Redis error
 STOP_GRACE = 1.0  # seconds a stopping scheduler gives the lease release and the steps under way
 
 
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Work the leader does every `every_s` seconds, given the time."""
+
+    name: str
+    every_s: float
+    run: Callable[[datetime], Awaitable[object]]
+
+
 class SchedulerRole:
     def __init__(
         self,
         store: MeetingStore,
         actions: LifecycleActions,
         *,
+        jobs: Sequence[PeriodicJob] = (),
         lease_ttl: float = 5.0,
         renew_every: float = 1.0,
         clock: Callable[[], float] | None = None,
@@ -57,6 +70,7 @@ class SchedulerRole:
         self.actions = actions
         self.lease = Lease(self.redis, holder or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}", lease_ttl)
         self.renew_every = renew_every
+        self.jobs = tuple(jobs)
         self.clock = clock or (lambda: datetime.now(UTC).timestamp())
         self._scheduler: AsyncIOScheduler | None = None
         self._tasks: list[asyncio.Task] = []
@@ -123,6 +137,8 @@ class SchedulerRole:
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self._scheduler.start()
         self._scheduler.add_job(self._rebuild.set, "interval", seconds=REBUILD_EVERY, id="rebuild")
+        for job in self.jobs:
+            self._scheduler.add_job(self._run_periodic, "interval", seconds=job.every_s, id=f"periodic:{job.name}", args=[job])
         self._rebuild.set()
 
     def _demote(self) -> None:
@@ -178,7 +194,7 @@ class SchedulerRole:
         now = self.now()
         meetings = await self.store.all()
         for job in scheduler.get_jobs():
-            if job.id != "rebuild":
+            if job.id != "rebuild" and not job.id.startswith("periodic:"):
                 job.remove()
         count = await self._schedule(scheduler, meetings.values(), now)
         log.debug("scheduler rebuilt %d jobs", count)
@@ -221,6 +237,14 @@ class SchedulerRole:
         for (meeting_id, start), phases in owed.items():
             self._spawn(self._run_steps(meeting_id, start, phases))
         return count
+
+    async def _run_periodic(self, job: PeriodicJob) -> None:
+        try:
+            await job.run(self.now())
+        except (RedisError, OSError) as exc:
+            log.warning("%s: %s", job.name, exc)
+        except Exception:
+            log.exception("%s failed", job.name)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

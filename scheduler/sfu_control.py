@@ -39,8 +39,9 @@ class SfuControl:
             raise SfuUnavailable(f"SFU node refused {method} {path or '/'}: {response.status_code} {response.text[:200]}")
         return response
 
-    async def open_room(self, room: RoomAssignment, host: str) -> None:
-        await self._call("PUT", room, "", {"host": host})
+    async def open_room(self, room: RoomAssignment, host: str, record: dict | None = None) -> None:
+        """Open the room for its host; `record` ({"meeting_id", "occurrence"}): the origin records its program."""
+        await self._call("PUT", room, "", {"host": host, **({"record": record} if record else {})})
 
     async def give_floor(self, room: RoomAssignment, endpoint_id: str | None) -> None:
         if endpoint_id is None:

@@ -12,7 +12,7 @@ path                                    methods                          token r
 /whep/{room}/{resource}                 DELETE, OPTIONS (PATCH: 405)     subscribe
 /node                                   GET                              control
 /rooms                                  GET                              control
-/rooms/{room}                           GET, PUT {"host": ID}, DELETE    control
+/rooms/{room}                           GET, PUT {"host": ID[, "record": {"meeting_id", "occurrence"}]}, DELETE    control
 /rooms/{room}/floor                     POST {"identity": ID}, DELETE    control
 /metrics                                GET (Prometheus text)            none (rooms: control)
 ======================================  ===============================  =========
@@ -131,6 +131,11 @@ def create_sfu_app(node: SfuNode) -> Starlette:
         async with node.signaling_slot():
             target = await node._open_room(name)
         target.set_host(host)
+        record = data.get("record")
+        if record is not None:
+            if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("meeting_id", "occurrence")):
+                raise BadRequest('expected "record": {"meeting_id": ..., "occurrence": ...}')
+            await node.record(name, record["meeting_id"], record["occurrence"])
         return JSONResponse(target.stats())
 
     async def floor(request: Request) -> Response:

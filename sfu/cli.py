@@ -2,7 +2,9 @@
 
 - ``vcs sfu [--host H] [--port P] [--role origin|relay] [--public-url URL]``
   runs a node on its own (WHIP/WHEP under ``/sfu``);
-- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark.
+- ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark;
+- ``vcs bench links [--scenario a|b|c|d|all] [--receiver aiortc|chromium]``
+  runs the link lab (`sfu.link_lab`, root only).
 
 Every command's ``func(args, settings)`` takes the project's Settings (it
 reads ``secret_key``, ``redis_url`` and ``data_dir``) and returns an exit code.
@@ -18,6 +20,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .config import SfuConfig
@@ -25,6 +28,7 @@ from .node import LinkLookup, SfuNode
 
 __all__ = [
     "add_bench_command",
+    "add_links_bench_command",
     "add_sfu_command",
     "create_node",
 ]
@@ -124,4 +128,51 @@ def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
             profile=args.profile,
         )
     )
+    return 0
+
+
+def add_links_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
+    from .link_lab.scenarios import SCENARIOS
+
+    parser = bench_subparsers.add_parser(
+        "links", help="the link lab: subscribers on shaped, delayed, lossy links in network namespaces (root)"
+    )
+    choices = [*SCENARIOS, "all"]
+    parser.add_argument("--scenario", choices=choices, default="all", help="a: fibre profile on 1 Mbps; b: 1 Mbps for 60 s mid-meeting; c: 4G; d: satellite (default all)")
+    parser.add_argument("--receiver", choices=["aiortc", "chromium"], default="aiortc", help="the subscriber (default aiortc)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of each run (default 120, 150 for b)")
+    parser.add_argument("--samples", type=Path, default=None, help="write each run's samples as JSON into this directory")
+    parser.set_defaults(func=run_links_command)
+    return parser
+
+
+def run_links_command(args: argparse.Namespace, settings: Any = None) -> int:
+    import signal
+
+    from .link_lab.netns import netns_unavailable_reason
+    from .link_lab.run import run_scenario
+    from .link_lab.scenarios import SCENARIOS
+
+    if args.seconds is not None and args.seconds < 10:
+        raise SystemExit("--seconds must be at least 10")
+    reason = netns_unavailable_reason()
+    if reason is not None:
+        raise SystemExit(f"the link lab cannot run here: {reason}")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill tears the lab down like Ctrl-C
+    keys = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+
+    async def run_all() -> None:
+        for key in keys:
+            scenario = SCENARIOS[key]
+            await run_scenario(scenario, args.receiver, args.seconds or scenario.default_seconds, samples_to=args.samples)
+
+    try:
+        asyncio.run(run_all())
+    except KeyboardInterrupt:
+        print("interrupted: the lab's namespaces were removed")
+        return 130
+    except RuntimeError as exc:
+        print(f"the link lab failed: {exc}")
+        return 1
     return 0

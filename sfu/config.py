@@ -13,6 +13,7 @@ import ipaddress
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from vcs.routing import ROLES
 from vcs.tiers import DEFAULT_AUDIO_KBPS, DEFAULT_TIERS, DEFAULT_VCS_SHARE, Ladder, TierSpec
@@ -62,6 +63,9 @@ class SfuConfig:
     # remote networks a peer's candidates must belong to (the node checks no other)
     ice_host_addresses: tuple[str, ...] = ()
     ice_allowed_networks: tuple[str, ...] = PRIVATE_NETWORKS
+    # where this node writes recordings (vcs.recordings.recording_path under it); None: it does not record
+    recording_dir: Path | None = None
+    recording_keep_s: int = 365 * 24 * 3600  # how long a recording's state record is kept in Redis
     ladder: Ladder = field(init=False, repr=False, compare=False)  # tiers, vcs_share and audio_kbps as one
 
     def __post_init__(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from rtc.consent import tolerate_load
 from rtc.ice import parse_networks, restrict_host_addresses
 from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, verify_media_token
+from vcs.recordings import RecordingLog, recording_path
 from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .allocator import LinkInfo, TierAllocation
@@ -31,6 +32,7 @@ from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthoriz
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
+from .recorder import Recorder
 from .room import Room
 from .subscriber import Subscriber
 
@@ -70,6 +72,9 @@ class SfuNode:
         self.config = config
         self._secret = secret
         self._router = NodeRouter(redis) if redis is not None else None
+        self._recording_log = RecordingLog(redis) if redis is not None else None
+        self.recorders: dict[str, tuple[Recorder, str, str]] = {}  # room => (recorder, meeting id, occurrence)
+        self._recording_reported: dict[str, tuple[str, int]] = {}  # room => (state, bytes) last written
         self._link_lookup = link_lookup or _unknown_link
         self._clock = clock
         self._networks = parse_networks(config.ice_allowed_networks)
@@ -226,12 +231,78 @@ class SfuNode:
         room.closed = True
         for resource in [r for r in self.resources.values() if r.room == name]:
             await self._close_resource(resource)
+        await self._stop_recording(name)
         for encoder in list(room.encoders.values()) + room.take_retired():
             await encoder.close()
         room.encoders.clear()
         for stream in room.audio_streams:
             stream.close()
         await self._route("clear_room", name)
+
+    # recording ---------------------------------------------------------------
+
+    async def record(self, room_name: str, meeting_id: str, occurrence: str) -> None:
+        """Record the room's program into the occurrence's file; asked twice, the recording already made goes on.
+
+        A node without a recording directory, or one that cannot create the file, records the failure
+        (state "failed" with its reason) so that the meeting page shows it.
+        """
+        if room_name in self.recorders:
+            return
+        try:
+            relative = recording_path(meeting_id, occurrence)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        directory = self.config.recording_dir
+        fields: dict[str, object] = {"node": self.config.node_id, "file": relative, "started": f"{time.time():.1f}", "bytes": 0}
+        if directory is None:
+            failed = {**fields, "state": "failed", "reason": "this node has no recording directory"}
+            await self._write_recording(meeting_id, occurrence, failed)
+            return
+        path = directory / relative
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "disk full" if exc.errno == 28 else f"cannot create {path.parent}: {exc.strerror}"
+            await self._write_recording(meeting_id, occurrence, {**fields, "state": "failed", "reason": reason})
+            return
+        recorder = Recorder(path, tuple(t.name for t in self.config.video_tiers), clock=self._clock)
+        self.recorders[room_name] = (recorder, meeting_id, occurrence)
+        recorder.follow(self.room(room_name))
+        logger.info("room %s: recording into %s", room_name, path)
+        await self._report_recording(room_name)
+
+    async def _stop_recording(self, room_name: str) -> None:
+        entry = self.recorders.get(room_name)
+        if entry is None:
+            return
+        recorder = entry[0]
+        await asyncio.to_thread(recorder.close)
+        await self._report_recording(room_name, force=True)
+        del self.recorders[room_name]
+        self._recording_reported.pop(room_name, None)
+
+    async def _report_recording(self, room_name: str, *, force: bool = False) -> None:
+        """Write the recording's state when it changed (its size with each heartbeat); a failure is logged once."""
+        recorder, meeting_id, occurrence = self.recorders[room_name]
+        size = recorder.bytes
+        last = self._recording_reported.get(room_name)
+        if not force and last == (recorder.state, size):
+            return
+        if recorder.state == "failed" and (last is None or last[0] != "failed"):
+            logger.error("room %s: recording failed (%s); the meeting goes on", room_name, recorder.reason)
+        self._recording_reported[room_name] = (recorder.state, size)
+        fields = {"state": recorder.state, "bytes": size, "reason": recorder.reason, "node": self.config.node_id,
+                  "tier": recorder.tier or "", "floor_changes": len(recorder.floor)}  # fmt: skip
+        await self._write_recording(meeting_id, occurrence, fields)
+
+    async def _write_recording(self, meeting_id: str, occurrence: str, fields: dict[str, object]) -> None:
+        if self._recording_log is None:
+            return
+        try:
+            await self._recording_log.write(meeting_id, occurrence, fields, keep_s=self.config.recording_keep_s)
+        except Exception:
+            logger.warning("recording state of %s %s not written", meeting_id, occurrence, exc_info=True)
 
     # WHIP / WHEP -------------------------------------------------------------
 
@@ -355,6 +426,9 @@ class SfuNode:
     async def _tick(self, now: float) -> None:
         for name, room in list(self.rooms.items()):
             room.tick(now)
+            if name in self.recorders:
+                self.recorders[name][0].follow(room)
+                await self._report_recording(name)
             for encoder in room.take_retired():
                 await encoder.close()
             if room.empty and now - room.last_active > self.config.room_idle_timeout_s:

@@ -76,6 +76,8 @@ class PacketStream:
         self.red = red  # RED packets (``sfu.red``): each downtrack's RED payload type in the header
         self.clock_rate = clock_rate
         self.downtracks: list[DownTrack] = []
+        # called with (packet, seq, ts, marker, keyframe) for every packet pushed: a recorder's copy
+        self.taps: list[Callable[[bytes, int, int, bool, bool], None]] = []
         self._targets: list[tuple] = []
         self._pending: list[DownTrack] = []
         self._cdata = ffi.new("char[]", SCRATCH)
@@ -167,6 +169,9 @@ class PacketStream:
             if self._pending:
                 self._promote(seq, ts)
         n = len(packet)
+        if self.taps:
+            for tap in self.taps:
+                tap(packet, seq, ts, marker, keyframe)
         self._history[seq & self._mask] = packet
         self.last_seq = seq
         self.last_ts = ts
@@ -222,6 +227,8 @@ class PacketStream:
             packet = make_packet(payload, seq, ts, i == count - 1)
             history[seq & mask] = packet
             packets.append(packet)
+            for tap in self.taps:
+                tap(packet, seq, ts, i == count - 1, keyframe and i == 0)
             self.octets += len(packet) - HEADER_BYTES
             seq = (seq + 1) & 0xFFFF
         self.packets += count

@@ -96,13 +96,14 @@ async def start_server(redis: aioredis.Redis, settings: Settings):
 
     started: list[LiveServer] = []
 
-    def start(*, sfu: bool = False, **options) -> LiveServer:
-        """`sfu=True` embeds an SFU node on loopback, as `vcs serve` does."""
+    def start(*, sfu: bool = False, settings_changes: dict | None = None, **options) -> LiveServer:
+        """`sfu=True` embeds an SFU node on loopback, as `vcs serve` does; `settings_changes` override the settings."""
         port = free_port()
         url = f"http://127.0.0.1:{port}"
+        changed = settings.with_overrides(port=port, public_url=url, **(settings_changes or {}))
         if sfu:
-            options["sfu_config"] = loopback_sfu_config(url)
-        server = LiveServer(build_app(settings.with_overrides(port=port, public_url=url), **options), port)
+            options["sfu_config"] = loopback_sfu_config(url, recording_dir=changed.recording_dir)
+        server = LiveServer(build_app(changed, **options), port)
         server.start()
         started.append(server)
         return server

@@ -19,7 +19,7 @@ restrict_host_addresses(["127.0.0.1"])
 
 
 async def book(server_url: str, headers: dict, ids: list[str], seconds_ahead: float) -> tuple[str, datetime]:
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds_ahead)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=round(seconds_ahead))  # the API takes whole seconds
     body = {"title": "Giao ban tự động", "start": start.isoformat(), "duration_minutes": 10, "selector": {"kind": "communes", "commune_ids": ids}}
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
         response = await client.post("/api/v1/meetings", json=body, headers=headers)

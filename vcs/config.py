@@ -15,6 +15,9 @@ Core code receives a frozen `Settings` and never reads `os.environ` itself.
 | VCS_SFU_TIERS       | the tier ladder (`vcs.tiers.parse_tiers`)             | 720p,360p,180p,audio  |
 | VCS_SFU_SHARE       | share of a commune's link reserved for VCS            | 0.5                   |
 | VCS_SFU_AUDIO_KBPS  | audio budget added to every tier's cost               | 64                    |
+| VCS_RECORDING_DIR   | where the origin writes recordings; `off` disables    | DATA_DIR/recordings   |
+| VCS_RETENTION_DAYS  | days reports and recordings are kept after a meeting  | 365                   |
+| VCS_REPORT_SAMPLE_S | seconds between two attendance samples of a meeting   | 5                     |
 
 The last three are the one ladder the booking preview, the agents' schedules
 and the SFU fit against (`vcs.tiers.Ladder`).
@@ -51,6 +54,9 @@ class Settings:
     presence_timeout: float = 30.0
     log_level: str = "INFO"
     ladder: Ladder = DEFAULT_LADDER
+    recording: str = ""  # VCS_RECORDING_DIR as given: a directory, "off", or "" for DATA_DIR/recordings
+    retention_days: float = 365.0
+    report_sample_s: float = 5.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -65,16 +71,30 @@ class Settings:
             ladder = Ladder.from_environ(environ)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        data_dir = Path(environ.get("VCS_DATA_DIR", "var"))
+        recording = environ.get("VCS_RECORDING_DIR", "")
+        retention_days = float(_int(environ, "VCS_RETENTION_DAYS", 365))
+        if retention_days <= 0:
+            raise ConfigError("VCS_RETENTION_DAYS must be positive")
+        try:
+            sample_s = float(environ.get("VCS_REPORT_SAMPLE_S") or 5)
+        except ValueError:
+            raise ConfigError("VCS_REPORT_SAMPLE_S must be a number of seconds") from None
+        if not 0.2 <= sample_s <= 60:
+            raise ConfigError("VCS_REPORT_SAMPLE_S must be between 0.2 and 60 seconds")
         return cls(
             host=host,
             port=port,
             public_url=public_url.rstrip("/"),
-            data_dir=Path(environ.get("VCS_DATA_DIR", "var")),
+            data_dir=data_dir,
             redis_url=environ.get("VCS_REDIS_URL") or None,
             secret_key=environ.get("VCS_SECRET_KEY", ""),
             presence_timeout=presence_timeout,
             log_level=environ.get("VCS_LOG_LEVEL", "INFO").upper(),
             ladder=ladder,
+            recording=recording,
+            retention_days=retention_days,
+            report_sample_s=sample_s,
         )
 
     @classmethod
@@ -82,6 +102,13 @@ class Settings:
         """The one call entry points make: environment plus a resolved secret key."""
         settings = cls.from_environ(os.environ if environ is None else environ)
         return replace(settings, secret_key=load_secret_key(settings))
+
+    @property
+    def recording_dir(self) -> Path | None:
+        """Where recordings are written and served from; None: recording is off on this deployment."""
+        if self.recording == "off":
+            return None
+        return Path(self.recording) if self.recording else self.data_dir / "recordings"
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)

@@ -68,6 +68,37 @@ def occurrence_room(meeting_id: str, occurrence: str) -> str:
     return f"{PREFIX}room:{meeting_id}:{occurrence}"
 
 
+# hash of endpoint id => JSON of its attendance tally in one occurrence (scheduler.reports: present
+# seconds, seconds per tier, drops, rejoins, worst loss and RTT, floor seconds), plus field REPORT_SAMPLED
+# (epoch seconds of the last sample); written by the scheduler leader's sampler while the occurrence runs
+def report_tally(meeting_id: str, occurrence: str) -> str:
+    return f"{PREFIX}report-tally:{meeting_id}:{occurrence}"
+
+
+REPORT_SAMPLED = "_sampled"
+
+
+# string: JSON of the finished attendance and quality report of one occurrence (written once, at its end)
+def report(meeting_id: str, occurrence: str) -> str:
+    return f"{PREFIX}report:{meeting_id}:{occurrence}"
+
+
+# sorted set of "<meeting id>/<occurrence>" scored by the occurrence's end (epoch seconds): the reports
+# kept, for the retention job
+REPORTS = PREFIX + "reports"
+
+
+# hash of the recording of one occurrence, written by the origin node that records it: "state"
+# (recording|done|failed), "file" (path under the recording directory), "bytes", "reason" (why it failed),
+# "node", "started", "updated" (epoch seconds)
+def recording(meeting_id: str, occurrence: str) -> str:
+    return f"{PREFIX}recording:{meeting_id}:{occurrence}"
+
+
+# sorted set of "<meeting id>/<occurrence>" scored by the epoch seconds its recording started
+RECORDINGS = PREFIX + "recordings"
+
+
 # list of JSON {meeting, occurrence, phase, fence, at}: lifecycle steps as run, newest first (capped)
 LIFECYCLE_LOG = PREFIX + "lifecycle-log"
 
@@ -96,6 +127,12 @@ __all__ = [
     "SCHEDULER_FENCE",
     "SCHEDULER_LEASE",
     "live_state",
+    "recording",
+    "RECORDINGS",
+    "report",
+    "REPORTS",
+    "REPORT_SAMPLED",
+    "report_tally",
     "occurrence_room",
     "phase_claim",
     "phase_done",

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from vcs.config import Settings
 from vcs.redis_server import redis_client, wait_until_ready
 from web import ui
-from web.api import agent, agent_ws, endpoints, live, meetings, provinces, sessions
+from web.api import agent, agent_ws, endpoints, live, meetings, provinces, reports, sessions
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, openapi, readyz
 from web.metrics import Metrics, MetricsMiddleware, metrics_endpoint
@@ -73,7 +73,7 @@ def create_app(
             await redis.aclose()
 
     state = State()  # one state for the app and the mounted UI: services, metrics, templates
-    api = endpoints.routes + provinces.routes + agent.routes + agent_ws.routes + meetings.routes + live.routes + sessions.routes
+    api = endpoints.routes + provinces.routes + agent.routes + agent_ws.routes + meetings.routes + live.routes + reports.routes + sessions.routes
     app = Starlette(
         routes=[
             Route("/healthz", healthz),

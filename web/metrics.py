@@ -22,10 +22,13 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vcs.recordings import STATES as RECORDING_STATES
+from vcs.recordings import RecordingLog
 from web.services import services
 
 __all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint", "method_label", "route_label"]
 
+RECENT_RECORDINGS_S = 24 * 3600
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -56,6 +59,8 @@ class Metrics:
         )
         self.endpoints = Gauge("vcs_endpoints", "Registered endpoints", registry=self.registry)
         self.online = Gauge("vcs_endpoints_online", "Endpoints with a recent heartbeat", registry=self.registry)
+        self.recordings = Gauge("vcs_recordings", "Recordings started in the last day, by state", ["state"], registry=self.registry)
+        self.recording_bytes = Gauge("vcs_recording_bytes", "Bytes written by the recordings in progress", registry=self.registry)
 
 
 class MetricsMiddleware:
@@ -89,4 +94,8 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
     metrics.endpoints.set(len(await svc.registry.all()))
     metrics.online.set(len(await svc.presence.online_ids(svc.clock())))
+    recent = await RecordingLog(svc.redis).started_since(svc.clock() - RECENT_RECORDINGS_S)
+    for state in RECORDING_STATES:  # a fixed set of labels, whatever the recordings say
+        metrics.recordings.labels(state).set(sum(r.get("state") == state for r in recent))
+    metrics.recording_bytes.set(sum(int(r.get("bytes") or 0) for r in recent if r.get("state") == "recording"))
     return Response(await asyncio.to_thread(generate_latest, metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -92,6 +92,11 @@ _FILTERS = [
 _TIME = {"type": "string", "format": "date-time"}
 _CSV = {"type": "string", "description": "columns id, name, province_code, access, down_kbps, up_kbps, rtt_ms, loss_pct"}
 _ICS = {"type": "string", "description": "iCalendar (RFC 5545)"}
+_REPORT_CSV = {
+    "type": "string",
+    "description": "columns endpoint_id, name, province, province_name, attended, first_join, last_leave, minutes_present,"
+    " drops, rejoins, tier_minutes (720p=12.5;360p=3.0), worst_loss_pct, worst_rtt_ms, had_floor, floor_minutes",
+}
 
 
 def _meeting_paths() -> dict:
@@ -164,6 +169,24 @@ def _meeting_paths() -> dict:
         },
         "/api/v1/meetings/{meeting_id}/live": {"get": live},
         "/api/v1/meetings/{meeting_id}/live/stream": {"get": stream},
+        "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/report": {
+            "get": _op(
+                "Attendance and quality report of an occurrence: each expected room, totals per province and for the country;"
+                " `final` false while the occurrence has not ended (partial figures)",
+                _ref("Report"),
+                errors="403 404 422",
+                params=occurrence_live,
+            )
+        },
+        "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/report.csv": {
+            "get": _op(
+                "The report's rooms as CSV (UTF-8 with a byte-order mark)",
+                _REPORT_CSV,
+                media="text/csv",
+                errors="403 404 422",
+                params=occurrence_live,
+            )
+        },
         "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/live": {"get": {**live, "parameters": occurrence_live}},
         "/api/v1/meetings/{meeting_id}/occurrences/{occurrence}/live/stream": {"get": {**stream, "parameters": occurrence_live}},
         "/api/v1/meetings/{meeting_id}/floor": floor,
@@ -386,6 +409,42 @@ def _schemas() -> dict:
                 "provinces": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": integer}},
                 "worst": {"type": "array", "items": {"type": "object"}},
                 "floor": {"type": ["string", "null"]},
+            },
+        },
+        "Report": {
+            "type": "object",
+            "properties": {
+                "meeting_id": string,
+                "title": string,
+                "occurrence": _TIME,
+                "start": _TIME,
+                "end": _TIME,
+                "final": {"type": "boolean", "description": "false: the occurrence has not ended, the figures are partial"},
+                "as_of": {"type": ["string", "null"], "format": "date-time", "description": "time of the last sample"},
+                "sample_s": {"type": "number"},
+                "rooms": {"type": "array", "items": _ref("ReportRoom")},
+                "provinces": {"type": "array", "items": {"type": "object", "description": "code, name and the totals"}},
+                "country": {"type": "object", "description": "expected, attended, minutes_present, drops, rejoins, floor_minutes"},
+            },
+        },
+        "ReportRoom": {
+            "type": "object",
+            "properties": {
+                "endpoint_id": string,
+                "name": string,
+                "province": {"type": ["string", "null"]},
+                "host": {"type": "boolean"},
+                "attended": {"type": "boolean"},
+                "first_join": {"type": ["string", "null"], "format": "date-time"},
+                "last_leave": {"type": ["string", "null"], "format": "date-time"},
+                "minutes_present": {"type": "number"},
+                "drops": integer,
+                "rejoins": integer,
+                "tier_minutes": {"type": "object", "additionalProperties": {"type": "number"}},
+                "worst_loss_pct": {"type": ["number", "null"]},
+                "worst_rtt_ms": {"type": ["number", "null"]},
+                "had_floor": {"type": "boolean"},
+                "floor_minutes": {"type": "number"},
             },
         },
         "Floor": {"type": "object", "properties": {"meeting_id": string, "occurrence": _TIME, "floor": {"type": ["string", "null"]}}},

@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
 import redis.asyncio as aioredis
 from starlette.requests import HTTPConnection
@@ -15,6 +17,7 @@ from scheduler.booking import BookingService
 from scheduler.floor import Floor
 from scheduler.live import LiveState
 from scheduler.participants import Groups
+from scheduler.reports import Reports
 from scheduler.roster import Roster
 from scheduler.sfu_control import SfuControl
 from scheduler.store import MeetingStore
@@ -22,6 +25,7 @@ from vcs.api_tokens import ApiTokens
 from vcs.config import Settings
 from vcs.credentials import EndpointCredentials
 from vcs.presence import Presence
+from vcs.recordings import check_writable
 from vcs.registry import Registry
 from vcs.users import Users
 from web.agent_hub import AgentHub
@@ -47,6 +51,7 @@ class Services:
     hub: AgentHub
     sfu_control: SfuControl
     floor: Floor
+    reports: Reports
     clock: Callable[[], float] = time.time
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set when the server is stopping: streams end
 
@@ -58,8 +63,13 @@ class Services:
         groups = Groups(redis)
         roster = Roster(meetings, registry, groups, clock)
         schedules = ScheduleBuilder(roster, settings.secret_key, settings.public_url, settings.ladder)
-        booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder)
+        recording_check = partial(check_writable, settings.recording_dir)
+        booking = BookingService(meetings, registry, groups, roster=roster, ladder=settings.ladder, recording_check=recording_check)
         sfu_control = SfuControl(settings.secret_key)
+        live = LiveState(redis, roster, registry, presence)
+        reports = Reports(
+            redis, meetings, roster, registry, live, retention=timedelta(days=settings.retention_days), sample_s=settings.report_sample_s
+        )
         return cls(
             settings=settings,
             redis=redis,
@@ -72,11 +82,12 @@ class Services:
             groups=groups,
             roster=roster,
             booking=booking,
-            live=LiveState(redis, roster, registry, presence),
+            live=live,
             schedules=schedules,
             hub=AgentHub(redis, registry, meetings, schedules, clock),
             sfu_control=sfu_control,
             floor=Floor(redis, roster, booking, schedules, sfu_control),
+            reports=reports,
             clock=clock,
         )
 

@@ -71,6 +71,7 @@ def test_json_is_plain_and_round_trips():
         "updated_at": "2025-07-01T00:00:00Z",
         "override_conflicts": True,
         "cancelled_from": None,
+        "record": False,
     }
     assert Meeting.from_json(json.loads(json.dumps(data, ensure_ascii=False))) == meeting
 

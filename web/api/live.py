@@ -22,13 +22,13 @@ from web.auth import api_principal
 from web.requests import json_body
 from web.services import Services, services
 
-__all__ = ["live_events", "routes"]
+__all__ = ["live_events", "routes", "visible_occurrence"]
 
 MIN_INTERVAL = 0.5  # seconds between two updates of one stream
 REFRESH = 5.0  # seconds: media presence is read from the SFU nodes' heartbeats, not pushed
 
 
-async def _occurrence(request: Request) -> tuple[Meeting, datetime]:
+async def visible_occurrence(request: Request) -> tuple[Meeting, datetime]:
     svc = services(request)
     meeting = await visible_meeting(request)
     raw = request.path_params.get("occurrence", "current")
@@ -45,7 +45,7 @@ async def _occurrence(request: Request) -> tuple[Meeting, datetime]:
 
 async def live_summary(request: Request) -> Response:
     await api_principal(request)
-    meeting, occurrence = await _occurrence(request)
+    meeting, occurrence = await visible_occurrence(request)
     svc = services(request)
     return JSONResponse(await svc.live.summary(meeting, occurrence, svc.clock()))
 
@@ -81,7 +81,7 @@ async def live_events(svc: Services, meeting_id: str, occurrence: datetime) -> A
 
 async def live_stream(request: Request) -> Response:
     await api_principal(request)
-    meeting, occurrence = await _occurrence(request)
+    meeting, occurrence = await visible_occurrence(request)
     return StreamingResponse(
         live_events(services(request), meeting.id, occurrence),
         media_type="text/event-stream",
@@ -101,7 +101,7 @@ async def set_floor(request: Request) -> Response:
     """Give the floor to one participant (its audio and video go to everyone), or take it back."""
     principal = await api_principal(request)
     principal.require(Role.ADMIN, Role.ORGANIZER)
-    meeting, occurrence = await _occurrence(request)
+    meeting, occurrence = await visible_occurrence(request)
     svc = services(request)
     await svc.booking.check_scope(principal, meeting, await svc.roster.participants(meeting.id))  # before reading the body
     if request.method == "DELETE":

@@ -49,6 +49,7 @@ from web.ui import (
     pages_host,
     pages_live,
     pages_meetings,
+    pages_reports,
     pages_today,
     pages_users,
 )
@@ -77,6 +78,9 @@ routes = [
     Route("/meetings/{meeting_id}/live/events", pages_live.live_stream, methods=["GET"], name="ui-meeting-live-events"),
     Route("/meetings/{meeting_id}/floor", pages_live.floor_give, methods=["POST"], name="ui-meeting-floor"),
     Route("/meetings/{meeting_id}/floor/take", pages_live.floor_take, methods=["POST"]),
+    Route("/meetings/{meeting_id}/occurrences/{occurrence}/report", pages_reports.report_page, methods=["GET"], name="ui-report"),
+    Route("/meetings/{meeting_id}/occurrences/{occurrence}/report.csv", pages_reports.report_csv_page, methods=["GET"]),
+    Route("/meetings/{meeting_id}/occurrences/{occurrence}/recording", pages_reports.recording_file, methods=["GET"], name="ui-recording"),
     Route("/meetings/{meeting_id}/host", pages_host.host_console, methods=["GET"], name="ui-meeting-host"),
     Route("/meetings/{meeting_id}/host/session", pages_host.host_session, methods=["POST"]),
     Route("/endpoints", pages_endpoints.endpoint_list, methods=["GET"], name="ui-endpoints"),

@@ -40,7 +40,7 @@ __all__ = ["MAX_SEARCH", "REPEATS", "SLOTS", "WHO", "BookingInputs", "fits_the_f
 WHO = ("all", "provinces", "communes", "group")
 REPEATS = ("none", "daily", "weekly", "monthly", "custom")
 ENDS = ("count", "until")
-SLOTS = ("form", "title", "start", "duration", "participants", "repeat", "interval", "weekday", "count", "until", "host", "max_tier", "override")
+SLOTS = ("form", "title", "start", "duration", "participants", "repeat", "interval", "weekday", "count", "until", "host", "max_tier", "record", "override")
 MAX_SEARCH = 100
 MIN_YEAR, MAX_YEAR = 2000, 2999
 MAX_LISTED = 3400  # more communes than the country has: a forged form cannot make us loop for long
@@ -65,6 +65,7 @@ _DOMAIN_SLOTS = {
     "media": "max_tier",
     "media.max_tier": "max_tier",
     "override_conflicts": "override",
+    "record": "record",
 }
 # a recurrence reason naming one part of the rule goes next to that part's field
 _RULE_CODE_SLOTS = {"count_range": "count", "until_before_start": "until", "interval_range": "interval"}
@@ -145,6 +146,7 @@ class BookingInputs:
     host: str = "central"
     max_tier: str = MEDIA_TIERS[0]
     override: bool = False
+    record: str = "auto"  # "auto": recorded when national; "yes"; "no"
 
     # --- reading ------------------------------------------------------------
 
@@ -172,6 +174,7 @@ class BookingInputs:
             host=_one(data, "host", 20) or "central",
             max_tier=_one(data, "max_tier", 10) or MEDIA_TIERS[0],
             override=_one(data, "override", 5) == "yes",
+            record=record if (record := _one(data, "record", 5)) in ("yes", "no") else "auto",
         )
 
     @classmethod
@@ -196,6 +199,7 @@ class BookingInputs:
             host=meeting.host_endpoint_id,
             max_tier=meeting.media.max_tier,
             override=meeting.override_conflicts,
+            record="yes" if meeting.record else "no",
         )
         rule = meeting.recurrence
         if rule is None:
@@ -247,6 +251,8 @@ class BookingInputs:
         body["recurrence"] = rule
         if self.override:
             body["override_conflicts"] = True
+        if self.record != "auto":
+            body["record"] = self.record == "yes"
         return body, errors
 
     def rrule_text(self, day: date | None) -> tuple[str | None, dict[str, FieldError]]:

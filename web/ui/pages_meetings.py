@@ -28,6 +28,7 @@ from vcs.errors import Forbidden, ValidationFailed
 from vcs.local_time import LOCAL_TZ
 from vcs.roles import Principal, Role
 from web.services import services
+from web.ui import pages_reports
 from web.ui import i18n
 from web.ui.access import SignedIn, page
 from web.ui.booking_form import fits_the_form, parse_date
@@ -63,6 +64,7 @@ __all__ = [
 
 LIST_DAYS = 30
 DETAIL_OCCURRENCES = 12
+PAST_OCCURRENCES = 10  # started occurrences listed with their report and recording
 WEEKDAY_NAMES = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"))
 
 
@@ -179,6 +181,8 @@ async def meeting_detail(request: Request, me: SignedIn) -> Response:
         plan = preview_view(preview, await svc.registry.all())
     except ValidationFailed:
         pass  # nothing left to plan: every occurrence cancelled or over
+    started = [s for s in meeting.occurrences(window_start=now - timedelta(days=366), window_end=now) if s <= now][-PAST_OCCURRENCES:]
+    past = await pages_reports.recording_rows(svc, meeting, list(reversed(started)))
     return render(
         request,
         "meetings/detail.html",
@@ -194,6 +198,7 @@ async def meeting_detail(request: Request, me: SignedIn) -> Response:
             "plan": plan,
             "province_names": {p.code: p.name for p in provinces()},
             "first_start": meeting.start.timestamp(),
+            "past": past,
         },
         section="meetings",
     )

@@ -89,7 +89,8 @@ def test_a_meeting_reads_back_into_the_form():
     assert (inputs.date, inputs.time, inputs.duration, inputs.provinces) == ("2026-09-07", "08:30", "90", ["01", "31"])
     assert (inputs.repeat, inputs.interval, inputs.weekdays, inputs.ends, inputs.until) == ("weekly", "2", ["MO", "TH"], "until", "2026-12-31")
     body, errors = inputs.to_body()
-    assert not errors and inputs.changes_for(meeting, body).keys() == {"title", "host_endpoint_id", "media", "duration_minutes", "selector"}
+    assert not errors and inputs.changes_for(meeting, body).keys() == {"title", "host_endpoint_id", "media", "duration_minutes", "selector", "record"}
+    assert body["record"] is False and inputs.record == "no"  # the form keeps the meeting's recording choice
     odd = Meeting("m2", "x", "an", "central", start, timedelta(minutes=30), ParticipantSelector("all"), parse_rrule("FREQ=MONTHLY;BYDAY=1MO"))
     assert (BookingInputs.of_meeting(odd).repeat, BookingInputs.of_meeting(odd).rrule) == ("custom", "FREQ=MONTHLY;BYDAY=1MO")
 
