@@ -21,7 +21,11 @@ clock), so the tests drive it with a fake clock.
   was a step up a probe proved), ``tick`` asks for a probe
   (``probe``: the next tier's cost for a short window); ``probe_result``
   moves one tier up on success, and a failure backs off 15 s, 30 s, 60 s ...
-  up to 5 minutes, forgotten when an estimate shows clear headroom. A REMB
+  up to 5 minutes, forgotten when an estimate shows clear headroom. A probe
+  that failed *near* its target (the link delivered at least ``NEAR_SHARE``
+  of it) is tried again after ``NEAR_RETRY_S`` without backing off further:
+  it overshot the link by little for under a second, and a link that narrow
+  may widen again at any time (the step up must follow within 15 s). A REMB
   (a receiver's own estimate) below the next tier's cost times
   ``upgrade_headroom`` holds the probe back (hysteresis) while it is fresh
   (``ESTIMATE_TTL_S``).
@@ -43,6 +47,8 @@ BACKOFF_S = (15.0, 30.0, 60.0, 120.0, 240.0, 300.0)
 CLEAR_HEADROOM = 1.5  # an estimate this far above the next tier forgets failed probes
 MAX_KBPS = 100_000.0
 ESTIMATE_TTL_S = 10.0
+NEAR_SHARE = 0.8  # a failed probe that delivered this share of its target was near
+NEAR_RETRY_S = 8.0
 CLIMB_HOLD_S = 2.0  # after a probe carried a step up: the next probe comes this soon, not after the full hold
 
 
@@ -193,8 +199,9 @@ class TierAllocation:
         self.probes += 1
         return None
 
-    def probe_result(self, ok: bool, now: float) -> TierSpec | None:
-        """The link did (or did not) carry the probe: step up, or back off."""
+    def probe_result(self, ok: bool, now: float, *, delivered_kbps: float | None = None) -> TierSpec | None:
+        """The link did (or did not) carry the probe (``delivered_kbps`` of it when
+        measured): step up, or back off."""
         probe = self.probe
         if probe is None:
             return None
@@ -202,7 +209,10 @@ class TierAllocation:
         if ok:
             self.failed_probes = 0
             return self._move(probe.index, now)
-        self._retry_at = now + BACKOFF_S[min(self.failed_probes, len(BACKOFF_S) - 1)]
-        self.failed_probes += 1
+        if delivered_kbps is not None and delivered_kbps >= NEAR_SHARE * probe.target_kbps:
+            self._retry_at = now + NEAR_RETRY_S
+        else:
+            self._retry_at = now + BACKOFF_S[min(self.failed_probes, len(BACKOFF_S) - 1)]
+            self.failed_probes += 1
         self._calm_since = now
         return None

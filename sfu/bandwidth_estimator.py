@@ -9,8 +9,12 @@ the tests drive it with synthetic feedback. Modelled on libwebrtc's GoogCC
   inter-arrival delay variation (arrival delta minus send delta) is
   accumulated, smoothed, and a least-squares slope over the last 20 groups
   is the delay trend. The trend, scaled, against an adaptive threshold says
-  *overuse* (the queue is growing), *underuse* or *normal*. AIMD: on overuse
-  the rate drops to 85% of the rate the receiver acknowledged; otherwise it
+  *overuse* (the queue is growing), *underuse* or *normal*. Overuse counts
+  only while the link is behind: the packets of the last half second arrived
+  much slower than they were sent, or even the least of their delays is well
+  above the least of the last 10 s. A queue that grows does either; delay that
+  only jitters (a busy receiver, a loaded host) does neither, and with whole
+  tiers one false cut costs a tier. AIMD: on overuse the rate drops to 85% of the rate the receiver acknowledged; otherwise it
   grows 8% a second, never beyond 1.5 times what was acknowledged (a probe
   is how it learns more);
 - loss-based: over the last second of reported packets (since the last cut),
@@ -39,6 +43,9 @@ K_UP = 0.0087
 K_DOWN = 0.039
 OVERUSE_TIME_S = 0.010
 DECREASE = 0.85
+BEHIND = 0.8  # a link delivering less than this share of what was sent is behind
+STANDING_S = 0.04  # ... and so is one whose delay stayed this much above its least for half a second
+BASE_S = 10  # the least delay is kept for this many seconds
 INCREASE_PER_S = 1.08
 ACKED_WINDOW_S = 0.5
 LOSS_WINDOW_S = 1.0
@@ -159,7 +166,9 @@ class BandwidthEstimator:
         self.overuses = 0
         self.last_decrease: float | None = None
         self.decreased_for: float | None = None  # send time of the newest packet behind the last decrease
-        self._acked: deque[tuple[float, int]] = deque()  # (arrival, size)
+        self.sent_bps: float | None = None  # the same packets' rate by their send times
+        self._acked: deque[tuple[float, int, float]] = deque()  # (arrival, size, sent)
+        self._base: deque[tuple[int, float]] = deque()  # (second of arrival, least one-way delay in it)
         self._losses: deque[tuple[float, int, int]] = deque()  # (now, lost, reported)
         self._last_increase = now
         self._last_loss_update = now
@@ -183,7 +192,8 @@ class BandwidthEstimator:
                 lost += 1
                 continue
             self.detector.packet(sent, arrival)
-            acked.append((arrival, size))
+            acked.append((arrival, size, sent))
+            self._note_delay(arrival, arrival - sent)
             newest_sent = sent if newest_sent is None else max(newest_sent, sent)
         if acked:
             latest = acked[-1][0]
@@ -191,7 +201,10 @@ class BandwidthEstimator:
                 acked.popleft()
             span = acked[-1][0] - acked[0][0]
             if span >= 0.1:
-                self.acked_bps = sum(size for _, size in acked) * 8 / span
+                bits = sum(size for _, size, _ in acked) * 8
+                self.acked_bps = bits / span
+                sent_span = max(s for _, _, s in acked) - min(s for _, _, s in acked)
+                self.sent_bps = bits / sent_span if sent_span >= 0.1 else None
         self._losses.append((now, lost, len(results)))
         self._update_delay(now, newest_sent)
         self._update_loss(now, newest_sent)
@@ -199,7 +212,7 @@ class BandwidthEstimator:
     def _update_delay(self, now: float, newest_sent: float | None) -> None:
         state = self.detector.state
         acked = self.acked_bps
-        if state == OVERUSE:
+        if state == OVERUSE and self._behind():
             if self.last_decrease is None or now - self.last_decrease > max(0.2, self.rtt_s):
                 base = acked if acked is not None else self.delay_bps
                 self.delay_bps = clamp(min(self.delay_bps, DECREASE * base))
@@ -208,6 +221,30 @@ class BandwidthEstimator:
         elif state == NORMAL:
             self._grow("delay_bps", now)
         self._last_increase = now
+
+    def _note_delay(self, arrival: float, delay: float) -> None:
+        second = int(arrival)
+        base = self._base
+        if base and base[-1][0] == second:
+            if delay < base[-1][1]:
+                base[-1] = (second, delay)
+        elif not base or second > base[-1][0]:
+            base.append((second, delay))
+        while base and base[0][0] <= second - BASE_S:
+            base.popleft()
+
+    def _behind(self) -> bool:
+        """Is a queue growing on the link? It delivers less than was sent, or even the
+        least delay of the last half second is well above the link's least. Delay that
+        only jitters (a busy receiver or host) delivers all that was sent, and some of
+        its packets still arrive on time."""
+        acked = self._acked
+        if self.acked_bps is None or self.sent_bps is None or not self._base:
+            return True
+        if self.acked_bps < BEHIND * self.sent_bps:
+            return True
+        recent = min(arrival - sent for arrival, _, sent in acked)
+        return recent - min(d for _, d in self._base) > STANDING_S
 
     def _grow(self, name: str, now: float) -> None:
         elapsed = min(1.0, max(0.0, now - self._last_increase))

@@ -255,7 +255,7 @@ class Subscriber:
         try:
             video = self.video
             if video is None or video.rtx_pt is None:
-                ok = True  # nothing to pad with: the next tier itself is the probe
+                ok, delivered = True, None  # nothing to pad with: the next tier itself is the probe
             else:
                 start = time.monotonic()
                 end = start + PROBE_S
@@ -267,7 +267,9 @@ class Subscriber:
                 extra = probe.target_kbps * 1000 - self.bitrate_bps
                 await send_padding(video, extra, PROBE_S, wanted=lambda: self.allocation.probe is probe)
                 ok = await self._probe_verdict(probe, end, twcc)
-            self._retier(self.allocation.probe_result(ok, time.monotonic()))
+                measure = self._probe_measure
+                delivered = measure.delivered_bps / 1000 if twcc and measure is not None and measure.complete else None
+            self._retier(self.allocation.probe_result(ok, time.monotonic(), delivered_kbps=delivered))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -182,6 +182,28 @@ def test_bad_estimates_are_clamped():
     assert alloc.on_estimate(float("inf"), now=1) is None and alloc.estimate_kbps == 100_000
 
 
+def test_a_probe_that_failed_near_its_target_is_retried_soon_without_backing_off():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=200_000, uplink_kbps=50_000), 0)
+    alloc.on_estimate(1000, now=0, sent_at=0)
+    assert names(alloc) == "360p"
+    alloc.tick(now=8)
+    target = alloc.probe.target_kbps
+    assert alloc.probe_result(False, now=9, delivered_kbps=0.5 * target) is None  # far: backs off 15 s
+    alloc.tick(now=23)
+    assert alloc.probe is None
+    alloc.tick(now=24.1)
+    assert alloc.probe is not None
+    for attempt in range(5):  # near (a link just under the next tier): every 8 s, however often it fails
+        now = 25 + attempt * 8.5
+        assert alloc.probe_result(False, now=now, delivered_kbps=0.9 * target) is None
+        alloc.tick(now + 7.9)
+        assert alloc.probe is None
+        alloc.tick(now + 8.1)
+        assert alloc.probe is not None
+    assert alloc.failed_probes == 1
+    assert alloc.probe_result(True, now=70).name == "720p"  # the link widened
+
+
 def test_a_stale_remb_no_longer_holds_the_probe_back():
     alloc = TierAllocation(CONFIG, None, 0)
     alloc.on_remb(300_000, now=0)

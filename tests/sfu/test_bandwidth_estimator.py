@@ -1,5 +1,7 @@
 """The send-side estimator, fed synthetic transport-cc results on a fake clock."""
 
+import random
+
 import pytest
 
 from sfu.bandwidth_estimator import MAX_BPS, MIN_BPS, BandwidthEstimator
@@ -58,6 +60,39 @@ def test_no_overuse_on_a_link_with_room():
     assert est.overuses == 0
     assert est.estimate_bps >= 1_000_000  # it grew (up to 1.5 times what was acknowledged)
     assert est.estimate_bps <= 1.5 * 800_000 * 1.1 + 10_000
+
+
+class BusyHost:
+    """A link with room whose packets now and then wait 20 to 120 ms on a busy host (FIFO)."""
+
+    def __init__(self, seed: int, delay_s: float = 0.02) -> None:
+        self.delay_s = delay_s
+        self.rng = random.Random(seed)
+        self.last = 0.0
+        self.stall_until = 0.0
+
+    def arrival(self, sent: float) -> float:
+        if sent > self.stall_until and self.rng.random() < 0.01:
+            self.stall_until = sent + self.rng.uniform(0.02, 0.12)
+        waited = self.stall_until if sent < self.stall_until else sent
+        self.last = max(self.last, waited + self.delay_s)
+        return self.last
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_delay_that_only_jitters_is_no_overuse(seed):
+    est = BandwidthEstimator(1_000_000, now=0)
+    run(est, BusyHost(seed), 800_000, 0, 20)
+    assert est.overuses == 0
+    assert est.estimate_bps >= 1_000_000  # never cut below what the link carries
+
+
+@pytest.mark.parametrize("overload", [1.05, 1.2])
+def test_a_slowly_growing_queue_is_overuse(overload):
+    est = BandwidthEstimator(1_000_000, now=0)
+    run(est, Link(800_000), 800_000 * overload, 0, 5)
+    assert est.overuses > 0
+    assert est.estimate_bps < 800_000
 
 
 def test_a_loss_burst_cuts_the_loss_based_rate_and_recovery_grows_it_back():
