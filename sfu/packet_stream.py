@@ -69,11 +69,13 @@ class PacketStream:
         history: int = 1024,
         request_keyframe: Callable[[], None] | None = None,
         red: bool = False,
+        repeat: bool = False,
     ) -> None:
         assert history & (history - 1) == 0, "history must be a power of two"
         self.kind = kind
         self.name = name
         self.red = red  # RED packets (``sfu.red``): each downtrack's RED payload type in the header
+        self.repeat = repeat  # each packet pushed twice (``sfu.room``, long links without RED)
         self.clock_rate = clock_rate
         self.downtracks: list[DownTrack] = []
         # called with (packet, seq, ts, marker, keyframe) for every packet pushed: a recorder's copy

@@ -51,6 +51,9 @@ class Room:
         self.tiers: TierSources = tiers or EncodedTiers(name, config, clock=clock)
         self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
         self._red: dict[int, tuple[RedEncoder, PacketStream]] = {}  # Opus payload type -> its RED variant of the audio
+        # for long links without RED: each packet sent again beside the next (same number: the receiver keeps one)
+        self._repeat: PacketStream | None = None
+        self._previous_audio: tuple[bytes, int, int, bool] | None = None
         self._audio_source: Publisher | None = None
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
@@ -142,23 +145,38 @@ class Room:
         seq = self._audio_seq = (self._audio_seq + 1) & 0xFFFF
         ts = (packet.timestamp + self._audio_ts_off) & 0xFFFFFFFF
         marker = bool(packet.marker)
-        stream.push(make_packet(packet.payload, seq, ts, marker), seq, ts, marker, False)
+        plain = make_packet(packet.payload, seq, ts, marker)
+        stream.push(plain, seq, ts, marker, False)
         for red, red_stream in self._red.values():
             red_stream.push(red.packet(packet.payload, seq, ts, marker), seq, ts, marker, False)
+        if self._repeat is not None:
+            if self._previous_audio is not None:
+                self._repeat.push(*self._previous_audio, False)
+            self._repeat.push(plain, seq, ts, marker, False)
+        self._previous_audio = (plain, seq, ts, marker)
 
     @property
     def audio_streams(self) -> list[PacketStream]:
-        """The program audio, plain and its RED variants."""
-        return [self.audio] + [stream for _, stream in self._red.values()]
+        """The program audio, plain, its RED variants and the repeated one."""
+        repeat = [] if self._repeat is None else [self._repeat]
+        return [self.audio] + [stream for _, stream in self._red.values()] + repeat
 
     def _audio_for(self, sub: Subscriber) -> PacketStream:
-        """The program audio as ``sub`` gets it: plain, or RED when its RTT is long and it offered RED."""
+        """The program audio as ``sub`` gets it: plain; when its RTT is long (a retransmission
+        would come too late), RED if it offered RED, else each packet twice."""
         dt = sub.audio
-        if dt is None or dt.red_pt is None or sub.rtt_ms is None:
+        if dt is None or sub.rtt_ms is None:
             return self.audio
-        on_red = dt.stream is not None and dt.stream.red
-        if sub.rtt_ms < self.config.red_rtt_ms * (0.8 if on_red else 1.0):  # hysteresis on the way back
+        protected = dt.stream is not None and (dt.stream.red or dt.stream.repeat)
+        if sub.rtt_ms < self.config.red_rtt_ms * (0.8 if protected else 1.0):  # hysteresis on the way back
             return self.audio
+        if dt.red_pt is None:
+            if self._repeat is None:
+                self._repeat = PacketStream(
+                    "audio", f"{self.name}/audio-repeat", clock_rate=AUDIO_CLOCK, history=64, repeat=True
+                )
+                self._repeat.last_seq, self._repeat.last_ts = self.audio.last_seq, self.audio.last_ts
+            return self._repeat
         entry = self._red.get(dt.pt)
         if entry is None:
             red_stream = PacketStream("audio", f"{self.name}/audio-red-{dt.pt}", clock_rate=AUDIO_CLOCK, history=64, red=True)

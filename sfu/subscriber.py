@@ -346,6 +346,7 @@ class Subscriber:
             "remb_bps": self.remb_bps,
             "estimate_kbps": round(self.estimator.estimate_bps / 1000),
             "audio_red": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.red),
+            "audio_repeat": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.repeat),
             "transport_cc": self.cc.enabled,
             "feedback_packets": self.feedback_packets,
             "feedback_errors": self.feedback_errors,

@@ -128,3 +128,49 @@ async def test_without_red_offered_the_audio_stays_plain(node_factory):
     finally:
         await pc.close()
         await pub.close()
+
+
+async def test_without_red_a_long_link_gets_each_audio_packet_twice(node_factory):
+    sfu = await node_factory(small_config(red_rtt_ms=0.0))
+    pub = await publish_scene(sfu)
+    pc = peer_connection()
+    for kind in ("audio", "video"):
+        pc.addTransceiver(kind, direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    response = await sfu.http.post(
+        f"{sfu.base}/whep/r1",
+        content=pc.localDescription.sdp,
+        headers={"Content-Type": "application/sdp", **sfu.auth("r1", "c1", "subscribe")},
+    )
+    assert response.status_code == 201, response.text
+    audio = response.text.split("m=audio", 1)[1].split("m=video", 1)[0]
+    audio_ssrc = int(re.search(r"a=ssrc:(\d+)", audio).group(1))
+    packets: list[bytes] = []
+
+    def capture(handle):  # type: ignore[no-untyped-def]
+        async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+            if int.from_bytes(data[8:12], "big") == audio_ssrc:
+                packets.append(data)
+            await handle(data, arrival_time_ms)
+
+        return handle_rtp_data
+
+    replace_rtp_data_handler(pc.getTransceivers()[0].receiver.transport, capture)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+    try:
+        [state] = sfu.node.room("r1").subscribers.values()
+        await eventually(lambda: state.stats()["audio_repeat"], timeout=15, what="repeated audio")
+        room = sfu.node.room("r1")
+        [plain, repeat] = [room.audio, *[s for s in room.audio_streams if s.repeat]]
+        assert state.audio.stream is repeat
+        sent, pushed, start = repeat.packets, plain.packets, len(packets)
+        await eventually(lambda: len(packets) >= start + 20, timeout=10, what="audio packets")
+        # each packet goes out twice (the copy beside the next packet) ...
+        assert repeat.packets - sent >= 2 * (plain.packets - pushed) - 2
+        # ... under one numbering: SRTP's replay check keeps the first copy that arrives
+        seqs = [struct.unpack_from("!H", p, 2)[0] for p in packets[start:]]
+        assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+        assert not state.stats()["audio_red"]
+    finally:
+        await pc.close()
+        await pub.close()
