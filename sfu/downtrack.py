@@ -108,6 +108,7 @@ class DownTrack:
         "send_errors",
         "nacks",
         "retransmits",
+        "repairs_refused",
         "keyframe_requests",
     )
 
@@ -148,6 +149,7 @@ class DownTrack:
         self.send_errors = 0
         self.nacks = 0
         self.retransmits = 0
+        self.repairs_refused = 0  # NACKed packets not resent: over the subscriber's repair budget
         self.keyframe_requests = 0
         sender.send = self._adopt_send  # type: ignore[method-assign]
 

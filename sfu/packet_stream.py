@@ -294,8 +294,8 @@ class PacketStream:
 
     # feedback ------------------------------------------------------------------
 
-    def retransmit(self, dt: DownTrack, lost: Iterable[int]) -> int:
-        """Resend the packets ``dt``'s receiver reported lost; return how many.
+    def retransmit(self, dt: DownTrack, lost: Iterable[int], *, limit: int | None = None) -> int:
+        """Resend the packets ``dt``'s receiver reported lost, at most ``limit`` of them; return how many.
 
         Packets sent on the stream ``dt`` left at its last switch are served
         from that stream's history: they are the ones a congested link lost
@@ -307,6 +307,9 @@ class PacketStream:
         previous = dt.previous
         for out_seq in lost:
             dt.nacks += 1
+            if limit is not None and sent >= limit:
+                dt.repairs_refused += 1
+                continue
             if (out_seq - dt.first_seq) & 0xFFFF < 0x8000:
                 stream, seq_off, ts_off = self, dt.seq_off, dt.ts_off
             elif previous is not None and (out_seq - previous[3]) & 0xFFFF < (previous[4] - previous[3]) & 0xFFFF:

@@ -54,6 +54,11 @@ logger = logging.getLogger(__name__)
 PACKET_OVERHEAD_BYTES = HEADER_BYTES + 10 + 28  # RTP header and extension, SRTP tag, UDP/IPv4
 PROBE_SETTLE_S = 2.5  # after a probe, how long its feedback may take
 PROBE_MAX_LOSS = 0.05
+# retransmissions may add this share of the budget (and save up half a second of it): after a
+# drop, the packets the old tier lost would otherwise go again into the link that just lost them
+REPAIR_SHARE = 0.25
+REPAIR_BURST_S = 0.5
+REPAIR_PACKET_BYTES = 1200
 
 
 class Subscriber:
@@ -95,6 +100,8 @@ class Subscriber:
         self._audio_mark: tuple[float, int, int] | None = None
         self._rr_at: dict[int, float] = {}  # ssrc -> time of its last receiver report
         self._probe_task: asyncio.Task | None = None
+        self._repair_bytes = float("inf")  # a full allowance to start with (``_repair_allowance`` caps it)
+        self._repair_at = now
         self._probe_measure: ProbeMeasure | None = None
         self._probe_reports: list[tuple[float, float]] | None = None  # (time, loss) of the video and RTX streams
         self.heard_at: float | None = None  # monotonic time of the receiver's last RTCP: its media is arriving
@@ -191,7 +198,10 @@ class Subscriber:
                     self._retier(self.allocation.on_receiver_report(self.loss, self.rtt_ms, now, sent_at=since))
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if dt.stream is not None:
-                dt.stream.retransmit(dt, packet.lost)
+                limit = self._repair_allowance(now)
+                sent = dt.stream.retransmit(dt, packet.lost, limit=limit)
+                if limit is not None:
+                    self._repair_bytes -= sent * REPAIR_PACKET_BYTES
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self.plis += 1
@@ -209,6 +219,17 @@ class Subscriber:
                     self.remb_bps = bitrate
                     self.estimator.on_remb(bitrate, now)
                     self._retier(self.allocation.on_estimate(self.estimator.estimate_bps / 1000, now, bounds=True))
+
+    def _repair_allowance(self, now: float) -> int | None:
+        """How many packets a NACK may have resent now (None: no budget known, no limit)."""
+        budget = self.allocation.budget_kbps
+        if budget is None:
+            return None
+        rate = REPAIR_SHARE * budget * 1000 / 8  # bytes a second
+        elapsed = max(0.0, now - self._repair_at)
+        self._repair_at = now
+        self._repair_bytes = min(rate * REPAIR_BURST_S, self._repair_bytes + rate * elapsed)
+        return max(0, int(self._repair_bytes // REPAIR_PACKET_BYTES))
 
     def _rtt_ms(self, dt: DownTrack, lsr: int, dlsr: int) -> float | None:
         sent = self._lsr.get(dt.ssrc)
@@ -357,6 +378,7 @@ class Subscriber:
             "packets_sent": sum(d.packets_sent for d in self.downtracks),
             "send_errors": sum(d.send_errors for d in self.downtracks),
             "nacks": sum(d.nacks for d in self.downtracks),
+            "repairs_refused": sum(d.repairs_refused for d in self.downtracks),
             "retransmits": sum(d.retransmits for d in self.downtracks),
             "keyframe_requests": self.plis,
         }

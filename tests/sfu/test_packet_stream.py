@@ -169,3 +169,6 @@ async def test_nacks_for_packets_of_the_previous_tier_are_served_after_a_switch(
         assert packet[4:8] == original[4:8]  # the timestamp the receiver saw
     # older than the last two streams: nothing to serve
     assert low.retransmit(dt, [(lost[0] - 10) & 0xFFFF]) == 0
+    # over the subscriber's repair budget: only what the limit allows is resent
+    assert low.retransmit(dt, lost, limit=1) == 1 and dt.repairs_refused == 1
+    assert struct.unpack_from("!H", receiver.srtp.unprotect(receiver.sock.recv(4096)), 20)[0] == lost[0]
