@@ -100,6 +100,7 @@ class Subscriber:
         self._audio_mark: tuple[float, int, int] | None = None
         self._rr_at: dict[int, float] = {}  # ssrc -> time of its last receiver report
         self._probe_task: asyncio.Task | None = None
+        self._probe_window: tuple[float, float] | None = None  # the last probe's padding, start and end
         self._repair_bytes = float("inf")  # a full allowance to start with (``_repair_allowance`` caps it)
         self._repair_at = now
         self._probe_measure: ProbeMeasure | None = None
@@ -193,6 +194,8 @@ class Subscriber:
                     self.loss = report.fraction_lost / 256
                     since = self._rr_at.get(dt.ssrc)
                     self._rr_at[dt.ssrc] = now
+                    if self._covers_probe(since, now):
+                        continue  # the padding's loss is the probe's verdict, not the tier's
                     if not self.feedback_packets and self.remb_bps is None:
                         self.estimator.on_receiver_loss(self.loss, self.bitrate_bps, now)
                     self._retier(self.allocation.on_receiver_report(self.loss, self.rtt_ms, now, sent_at=since))
@@ -219,6 +222,14 @@ class Subscriber:
                     self.remb_bps = bitrate
                     self.estimator.on_remb(bitrate, now)
                     self._retier(self.allocation.on_estimate(self.estimator.estimate_bps / 1000, now, bounds=True))
+
+    def _covers_probe(self, since: float | None, now: float) -> bool:
+        """Does a receiver report about what arrived from ``since`` to ``now`` cover the last probe's packets?"""
+        window = self._probe_window
+        if window is None or now <= window[0]:
+            return False
+        late = (self.rtt_ms or 0) / 1000  # the probe's last packets arrive up to a round trip later
+        return since is None or since < window[1] + late
 
     def _repair_allowance(self, now: float) -> int | None:
         """How many packets a NACK may have resent now (None: no budget known, no limit)."""
@@ -280,6 +291,7 @@ class Subscriber:
             else:
                 start = time.monotonic()
                 end = start + PROBE_S
+                self._probe_window = (start, end)
                 twcc = self.feedback_packets > 0
                 if twcc:
                     self._probe_measure = ProbeMeasure(start, end)
