@@ -164,16 +164,19 @@ class TierAllocation:
         return self.on_estimate(bitrate_bps / 1000.0, now, bounds=True)
 
     def on_receiver_report(
-        self, fraction_lost: float, rtt_ms: float | None, now: float, *, sent_at: float | None = None
+        self, fraction_lost: float, rtt_ms: float | None, now: float, *, sent_at: float | None = None, moves: bool = True
     ) -> TierSpec | None:
-        """``fraction_lost`` in 0..1 from an RTCP receiver report about packets sent from ``sent_at`` on."""
+        """``fraction_lost`` in 0..1 from an RTCP receiver report about packets sent from ``sent_at`` on.
+
+        ``moves=False``: the estimator sees each packet's fate (transport-cc) and judges the loss
+        itself, by send time; the report then only holds back step-ups."""
         self.loss = fraction_lost = min(1.0, max(0.0, fraction_lost))
         if rtt_ms is not None:
             self.rtt_ms = rtt_ms
         if fraction_lost >= self._config.upgrade_loss:
             self._calm_since = now
             self._climbing = False
-        if fraction_lost >= self._config.downgrade_loss and not self._stale(sent_at):
+        if moves and fraction_lost >= self._config.downgrade_loss and not self._stale(sent_at):
             got_through = self.cost_kbps(self.index) * (1 - fraction_lost / 2)
             return self._move(max(self.index + 1, self._fit(got_through)), now)
         return self.tick(now)

@@ -198,7 +198,8 @@ class Subscriber:
                         continue  # the padding's loss is the probe's verdict, not the tier's
                     if not self.feedback_packets and self.remb_bps is None:
                         self.estimator.on_receiver_loss(self.loss, self.bitrate_bps, now)
-                    self._retier(self.allocation.on_receiver_report(self.loss, self.rtt_ms, now, sent_at=since))
+                    moves = not self.feedback_packets  # with transport-cc the estimator judges loss, per packet
+                    self._retier(self.allocation.on_receiver_report(self.loss, self.rtt_ms, now, sent_at=since, moves=moves))
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if dt.stream is not None:
                 limit = self._repair_allowance(now)

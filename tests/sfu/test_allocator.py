@@ -236,3 +236,17 @@ def test_after_a_proven_step_up_the_next_probe_comes_soon():
     alloc.on_receiver_report(0.03, None, now=10)
     alloc.tick(now=12)
     assert alloc.probe is None
+
+
+def test_with_transport_cc_a_receiver_report_holds_step_ups_but_moves_nothing():
+    alloc = TierAllocation(CONFIG, None, 0)
+    # the estimator judges each packet's loss by send time; the report's coarse figure does not also step down
+    assert alloc.on_receiver_report(0.3, 40.0, now=1, moves=False) is None
+    assert names(alloc) == "720p" and alloc.loss == 0.3
+    alloc.on_estimate(700, now=2)
+    assert names(alloc) == "180p"
+    alloc.on_receiver_report(0.05, 40.0, now=9, moves=False)  # loss above 2%: no probe for another hold
+    alloc.tick(now=12)
+    assert alloc.probe is None
+    alloc.tick(now=17.1)
+    assert alloc.probe is not None
