@@ -14,14 +14,15 @@ clock), so the tests drive it with a fake clock.
   current tier's cost moves straight to the best tier that fits it; loss at
   or above ``downgrade_loss`` in a receiver report moves to the tier that
   fits what got through (at least one down). After a downgrade, reports
-  about packets sent before it (``sent_at``) no longer move the tier: the
-  queue of the old tier is still draining.
+  about packets sent before it or within ``DRAIN_S`` of it (``sent_at``) no
+  longer move the tier: the queue of the old tier is still draining.
 - Up only after a probe: after ``upgrade_hold_s`` without loss above
   ``upgrade_loss`` since the last change (``CLIMB_HOLD_S`` when that change
   was a step up a probe proved), ``tick`` asks for a probe
   (``probe``: the next tier's cost for a short window); ``probe_result``
   moves one tier up on success, and a failure backs off 15 s, 30 s, 60 s ...
-  up to 5 minutes, forgotten when an estimate shows clear headroom. A probe
+  up to 5 minutes, for that tier (a downgrade meanwhile leaves the tier
+  below free to probe for), forgotten when an estimate shows clear headroom. A probe
   that failed *near* its target (the link delivered at least ``NEAR_SHARE``
   of it) is tried again after ``NEAR_RETRY_S`` without backing off further:
   it overshot the link by little for under a second, and a link that narrow
@@ -49,6 +50,7 @@ MAX_KBPS = 100_000.0
 ESTIMATE_TTL_S = 10.0
 NEAR_SHARE = 0.8  # a failed probe that delivered this share of its target was near
 NEAR_RETRY_S = 8.0
+DRAIN_S = 0.5  # after a downgrade: packets sent this soon after it still met the old tier's queue
 CLIMB_HOLD_S = 2.0  # after a probe carried a step up: the next probe comes this soon, not after the full hold
 
 
@@ -98,9 +100,13 @@ class TierAllocation:
         self.changes = 0
         self.probe: Probe | None = None
         self.probes = 0
-        self.failed_probes = 0  # in a row; sets the back-off
+        self._backoff: dict[int, tuple[int, float]] = {}  # tier index -> (failed probes in a row, next try)
         self._climbing = False  # the last change was a step up a probe proved
-        self._retry_at = float("-inf")
+
+    @property
+    def failed_probes(self) -> int:
+        """Failed probes in a row for the next tier up; they set its back-off."""
+        return self._backoff.get(self.index - 1, (0, 0.0))[0]
 
     @property
     def upgrade_loss(self) -> float:
@@ -141,7 +147,7 @@ class TierAllocation:
 
     def _stale(self, sent_at: float | None) -> bool:
         """A report about packets sent before the last downgrade: the old tier's queue draining."""
-        return sent_at is not None and sent_at < self._last_down
+        return sent_at is not None and sent_at < self._last_down + DRAIN_S
 
     # feedback --------------------------------------------------------------------
 
@@ -152,8 +158,7 @@ class TierAllocation:
         self._estimate_bounds = bounds
         self._estimate_at = now
         if self.index > self.top and kbps >= self.cost_kbps(self.index - 1) * CLEAR_HEADROOM:
-            self.failed_probes = 0
-            self._retry_at = float("-inf")
+            self._backoff.pop(self.index - 1, None)
         budget = self.budget_kbps
         if budget is not None and self.cost_kbps(self.index) > budget and not self._stale(sent_at):
             return self._move(max(self.index, self._fit(budget)), now)
@@ -188,9 +193,9 @@ class TierAllocation:
         if self.index <= self.top or self.probe is not None:
             return None
         hold = min(CLIMB_HOLD_S, self._config.upgrade_hold_s) if self._climbing else self._config.upgrade_hold_s
-        if now - self._last_change < hold or now - self._calm_since < hold or now < self._retry_at:
-            return None
         candidate = self.index - 1
+        if now - self._last_change < hold or now - self._calm_since < hold or now < self._backoff.get(candidate, (0, -math.inf))[1]:
+            return None
         cost = self.cost_kbps(candidate)
         if self.cap_kbps is not None and cost > self.cap_kbps:
             return None
@@ -210,12 +215,12 @@ class TierAllocation:
             return None
         self.probe = None
         if ok:
-            self.failed_probes = 0
+            self._backoff.pop(probe.index, None)
             return self._move(probe.index, now)
+        failures = self._backoff.get(probe.index, (0, 0.0))[0]
         if delivered_kbps is not None and delivered_kbps >= NEAR_SHARE * probe.target_kbps:
-            self._retry_at = now + NEAR_RETRY_S
+            self._backoff[probe.index] = (failures, now + NEAR_RETRY_S)
         else:
-            self._retry_at = now + BACKOFF_S[min(self.failed_probes, len(BACKOFF_S) - 1)]
-            self.failed_probes += 1
+            self._backoff[probe.index] = (failures + 1, now + BACKOFF_S[min(failures, len(BACKOFF_S) - 1)])
         self._calm_since = now
         return None

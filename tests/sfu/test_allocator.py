@@ -250,3 +250,29 @@ def test_with_transport_cc_a_receiver_report_holds_step_ups_but_moves_nothing():
     assert alloc.probe is None
     alloc.tick(now=17.1)
     assert alloc.probe is not None
+
+
+def test_packets_sent_just_after_a_downgrade_met_the_old_queue_and_do_not_chain_it():
+    alloc = TierAllocation(CONFIG, None, 0)
+    assert alloc.on_receiver_report(0.2, None, now=10, sent_at=9).name == "360p"
+    assert alloc.on_receiver_report(0.4, None, now=11, sent_at=10.3) is None  # within the drain
+    assert alloc.on_receiver_report(0.4, None, now=12, sent_at=10.6).name == "180p"
+
+
+def test_a_tier_backed_off_does_not_hold_back_the_probe_for_the_tier_below_it():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=200_000, uplink_kbps=50_000), 0)
+    alloc.on_estimate(500, now=0, sent_at=0)
+    assert names(alloc) == "180p"
+    for now in (8, 24, 55, 116):  # 360p fails again and again: 15, 30, 60 s apart
+        alloc.tick(now)
+        assert alloc.probe is not None and alloc.probe.index == 1
+        alloc.probe_result(False, now + 1)
+    assert alloc.failed_probes == 4
+    assert alloc.on_receiver_report(0.5, None, now=120, sent_at=119).name == "audio"
+    alloc.tick(now=128.1)
+    assert alloc.probe is not None and alloc.probe.index == 2  # 180p: a probe after the usual hold
+    assert alloc.probe_result(True, now=129).name == "180p"
+    alloc.tick(now=131.1)
+    assert alloc.probe is None  # 360p keeps its back-off (120 s from its last failure)
+    alloc.tick(now=237.1)
+    assert alloc.probe is not None and alloc.probe.index == 1
