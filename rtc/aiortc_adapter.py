@@ -25,8 +25,10 @@ __all__ = [
     "nominated_pair",
     "register_rtp_sender",
     "replace_decoder_factory",
+    "replace_header_extensions",
     "replace_keyframe_hook",
     "replace_rtcp_handler",
+    "replace_rtp_data_handler",
     "replace_rtp_handler",
     "rx_srtp",
     "send_rtcp_packet",
@@ -93,6 +95,11 @@ def replace_rtcp_handler(dtls: RTCDtlsTransport, wrap: Callable[[RtpHandler], Rt
     dtls._handle_rtcp_data = wrap(dtls._handle_rtcp_data)
 
 
+def replace_rtp_data_handler(dtls: RTCDtlsTransport, wrap: Callable[[RtpHandler], RtpHandler]) -> None:
+    """Put `wrap(original)` in front of the transport's handling of each decrypted RTP datagram (bytes, arrival ms)."""
+    dtls._handle_rtp_data = wrap(dtls._handle_rtp_data)
+
+
 # senders, receivers, transceivers -----------------------------------------------------
 
 
@@ -115,6 +122,11 @@ def replace_keyframe_hook(sender: RTCRtpSender, on_request: Callable[[], None]) 
 def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
     """The codecs negotiated for `transceiver`."""
     return transceiver._codecs
+
+
+def replace_header_extensions(transceiver: RTCRtpTransceiver, extensions: list[Any]) -> None:
+    """Negotiate `extensions` (`RTCRtpHeaderExtensionParameters`) for `transceiver`: what its answer advertises."""
+    transceiver._headerExtensions = list(extensions)
 
 
 def replace_rtp_handler(receiver: RTCRtpReceiver, wrap: Callable[[RtpHandler], RtpHandler]) -> None:

@@ -7,25 +7,51 @@ clock), so the tests drive it with a fake clock.
   booking preview and the agents' schedules use the same fit); a link too
   thin even for the lowest tier still gets the lowest, and an unknown link
   starts at the highest tier.
-- Down fast: a REMB estimate below the current tier's cost moves straight to
-  the highest tier that fits it; loss at or above ``downgrade_loss`` in a
-  receiver report moves one tier down at once.
-- Up slowly, with hysteresis: one tier up only after ``upgrade_hold_s`` with
-  loss under ``upgrade_loss`` since the last change or the last lossy report,
-  and only if the next tier's cost times ``upgrade_headroom`` fits the latest
-  REMB estimate.
+- A tier costs its video bitrate plus the audio actually forwarded
+  (``audio_kbps``, measured by the subscriber; the ladder's audio budget until
+  then).
+- Down once: an estimate (the send-side estimator's, or a REMB) below the
+  current tier's cost moves straight to the best tier that fits it; loss at
+  or above ``downgrade_loss`` in a receiver report moves to the tier that
+  fits what got through (at least one down). After a downgrade, reports
+  about packets sent before it or within ``DRAIN_S`` of it (``sent_at``) no
+  longer move the tier: the queue of the old tier is still draining.
+- Up only after a probe: after ``upgrade_hold_s`` without loss above
+  ``upgrade_loss`` since the last change (``CLIMB_HOLD_S`` when that change
+  was a step up a probe proved), ``tick`` asks for a probe
+  (``probe``: the next tier's cost for a short window); ``probe_result``
+  moves one tier up on success, and a failure backs off 15 s, 30 s, 60 s ...
+  up to 5 minutes, for that tier (a downgrade meanwhile leaves the tier
+  below free to probe for), forgotten when an estimate shows clear headroom. A probe
+  that failed *near* its target (the link delivered at least ``NEAR_SHARE``
+  of it) is tried again after ``NEAR_RETRY_S`` without backing off further:
+  it overshot the link by little for under a second, and a link that narrow
+  may widen again at any time (the step up must follow within 15 s). A REMB
+  (a receiver's own estimate) below the next tier's cost times
+  ``upgrade_headroom`` holds the probe back (hysteresis) while it is fresh
+  (``ESTIMATE_TTL_S``).
 - Never above the link: the cap (share of the downlink) is a hard limit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from vcs.tiers import TierSpec
 
 from .config import SfuConfig
 
-__all__ = ["LinkInfo", "TierAllocation"]
+__all__ = ["LinkInfo", "Probe", "TierAllocation"]
+
+BACKOFF_S = (15.0, 30.0, 60.0, 120.0, 240.0, 300.0)
+CLEAR_HEADROOM = 1.5  # an estimate this far above the next tier forgets failed probes
+MAX_KBPS = 100_000.0
+ESTIMATE_TTL_S = 10.0
+NEAR_SHARE = 0.8  # a failed probe that delivered this share of its target was near
+NEAR_RETRY_S = 8.0
+DRAIN_S = 0.5  # after a downgrade: packets sent this soon after it still met the old tier's queue
+CLIMB_HOLD_S = 2.0  # after a probe carried a step up: the next probe comes this soon, not after the full hold
 
 
 @dataclass(frozen=True)
@@ -36,6 +62,15 @@ class LinkInfo:
     uplink_kbps: int
     rtt_ms: int = 0
     loss_pct: float = 0.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A step up waiting on the link to show it carries ``target_kbps``."""
+
+    index: int  # the tier it would step up to
+    target_kbps: float
+    started: float
 
 
 class TierAllocation:
@@ -53,12 +88,29 @@ class TierAllocation:
             self.cap_kbps = link.downlink_kbps * ladder.vcs_share
             start = ladder.start(link.downlink_kbps, max_tier=max_tier).tier
             self.index = self._tiers.index(start) if start else len(self._tiers) - 1
+        self.audio_kbps: float = ladder.audio_kbps
         self.estimate_kbps: float | None = None
+        self._estimate_bounds = False  # the estimate is the receiver's word on the link (REMB), not ours
+        self._estimate_at = now
         self.loss = 0.0
         self.rtt_ms: float | None = None
         self._last_change = now
+        self._last_down = float("-inf")
         self._calm_since = now
         self.changes = 0
+        self.probe: Probe | None = None
+        self.probes = 0
+        self._backoff: dict[int, tuple[int, float]] = {}  # tier index -> (failed probes in a row, next try)
+        self._climbing = False  # the last change was a step up a probe proved
+
+    @property
+    def failed_probes(self) -> int:
+        """Failed probes in a row for the next tier up; they set its back-off."""
+        return self._backoff.get(self.index - 1, (0, 0.0))[0]
+
+    @property
+    def upgrade_loss(self) -> float:
+        return self._config.upgrade_loss
 
     @property
     def tier(self) -> TierSpec:
@@ -69,54 +121,106 @@ class TierAllocation:
         values = [v for v in (self.cap_kbps, self.estimate_kbps) if v is not None]
         return min(values) if values else None
 
-    def _cost(self, index: int) -> int:
-        return self._ladder.cost_kbps(self._tiers[index])
+    def cost_kbps(self, index: int) -> float:
+        return self._tiers[index].video_kbps + self.audio_kbps
 
     def _fit(self, budget_kbps: float) -> int:
         """The best tier within budget; the lowest when none is."""
-        index = self._ladder.best_within(budget_kbps, top=self.top)
-        return len(self._tiers) - 1 if index is None else index
+        for index in range(self.top, len(self._tiers)):
+            if self.cost_kbps(index) <= budget_kbps:
+                return index
+        return len(self._tiers) - 1
 
     def _move(self, index: int, now: float) -> TierSpec | None:
         index = max(self.top, min(index, len(self._tiers) - 1))
         if index == self.index:
             return None
+        if index > self.index:
+            self._last_down = now
+        self._climbing = index < self.index
         self.index = index
+        self.probe = None
         self._last_change = now
         self._calm_since = now
         self.changes += 1
         return self.tier
 
-    def on_remb(self, bitrate_bps: int, now: float) -> TierSpec | None:
-        """A receiver's estimate of its available bandwidth."""
-        self.estimate_kbps = max(0.0, bitrate_bps / 1000.0)
+    def _stale(self, sent_at: float | None) -> bool:
+        """A report about packets sent before the last downgrade: the old tier's queue draining."""
+        return sent_at is not None and sent_at < self._last_down + DRAIN_S
+
+    # feedback --------------------------------------------------------------------
+
+    def on_estimate(self, kbps: float, now: float, *, sent_at: float | None = None, bounds: bool = False) -> TierSpec | None:
+        """A bandwidth estimate; ``bounds``: the receiver's own (REMB), which also holds back probes."""
+        kbps = 0.0 if math.isnan(kbps) else min(MAX_KBPS, max(0.0, kbps))  # NaN reads as nothing
+        self.estimate_kbps = kbps
+        self._estimate_bounds = bounds
+        self._estimate_at = now
+        if self.index > self.top and kbps >= self.cost_kbps(self.index - 1) * CLEAR_HEADROOM:
+            self._backoff.pop(self.index - 1, None)
         budget = self.budget_kbps
-        if budget is not None and self._cost(self.index) > budget:
+        if budget is not None and self.cost_kbps(self.index) > budget and not self._stale(sent_at):
             return self._move(max(self.index, self._fit(budget)), now)
         return self.tick(now)
 
-    def on_receiver_report(self, fraction_lost: float, rtt_ms: float | None, now: float) -> TierSpec | None:
-        """``fraction_lost`` in 0..1 from an RTCP receiver report."""
-        self.loss = fraction_lost
+    def on_remb(self, bitrate_bps: float, now: float) -> TierSpec | None:
+        """A receiver's estimate of its available bandwidth."""
+        return self.on_estimate(bitrate_bps / 1000.0, now, bounds=True)
+
+    def on_receiver_report(
+        self, fraction_lost: float, rtt_ms: float | None, now: float, *, sent_at: float | None = None, moves: bool = True
+    ) -> TierSpec | None:
+        """``fraction_lost`` in 0..1 from an RTCP receiver report about packets sent from ``sent_at`` on.
+
+        ``moves=False``: the estimator sees each packet's fate (transport-cc) and judges the loss
+        itself, by send time; the report then only holds back step-ups."""
+        self.loss = fraction_lost = min(1.0, max(0.0, fraction_lost))
         if rtt_ms is not None:
             self.rtt_ms = rtt_ms
         if fraction_lost >= self._config.upgrade_loss:
             self._calm_since = now
-        if fraction_lost >= self._config.downgrade_loss:
-            return self._move(self.index + 1, now)
+            self._climbing = False
+        if moves and fraction_lost >= self._config.downgrade_loss and not self._stale(sent_at):
+            got_through = self.cost_kbps(self.index) * (1 - fraction_lost / 2)
+            return self._move(max(self.index + 1, self._fit(got_through)), now)
         return self.tick(now)
 
+    # stepping up ---------------------------------------------------------------------
+
     def tick(self, now: float) -> TierSpec | None:
-        """Consider one step up; call periodically."""
-        if self.index <= self.top:
+        """Consider a probe for one step up; call periodically. Returns a tier only when it changes."""
+        if self.index <= self.top or self.probe is not None:
             return None
-        hold = self._config.upgrade_hold_s
-        if now - self._last_change < hold or now - self._calm_since < hold:
-            return None
+        hold = min(CLIMB_HOLD_S, self._config.upgrade_hold_s) if self._climbing else self._config.upgrade_hold_s
         candidate = self.index - 1
-        cost = self._cost(candidate)
+        if now - self._last_change < hold or now - self._calm_since < hold or now < self._backoff.get(candidate, (0, -math.inf))[1]:
+            return None
+        cost = self.cost_kbps(candidate)
         if self.cap_kbps is not None and cost > self.cap_kbps:
             return None
-        if self.estimate_kbps is not None and cost * self._config.upgrade_headroom > self.estimate_kbps:
+        target = cost * self._config.upgrade_headroom
+        fresh = now - self._estimate_at < ESTIMATE_TTL_S  # a receiver that stopped sending REMB no longer holds us back
+        if self._estimate_bounds and fresh and self.estimate_kbps is not None and target > self.estimate_kbps:
             return None
-        return self._move(candidate, now)
+        self.probe = Probe(candidate, target, now)
+        self.probes += 1
+        return None
+
+    def probe_result(self, ok: bool, now: float, *, delivered_kbps: float | None = None) -> TierSpec | None:
+        """The link did (or did not) carry the probe (``delivered_kbps`` of it when
+        measured): step up, or back off."""
+        probe = self.probe
+        if probe is None:
+            return None
+        self.probe = None
+        if ok:
+            self._backoff.pop(probe.index, None)
+            return self._move(probe.index, now)
+        failures = self._backoff.get(probe.index, (0, 0.0))[0]
+        if delivered_kbps is not None and delivered_kbps >= NEAR_SHARE * probe.target_kbps:
+            self._backoff[probe.index] = (failures, now + NEAR_RETRY_S)
+        else:
+            self._backoff[probe.index] = (failures + 1, now + BACKOFF_S[min(failures, len(BACKOFF_S) - 1)])
+        self._calm_since = now
+        return None

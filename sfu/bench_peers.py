@@ -101,15 +101,17 @@ class CountingSubscriber:
                 ssrc = int.from_bytes(plain[8:12], "big")
                 seq = (plain[2] << 8) | plain[3]
                 stream = streams.get(ssrc)
+                # payload bytes: after the 12-byte header and, when present, its extension block
+                size = len(plain) - (16 + 4 * ((plain[14] << 8) | plain[15]) if plain[0] & 0x10 else 12)
                 if stream is None:
-                    streams[ssrc] = [seq, 1, len(plain) - 12]
+                    streams[ssrc] = [seq, 1, size]
                     self.first_seq[ssrc] = seq
                     return
                 delta = (seq - stream[0]) & 0xFFFF
                 if delta < 0x8000:
                     stream[0] += delta
                 stream[1] += 1
-                stream[2] += len(plain) - 12
+                stream[2] += size
                 return
             original(data, addr)
 

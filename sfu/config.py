@@ -47,6 +47,7 @@ class SfuConfig:
     upgrade_loss: float = 0.02
     upgrade_hold_s: float = 8.0
     upgrade_headroom: float = 1.25
+    red_rtt_ms: float = 250.0  # audio goes as RED (RFC 2198) to receivers that offer it above this RTT
     # node lifecycle
     heartbeat_interval_s: float = 5.0
     drain_timeout_s: float = 30.0
@@ -133,6 +134,7 @@ class SfuConfig:
             "VCS_SFU_UPGRADE_LOSS": "upgrade_loss",
             "VCS_SFU_UPGRADE_HOLD": "upgrade_hold_s",
             "VCS_SFU_UPGRADE_HEADROOM": "upgrade_headroom",
+            "VCS_SFU_RED_RTT": "red_rtt_ms",
             "VCS_SFU_HEARTBEAT_INTERVAL": "heartbeat_interval_s",
             "VCS_SFU_DRAIN_TIMEOUT": "drain_timeout_s",
             "VCS_SFU_ROOM_IDLE_TIMEOUT": "room_idle_timeout_s",

@@ -37,11 +37,14 @@ from pylibsrtp._binding import ffi, lib
 
 from rtc.aiortc_adapter import nominated_pair, register_rtp_sender, sender_ssrcs, srtp_handle, tx_srtp, unregister_rtp_sender
 
+from .transport_cc import TWCC_URI, SendHistory
+
 __all__ = ["DownTrack", "StreamPosition", "send_rtcp"]
 
 BUFFER_SIZE = 2048
 UDP_SEGMENT = 103  # from linux/udp.h
 _protect = lib.srtp_protect
+_EXTENSION = struct.Struct("!BH")  # the extension element's first byte and the sequence number
 
 
 class StreamPosition(Protocol):
@@ -50,10 +53,13 @@ class StreamPosition(Protocol):
     last_seq: int
     last_ts: int
     last_time: float | None
+    red: bool
     packets: int
     octets: int
 
     def detach(self, dt: DownTrack) -> None: ...
+
+    def original(self, seq: int) -> bytes | None: ...
 
 
 class DownTrack:
@@ -65,6 +71,7 @@ class DownTrack:
         "rtx_ssrc",
         "pt",
         "rtx_pt",
+        "red_pt",
         "clock_rate",
         "cname",
         "active",
@@ -92,12 +99,16 @@ class DownTrack:
         "base_octets",
         "carry_packets",
         "carry_octets",
+        "previous",
+        # transport-wide sequence numbers, shared with the peer's other downtrack
+        "cc",
         # feedback
         "on_rtcp",
         "on_ready",
         "send_errors",
         "nacks",
         "retransmits",
+        "repairs_refused",
         "keyframe_requests",
     )
 
@@ -106,6 +117,7 @@ class DownTrack:
         self.ssrc, self.rtx_ssrc = sender_ssrcs(sender)
         self.pt = 0
         self.rtx_pt: int | None = None
+        self.red_pt: int | None = None  # RED (RFC 2198) over our codec, when the receiver offered it
         self.clock_rate = 90000 if kind == "video" else 48000
         self.cname = ""
         self.active = False
@@ -129,11 +141,15 @@ class DownTrack:
         self.last_ts = random.randrange(0, 1 << 31)
         self.base_packets = self.base_octets = 0
         self.carry_packets = self.carry_octets = 0
+        # the stream left at the last switch: (stream, seq_off, ts_off, first out seq, next out seq), for NACKs
+        self.previous: tuple[StreamPosition, int, int, int, int] | None = None
+        self.cc = SendHistory(None)
         self.on_rtcp: Callable[[DownTrack, AnyRtcpPacket], None] | None = None
         self.on_ready: Callable[[DownTrack], None] | None = None
         self.send_errors = 0
         self.nacks = 0
         self.retransmits = 0
+        self.repairs_refused = 0  # NACKed packets not resent: over the subscriber's repair budget
         self.keyframe_requests = 0
         sender.send = self._adopt_send  # type: ignore[method-assign]
 
@@ -151,7 +167,10 @@ class DownTrack:
         for other in parameters.codecs:
             if is_rtx(other) and other.parameters.get("apt") == self.pt:
                 self.rtx_pt = other.payloadType
+            elif other.mimeType.lower() == "audio/red":
+                self.red_pt = other.payloadType
         self.cname = parameters.rtcp.cname or ""
+        self.cc.enable(next((e.id for e in parameters.headerExtensions if e.uri == TWCC_URI), None))
         # by now the sender is bound to the (bundled) DTLS transport
         dtls = self._sender.transport
         if not self.bind(dtls):
@@ -163,6 +182,11 @@ class DownTrack:
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         if self.on_rtcp is not None:
             self.on_rtcp(self, packet)
+
+    @property
+    def dtls(self) -> RTCDtlsTransport | None:
+        """The (bundled) DTLS transport, once bound."""
+        return self._dtls
 
     def bind(self, dtls: RTCDtlsTransport) -> bool:
         session = tx_srtp(dtls)
@@ -194,11 +218,15 @@ class DownTrack:
     # sending outside the hot loop --------------------------------------
 
     def send_rtp(self, packet: bytes | bytearray) -> bool:
-        """Protect and send one RTP packet already rewritten for this stream."""
+        """Protect and send one RTP packet already rewritten for this stream, its
+        header extension (``transport_cc.EXTENSION``) given the next transport-wide sequence number."""
         n = len(packet)
         if not self.active or n + 32 > BUFFER_SIZE:
             return False
         self.view[:n] = packet
+        cc = self.cc
+        seq = cc.take(time.monotonic(), n)
+        _EXTENSION.pack_into(self.view, 16, cc.ext, seq if cc.ext else 0)
         self.lenp[0] = n
         if _protect(self.srtp, self.cdata, self.lenp) != 0:
             self.send_errors += 1
@@ -248,6 +276,7 @@ class DownTrack:
         self.carry_octets += stream.octets - self.base_octets
         self.next_seq = (stream.last_seq + 1 + self.seq_off) & 0xFFFF
         self.last_ts = (stream.last_ts + self.ts_off) & 0xFFFFFFFF
+        self.previous = (stream, self.seq_off, self.ts_off, self.first_seq, self.next_seq)
         self.stream = None
 
     # counters ----------------------------------------------------------------

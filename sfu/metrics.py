@@ -90,6 +90,9 @@ def render_metrics(node: SfuNode, *, rooms: bool) -> str:
             w.sample("vcs_sfu_subscriber_info", "gauge", "A subscriber's current tier.", 1, tier=tier, **labels)
             w.sample("vcs_sfu_subscriber_bitrate_bps", "gauge", "Bitrate sent to a subscriber.", round(sub.bitrate_bps), **labels)
             w.sample("vcs_sfu_subscriber_loss_ratio", "gauge", "Loss reported by a subscriber.", sub.loss, **labels)
+            w.sample("vcs_sfu_subscriber_estimate_bps", "gauge", "Send-side bandwidth estimate for a subscriber.", round(sub.estimator.estimate_bps), **labels)
+            w.sample("vcs_sfu_subscriber_probes_total", "counter", "Probes before a step up.", sub.allocation.probes, **labels)
+            w.sample("vcs_sfu_subscriber_feedback_errors_total", "counter", "Malformed feedback (transport-cc, REMB) dropped.", sub.feedback_errors, **labels)
             if sub.rtt_ms is not None:
                 w.sample("vcs_sfu_subscriber_rtt_ms", "gauge", "Round-trip time to a subscriber.", round(sub.rtt_ms, 1), **labels)
     return "\n".join(w.lines) + "\n"

@@ -353,7 +353,8 @@ class SfuNode:
             await self._close_resource(resource)
         await self._stop_recording(name)
         await room.tiers.close()
-        room.audio.close()
+        for stream in room.audio_streams:
+            stream.close()
         if not self.relay:  # the room's placement is the origin's
             await self._route("clear_room", name)
 

@@ -31,11 +31,13 @@ from collections.abc import Callable, Iterable
 from pylibsrtp._binding import ffi, lib
 
 from .downtrack import UDP_SEGMENT, DownTrack
+from .transport_cc import EXTENSION, HEADER_BYTES, RING
 
 __all__ = ["PacketStream", "make_packet"]
 
 _protect = lib.srtp_protect
-_pack_into = struct.Struct("!BHII").pack_into
+# from the second byte: marker|PT, seq, timestamp, SSRC, then the transport-cc extension (0xBEDE, 1 word, id, seq)
+_pack_into = struct.Struct("!BHIIHHBH").pack_into
 _RTX_HEADER = struct.Struct("!BBHII")
 _SEQ = struct.Struct("!H")
 _monotonic = time.monotonic
@@ -48,9 +50,13 @@ GSO_MAX_BYTES = 65_000
 SCRATCH = MAX_SEGMENTS * 1500
 
 
+_RING_MASK = RING - 1
+
+
 def make_packet(payload: bytes, seq: int, ts: int, marker: bool) -> bytes:
-    """A stream packet: a 12-byte RTP header (PT and SSRC left 0) + payload."""
-    return _HEAD.pack(0x80, 0x80 if marker else 0, seq, ts, 0) + payload
+    """A stream packet: a 12-byte RTP header (PT and SSRC left 0), the
+    transport-cc extension reserved (written per subscriber), the payload."""
+    return _HEAD.pack(0x90, 0x80 if marker else 0, seq, ts, 0) + EXTENSION + payload
 
 
 class PacketStream:
@@ -63,10 +69,14 @@ class PacketStream:
         history: int = 1024,
         request_keyframe: Callable[[], None] | None = None,
         on_idle: Callable[[], None] | None = None,
+        red: bool = False,
+        repeat: bool = False,
     ) -> None:
         assert history & (history - 1) == 0, "history must be a power of two"
         self.kind = kind
         self.name = name
+        self.red = red  # RED packets (``sfu.red``): each downtrack's RED payload type in the header
+        self.repeat = repeat  # each packet pushed twice (``sfu.room``, long links without RED)
         self.clock_rate = clock_rate
         self.downtracks: list[DownTrack] = []
         # called with (packet, seq, ts, marker, keyframe) for every packet pushed: a recorder's copy
@@ -146,7 +156,7 @@ class PacketStream:
         self._retarget()
 
     def _retarget(self) -> None:
-        self._targets = [(d.pt, d.seq_off, d.ts_off, d.ssrc, d.srtp, d.send, d.sendmsg) for d in self.downtracks]
+        self._targets = [(d.red_pt if self.red else d.pt, d.seq_off, d.ts_off, d.ssrc, d.srtp, d.send, d.sendmsg, d.cc) for d in self.downtracks]
 
     def _promote(self, seq: int, ts: int) -> None:
         for dt in self._pending:
@@ -171,9 +181,9 @@ class PacketStream:
         self._history[seq & self._mask] = packet
         self.last_seq = seq
         self.last_ts = ts
-        self.last_time = _monotonic()
+        self.last_time = now = _monotonic()
         self.packets += 1
-        self.octets += n - 12
+        self.octets += n - HEADER_BYTES
         if not self._targets or n > 1900:
             return
         b1 = 0x80 if marker else 0
@@ -182,9 +192,14 @@ class PacketStream:
         view = self._view
         cdata = self._cdata
         lenp = self._lenp
-        for pt, seq_off, ts_off, ssrc, srtp, send, _ in self._targets:
+        for pt, seq_off, ts_off, ssrc, srtp, send, _, cc in self._targets:
             view[:n] = packet
-            pack_into(view, 1, b1 | pt, (seq + seq_off) & 0xFFFF, (ts + ts_off) & 0xFFFFFFFF, ssrc)
+            tw = cc.next
+            cc.next = (tw + 1) & 0xFFFF
+            cc.times[tw & _RING_MASK] = now
+            cc.sizes[tw & _RING_MASK] = n
+            ext = cc.ext
+            pack_into(view, 1, b1 | pt, (seq + seq_off) & 0xFFFF, (ts + ts_off) & 0xFFFFFFFF, ssrc, 0xBEDE, 1, ext, tw if ext else 0)
             lenp[0] = n
             if protect(srtp, cdata, lenp) == 0:
                 try:
@@ -220,26 +235,36 @@ class PacketStream:
             packets.append(packet)
             for tap in self.taps:
                 tap(packet, seq, ts, i == count - 1, keyframe and i == 0)
-            self.octets += len(packet) - 12
+            self.octets += len(packet) - HEADER_BYTES
             seq = (seq + 1) & 0xFFFF
         self.packets += count
         self.last_seq = (seq - 1) & 0xFFFF
         self.last_ts = ts
-        self.last_time = _monotonic()
+        self.last_time = now = _monotonic()
         protect = _protect
         pack_into = _pack_into
         view = self._view
         cdata = self._cdata
         lenp = self._lenp
         last = count - 1
-        for pt, seq_off, ts_off, ssrc, srtp, send, sendmsg in self._targets:
+        for pt, seq_off, ts_off, ssrc, srtp, send, sendmsg, cc in self._targets:
             out_ts = (ts + ts_off) & 0xFFFFFFFF
             offset = 0
             sizes = []
+            ext = cc.ext
+            times = cc.times
+            ring_sizes = cc.sizes
             for i, packet in enumerate(packets):
                 n = len(packet)
                 view[offset : offset + n] = packet
-                pack_into(view, offset + 1, (0x80 if i == last else 0) | pt, (first + i + seq_off) & 0xFFFF, out_ts, ssrc)
+                tw = cc.next
+                cc.next = (tw + 1) & 0xFFFF
+                times[tw & _RING_MASK] = now
+                ring_sizes[tw & _RING_MASK] = n
+                pack_into(
+                    view, offset + 1, (0x80 if i == last else 0) | pt, (first + i + seq_off) & 0xFFFF, out_ts, ssrc,
+                    0xBEDE, 1, ext, tw if ext else 0,
+                )
                 lenp[0] = n
                 if protect(srtp, cdata + offset, lenp) != 0:
                     break
@@ -273,31 +298,56 @@ class PacketStream:
 
     # feedback ------------------------------------------------------------------
 
-    def retransmit(self, dt: DownTrack, lost: Iterable[int]) -> int:
-        """Resend the packets ``dt``'s receiver reported lost; return how many."""
+    def retransmit(self, dt: DownTrack, lost: Iterable[int], *, limit: int | None = None) -> int:
+        """Resend the packets ``dt``'s receiver reported lost, at most ``limit`` of them; return how many.
+
+        Packets sent on the stream ``dt`` left at its last switch are served
+        from that stream's history: they are the ones a congested link lost
+        just before the downgrade.
+        """
         if dt.stream is not self:
             return 0
         sent = 0
+        previous = dt.previous
         for out_seq in lost:
             dt.nacks += 1
-            if (out_seq - dt.first_seq) & 0xFFFF >= 0x8000:
-                continue  # sent before this stream was joined
-            seq = (out_seq - dt.seq_off) & 0xFFFF
-            packet = self._history[seq & self._mask]
-            if packet is None or _SEQ.unpack_from(packet, 2)[0] != seq:
+            if limit is not None and sent >= limit:
+                dt.repairs_refused += 1
                 continue
-            marker = packet[1] & 0x80
-            ts = (struct.unpack_from("!I", packet, 4)[0] + dt.ts_off) & 0xFFFFFFFF
-            if dt.rtx_pt is not None:
-                data = (
-                    _RTX_HEADER.pack(0x80, marker | dt.rtx_pt, dt.rtx_seq, ts, dt.rtx_ssrc)
-                    + _SEQ.pack(out_seq)
-                    + packet[12:]
-                )
-                dt.rtx_seq = (dt.rtx_seq + 1) & 0xFFFF
+            if (out_seq - dt.first_seq) & 0xFFFF < 0x8000:
+                stream, seq_off, ts_off = self, dt.seq_off, dt.ts_off
+            elif previous is not None and (out_seq - previous[3]) & 0xFFFF < (previous[4] - previous[3]) & 0xFFFF:
+                stream, seq_off, ts_off = previous[0], previous[1], previous[2]
             else:
-                data = _RTX_HEADER.pack(0x80, marker | dt.pt, out_seq, ts, dt.ssrc) + packet[12:]
-            if dt.send_rtp(data):
+                continue  # sent before the last two streams this downtrack was fed from
+            packet = stream.original((out_seq - seq_off) & 0xFFFF)
+            pt = dt.red_pt if stream.red else dt.pt
+            if packet is not None and dt.send_rtp(resend_packet(dt, packet, out_seq, ts_off, pt)):
                 dt.retransmits += 1
                 sent += 1
         return sent
+
+    def original(self, seq: int) -> bytes | None:
+        """Packet ``seq`` of this stream (see ``make_packet``), while the history holds it."""
+        packet = self._history[seq & self._mask]
+        if packet is None or _SEQ.unpack_from(packet, 2)[0] != seq:
+            return None
+        return packet
+
+
+def resend_packet(dt: DownTrack, packet: bytes, out_seq: int, ts_off: int, pt: int) -> bytes:
+    """``packet`` (see ``make_packet``) as ``dt`` sends it again: as RTX when negotiated
+    (original sequence number first in the payload), else as itself. The
+    extension is left for ``DownTrack.send_rtp`` to number."""
+    marker = packet[1] & 0x80
+    ts = (struct.unpack_from("!I", packet, 4)[0] + ts_off) & 0xFFFFFFFF
+    if dt.rtx_pt is not None:
+        data = (
+            _RTX_HEADER.pack(0x90, marker | dt.rtx_pt, dt.rtx_seq, ts, dt.rtx_ssrc)
+            + EXTENSION
+            + _SEQ.pack(out_seq)
+            + packet[HEADER_BYTES:]
+        )
+        dt.rtx_seq = (dt.rtx_seq + 1) & 0xFFFF
+        return data
+    return _RTX_HEADER.pack(0x90, marker | pt, out_seq, ts, dt.ssrc) + packet[12:]

@@ -6,11 +6,15 @@ import asyncio
 from collections.abc import Sequence
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.sdp import SessionDescription
 
+from rtc.aiortc_adapter import replace_header_extensions, transceiver_codecs
 from rtc.ice import _Network, guard_peer
 
 from .errors import BadRequest, NotAcceptable, Unavailable
+from .transport_cc import TWCC_URI
 
 __all__ = ["VIDEO_CODECS", "AUDIO_CODECS", "create_peer", "negotiate", "add_transceiver"]
 
@@ -50,6 +54,7 @@ async def negotiate(pc: RTCPeerConnection, offer: str, networks: Sequence[_Netwo
             raise NotAcceptable(f"no usable codec: {exc}") from None
         raise BadRequest(f"the offer was refused: {name}: {exc}") from None
     guard_peer(pc, networks)
+    _send_only_what_we_write(pc, offer)
     try:
         answer = await pc.createAnswer()
         await asyncio.wait_for(pc.setLocalDescription(answer), NEGOTIATION_TIMEOUT_S)
@@ -58,3 +63,49 @@ async def negotiate(pc: RTCPeerConnection, offer: str, networks: Sequence[_Netwo
     except Exception as exc:
         raise BadRequest(f"cannot answer the offer: {type(exc).__name__}: {exc}") from None
     return pc.localDescription.sdp
+
+
+def _send_only_what_we_write(pc: RTCPeerConnection, offer: str) -> None:
+    """The node's sending sections advertise only the header extension its packets
+    carry (transport-cc, when offered) and the ``transport-cc`` feedback it reads."""
+    try:
+        media = {m.rtp.muxId: m for m in SessionDescription.parse(offer).media}
+    except Exception:  # aiortc already took this offer; a second parse cannot fail differently
+        return
+    for transceiver in pc.getTransceivers():
+        if transceiver.direction != "sendonly":
+            continue
+        offered = media.get(transceiver.mid)
+        if offered is None:
+            continue
+        if transceiver.kind == "audio":
+            _accept_red(transceiver, offered.rtp.codecs)
+        twcc = [e for e in offered.rtp.headerExtensions if e.uri == TWCC_URI]
+        replace_header_extensions(transceiver, twcc)
+        if not twcc:
+            continue
+        wanted = {c.payloadType for c in offered.rtp.codecs if any(f.type == "transport-cc" for f in c.rtcpFeedback)}
+        for codec in transceiver_codecs(transceiver):
+            if codec.payloadType in wanted and not any(f.type == "transport-cc" for f in codec.rtcpFeedback):
+                codec.rtcpFeedback.append(RTCRtcpFeedback(type="transport-cc"))
+
+
+def _accept_red(transceiver: RTCRtpTransceiver, offered: list[RTCRtpCodecParameters]) -> None:
+    """Answer RED (RFC 2198) over our Opus when offered (``red/48000/2``, fmtp ``<opus>/<opus>``).
+
+    Opus stays first, what the downtrack sends; RED is what it may switch to
+    on a long link (``sfu.red``)."""
+    codecs = transceiver_codecs(transceiver)
+    opus = next((c for c in codecs if c.mimeType.lower() == "audio/opus"), None)
+    if opus is None:
+        return
+    for codec in offered:
+        if codec.mimeType.lower() != "audio/red" or codec.clockRate != 48000:
+            continue
+        if any(name.split("/")[0] == str(opus.payloadType) for name in codec.parameters):
+            codecs.append(
+                RTCRtpCodecParameters(
+                    mimeType="audio/red", clockRate=48000, channels=2, payloadType=codec.payloadType, parameters=dict(codec.parameters)
+                )
+            )
+            return

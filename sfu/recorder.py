@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .packet_stream import PacketStream
+from .transport_cc import HEADER_BYTES
 from .vp8 import depacketize, keyframe_size
 
 __all__ = ["Recorder"]
@@ -196,7 +197,7 @@ class Recorder:
                 if kind == "switch":
                     need_keyframe, parts = True, []
                     continue
-                payload = packet[12:]
+                payload = packet[HEADER_BYTES:]  # past the header and its transport-cc extension
                 if kind == "a":
                     if container is None:
                         continue  # the file starts with the first picture

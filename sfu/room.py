@@ -28,9 +28,11 @@ from .config import SfuConfig
 from .errors import Conflict, Forbidden, NotFound
 from .packet_stream import PacketStream, make_packet
 from .publisher import Publisher
+from .red import RedEncoder
 from .subscriber import Subscriber
 from .test_room import PublishProbe, is_test_room
 from .tier_source import EncodedTiers, TierSource, TierSources
+from .transport_cc import HEADER_BYTES
 from .uplink import Uplink
 
 __all__ = ["Room"]
@@ -53,7 +55,12 @@ class Room:
         self.subscribers: dict[str, Subscriber] = {}  # by resource id
         self.tiers: TierSources = tiers or EncodedTiers(name, config, clock=clock)
         self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
+        self.audio.taps.append(self._protect_audio)
         self.uplinks: dict[str, Uplink] = {}  # on a relay: the communes forwarded to the origin, by identity
+        self._red: dict[int, tuple[RedEncoder, PacketStream]] = {}  # Opus payload type -> its RED variant of the audio
+        # for long links without RED: each packet sent again beside the next (same number: the receiver keeps one)
+        self._repeat: PacketStream | None = None
+        self._previous_audio: tuple[bytes, int, int, bool] | None = None
         self._audio_source: Publisher | None = None
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
@@ -98,9 +105,10 @@ class Room:
         for sub in self.subscribers.values():
             if sub.source is None and sub.ready and sub.audio is not None:
                 if sub.identity == speaker:
-                    self.audio.detach(sub.audio)
+                    if sub.audio.stream is not None:
+                        sub.audio.stream.detach(sub.audio)
                 else:
-                    self.audio.attach(sub.audio, at_keyframe=False)
+                    self._audio_for(sub).attach(sub.audio, at_keyframe=False)
 
     # publishers ----------------------------------------------------------------
 
@@ -164,6 +172,47 @@ class Room:
         marker = bool(packet.marker)
         stream.push(make_packet(packet.payload, seq, ts, marker), seq, ts, marker, False)
 
+    def _protect_audio(self, plain: bytes, seq: int, ts: int, marker: bool, keyframe: bool) -> None:
+        """Every program audio packet, made here or pulled from the origin, into its RED and repeated variants."""
+        if self._red:
+            payload = plain[HEADER_BYTES:]
+            for red, red_stream in self._red.values():
+                red_stream.push(red.packet(payload, seq, ts, marker), seq, ts, marker, False)
+        if self._repeat is not None:
+            if self._previous_audio is not None:
+                self._repeat.push(*self._previous_audio, False)
+            self._repeat.push(plain, seq, ts, marker, False)
+        self._previous_audio = (plain, seq, ts, marker)
+
+    @property
+    def audio_streams(self) -> list[PacketStream]:
+        """The program audio, plain, its RED variants and the repeated one."""
+        repeat = [] if self._repeat is None else [self._repeat]
+        return [self.audio] + [stream for _, stream in self._red.values()] + repeat
+
+    def _audio_for(self, sub: Subscriber) -> PacketStream:
+        """The program audio as ``sub`` gets it: plain; when its RTT is long (a retransmission
+        would come too late), RED if it offered RED, else each packet twice."""
+        dt = sub.audio
+        if dt is None or sub.rtt_ms is None:
+            return self.audio
+        protected = dt.stream is not None and (dt.stream.red or dt.stream.repeat)
+        if sub.rtt_ms < self.config.red_rtt_ms * (0.8 if protected else 1.0):  # hysteresis on the way back
+            return self.audio
+        if dt.red_pt is None:
+            if self._repeat is None:
+                self._repeat = PacketStream(
+                    "audio", f"{self.name}/audio-repeat", clock_rate=AUDIO_CLOCK, history=64, repeat=True
+                )
+                self._repeat.last_seq, self._repeat.last_ts = self.audio.last_seq, self.audio.last_ts
+            return self._repeat
+        entry = self._red.get(dt.pt)
+        if entry is None:
+            red_stream = PacketStream("audio", f"{self.name}/audio-red-{dt.pt}", clock_rate=AUDIO_CLOCK, history=64, red=True)
+            red_stream.last_seq, red_stream.last_ts = self.audio.last_seq, self.audio.last_ts  # one numbering with the plain stream
+            entry = self._red[dt.pt] = (RedEncoder(dt.pt), red_stream)
+        return entry[1]
+
     # subscribers ---------------------------------------------------------------
 
     def check_source(self, identity: str, source: str | None) -> None:
@@ -198,7 +247,7 @@ class Room:
             sub.tier_name = "camera"
             return
         if sub.audio is not None and sub.identity != self.program_identity:
-            self.audio.attach(sub.audio, at_keyframe=False)
+            self._audio_for(sub).attach(sub.audio, at_keyframe=False)
         if sub.video is None:
             sub.tier_name = "audio"  # what a subscriber without video receives, whatever its allocation
         self.set_tier(sub, sub.allocation.tier)
@@ -231,9 +280,15 @@ class Room:
 
     def tick(self, now: float) -> None:
         self.tiers.retire_idle()
+        speaker = self.program_identity
         for sub in list(self.subscribers.values()):
             try:
                 sub.tick(now)
+                audio = sub.audio
+                if sub.source is None and sub.ready and audio is not None and audio.stream is not None and sub.identity != speaker:
+                    stream = self._audio_for(sub)  # RED on, or off, as the RTT moved
+                    if audio.stream is not stream:
+                        stream.attach(audio, at_keyframe=False)
             except Exception:
                 logger.exception("room %s: subscriber %s tick failed", self.name, sub.resource_id)
 

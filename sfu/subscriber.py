@@ -1,14 +1,23 @@
-"""A WHEP subscriber: two downtracks, its tier allocation and its RTCP.
+"""A WHEP subscriber: two downtracks, its bandwidth estimate, tier allocation and RTCP.
 
-The subscriber answers RTCP from its receiver: receiver reports (loss, RTT)
-and REMB go to its ``TierAllocation``; PLI/FIR go to the stream it receives
-(the tier encoder, rate-limited there); NACKs are served from the stream's
-history. Once a second the room asks it for a compound sender report
-(SR per stream + SDES) and the sent bitrate is measured.
+The subscriber answers RTCP from its receiver. Transport-cc feedback is taken
+out of each compound RTCP datagram before aiortc parses the rest
+(``transport_cc.split_compound``; a malformed one is dropped and counted) and
+feeds its ``BandwidthEstimator``; so do REMB (receivers that only send REMB)
+and the loss in receiver reports (receivers that send neither). The estimate
+and the reports' loss go to its ``TierAllocation``; when that asks for a probe
+the subscriber pads its RTX stream up to the next tier's cost
+(``sfu.prober``) and tells it whether the link carried it. PLI/FIR go to the
+stream it receives (the tier encoder, rate-limited there); NACKs are served
+from the stream's history (or the previous stream's, after a switch). Once a
+second the room asks it for a compound sender report (SR per stream + SDES)
+and the sent bitrates (all, and the audio the tier costs) are measured.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -29,12 +38,27 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from rtc.aiortc_adapter import replace_rtcp_handler
 from vcs.tiers import TierSpec
 
-from .allocator import TierAllocation
+from .allocator import Probe, TierAllocation
+from .bandwidth_estimator import BandwidthEstimator
 from .downtrack import DownTrack
+from .prober import PROBE_S, ProbeMeasure, send_padding
+from .transport_cc import HEADER_BYTES, Feedback, SendHistory, split_compound
 
 __all__ = ["Subscriber"]
+
+logger = logging.getLogger(__name__)
+
+PACKET_OVERHEAD_BYTES = HEADER_BYTES + 10 + 28  # RTP header and extension, SRTP tag, UDP/IPv4
+PROBE_SETTLE_S = 2.5  # after a probe, how long its feedback may take
+PROBE_MAX_LOSS = 0.05
+# retransmissions may add this share of the budget (and save up half a second of it): after a
+# drop, the packets the old tier lost would otherwise go again into the link that just lost them
+REPAIR_SHARE = 0.25
+REPAIR_BURST_S = 0.5
+REPAIR_PACKET_BYTES = 1200
 
 
 class Subscriber:
@@ -69,6 +93,20 @@ class Subscriber:
         self.loss = 0.0
         self.remb_bps: int | None = None
         self.plis = 0
+        self.cc = SendHistory(None)  # transport-wide: shared by both downtracks
+        now = time.monotonic()
+        self.estimator = BandwidthEstimator(allocation.cost_kbps(allocation.top) * 1000 * 1.5, now)
+        self.feedback_packets = 0
+        self.feedback_errors = 0
+        self.audio_bitrate_bps: float | None = None
+        self._audio_mark: tuple[float, int, int] | None = None
+        self._rr_at: dict[int, float] = {}  # ssrc -> time of its last receiver report
+        self._probe_task: asyncio.Task | None = None
+        self._probe_window: tuple[float, float] | None = None  # the last probe's padding, start and end
+        self._repair_bytes = float("inf")  # a full allowance to start with (``_repair_allowance`` caps it)
+        self._repair_at = now
+        self._probe_measure: ProbeMeasure | None = None
+        self._probe_reports: list[tuple[float, float]] | None = None  # (time, loss) of the video and RTX streams
         self.heard_at: float | None = None  # monotonic time of the receiver's last RTCP: its media is arriving
         self.ready = False
         self.closed = False
@@ -77,6 +115,7 @@ class Subscriber:
         """Take over the senders of the negotiated transceivers."""
         for transceiver in self.pc.getTransceivers():
             dt = DownTrack(transceiver.kind, transceiver.sender)
+            dt.cc = self.cc
             dt.on_rtcp = self._on_rtcp
             dt.on_ready = self._on_downtrack_ready
             if transceiver.kind == "audio":
@@ -89,6 +128,8 @@ class Subscriber:
             return
         if all(d is None or d.active for d in (self.audio, self.video)):
             self.ready = True
+            if dt.dtls is not None:
+                replace_rtcp_handler(dt.dtls, self._taking_transport_feedback)
             self._on_ready(self)
 
     @property
@@ -97,11 +138,55 @@ class Subscriber:
 
     # RTCP in -------------------------------------------------------------------
 
+    def _taking_transport_feedback(self, handle_rtcp):  # type: ignore[no-untyped-def]
+        """Wrap the transport's RTCP handler: transport-cc feedback here, the rest to aiortc."""
+
+        async def handle_rtcp_data(data: bytes) -> None:
+            feedback, rest, bad = split_compound(data)
+            self.feedback_errors += bad
+            for packet in feedback:
+                try:
+                    self._on_transport_feedback(packet)
+                except Exception:  # one receiver's feedback never breaks its peer, let alone others
+                    self.feedback_errors += 1
+                    logger.debug("subscriber %s: transport-cc feedback failed", self.resource_id, exc_info=True)
+            if rest:
+                await handle_rtcp(rest)
+
+        return handle_rtcp_data
+
+    def _on_transport_feedback(self, feedback: Feedback) -> None:
+        if self.closed:
+            return
+        now = time.monotonic()
+        self.heard_at = now
+        lookup = self.cc.lookup
+        measure = self._probe_measure
+        results = []
+        for seq, arrival in feedback.packets():
+            sent = lookup(seq)
+            if sent is None:
+                continue  # not a sequence number we sent lately
+            results.append((sent[0], sent[1], arrival))
+            if measure is not None:
+                measure.add(sent[0], sent[1], arrival)
+        if not results:
+            return
+        self.feedback_packets += 1
+        estimator = self.estimator
+        if self.rtt_ms is not None:
+            estimator.rtt_s = self.rtt_ms / 1000
+        estimator.on_packets(results, now)
+        self._retier(self.allocation.on_estimate(estimator.estimate_bps / 1000, now, sent_at=estimator.decreased_for))
+
     def _on_rtcp(self, dt: DownTrack, packet: AnyRtcpPacket) -> None:
         now = time.monotonic()
         self.heard_at = now
         if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            video = self.video
             for report in packet.reports:
+                if self._probe_reports is not None and video is not None and report.ssrc in (video.ssrc, video.rtx_ssrc):
+                    self._probe_reports.append((now, report.fraction_lost / 256))
                 if report.ssrc != dt.ssrc:
                     continue
                 rtt = self._rtt_ms(dt, report.lsr, report.dlsr)
@@ -109,10 +194,20 @@ class Subscriber:
                     self.rtt_ms = rtt
                 if dt.kind == "video" or self.video is None or self.video.stream is None:
                     self.loss = report.fraction_lost / 256
-                    self._retier(self.allocation.on_receiver_report(self.loss, self.rtt_ms, now))
+                    since = self._rr_at.get(dt.ssrc)
+                    self._rr_at[dt.ssrc] = now
+                    if self._covers_probe(since, now):
+                        continue  # the padding's loss is the probe's verdict, not the tier's
+                    if not self.feedback_packets and self.remb_bps is None:
+                        self.estimator.on_receiver_loss(self.loss, self.bitrate_bps, now)
+                    moves = not self.feedback_packets  # with transport-cc the estimator judges loss, per packet
+                    self._retier(self.allocation.on_receiver_report(self.loss, self.rtt_ms, now, sent_at=since, moves=moves))
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if dt.stream is not None:
-                dt.stream.retransmit(dt, packet.lost)
+                limit = self._repair_allowance(now)
+                sent = dt.stream.retransmit(dt, packet.lost, limit=limit)
+                if limit is not None:
+                    self._repair_bytes -= sent * REPAIR_PACKET_BYTES
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self.plis += 1
@@ -124,10 +219,31 @@ class Subscriber:
                 try:
                     bitrate, ssrcs = unpack_remb_fci(packet.fci)
                 except ValueError:
+                    self.feedback_errors += 1
                     return
                 if self.video is not None and self.video.ssrc in ssrcs or dt.ssrc in ssrcs:
                     self.remb_bps = bitrate
-                    self._retier(self.allocation.on_remb(bitrate, now))
+                    self.estimator.on_remb(bitrate, now)
+                    self._retier(self.allocation.on_estimate(self.estimator.estimate_bps / 1000, now, bounds=True))
+
+    def _covers_probe(self, since: float | None, now: float) -> bool:
+        """Does a receiver report about what arrived from ``since`` to ``now`` cover the last probe's packets?"""
+        window = self._probe_window
+        if window is None or now <= window[0]:
+            return False
+        late = (self.rtt_ms or 0) / 1000  # the probe's last packets arrive up to a round trip later
+        return since is None or since < window[1] + late
+
+    def _repair_allowance(self, now: float) -> int | None:
+        """How many packets a NACK may have resent now (None: no budget known, no limit)."""
+        budget = self.allocation.budget_kbps
+        if budget is None:
+            return None
+        rate = REPAIR_SHARE * budget * 1000 / 8  # bytes a second
+        elapsed = max(0.0, now - self._repair_at)
+        self._repair_at = now
+        self._repair_bytes = min(rate * REPAIR_BURST_S, self._repair_bytes + rate * elapsed)
+        return max(0, int(self._repair_bytes // REPAIR_PACKET_BYTES))
 
     def _rtt_ms(self, dt: DownTrack, lsr: int, dlsr: int) -> float | None:
         sent = self._lsr.get(dt.ssrc)
@@ -144,12 +260,86 @@ class Subscriber:
         """Periodic: allocation step-up, bitrate measurement, sender reports."""
         if not self.ready or self.closed:
             return
-        self._retier(self.allocation.tick(now))
         octets = sum(d.octets_sent for d in self.downtracks)
         if self._rate_mark is not None and now > self._rate_mark[0]:
             self.bitrate_bps = (octets - self._rate_mark[1]) * 8 / (now - self._rate_mark[0])
         self._rate_mark = (now, octets)
+        self._measure_audio(now)
+        self._retier(self.allocation.tick(now))
+        probe = self.allocation.probe
+        if probe is not None and self._probe_task is None:
+            self._probe_task = asyncio.get_running_loop().create_task(self._run_probe(probe))
         self.send_reports(now)
+
+    def _measure_audio(self, now: float) -> None:
+        """The audio's cost in the fit: its payload and each packet's headers, as forwarded."""
+        audio = self.audio
+        if audio is None:
+            return
+        mark = (now, audio.octets_sent, audio.packets_sent)
+        last, self._audio_mark = self._audio_mark, mark
+        if last is None or now - last[0] < 0.5:
+            return
+        octets, packets = mark[1] - last[1], mark[2] - last[2]
+        self.audio_bitrate_bps = (octets + packets * PACKET_OVERHEAD_BYTES) * 8 / (now - last[0])
+        if packets:
+            self.allocation.audio_kbps = self.audio_bitrate_bps / 1000
+
+    async def _run_probe(self, probe: Probe) -> None:
+        """Pad up to the probe's target, then tell the allocation whether the link carried it."""
+        try:
+            video = self.video
+            if video is None or video.rtx_pt is None:
+                ok, delivered = True, None  # nothing to pad with: the next tier itself is the probe
+            else:
+                start = time.monotonic()
+                end = start + PROBE_S
+                self._probe_window = (start, end)
+                twcc = self.feedback_packets > 0
+                if twcc:
+                    self._probe_measure = ProbeMeasure(start, end)
+                else:
+                    self._probe_reports = []
+                extra = probe.target_kbps * 1000 - self.bitrate_bps
+                await send_padding(video, extra, PROBE_S, wanted=lambda: self.allocation.probe is probe)
+                ok = await self._probe_verdict(probe, end, twcc)
+                measure = self._probe_measure
+                delivered = measure.delivered_bps / 1000 if twcc and measure is not None and measure.complete else None
+            self._retier(self.allocation.probe_result(ok, time.monotonic(), delivered_kbps=delivered))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("subscriber %s: probe failed", self.resource_id)
+        finally:
+            self._probe_measure = None
+            self._probe_reports = None
+            self._probe_task = None
+
+    async def _probe_verdict(self, probe: Probe, end: float, twcc: bool) -> bool:
+        deadline = end + PROBE_SETTLE_S
+        while time.monotonic() < deadline and self.allocation.probe is probe and not self.closed:
+            if twcc and self._probe_measure is not None and self._probe_measure.complete:
+                break
+            if not twcc and any(at > end for at, _ in self._probe_reports or ()):
+                break
+            await asyncio.sleep(0.05)
+        if twcc:
+            measure = self._probe_measure
+            if measure is None or not measure.carried(probe.target_kbps * 1000, PROBE_MAX_LOSS):
+                return False
+            decreased = self.estimator.last_decrease
+            if decreased is not None and decreased >= measure.start:
+                return False  # the queue grew (or loss showed) while probing
+            self.estimator.on_probe(measure.delivered_bps, time.monotonic())
+            return True
+        reports = self._probe_reports or []
+        after = [loss for at, loss in reports if at > end]
+        # loss in any report covering the window, the video's or the padding's own stream
+        return bool(after) and max(loss for _, loss in reports) < self._upgrade_loss
+
+    @property
+    def _upgrade_loss(self) -> float:
+        return self.allocation.upgrade_loss
 
     # RTCP out ------------------------------------------------------------------
 
@@ -193,10 +383,20 @@ class Subscriber:
             "loss_pct": round(self.loss * 100, 2),
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),
             "remb_bps": self.remb_bps,
+            "estimate_kbps": round(self.estimator.estimate_bps / 1000),
+            "audio_red": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.red),
+            "audio_repeat": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.repeat),
+            "transport_cc": self.cc.enabled,
+            "feedback_packets": self.feedback_packets,
+            "feedback_errors": self.feedback_errors,
+            "probes": self.allocation.probes,
+            "failed_probes": self.allocation.failed_probes,
+            "audio_kbps": None if self.audio_bitrate_bps is None else round(self.audio_bitrate_bps / 1000, 1),
             "cap_kbps": self.allocation.cap_kbps,
             "packets_sent": sum(d.packets_sent for d in self.downtracks),
             "send_errors": sum(d.send_errors for d in self.downtracks),
             "nacks": sum(d.nacks for d in self.downtracks),
+            "repairs_refused": sum(d.repairs_refused for d in self.downtracks),
             "retransmits": sum(d.retransmits for d in self.downtracks),
             "keyframe_requests": self.plis,
         }
@@ -205,6 +405,10 @@ class Subscriber:
         if self.closed:
             return
         self.closed = True
+        task = self._probe_task
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         for dt in self.downtracks:
             dt.close()
         await self.pc.close()

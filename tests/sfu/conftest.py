@@ -66,7 +66,8 @@ def free_port() -> int:
 
 
 async def serve(app: Starlette, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    # a request still open at the end of a test must not hold the teardown: cancelled after 5 s
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
@@ -99,10 +100,10 @@ async def node_factory() -> AsyncIterator[Callable[..., object]]:
 
     yield start
     for node, server, task, http in started:
+        await http.aclose()
         await node.stop()
         server.should_exit = True
         await task
-        await http.aclose()
 
 
 @pytest.fixture

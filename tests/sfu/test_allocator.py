@@ -1,5 +1,7 @@
 """The bandwidth fit, driven by a fake clock."""
 
+import itertools
+
 from sfu.allocator import LinkInfo, TierAllocation
 from sfu.config import SfuConfig
 
@@ -43,9 +45,9 @@ def test_remb_moves_down_at_once_to_what_fits():
     assert alloc.on_remb(100_000, now=2).name == "audio"
 
 
-def test_loss_moves_down_one_tier_at_once():
+def test_loss_moves_down_at_once_to_what_got_through():
     alloc = TierAllocation(CONFIG, None, 0)
-    assert alloc.on_receiver_report(0.15, 40.0, now=1).name == "360p"
+    assert alloc.on_receiver_report(0.15, 40.0, now=1).name == "360p"  # 2540 * (1 - 0.15 / 2) fits 360p
     assert alloc.rtt_ms == 40.0
     assert alloc.on_receiver_report(0.05, None, now=2) is None  # between the thresholds: stay
 
@@ -56,7 +58,10 @@ def test_up_slowly_after_a_calm_hold():
     assert names(alloc) == "360p"
     alloc.on_remb(10_000_000, now=1)  # plenty again
     assert alloc.tick(now=5) is None  # too soon after the change
-    assert alloc.tick(now=8.5).name == "720p"
+    assert alloc.probe is None
+    assert alloc.tick(now=8.5) is None  # a probe first
+    assert alloc.probe.target_kbps == 2540 * 1.25
+    assert alloc.probe_result(True, now=9.5).name == "720p"
 
 
 def test_hysteresis_needs_headroom_to_go_up():
@@ -65,8 +70,11 @@ def test_hysteresis_needs_headroom_to_go_up():
     assert names(alloc) == "360p"
     # 720p costs 2540 kbps; 2.6 Mbps fits it but not with 25% headroom
     alloc.on_remb(2_600_000, now=1)
+    alloc.on_remb(2_600_000, now=25)  # a REMB receiver keeps reporting
     assert alloc.tick(now=30) is None
-    assert alloc.on_remb(3_200_000, now=31).name == "720p"
+    assert alloc.probe is None  # not even a probe
+    assert alloc.on_remb(3_200_000, now=31) is None and alloc.probe is not None
+    assert alloc.probe_result(True, now=32).name == "720p"
 
 
 def test_loss_restarts_the_hold():
@@ -74,8 +82,9 @@ def test_loss_restarts_the_hold():
     alloc.on_receiver_report(0.2, None, now=0)
     assert names(alloc) == "360p"
     alloc.on_receiver_report(0.03, None, now=7)  # lossy, not enough to go down
-    assert alloc.tick(now=9) is None
-    assert alloc.tick(now=15.1).name == "720p"
+    assert alloc.tick(now=9) is None and alloc.probe is None
+    assert alloc.tick(now=15.1) is None and alloc.probe is not None
+    assert alloc.probe_result(True, now=16).name == "720p"
 
 
 def test_never_above_the_link_cap():
@@ -92,9 +101,11 @@ def test_one_step_at_a_time_up():
     alloc.on_remb(100_000, now=0)
     assert names(alloc) == "audio"
     alloc.on_remb(20_000_000, now=1)
-    assert alloc.tick(now=9).name == "180p"
-    assert alloc.tick(now=10) is None
-    assert alloc.tick(now=17).name == "360p"
+    alloc.tick(now=9)
+    assert alloc.probe_result(True, now=9).name == "180p"
+    assert alloc.tick(now=10) is None and alloc.probe is None
+    alloc.tick(now=17)
+    assert alloc.probe_result(True, now=17).name == "360p"
 
 
 def test_a_max_tier_caps_the_start_and_every_upgrade():
@@ -104,5 +115,164 @@ def test_a_max_tier_caps_the_start_and_every_upgrade():
     assert capped.tick(100.0) is None and names(capped) == "180p"
     assert capped.on_remb(10_000_000, 200.0) is None and names(capped) == "180p"
     assert capped.on_receiver_report(0.5, 100, 300.0).name == "audio"  # down still works
-    assert capped.tick(400.0).name == "180p" and capped.tick(500.0) is None
+    capped.tick(400.0)
+    assert capped.probe_result(True, 400.5).name == "180p" and capped.tick(500.0) is None and capped.probe is None
     assert names(TierAllocation(CONFIG, fast, 0, max_tier="audio")) == "audio"
+
+
+def test_heavy_loss_lands_on_the_tier_that_fits_in_one_step():
+    alloc = TierAllocation(CONFIG, None, 0)
+    # 60% lost of 2540 kbps: 1778 got through... halved loss model: 2540 * 0.7 = 1778 -> 360p
+    assert alloc.on_receiver_report(0.6, None, now=1).name == "360p"
+    alloc = TierAllocation(CONFIG, None, 0)
+    # an estimate of 700 kbps lands on 180p directly, not 360p first
+    assert alloc.on_estimate(700, now=1).name == "180p"
+    assert alloc.changes == 1
+
+
+def test_reports_about_packets_sent_before_a_downgrade_do_not_chain_it():
+    alloc = TierAllocation(CONFIG, None, 0)
+    assert alloc.on_receiver_report(0.2, None, now=10, sent_at=9).name == "360p"
+    # the old tier's queue still draining: a report about packets sent before 10 s
+    assert alloc.on_receiver_report(0.3, None, now=10.8, sent_at=10.0 - 0.5) is None
+    assert alloc.on_estimate(500, now=10.9, sent_at=9.9) is None
+    assert names(alloc) == "360p"
+    # about packets sent after the switch: they count
+    assert alloc.on_receiver_report(0.3, None, now=12, sent_at=10.8).name == "180p"
+    assert alloc.on_estimate(100, now=13, sent_at=12.5).name == "audio"
+
+
+def test_a_failed_probe_backs_off_exponentially_then_forgets_on_headroom():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=200_000, uplink_kbps=50_000), 0)
+    alloc.on_estimate(1000, now=0, sent_at=0)
+    assert names(alloc) == "360p"
+    starts = []
+    now = 0.0
+    while now < 1200:
+        now += 0.5
+        alloc.tick(now)
+        if alloc.probe is not None:
+            starts.append(now)
+            assert alloc.probe_result(False, now + 1) is None
+    gaps = [round(b - a) for a, b in itertools.pairwise(starts)]
+    assert gaps[:5] == [16, 31, 61, 121, 241]  # 15, 30, 60, 120, 240 s after each failed second
+    assert len(gaps) > 6 and all(gap == 301 for gap in gaps[5:])  # then every 5 minutes
+    assert names(alloc) == "360p"
+    # clear headroom (1.5 times the next tier) forgets the failures
+    alloc.on_estimate(2540 * 1.6, now)
+    assert alloc.failed_probes == 0
+    alloc.tick(now + 8)
+    assert alloc.probe is not None
+
+
+def test_audio_costs_what_is_forwarded():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=2000, uplink_kbps=500), 0)
+    assert names(alloc) == "360p"  # 800 + 40 within 1000
+    alloc.audio_kbps = 200  # 160 kbps Opus and its headers
+    assert alloc.on_estimate(990, now=1).name == "180p"  # 360p now costs 1000
+    assert alloc.cost_kbps(alloc.index) == 450
+
+
+def test_bad_estimates_are_clamped():
+    alloc = TierAllocation(CONFIG, None, 0)
+    assert alloc.on_estimate(float("nan"), now=1).name == "audio"
+    alloc = TierAllocation(CONFIG, None, 0)
+    assert alloc.on_estimate(-5, now=1).name == "audio"
+    alloc = TierAllocation(CONFIG, None, 0)
+    assert alloc.on_estimate(float("inf"), now=1) is None and alloc.estimate_kbps == 100_000
+
+
+def test_a_probe_that_failed_near_its_target_is_retried_soon_without_backing_off():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=200_000, uplink_kbps=50_000), 0)
+    alloc.on_estimate(1000, now=0, sent_at=0)
+    assert names(alloc) == "360p"
+    alloc.tick(now=8)
+    target = alloc.probe.target_kbps
+    assert alloc.probe_result(False, now=9, delivered_kbps=0.5 * target) is None  # far: backs off 15 s
+    alloc.tick(now=23)
+    assert alloc.probe is None
+    alloc.tick(now=24.1)
+    assert alloc.probe is not None
+    for attempt in range(5):  # near (a link just under the next tier): every 8 s, however often it fails
+        now = 25 + attempt * 8.5
+        assert alloc.probe_result(False, now=now, delivered_kbps=0.9 * target) is None
+        alloc.tick(now + 7.9)
+        assert alloc.probe is None
+        alloc.tick(now + 8.1)
+        assert alloc.probe is not None
+    assert alloc.failed_probes == 1
+    assert alloc.probe_result(True, now=70).name == "720p"  # the link widened
+
+
+def test_a_stale_remb_no_longer_holds_the_probe_back():
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(300_000, now=0)
+    assert names(alloc) == "180p"
+    alloc.tick(now=9)
+    assert alloc.probe is None  # a fresh REMB says no
+    alloc.tick(now=10.5)
+    assert alloc.probe is not None  # none for 10 s: the probe decides
+
+
+def test_after_a_proven_step_up_the_next_probe_comes_soon():
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(100_000, now=0)
+    assert names(alloc) == "audio"
+    alloc.on_remb(20_000_000, now=1)
+    alloc.tick(now=9)
+    assert alloc.probe_result(True, now=9.8).name == "180p"
+    alloc.tick(now=11)
+    assert alloc.probe is None  # not yet
+    alloc.tick(now=11.9)
+    assert alloc.probe_result(True, now=12.7).name == "360p"
+    alloc.tick(now=14.8)
+    assert alloc.probe_result(True, now=15.6).name == "720p"  # audio to the top in under 16 s
+    # loss ends the climb: the full hold again
+    alloc = TierAllocation(CONFIG, None, 0)
+    alloc.on_remb(100_000, now=0)
+    alloc.on_remb(20_000_000, now=1)
+    alloc.tick(now=9)
+    alloc.probe_result(True, now=9.8)
+    alloc.on_receiver_report(0.03, None, now=10)
+    alloc.tick(now=12)
+    assert alloc.probe is None
+
+
+def test_with_transport_cc_a_receiver_report_holds_step_ups_but_moves_nothing():
+    alloc = TierAllocation(CONFIG, None, 0)
+    # the estimator judges each packet's loss by send time; the report's coarse figure does not also step down
+    assert alloc.on_receiver_report(0.3, 40.0, now=1, moves=False) is None
+    assert names(alloc) == "720p" and alloc.loss == 0.3
+    alloc.on_estimate(700, now=2)
+    assert names(alloc) == "180p"
+    alloc.on_receiver_report(0.05, 40.0, now=9, moves=False)  # loss above 2%: no probe for another hold
+    alloc.tick(now=12)
+    assert alloc.probe is None
+    alloc.tick(now=17.1)
+    assert alloc.probe is not None
+
+
+def test_packets_sent_just_after_a_downgrade_met_the_old_queue_and_do_not_chain_it():
+    alloc = TierAllocation(CONFIG, None, 0)
+    assert alloc.on_receiver_report(0.2, None, now=10, sent_at=9).name == "360p"
+    assert alloc.on_receiver_report(0.4, None, now=11, sent_at=10.3) is None  # within the drain
+    assert alloc.on_receiver_report(0.4, None, now=12, sent_at=10.6).name == "180p"
+
+
+def test_a_tier_backed_off_does_not_hold_back_the_probe_for_the_tier_below_it():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=200_000, uplink_kbps=50_000), 0)
+    alloc.on_estimate(500, now=0, sent_at=0)
+    assert names(alloc) == "180p"
+    for now in (8, 24, 55, 116):  # 360p fails again and again: 15, 30, 60 s apart
+        alloc.tick(now)
+        assert alloc.probe is not None and alloc.probe.index == 1
+        alloc.probe_result(False, now + 1)
+    assert alloc.failed_probes == 4
+    assert alloc.on_receiver_report(0.5, None, now=120, sent_at=119).name == "audio"
+    alloc.tick(now=128.1)
+    assert alloc.probe is not None and alloc.probe.index == 2  # 180p: a probe after the usual hold
+    assert alloc.probe_result(True, now=129).name == "180p"
+    alloc.tick(now=131.1)
+    assert alloc.probe is None  # 360p keeps its back-off (120 s from its last failure)
+    alloc.tick(now=237.1)
+    assert alloc.probe is not None and alloc.probe.index == 1

@@ -115,6 +115,8 @@ async def test_remb_moves_down_fast_and_up_slowly(node_factory):
         await stays(lambda: state.allocation.tier.name == "180p", 1.0, what="the tier is held down")
         await eventually(lambda: state.allocation.tier.name == "360p", timeout=6)
         assert time.monotonic() - down_at >= 3.0
+        # up only after a probe that the receiver's reports showed carried
+        assert state.allocation.probes == 1 and state.allocation.failed_probes == 0
         await until_size(video, (320, 180))
 
         await send_remb(sub, 20_000)  # nothing fits: audio only

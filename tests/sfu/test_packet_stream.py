@@ -145,3 +145,30 @@ async def test_a_switch_called_off_before_the_keyframe_stays_put(receiver):
     assert dt.stream is high
     high.push_frame(frame(3), 500, 3000, keyframe=False)
     assert len(receiver.take(3)) == 3 and receiver.nothing_more()
+
+
+async def test_nacks_for_packets_of_the_previous_tier_are_served_after_a_switch(receiver):
+    high = PacketStream("video", "t/720p", clock_rate=90000)
+    low = PacketStream("video", "t/360p", clock_rate=90000)
+    dt = wired_downtrack(receiver, gso=False)
+    dt.rtx_pt, dt.rtx_ssrc = 97, 0x5157  # as every subscriber negotiates (SRTP would refuse a repeated index)
+    high.attach(dt, at_keyframe=False)
+    high_frame = frame(4)
+    high.push_frame(high_frame, 100, 3000, keyframe=False)
+    sent = [receiver.srtp.unprotect(receiver.sock.recv(4096)) for _ in range(4)]
+    low.attach(dt, at_keyframe=True)
+    low.push_frame(frame(2), 9, 6000, keyframe=True)  # the switch, congestion having destroyed high's last packets
+    receiver.take(2)
+    assert dt.stream is low
+    lost = [struct.unpack_from("!H", p, 2)[0] for p in sent[2:]]
+    assert low.retransmit(dt, lost) == 2
+    for original, packet in zip(sent[2:], (receiver.srtp.unprotect(receiver.sock.recv(4096)) for _ in range(2))):
+        assert packet[1] & 0x7F == 97 and struct.unpack_from("!I", packet, 8)[0] == 0x5157
+        assert packet[20:22] == original[2:4]  # the original sequence number, then the payload
+        assert packet[22:] == original[20:]
+        assert packet[4:8] == original[4:8]  # the timestamp the receiver saw
+    # older than the last two streams: nothing to serve
+    assert low.retransmit(dt, [(lost[0] - 10) & 0xFFFF]) == 0
+    # over the subscriber's repair budget: only what the limit allows is resent
+    assert low.retransmit(dt, lost, limit=1) == 1 and dt.repairs_refused == 1
+    assert struct.unpack_from("!H", receiver.srtp.unprotect(receiver.sock.recv(4096)), 20)[0] == lost[0]
