@@ -202,6 +202,7 @@ class Recorder:
                     if container is None:
                         continue  # the file starts with the first picture
                     self._mux(av, audio_stream, payload, audio_clock.ms(ts, arrival_ms), last_pts, "a", container, keyframe=True)
+                    self.duration_s = (max(last_pts.values()) - first_pts) / 1000  # sound after the last picture counts too
                     continue
                 starts, data = depacketize(payload)
                 if starts:
