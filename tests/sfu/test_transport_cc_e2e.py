@@ -133,6 +133,9 @@ async def test_without_transport_cc_the_answer_advertises_no_extension_and_packe
         await pub.close()
 
 
+FEEDBACK_INTERVAL_S = 0.1  # how often a browser sends transport-cc feedback
+
+
 async def report_arrivals(pc, captured, video_ssrc: int, sent_at, lossy) -> None:
     """A receiver's transport-cc feedback every 100 ms on what arrived; ``lossy()``: report every other packet lost.
 
@@ -143,7 +146,7 @@ async def report_arrivals(pc, captured, video_ssrc: int, sent_at, lossy) -> None
     done = 0
     count = 0
     while True:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(FEEDBACK_INTERVAL_S)  # the emulated receiver's cadence, not a wait for an event
         batch = captured[done:]
         done += len(batch)
         arrived = {seq: sent_at(seq) + 0.010 for seq in (int.from_bytes(e[0][1], "big") for _, e, _ in batch if e)}

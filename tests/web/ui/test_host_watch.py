@@ -31,8 +31,7 @@ async def relay_node():
     app = Starlette(routes=[Mount("/sfu", app=create_sfu_app(node))])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: server.started, 10, what="the relay's server to start")
     try:
         yield RunningSfu(node, f"http://127.0.0.1:{port}")
     finally:
