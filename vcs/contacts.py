@@ -10,11 +10,10 @@ reported and nothing is applied.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 
-from vcs.errors import FieldError, ValidationFailed
+from vcs.errors import FieldError
+from vcs.link_csv import parse_endpoint_rows
 
 __all__ = ["CONTACT_COLUMNS", "normalise_phone", "parse_contacts_csv", "validate_contact"]
 
@@ -48,36 +47,9 @@ def validate_contact(name: str, phone: str) -> tuple[tuple[str, str], list[Field
 
 def parse_contacts_csv(text: str, known_ids: set[str]) -> list[tuple[str, str, str]]:
     """Rows as (endpoint id, name, phone); ValidationFailed naming every bad line otherwise."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    header = next(iter(text.splitlines()), "")
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=header.count))
-    missing = [c for c in CONTACT_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise ValidationFailed(FieldError.of("line 1", "missing_columns", columns=", ".join(missing), line=1), "bad CSV header")
-    rows: list[tuple[str, str, str]] = []
-    errors: list[FieldError] = []
-    seen: set[str] = set()
-    try:
-        for row in reader:
-            line = reader.line_num
-            endpoint_id = (row.get("id") or "").strip()
-            if endpoint_id not in known_ids:
-                errors.append(FieldError.of(f"line {line}", "unknown_endpoint_id", endpoint_id=endpoint_id, line=line))
-                continue
-            if endpoint_id in seen:
-                errors.append(FieldError.of(f"line {line}", "endpoint_twice", endpoint_id=endpoint_id, line=line))
-                continue
-            seen.add(endpoint_id)
-            (name, phone), problems = validate_contact(row.get("contact_name") or "", row.get("contact_phone") or "")
-            if problems:
-                errors.extend(p.at_line(line) for p in problems)
-                continue
-            rows.append((endpoint_id, name, phone))
-    except csv.Error as exc:
-        raise ValidationFailed(FieldError(f"line {reader.line_num}", f"not CSV: {exc}"), "bad CSV") from None
-    if errors:
-        raise ValidationFailed(errors, f"{len(errors)} bad row(s); nothing was imported")
-    if not rows:
-        raise ValidationFailed(FieldError.of("line 2", "no_rows", line=2), "empty CSV")
-    return rows
+
+    def contact(row: dict[str, str]) -> tuple[tuple[str, str], list[FieldError]]:
+        return validate_contact(row.get("contact_name") or "", row.get("contact_phone") or "")
+
+    rows = parse_endpoint_rows(text, known_ids, CONTACT_COLUMNS, contact)
+    return [(endpoint_id, name, phone) for endpoint_id, (name, phone) in rows]

@@ -19,11 +19,14 @@ import codecs
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from vcs.endpoints import Endpoint
 from vcs.errors import FieldError, ValidationFailed
 from vcs.link_profiles import LinkProfile, validate_profile
+
+T = TypeVar("T")
 
 __all__ = ["COLUMNS", "MAX_IMPORT_BYTES", "NEEDS_ENCODING", "decode_csv", "export_csv", "parse_csv"]
 
@@ -66,22 +69,39 @@ def export_csv(endpoints: Iterable[Endpoint]) -> str:
 
 def parse_csv(text: str, known_ids: set[str]) -> list[tuple[str, LinkProfile]]:
     """Rows as (endpoint id, profile); ValidationFailed naming every bad line otherwise."""
+
+    def profile(row: dict[str, str]) -> tuple[LinkProfile, list[FieldError]]:
+        return validate_profile({k: (v or "").strip() for k, v in row.items() if k})
+
+    return parse_endpoint_rows(text, known_ids, REQUIRED, profile)
+
+
+def parse_endpoint_rows(
+    text: str, known_ids: set[str], required: Iterable[str], validate: Callable[[dict[str, str]], tuple[T, list[FieldError]]]
+) -> list[tuple[str, T]]:
+    """A CSV of one row per known endpoint (column `id`) as (endpoint id, `validate(row)`'s value).
+
+    Comma, semicolon or tab, with or without a byte-order mark. Every bad line is named in one
+    ValidationFailed, and then nothing is returned: an import applies all its rows or none.
+    """
     if text.startswith("\ufeff"):  # a byte-order mark from spreadsheet exports
         text = text[1:]
     header = next(iter(text.splitlines()), "")
     delimiter = max(",;\t", key=header.count)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)  # newline="": csv reads \r\n, \r and \n
     try:
-        return _read_rows(reader, known_ids)
+        return _read_rows(reader, known_ids, required, validate)
     except csv.Error as exc:  # a stray carriage return, an unterminated quote...
         raise ValidationFailed(FieldError(f"line {reader.line_num}", f"not CSV: {exc}"), "bad CSV") from None
 
 
-def _read_rows(reader: csv.DictReader, known_ids: set[str]) -> list[tuple[str, LinkProfile]]:
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+def _read_rows(
+    reader: csv.DictReader, known_ids: set[str], required: Iterable[str], validate: Callable[[dict[str, str]], tuple[T, list[FieldError]]]
+) -> list[tuple[str, T]]:
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         raise ValidationFailed(FieldError.of("line 1", "missing_columns", columns=", ".join(missing), line=1), "bad CSV header")
-    rows: list[tuple[str, LinkProfile]] = []
+    rows: list[tuple[str, T]] = []
     errors: list[FieldError] = []
     seen: set[str] = set()
     for row in reader:
@@ -94,11 +114,11 @@ def _read_rows(reader: csv.DictReader, known_ids: set[str]) -> list[tuple[str, L
             errors.append(FieldError.of(f"line {line}", "endpoint_twice", endpoint_id=endpoint_id, line=line))
             continue
         seen.add(endpoint_id)
-        profile, problems = validate_profile({k: (v or "").strip() for k, v in row.items() if k})
+        value, problems = validate(row)
         if problems:
             errors.extend(p.at_line(line) for p in problems)
             continue
-        rows.append((endpoint_id, profile))
+        rows.append((endpoint_id, value))
     if errors:
         raise ValidationFailed(errors, f"{len(errors)} bad row(s); nothing was imported")
     if not rows:
