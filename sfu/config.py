@@ -18,12 +18,13 @@ from pathlib import Path
 from vcs.routing import ROLES, parse_provinces
 from vcs.tiers import DEFAULT_AUDIO_KBPS, DEFAULT_TIERS, DEFAULT_VCS_SHARE, Ladder, TierSpec
 
-__all__ = ["SfuConfig"]
+__all__ = ["FANOUTS", "SfuConfig"]
 
 # Where a peer's ICE candidates may be when VCS_SFU_ICE_ALLOW is unset: the
 # private ranges (RFC 1918) and carrier-grade NAT (RFC 6598). `vcs serve` on
 # loopback narrows it to 127.0.0.0/8; "0.0.0.0/0,::/0" allows any address.
 PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+FANOUTS = ("compiled", "python")  # VCS_SFU_FANOUT: how a stream sends to its subscribers (sfu.fanout)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class SfuConfig:
     vcs_share: float = DEFAULT_VCS_SHARE  # share of a commune's downlink reserved for VCS
     capacity: int = 1000  # subscribers on this node
     max_rooms: int = 200
+    # the forwarding loop: "compiled" (sfu/_fanout.c, sendmmsg across subscribers) or "python" (for comparison)
+    fanout: str = "compiled"
     # keyframes
     keyframe_min_interval_s: float = 0.5  # rate limit of PLI/FIR to one encoder
     keyframe_interval_s: float = 10.0  # periodic keyframe of the tier encoders
@@ -84,6 +87,8 @@ class SfuConfig:
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         object.__setattr__(self, "provinces", parse_provinces(",".join(self.provinces)))
+        if self.fanout not in FANOUTS:
+            raise ValueError(f"fanout must be one of {', '.join(FANOUTS)}")
         if not self.ice_allowed_networks:
             raise ValueError("ice_allowed_networks is empty: name the networks peers may be in")
         for net in self.ice_allowed_networks:
@@ -117,6 +122,7 @@ class SfuConfig:
         text = {
             "VCS_SFU_NODE_ID": "node_id",
             "VCS_SFU_ROLE": "role",
+            "VCS_SFU_FANOUT": "fanout",
         }
         ints = {
             "VCS_SFU_CAPACITY": "capacity",

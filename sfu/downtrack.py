@@ -21,6 +21,7 @@ not import ``sfu.packet_stream``.
 from __future__ import annotations
 
 import functools
+import os
 import random
 import socket
 import struct
@@ -83,6 +84,9 @@ class DownTrack:
         "send",
         "sendmsg",
         "addr",
+        "sock",
+        "dest",
+        "fd",
         "_session",
         "_dtls",
         "_sender",
@@ -128,6 +132,11 @@ class DownTrack:
         self.send: Callable[[Any], Any] | None = None
         self.sendmsg: Callable[..., Any] | None = None  # for UDP GSO, when available
         self.addr: tuple[str, int] | None = None
+        # the socket the compiled fan-out writes to (``sfu.fanout``): the node's shared socket
+        # (then ``dest`` is the peer's address) or the peer's own, connected; None: only ``send``
+        self.sock: socket.socket | None = None
+        self.dest: tuple[str, int] | None = None
+        self.fd = -1  # the shared socket's, or our duplicate of the peer's: never a number reused after it closes
         self._session: Any = None
         self._dtls: RTCDtlsTransport | None = None
         self._sender = sender
@@ -193,9 +202,9 @@ class DownTrack:
         pair = nominated_pair(dtls)
         if session is None or pair is None:
             return False
-        transport = pair.protocol.transport
         self.addr = pair.remote_addr
-        self.send, self.sendmsg = _connected_send(transport, self.addr)
+        self._release_fd()
+        self.sock, self.dest, self.fd, self.send, self.sendmsg = _peer_socket(pair.protocol.transport, self.addr)
         self._session = session
         self._dtls = dtls
         self.srtp = srtp_handle(session)
@@ -212,8 +221,27 @@ class DownTrack:
         self.active = False
         self.send = None
         self.sendmsg = None
+        self._release_fd()
         self.on_rtcp = None
         self.on_ready = None
+
+    def socket_target(self) -> tuple[int, tuple[str, int] | None, int] | None:
+        """Where the compiled fan-out sends: (fd, the peer's address or None when connected, address family).
+
+        None when there is no socket to write to (the pair's transport only has ``sendto``).
+        """
+        if self.fd >= 0 and self.sock is not None:
+            return self.fd, self.dest, self.sock.family
+        owner = getattr(self.send, "__self__", None)  # wired by hand with a connected socket's ``send``
+        if isinstance(owner, socket.socket):
+            return owner.fileno(), None, owner.family
+        return None
+
+    def _release_fd(self) -> None:
+        if self.fd >= 0 and self.dest is None:  # our duplicate of a per-peer socket
+            os.close(self.fd)
+        self.fd = -1
+        self.sock = self.dest = None
 
     # sending outside the hot loop --------------------------------------
 
@@ -321,21 +349,39 @@ def udp_gso_supported() -> bool:
         return False
 
 
-def _connected_send(transport: Any, addr: tuple[str, int]) -> tuple[Callable[[Any], Any], Callable[..., Any] | None]:
-    """``send(data)`` on the pair's socket, connected to ``addr`` when possible,
-    and the socket's ``sendmsg`` when UDP GSO can be used on it."""
+def _peer_socket(transport: Any, addr: tuple[str, int]) -> tuple[socket.socket | None, tuple[str, int] | None, int, Callable, Callable | None]:
+    """How a downtrack sends to ``addr`` on the nominated pair's ``transport``:
+    (socket, address or None when connected, fd for the compiled fan-out, ``send(data)``,
+    ``sendmsg(buffers, ancillary)`` when UDP GSO can be used, else None).
+
+    On the node's shared socket (``.shared``) every send names the peer; a
+    per-peer socket is ``connect()``ed to it, and its fd duplicated so the
+    compiled fan-out never writes to a number the kernel gave to another file
+    after the peer's socket closed.
+    """
+    gso = udp_gso_supported()
+    shared = transport.get_extra_info("socket")
+    if getattr(shared, "shared", False):
+
+        def send_to(data: Any) -> None:
+            shared.sendto(data, addr)
+
+        def sendmsg_to(buffers: list, ancillary: list) -> None:
+            shared.sendmsg(buffers, ancillary, 0, addr)
+
+        return shared, addr, shared.fileno(), send_to, (sendmsg_to if gso else None)
     sock = getattr(transport, "_sock", None)
     if sock is not None:
         try:
             sock.connect(addr)
-            return sock.send, (sock.sendmsg if udp_gso_supported() else None)
+            return sock, None, os.dup(sock.fileno()), sock.send, (sock.sendmsg if gso else None)
         except OSError:
             pass
 
     def send(data: Any) -> None:
         transport.sendto(bytes(data), addr)
 
-    return send, None
+    return None, None, -1, send, None
 
 
 def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:

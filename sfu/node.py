@@ -45,6 +45,7 @@ from vcs.routing import NodeInfo, NodeRouter, node_ttl
 from .allocator import LinkInfo, TierAllocation
 from .config import SfuConfig
 from .errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unauthorized, Unavailable
+from .fanout import resolve as resolve_fanout
 from .offer import check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
@@ -105,7 +106,7 @@ class SfuNode:
         link_lookup: LinkLookup | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config
+        self.config = config = config.with_changes(fanout=resolve_fanout(config.fanout))
         self._secret = secret
         self._router = NodeRouter(redis) if redis is not None else None
         self._recording_log = RecordingLog(redis) if redis is not None else None

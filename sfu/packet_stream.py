@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from pylibsrtp._binding import ffi, lib
 
 from .downtrack import UDP_SEGMENT, DownTrack
+from .fanout import Targets, compiled_available
 from .transport_cc import EXTENSION, HEADER_BYTES, RING
 
 __all__ = ["PacketStream", "make_packet"]
@@ -71,6 +72,7 @@ class PacketStream:
         on_idle: Callable[[], None] | None = None,
         red: bool = False,
         repeat: bool = False,
+        fanout: str = "compiled",
     ) -> None:
         assert history & (history - 1) == 0, "history must be a power of two"
         self.kind = kind
@@ -81,7 +83,9 @@ class PacketStream:
         self.downtracks: list[DownTrack] = []
         # called with (packet, seq, ts, marker, keyframe) for every packet pushed: a recorder's copy
         self.taps: list[Callable[[bytes, int, int, bool, bool], None]] = []
-        self._targets: list[tuple] = []
+        self._targets: list[tuple] = []  # the downtracks the Python loop sends to
+        self._compiled = fanout == "compiled" and compiled_available()  # else ``python``: every downtrack in ``_targets``
+        self._fanout: Targets | None = None  # the downtracks the compiled loop sends to (those with a socket)
         self._pending: list[DownTrack] = []
         self._cdata = ffi.new("char[]", SCRATCH)
         self._gso: dict[int, tuple[list, int]] = {}  # segment size -> (ancillary data, bytes per send)
@@ -156,7 +160,16 @@ class PacketStream:
         self._retarget()
 
     def _retarget(self) -> None:
-        self._targets = [(d.red_pt if self.red else d.pt, d.seq_off, d.ts_off, d.ssrc, d.srtp, d.send, d.sendmsg, d.cc) for d in self.downtracks]
+        self._targets = []
+        compiled = []
+        for d in self.downtracks:
+            pt = d.red_pt if self.red else d.pt
+            where = d.socket_target() if self._compiled else None
+            if where is not None:
+                compiled.append((d, pt, where))
+            else:
+                self._targets.append((pt, d.seq_off, d.ts_off, d.ssrc, d.srtp, d.send, d.sendmsg, d.cc))
+        self._fanout = Targets(compiled) if compiled else None
 
     def _promote(self, seq: int, ts: int) -> None:
         for dt in self._pending:
@@ -184,8 +197,16 @@ class PacketStream:
         self.last_time = now = _monotonic()
         self.packets += 1
         self.octets += n - HEADER_BYTES
-        if not self._targets or n > 1900:
+        if n > 1900:
             return
+        if self._fanout is not None:
+            self.send_errors += self._fanout.send_packet(packet, seq, ts, marker, now)
+        if self._targets:
+            self._push_python(packet, seq, ts, marker, now)
+
+    def _push_python(self, packet: bytes, seq: int, ts: int, marker: bool, now: float) -> None:
+        """The Python loop: ``packet`` to each of ``_targets``, one ``send`` each."""
+        n = len(packet)
         b1 = 0x80 if marker else 0
         protect = _protect
         pack_into = _pack_into
@@ -194,11 +215,12 @@ class PacketStream:
         lenp = self._lenp
         for pt, seq_off, ts_off, ssrc, srtp, send, _, cc in self._targets:
             view[:n] = packet
-            tw = cc.next
-            cc.next = (tw + 1) & 0xFFFF
+            head = cc.head
+            tw = head[0]
+            head[0] = (tw + 1) & 0xFFFF
             cc.times[tw & _RING_MASK] = now
             cc.sizes[tw & _RING_MASK] = n
-            ext = cc.ext
+            ext = head[1]
             pack_into(view, 1, b1 | pt, (seq + seq_off) & 0xFFFF, (ts + ts_off) & 0xFFFFFFFF, ssrc, 0xBEDE, 1, ext, tw if ext else 0)
             lenp[0] = n
             if protect(srtp, cdata, lenp) == 0:
@@ -215,7 +237,7 @@ class PacketStream:
         Returns the next sequence number.
         """
         count = len(payloads)
-        if count == 1 or count > MAX_SEGMENTS or not self._targets:
+        if self._fanout is None and (count == 1 or count > MAX_SEGMENTS or not self._targets):
             for i, payload in enumerate(payloads):
                 last = i == count - 1
                 self.push(make_packet(payload, seq, ts, last), seq, ts, last, keyframe and i == 0)
@@ -229,36 +251,45 @@ class PacketStream:
         history = self._history
         mask = self._mask
         first = seq
+        last = count - 1
         for i, payload in enumerate(payloads):
-            packet = make_packet(payload, seq, ts, i == count - 1)
+            packet = make_packet(payload, seq, ts, i == last)
             history[seq & mask] = packet
             packets.append(packet)
             for tap in self.taps:
-                tap(packet, seq, ts, i == count - 1, keyframe and i == 0)
+                tap(packet, seq, ts, i == last, keyframe and i == 0)
             self.octets += len(packet) - HEADER_BYTES
             seq = (seq + 1) & 0xFFFF
         self.packets += count
         self.last_seq = (seq - 1) & 0xFFFF
         self.last_ts = ts
         self.last_time = now = _monotonic()
+        if self._fanout is not None:
+            self.send_errors += self._fanout.send_frame(packets, first, ts, now)
+            if not self._targets:
+                return seq
+            if count == 1 or count > MAX_SEGMENTS:  # larger than the Python loop's scratch buffer
+                for i, packet in enumerate(packets):
+                    self._push_python(packet, (first + i) & 0xFFFF, ts, i == last, now)
+                return seq
         protect = _protect
         pack_into = _pack_into
         view = self._view
         cdata = self._cdata
         lenp = self._lenp
-        last = count - 1
         for pt, seq_off, ts_off, ssrc, srtp, send, sendmsg, cc in self._targets:
             out_ts = (ts + ts_off) & 0xFFFFFFFF
             offset = 0
             sizes = []
-            ext = cc.ext
+            head = cc.head
+            ext = head[1]
             times = cc.times
             ring_sizes = cc.sizes
             for i, packet in enumerate(packets):
                 n = len(packet)
                 view[offset : offset + n] = packet
-                tw = cc.next
-                cc.next = (tw + 1) & 0xFFFF
+                tw = head[0]
+                head[0] = (tw + 1) & 0xFFFF
                 times[tw & _RING_MASK] = now
                 ring_sizes[tw & _RING_MASK] = n
                 pack_into(

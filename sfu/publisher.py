@@ -45,6 +45,7 @@ class Publisher:
         *,
         on_frame: Callable[[Publisher, Any], None],
         on_audio: Callable[[Publisher, RtpPacket], None],
+        fanout: str = "compiled",
     ) -> None:
         self.resource_id = resource_id
         self.identity = identity
@@ -52,8 +53,8 @@ class Publisher:
         self.created = time.monotonic()
         self._on_frame = on_frame
         self._on_audio = on_audio
-        self.video = PacketStream("video", f"{identity}/camera", clock_rate=90000, request_keyframe=self.request_keyframe)
-        self.audio = PacketStream("audio", f"{identity}/mic", clock_rate=48000, history=64)
+        self.video = PacketStream("video", f"{identity}/camera", clock_rate=90000, request_keyframe=self.request_keyframe, fanout=fanout)
+        self.audio = PacketStream("audio", f"{identity}/mic", clock_rate=48000, history=64, fanout=fanout)
         self._video_receiver: Any = None
         self._rtcp_ssrc = 0
         self._video_ssrc: int | None = None

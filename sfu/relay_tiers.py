@@ -114,7 +114,7 @@ class RelayTiers:
             # and its last subscriber leaving, or switching away on a keyframe, retires it at once
             stream = PacketStream("video", f"{self._room}/{tier.name}", clock_rate=VIDEO_CLOCK,
                                   request_keyframe=lambda: upstream.request_keyframe(),
-                                  on_idle=lambda: self._retire(upstream))  # fmt: skip
+                                  on_idle=lambda: self._retire(upstream), fanout=self._config.fanout)  # fmt: skip
             upstream = self._upstream(tier, stream, owns_stream=True)
             self.sources[tier.name] = upstream
         return upstream

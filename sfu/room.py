@@ -54,7 +54,7 @@ class Room:
         self.publishers: dict[str, Publisher] = {}  # by identity
         self.subscribers: dict[str, Subscriber] = {}  # by resource id
         self.tiers: TierSources = tiers or EncodedTiers(name, config, clock=clock)
-        self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64)
+        self.audio = PacketStream("audio", f"{name}/audio", clock_rate=AUDIO_CLOCK, history=64, fanout=config.fanout)
         self.audio.taps.append(self._protect_audio)
         self.uplinks: dict[str, Uplink] = {}  # on a relay: the communes forwarded to the origin, by identity
         self._red: dict[int, tuple[RedEncoder, PacketStream]] = {}  # Opus payload type -> its RED variant of the audio
@@ -113,7 +113,7 @@ class Room:
     # publishers ----------------------------------------------------------------
 
     def new_publisher(self, resource_id: str, identity: str, pc: Any) -> Publisher:
-        return Publisher(resource_id, identity, pc, on_frame=self._on_frame, on_audio=self._on_audio)
+        return Publisher(resource_id, identity, pc, on_frame=self._on_frame, on_audio=self._on_audio, fanout=self.config.fanout)
 
     def add_publisher(self, publisher: Publisher, *, host: bool = False) -> Publisher | None:
         """Add ``publisher``; return the one it replaces (same identity).
@@ -202,13 +202,15 @@ class Room:
         if dt.red_pt is None:
             if self._repeat is None:
                 self._repeat = PacketStream(
-                    "audio", f"{self.name}/audio-repeat", clock_rate=AUDIO_CLOCK, history=64, repeat=True
+                    "audio", f"{self.name}/audio-repeat", clock_rate=AUDIO_CLOCK, history=64, repeat=True, fanout=self.config.fanout
                 )
                 self._repeat.last_seq, self._repeat.last_ts = self.audio.last_seq, self.audio.last_ts
             return self._repeat
         entry = self._red.get(dt.pt)
         if entry is None:
-            red_stream = PacketStream("audio", f"{self.name}/audio-red-{dt.pt}", clock_rate=AUDIO_CLOCK, history=64, red=True)
+            red_stream = PacketStream(
+                "audio", f"{self.name}/audio-red-{dt.pt}", clock_rate=AUDIO_CLOCK, history=64, red=True, fanout=self.config.fanout
+            )
             red_stream.last_seq, red_stream.last_ts = self.audio.last_seq, self.audio.last_ts  # one numbering with the plain stream
             entry = self._red[dt.pt] = (RedEncoder(dt.pt), red_stream)
         return entry[1]

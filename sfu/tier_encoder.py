@@ -61,6 +61,7 @@ class TierEncoder:
         keyframe_min_interval_s: float,
         keyframe_interval_s: float,
         speed: int,
+        fanout: str = "compiled",
         clock=time.monotonic,
     ) -> None:
         self.tier = tier
@@ -69,6 +70,7 @@ class TierEncoder:
             f"{room}/{tier.name}",
             clock_rate=VIDEO_CLOCK,
             request_keyframe=self.request_keyframe,
+            fanout=fanout,
         )
         self._frame_rate = frame_rate
         self._kf_min = keyframe_min_interval_s

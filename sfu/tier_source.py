@@ -94,6 +94,7 @@ class EncodedTiers:
                 keyframe_min_interval_s=config.keyframe_min_interval_s,
                 keyframe_interval_s=config.keyframe_interval_s,
                 speed=config.encoder_speed,
+                fanout=config.fanout,
                 clock=self._clock,
             )
             self.sources[tier.name] = encoder

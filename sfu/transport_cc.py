@@ -19,7 +19,6 @@ packet (``parse_feedback``) and looked up there.
 from __future__ import annotations
 
 import struct
-from array import array
 from dataclasses import dataclass
 
 __all__ = [
@@ -40,21 +39,43 @@ EXTENSION = struct.pack("!HHI", 0xBEDE, 1, 0)
 EXTENSION_BYTES = len(EXTENSION)
 HEADER_BYTES = 12 + EXTENSION_BYTES  # what precedes the payload of a stream packet
 RING = 1 << 13  # sequence numbers remembered: seconds of packets at any tier
+RING_BYTES = 10 * RING + 8  # times (double), sizes (uint16), next, ext, 4 spare bytes: sfu/_fanout.c's vcs_cc
 _DELTA_UNIT = 250e-6  # receive deltas count 250 µs
 _REFERENCE_UNIT = 0.064  # the reference time counts 64 ms
 
 
 class SendHistory:
-    """One peer connection's transport-wide sequence numbers: the next, and each one's send time and size."""
+    """One peer connection's transport-wide sequence numbers: the next, and each one's send time and size.
 
-    __slots__ = ("ext", "next", "sizes", "times")
+    The ring is one flat buffer (``memory``) laid out as ``vcs_cc`` in
+    ``sfu/_fanout.c``, so the compiled fan-out numbers packets and records
+    them in place: send times (``times``), sizes (``sizes``), then the next
+    sequence number and the extension's first byte (``head``).
+    """
+
+    __slots__ = ("head", "memory", "sizes", "times")
 
     def __init__(self, ext_id: int | None) -> None:
-        self.ext = 0  # the first byte of the extension element, 0 (padding) when not negotiated
-        self.enable(ext_id)
+        self.memory = bytearray(RING_BYTES)
+        view = memoryview(self.memory)
+        self.times = view[: 8 * RING].cast("d")
+        self.sizes = view[8 * RING : 10 * RING].cast("H")
+        self.head = view[10 * RING : 10 * RING + 4].cast("H")  # [next, ext]
         self.next = 1
-        self.times = array("d", bytes(8 * RING))
-        self.sizes = array("H", bytes(2 * RING))
+        self.enable(ext_id)
+
+    @property
+    def next(self) -> int:
+        return self.head[0]
+
+    @next.setter
+    def next(self, seq: int) -> None:
+        self.head[0] = seq
+
+    @property
+    def ext(self) -> int:
+        """The first byte of the extension element, 0 (padding) when not negotiated."""
+        return self.head[1]
 
     @property
     def enabled(self) -> bool:
@@ -62,12 +83,13 @@ class SendHistory:
 
     def enable(self, ext_id: int | None) -> None:
         """Write the extension with this id (1-14), or as padding when None."""
-        self.ext = (ext_id << 4 | 1) if ext_id and 1 <= ext_id <= 14 else 0
+        self.head[1] = (ext_id << 4 | 1) if ext_id and 1 <= ext_id <= 14 else 0
 
     def take(self, now: float, size: int) -> int:
         """The sequence number for a packet sent outside the hot loop (retransmissions, probes)."""
-        seq = self.next
-        self.next = (seq + 1) & 0xFFFF
+        head = self.head
+        seq = head[0]
+        head[0] = (seq + 1) & 0xFFFF
         index = seq & (RING - 1)
         self.times[index] = now
         self.sizes[index] = size

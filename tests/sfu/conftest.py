@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from sfu.allocator import LinkInfo
 from sfu.app import create_sfu_app
 from sfu.config import SfuConfig
 from sfu.node import SfuNode
+from sfu.packet_stream import PacketStream
 from tests.waiting import scaled
 from vcs.media_tokens import mint_media_token
 from vcs.tiers import parse_tiers
@@ -28,6 +30,15 @@ LOOPBACK = ("127.0.0.1",)
 
 # every peer in the tests (node and clients share the process) uses loopback
 restrict_host_addresses(LOOPBACK)
+
+# the forwarding loop under test: VCS_SFU_FANOUT=python runs these tests on the Python loop
+FANOUT = os.environ.get("VCS_SFU_FANOUT", "compiled")
+
+
+@pytest.fixture(autouse=True)
+def _fanout_under_test(monkeypatch):
+    """Streams built by the tests themselves forward with ``FANOUT`` too."""
+    monkeypatch.setitem(PacketStream.__init__.__kwdefaults__, "fanout", FANOUT)
 
 
 def small_config(**changes: object) -> SfuConfig:
@@ -41,6 +52,7 @@ def small_config(**changes: object) -> SfuConfig:
         heartbeat_interval_s=0.5,
         drain_timeout_s=0.0,
         upgrade_hold_s=3.0,
+        fanout=FANOUT,
     )
     return base.with_changes(**changes)
 

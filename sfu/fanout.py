@@ -1,0 +1,124 @@
+"""The compiled fan-out: a stream's subscribers as one C array, one call per packet or frame.
+
+``sfu/_fanout.c`` (built into ``sfu._fanout`` by ``pip install -e .``) does
+for every target what ``PacketStream``'s Python loop does: copy, header
+rewrite, transport-cc number and send record, ``srtp_protect``, send. It
+queues the protected packets and sends those of consecutive targets on one
+socket with one ``sendmmsg`` (on the node's shared socket, with each
+subscriber's address; on a per-peer socket, connected, without), a
+subscriber's packets of one frame as UDP GSO messages when their sizes allow.
+
+libsrtp is called through the ``srtp_protect`` pylibsrtp loaded (its address
+is passed in), with each downtrack's ``srtp_t``; the transport-cc ring is the
+memory of the subscriber's ``SendHistory``. ``Targets`` is rebuilt when the
+stream's membership or a downtrack's offsets change (``PacketStream._retarget``).
+
+``VCS_SFU_FANOUT=python`` (``SfuConfig.fanout``) keeps the Python loop; a
+node without the compiled module falls back to it with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
+
+from .transport_cc import RING_BYTES
+
+try:
+    from ._fanout import ffi, lib
+except ImportError:  # not built (a source tree without ``pip install -e .``)
+    ffi = lib = None
+else:
+    assert ffi.sizeof("vcs_cc") == RING_BYTES, "sfu/_fanout.c's vcs_cc and SendHistory's memory differ"
+
+__all__ = ["MAX_PACKETS", "Targets", "compiled_available", "resolve"]
+
+log = logging.getLogger(__name__)
+
+MAX_PACKETS = 64  # per call: a larger frame goes in several (sequence numbers continue)
+_PROTECT = int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
+_FAMILY = struct.Struct("=H")  # sa_family is in host order
+_IN = struct.Struct("!H4s8x")
+_IN6 = struct.Struct("!HI16s")
+_SCOPE = struct.Struct("=I")
+
+
+def compiled_available() -> bool:
+    return lib is not None
+
+
+def resolve(fanout: str) -> str:
+    """The fan-out a node runs: ``fanout`` when it can, else ``python`` (with a warning)."""
+    if fanout == "compiled" and lib is None:
+        log.warning("the compiled fan-out (sfu._fanout) is not built: forwarding with the Python loop; run `make install`")
+        return "python"
+    return fanout
+
+
+def sockaddr(family: int, addr: tuple) -> bytes:
+    """``addr`` as the ``struct sockaddr`` a socket of ``family`` sends to (IPv4 mapped on an IPv6 socket)."""
+    host = addr[0].split("%")[0]
+    if family == socket.AF_INET:
+        return _FAMILY.pack(socket.AF_INET) + _IN.pack(addr[1], socket.inet_pton(socket.AF_INET, host))
+    if ":" not in host:
+        host = "::ffff:" + host
+    flow = addr[2] if len(addr) > 2 else 0
+    scope = addr[3] if len(addr) > 3 else 0
+    return _FAMILY.pack(socket.AF_INET6) + _IN6.pack(addr[1], flow, socket.inet_pton(socket.AF_INET6, host)) + _SCOPE.pack(scope)
+
+
+class Targets:
+    """The C array of a stream's downtracks that write to a socket, and the call that sends to all of them.
+
+    ``rows``: (downtrack, payload type, (fd, address or None when connected, socket family)).
+    """
+
+    __slots__ = ("_array", "_count", "_keep", "_length")
+
+    def __init__(self, rows: Sequence[tuple[Any, int, tuple[int, tuple | None, int]]]) -> None:
+        self._count = len(rows)
+        self._array = array = ffi.new("vcs_target[]", self._count)
+        self._keep: list[Any] = []  # what the array points into: the rings and SRTP sessions stay alive
+        for target, (dt, pt, (fd, dest, family)) in zip(array, rows):
+            ring = ffi.from_buffer(dt.cc.memory)
+            self._keep += [ring, dt.srtp]
+            target.fd = fd
+            target.gso = dt.sendmsg is not None
+            target.pt = pt
+            target.seq_off = dt.seq_off
+            target.ts_off = dt.ts_off
+            target.ssrc = dt.ssrc
+            target.srtp = ffi.cast("void *", int(_srtp_ffi.cast("uintptr_t", dt.srtp)))
+            target.cc = ffi.cast("vcs_cc *", ring)
+            if dest is not None:
+                name = sockaddr(family, dest)
+                target.addr[0 : len(name)] = name
+                target.addrlen = len(name)
+        self._length = ffi.new("int[1]")
+
+    def __len__(self) -> int:
+        return self._count
+
+    def send_packet(self, packet: bytes, seq: int, ts: int, marker: bool, now: float) -> int:
+        """Send one packet (see ``make_packet``) to every target; returns the failures."""
+        self._length[0] = len(packet)
+        return lib.vcs_fanout(_PROTECT, self._array, self._count, packet, self._length, 1, seq, ts, marker, now)
+
+    def send_frame(self, packets: list[bytes], seq: int, ts: int, now: float) -> int:
+        """Send a frame's packets (sequence numbers from ``seq``, the marker on the last); returns the failures."""
+        errors = 0
+        count = len(packets)
+        for start in range(0, count, MAX_PACKETS):
+            chunk = packets[start : start + MAX_PACKETS]
+            lengths = ffi.new("int[]", [len(p) for p in chunk])
+            last = start + len(chunk) == count
+            errors += lib.vcs_fanout(
+                _PROTECT, self._array, self._count, b"".join(chunk), lengths, len(chunk), (seq + start) & 0xFFFF, ts, last, now
+            )
+        return errors
