@@ -60,6 +60,14 @@ typedef struct {
 typedef int (*vcs_protect_fn)(void *ctx, void *rtp, int *len);
 
 typedef struct {
+    uint64_t syscalls; /* sendmmsg calls */
+    uint64_t messages; /* messages (datagrams, or GSO batches of them) sent */
+} vcs_stats;
+
+/* process-wide; written by the thread that sends (the node's event loop) */
+vcs_stats vcs_totals;
+
+typedef struct {
     int fd;
     int count;
     size_t used;
@@ -86,6 +94,7 @@ static void flush(vcs_batch *b) {
     int i = 0;
     while (i < b->count) {
         int sent = sendmmsg(b->fd, b->msgs + i, b->count - i, 0);
+        vcs_totals.syscalls++;
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
@@ -93,6 +102,7 @@ static void flush(vcs_batch *b) {
             i++;
         } else {
             i += sent;
+            vcs_totals.messages += (uint64_t)sent;
         }
     }
     b->count = 0;

@@ -35,6 +35,13 @@ ffibuilder.cdef(
         unsigned char addr[28];
     } vcs_target;
 
+    typedef struct {
+        uint64_t syscalls;
+        uint64_t messages;
+    } vcs_stats;
+
+    vcs_stats vcs_totals;
+
     int vcs_fanout(uintptr_t protect_address, const vcs_target *targets, int ntargets, const char *data,
                    const int *lengths, int count, uint32_t seq, uint32_t ts, int marker, double now);
     """

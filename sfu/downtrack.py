@@ -202,9 +202,7 @@ class DownTrack:
         pair = nominated_pair(dtls)
         if session is None or pair is None:
             return False
-        self.addr = pair.remote_addr
-        self._release_fd()
-        self.sock, self.dest, self.fd, self.send, self.sendmsg = _peer_socket(pair.protocol.transport, self.addr)
+        self.connect(pair.protocol.transport, pair.remote_addr)
         self._session = session
         self._dtls = dtls
         self.srtp = srtp_handle(session)
@@ -224,6 +222,12 @@ class DownTrack:
         self._release_fd()
         self.on_rtcp = None
         self.on_ready = None
+
+    def connect(self, transport: Any, addr: tuple[str, int]) -> None:
+        """Send to ``addr`` on ``transport``'s socket (see ``_peer_socket``)."""
+        self.addr = addr
+        self._release_fd()
+        self.sock, self.dest, self.fd, self.send, self.sendmsg = _peer_socket(transport, addr)
 
     def socket_target(self) -> tuple[int, tuple[str, int] | None, int] | None:
         """Where the compiled fan-out sends: (fd, the peer's address or None when connected, address family).

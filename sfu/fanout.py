@@ -37,7 +37,7 @@ except ImportError:  # not built (a source tree without ``pip install -e .``)
 else:
     assert ffi.sizeof("vcs_cc") == RING_BYTES, "sfu/_fanout.c's vcs_cc and SendHistory's memory differ"
 
-__all__ = ["MAX_PACKETS", "Targets", "compiled_available", "resolve"]
+__all__ = ["MAX_PACKETS", "Targets", "compiled_available", "resolve", "totals"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ def resolve(fanout: str) -> str:
         log.warning("the compiled fan-out (sfu._fanout) is not built: forwarding with the Python loop; run `make install`")
         return "python"
     return fanout
+
+
+def totals() -> tuple[int, int]:
+    """(sendmmsg calls, messages sent) by the compiled fan-out in this process."""
+    return (lib.vcs_totals.syscalls, lib.vcs_totals.messages) if lib is not None else (0, 0)
 
 
 def sockaddr(family: int, addr: tuple) -> bytes:
