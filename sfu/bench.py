@@ -375,6 +375,7 @@ def node_main(mode: str, port: int) -> None:
             ice_host_addresses=("127.0.0.1",),
             ice_allowed_networks=("127.0.0.0/8",),
             drain_timeout_s=0,
+            fanout=os.environ.get("VCS_SFU_FANOUT", "compiled"),  # "python": the loop before the compiled one
         )
         node = SfuNode(config, secret=os.environ["VCS_BENCH_SECRET"])
 

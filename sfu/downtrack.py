@@ -3,7 +3,8 @@
 aiortc negotiates the stream (an ``RTCRtpSender`` per kind gives the SSRC, the
 payload types, RTX and the DTLS/SRTP session), but its per-frame coroutine
 never runs: ``DownTrack`` replaces the sender's ``send`` so that, once DTLS is
-up, the downtrack takes the SRTP session and the nominated ICE pair's socket,
+up, the downtrack takes the SRTP session and the nominated ICE pair's socket:
+the node's shared socket, each send naming the peer, or the peer's own,
 which it ``connect()``s to the peer (the kernel then skips the per-packet
 route lookup and drops datagrams from anyone else), and the ``PacketStream``
 it is attached to writes packets straight to them (see ``sfu.packet_stream``).

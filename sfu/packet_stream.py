@@ -15,6 +15,12 @@ GSO where the kernel offers it (the packets of a VP8 frame have equal sizes
 but the last, as ``UDP_SEGMENT`` requires): one trip through the network
 stack per frame instead of one per packet.
 
+That loop is written here in Python and, faster, in C (``sfu.fanout``, the
+default): the downtracks with a socket go to the compiled loop, which also
+sends consecutive subscribers on one socket with one ``sendmmsg``; the
+others (a transport without a socket) and every downtrack of a stream built
+with ``fanout="python"`` go through the Python loop.
+
 Joining or switching streams happens on a keyframe: a downtrack waits in
 ``pending`` (still fed by its old stream) until the new stream pushes the
 first packet of a keyframe, and its sequence numbers continue without a gap

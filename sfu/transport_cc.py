@@ -11,8 +11,9 @@ The extension is reserved in the packet a ``PacketStream`` builds once
 writes the subscriber's extension id and sequence number with the same
 ``pack_into`` that rewrites the header. A subscriber that did not negotiate
 the extension gets the 4 bytes as RFC 8285 padding (zeros). ``SendHistory``
-remembers each sequence number's send time and size in two flat arrays, so
-the hot loop creates no object per packet; feedback is parsed once per RTCP
+remembers each sequence number's send time and size in one flat buffer
+(which the compiled fan-out, ``sfu.fanout``, writes in place), so the hot
+loop creates no object per packet; feedback is parsed once per RTCP
 packet (``parse_feedback``) and looked up there.
 """
 
