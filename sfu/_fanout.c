@@ -98,7 +98,11 @@ static void flush(vcs_batch *b) {
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
-            b->errors++; /* this message is dropped; the next ones still go */
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+                b->errors += b->count - i; /* the socket's buffer is full: the rest would fail the same way */
+                break;
+            }
+            b->errors++; /* this message is dropped (say its peer is unreachable); the next ones still go */
             i++;
         } else {
             i += sent;

@@ -354,7 +354,9 @@ def udp_gso_supported() -> bool:
         return False
 
 
-def _peer_socket(transport: Any, addr: tuple[str, int]) -> tuple[socket.socket | None, tuple[str, int] | None, int, Callable, Callable | None]:
+def _peer_socket(
+    transport: Any, addr: tuple[str, int]
+) -> tuple[socket.socket | None, tuple[str, int] | None, int, Callable, Callable | None]:
     """How a downtrack sends to ``addr`` on the nominated pair's ``transport``:
     (socket, address or None when connected, fd for the compiled fan-out, ``send(data)``,
     ``sendmsg(buffers, ancillary)`` when UDP GSO can be used, else None).

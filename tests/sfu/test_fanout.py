@@ -19,7 +19,7 @@ from sfu import fanout
 from sfu.downtrack import DownTrack, udp_gso_supported
 from sfu.packet_stream import PacketStream, make_packet
 
-pytestmark = pytest.mark.skipif(not fanout.compiled_available(), reason="the compiled fan-out is not built (make install)")
+compiled = pytest.mark.skipif(not fanout.compiled_available(), reason="the compiled fan-out is not built (make install)")
 
 KEY = os.urandom(30)
 
@@ -98,6 +98,7 @@ def traffic(stream: PacketStream) -> None:
 PACKETS = 1 + 2 + 6 + 53 + 64 + 70 + 5 + 3
 
 
+@compiled
 @pytest.mark.parametrize("red", [False, True])
 @pytest.mark.parametrize("gso", [True, False])
 async def test_the_compiled_loop_sends_the_same_srtp_bytes_as_the_python_loop(gso, red):
@@ -141,6 +142,7 @@ async def test_the_compiled_loop_sends_the_same_srtp_bytes_as_the_python_loop(gs
             assert {p[16:20] for p in packets} == {bytes(4)}
 
 
+@compiled
 async def test_one_sendmmsg_reaches_every_subscriber_on_the_shared_socket():
     shared = SharedSocket(socket.AF_INET, socket.SOCK_DGRAM)
     shared.bind(("127.0.0.1", 0))
@@ -181,6 +183,7 @@ async def test_one_sendmmsg_reaches_every_subscriber_on_the_shared_socket():
     shared.close()
 
 
+@compiled
 async def test_a_subscriber_whose_peer_is_gone_costs_the_others_nothing():
     stream = PacketStream("audio", "t/audio", clock_rate=48000, fanout="compiled")
     receivers, downtracks, keep = [], [], []
@@ -206,3 +209,21 @@ async def test_a_subscriber_whose_peer_is_gone_costs_the_others_nothing():
     assert len(os.listdir("/proc/self/fd")) == fds - 3
     for tx in keep[::2]:
         tx.close()
+
+
+async def test_a_node_without_the_compiled_module_forwards_with_the_python_loop(monkeypatch, caplog):
+    monkeypatch.setattr(fanout, "lib", None)  # as on a tree where ``make install`` did not build it
+    assert fanout.resolve("compiled") == "python"
+    assert "not built" in caplog.text
+    rx = receiving_socket()
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dt, session = downtrack("audio")
+    dt.connect(PairTransport(tx), rx.getsockname())
+    stream = PacketStream("audio", "t/audio", clock_rate=48000, fanout="compiled")
+    stream.attach(dt, at_keyframe=False)
+    assert stream._fanout is None
+    stream.push(make_packet(b"x" * 80, 1, 960, True), 1, 960, True, False)
+    assert len(received(rx, 1)) == 1 and stream.send_errors == 0
+    dt.close()
+    tx.close()
+    rx.close()

@@ -39,7 +39,13 @@ def test_from_environ_reads_only_vcs_sfu_variables():
 
 @pytest.mark.parametrize(
     "env",
-    [{"VCS_SFU_SHARE": "1.5"}, {"VCS_SFU_SHARE": "half"}, {"VCS_SFU_ROLE": "edge"}, {"VCS_SFU_ICE_ALLOW": "nope"}],
+    [
+        {"VCS_SFU_SHARE": "1.5"},
+        {"VCS_SFU_SHARE": "half"},
+        {"VCS_SFU_ROLE": "edge"},
+        {"VCS_SFU_ICE_ALLOW": "nope"},
+        {"VCS_SFU_FANOUT": "fast"},
+    ],
 )
 def test_from_environ_rejects_bad_values(env):
     with pytest.raises(ValueError):
@@ -63,3 +69,8 @@ def test_provinces_a_node_sits_near():
     assert SfuConfig(public_url="http://x").provinces == ()  # anywhere
     with pytest.raises(ValueError, match="province code"):
         SfuConfig.from_environ({"VCS_SFU_PROVINCES": "hanoi"}, public_url="http://x")
+
+
+def test_the_forwarding_loop_is_chosen_per_node():
+    assert SfuConfig(public_url="http://x").fanout == "compiled"
+    assert SfuConfig.from_environ({"VCS_SFU_FANOUT": "python"}, public_url="http://x").fanout == "python"
