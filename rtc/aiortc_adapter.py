@@ -22,6 +22,7 @@ __all__ = [
     "decoder_thread",
     "bytes_received",
     "ice_connection",
+    "local_sockets",
     "nominated_pair",
     "register_rtp_sender",
     "replace_decoder_factory",
@@ -55,6 +56,11 @@ def ice_connection(dtls: RTCDtlsTransport) -> Any:
 def nominated_pair(dtls: RTCDtlsTransport) -> Any | None:
     """The nominated RTP candidate pair (`.protocol.transport`, `.remote_addr`), or None before ICE completes."""
     return ice_connection(dtls)._nominated.get(1)
+
+
+def local_sockets(dtls: RTCDtlsTransport) -> list[Any]:
+    """The UDP sockets (`socket.socket`) ICE gathered under a DTLS transport, one per local candidate."""
+    return [p.transport.get_extra_info("socket") for p in ice_connection(dtls)._protocols if p.transport is not None]
 
 
 def tx_srtp(dtls: RTCDtlsTransport) -> Any | None:

@@ -109,17 +109,14 @@ def run_sfu(args: argparse.Namespace, settings: Any, link_lookup_factory: LinkLo
 
 
 def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
-    parser = bench_subparsers.add_parser("sfu", help="subscribers per core against stock aiortc forwarding")
-    parser.add_argument("--subscribers", type=int, default=300, help="WHEP subscribers on the node (default 300)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the measured window (default 20)")
-    parser.add_argument("--baseline-subscribers", type=int, default=None, help="default: 6 (re-encode), 40 (packets)")
-    parser.add_argument(
-        "--baseline-mode",
-        choices=["relay-reencode", "relay-packets"],
-        default="relay-reencode",
-        help="the last line's baseline: stock MediaRelay re-encoding per subscriber (default), or relaying packets",
-    )
-    parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
+    parser = bench_subparsers.add_parser("sfu", help="subscribers per core, before and after, against aiortc's packet relay")
+    parser.add_argument("--subscribers", type=int, default=1000, help="WHEP subscribers on the node, joining at once; also measured at half (default 1000)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each measured window (default 20)")
+    parser.add_argument("--relay-subscribers", type=int, default=None, help="subscribers of aiortc's packet relay (default 40)")
+    parser.add_argument("--no-before", dest="before", action="store_false", help="skip the node with the old layout (VCS_SFU_UDP_PORT=off VCS_SFU_FANOUT=python)")
+    parser.add_argument("--no-relay", dest="relay", action="store_false", help="skip aiortc's packet relay")
+    parser.add_argument("--sample-every", type=int, default=25, help="one subscriber in K decrypts and counts in full, the others are sinks (default 25)")
+    parser.add_argument("--processes", type=int, default=4, help="subscriber processes (default 4)")
     parser.add_argument("--profile", help="sample the node with py-spy into this file")
     parser.set_defaults(func=run_bench_command)
     cascade = bench_subparsers.add_parser("cascade", help="an origin, relay processes and subscribers over them: per relay core")
@@ -149,16 +146,20 @@ def run_cascade_command(args: argparse.Namespace, settings: Any = None) -> int:
 def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
     from .bench import run_bench
 
-    if args.subscribers < 1 or args.seconds <= 0:
-        raise SystemExit("--subscribers and --seconds must be positive")
+    if args.subscribers < 1 or args.seconds <= 0 or args.sample_every < 1 or args.processes < 1:
+        raise SystemExit("--subscribers, --seconds, --sample-every and --processes must be positive")
+    if args.relay_subscribers is not None and args.relay_subscribers < 1:
+        raise SystemExit("--relay-subscribers must be positive")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # keep the report readable
     asyncio.run(
         run_bench(
             args.subscribers,
             args.seconds,
-            baseline_subscribers=args.baseline_subscribers,
-            baseline_mode=args.baseline_mode,
+            before=args.before,
+            relay_subscribers=args.relay_subscribers,
+            relay=args.relay,
             processes=args.processes,
+            sample_every=args.sample_every,
             profile=args.profile,
         )
     )
