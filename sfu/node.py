@@ -782,7 +782,7 @@ class SfuNode:
             info.update(hop_ms_p95=self.hops.p95_ms())
         udp = self.udp
         info.update(udp=None if udp is None else {"port": udp.port, "peers": udp.peers, "dropped": dict(udp.dropped),
-                                                  "conflicts": udp.conflicts, "send_errors": udp.send_errors})  # fmt: skip
+                                                  "takeovers": udp.takeovers, "send_errors": udp.send_errors})  # fmt: skip
         return info
 
     def byte_counts(self) -> dict[int, tuple[int, int]]:

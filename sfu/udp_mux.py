@@ -9,19 +9,22 @@ port to open in a firewall.
 A datagram finds its peer by the address it came from; its first byte tells
 the protocol (RFC 7983: 0-3 STUN, 20-63 DTLS, 128-191 RTP/RTCP):
 
-- from an address ICE validated for a peer: that peer's aioice protocol, and
-  through it aiortc (STUN, DTLS, SRTP and SRTCP as on a socket of its own);
-- from any other address only STUN is read further: a Binding request whose
-  USERNAME begins with a peer's local ufrag goes to that peer (which checks its
-  integrity), a response to a check a peer sent there goes to that peer;
-  anything else is dropped and counted (``dropped``), never parsed.
+- STUN names its peer itself: a Binding request by the ufrag its USERNAME
+  begins with (the peer then checks its integrity), a response by the
+  transaction of a request the peer sent; failing that, by its address;
+- anything else goes to the peer whose address it came from, and through its
+  aioice protocol to aiortc (DTLS, SRTP and SRTCP as on a socket of its own);
+- the rest (any other byte from an unknown address, STUN for nobody) is
+  dropped and counted (``dropped``): from an unknown address nothing past the
+  first byte of a non-STUN datagram is read.
 
 An address is learned when a connectivity check to it succeeds (ICE has
-proved it both ways) and forgotten when the peer closes. A remote address
-belongs to one peer: a second peer whose check succeeds from it is refused
-(``conflicts``). Each peer has a budget of STUN and DTLS datagrams (a token
-bucket), so a peer flooding them loses its own excess, not the others' media.
-Each peer's local ufrag is made unique on the node.
+proved it both ways) and forgotten when the peer closes. When a check
+succeeds from an address another peer holds, the address moves to the newer
+peer (``takeovers``): a client's port reused before the node saw the old peer
+go. Each peer has a budget of STUN and DTLS datagrams (a token bucket), so a
+peer flooding them loses its own excess, not the others' media. Each peer's
+local ufrag is made unique on the node.
 
 Only the peers a node answers (WHIP/WHEP) share the socket. The node's own
 offers towards an origin (a relay's upstreams and uplinks) keep a socket
@@ -59,7 +62,7 @@ MAX_DATAGRAM = 65535
 SOCKET_BUFFER = 4 * 1024 * 1024  # bytes each way: a frame's burst to every subscriber (the kernel may cap it)
 BUDGET_PER_S = 50.0  # STUN and DTLS datagrams a peer may send on average: checks, consent, a handshake
 BUDGET_BURST = 200  # ... and at once
-MAX_PENDING_CHECKS = 256  # a peer's checks to addresses not yet learned, awaiting their response
+MAX_PENDING_CHECKS = 64  # a peer's STUN requests awaiting their response (checks and consent, paced by rtc.ice)
 
 STUN_MAGIC = b"\x21\x12\xa4\x42"
 STUN_BINDING_REQUEST = 0x0001
@@ -86,7 +89,10 @@ def open_shared_socket(port: int | None) -> UdpMux | None:
         return None
     if len(hosts) > 1:
         log.info("shared UDP socket: offering %s only, of %s (VCS_SFU_ICE_HOSTS chooses)", hosts[0], ", ".join(hosts))
-    mux = UdpMux.open(hosts[0], port)
+    try:
+        mux = UdpMux.open(hosts[0], port)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot bind the shared UDP socket to {hosts[0]}:{port}: {exc.strerror}") from None
     log.info("peers share the UDP socket %s:%d", *mux.address)
     return mux
 
@@ -105,7 +111,7 @@ class _Peer:
         self.protocol = protocol
         self.budget = CheckPacer(rate=BUDGET_PER_S, burst=BUDGET_BURST)
         self.addresses: set[tuple[str, int]] = set()
-        self.checks: set[bytes] = set()  # transaction ids of checks sent to addresses not learned yet
+        self.checks: dict[bytes, bytes] = {}  # transaction ids of its STUN requests awaiting an answer, oldest first
 
 
 class PeerTransport(asyncio.DatagramTransport):
@@ -150,11 +156,11 @@ class UdpMux:
         self.loop = loop
         self.address: tuple[str, int] = sock.getsockname()[:2]
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
-        self.conflicts = 0  # checks that succeeded from an address another peer holds
+        self.takeovers = 0  # addresses a peer's check won from the peer that held them
         self.send_errors = 0  # datagrams the kernel refused (buffer full, unreachable)
         self._by_address: dict[tuple[str, int], _Peer] = {}
         self._by_ufrag: dict[bytes, _Peer] = {}
-        self._checks: dict[bytes, _Peer] = {}  # transaction id => the peer that sent that check
+        self._checks: dict[bytes, _Peer] = {}  # transaction id => the peer that sent that STUN request, until answered
         self._closed = False
         loop.add_reader(sock.fileno(), self._read_ready)
 
@@ -232,12 +238,13 @@ class UdpMux:
             return
         addr = pair.remote_addr
         holder = self._by_address.get(addr)
-        if holder is None:
-            self._by_address[addr] = peer
-            peer.addresses.add(addr)
-        elif holder is not peer:
-            self.conflicts += 1
-            log.warning("ICE succeeded from %s:%d, which another peer holds: not learned", *addr)
+        if holder is not None and holder is not peer:
+            # the address passed a check with this peer's credentials just now: the other peer is gone from it
+            # (a client's port reused before the node noticed its old peer leave, a NAT's mapping reused)
+            holder.addresses.discard(addr)
+            self.takeovers += 1
+        self._by_address[addr] = peer
+        peer.addresses.add(addr)
 
     def forget(self, peer: _Peer) -> None:
         """The peer closed: its ufrag, addresses and pending checks lead nowhere any more."""
@@ -254,11 +261,12 @@ class UdpMux:
     # the wire ------------------------------------------------------------------
 
     def send(self, peer: _Peer, data: Any, addr: tuple[str, int]) -> None:
-        if addr not in self._by_address and data[:2] == b"\x00\x01" and len(data) >= 20:
-            # a check to an address not learned yet: its response must find this peer
+        if data[:2] == b"\x00\x01" and len(data) >= 20:  # a Binding request: its response must find this peer
             txid = bytes(data[8:20])
-            if len(peer.checks) < MAX_PENDING_CHECKS:
-                peer.checks.add(txid)
+            if txid not in self._checks:
+                if len(peer.checks) >= MAX_PENDING_CHECKS:  # the oldest unanswered one is given up
+                    self._checks.pop(peer.checks.pop(next(iter(peer.checks))), None)
+                peer.checks[txid] = txid
                 self._checks[txid] = peer
         try:
             self.sock.sendto(data, addr)
@@ -279,15 +287,16 @@ class UdpMux:
 
     def dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
         """Hand one datagram to its peer, or drop and count it."""
-        peer = self._by_address.get(addr)
         first = data[0] if data else 255
-        if peer is None:
-            if first > 3:
-                self.dropped["unknown_address"] += 1
-                return
-            peer = self._stun_owner(data)
+        if first < 4:  # STUN names its peer itself (a request its ufrag, a response its transaction), else the address does
+            peer = self._stun_owner(data) or self._by_address.get(addr)
             if peer is None:
                 self.dropped["unknown_stun"] += 1
+                return
+        else:
+            peer = self._by_address.get(addr)
+            if peer is None:
+                self.dropped["unknown_address"] += 1
                 return
         if (first < 4 or 19 < first < 64) and not peer.budget.allow():
             self.dropped["over_budget"] += 1
@@ -295,12 +304,15 @@ class UdpMux:
         peer.protocol.datagram_received(data, addr)
 
     def _stun_owner(self, data: bytes) -> _Peer | None:
-        """The peer a STUN message from an unknown address is for: by ufrag (a request) or transaction (a response)."""
+        """The peer a STUN message is for: by the ufrag its USERNAME begins with (a request), its transaction (a response)."""
         if len(data) < 20 or data[4:8] != STUN_MAGIC:
             return None
         kind = int.from_bytes(data[0:2], "big")
         if kind & STUN_CLASS_MASK in STUN_RESPONSE_CLASSES:
-            return self._checks.get(data[8:20])
+            peer = self._checks.pop(data[8:20], None)
+            if peer is not None:
+                peer.checks.pop(data[8:20], None)
+            return peer
         if kind != STUN_BINDING_REQUEST:
             return None
         end = min(len(data), 20 + int.from_bytes(data[2:4], "big"))
