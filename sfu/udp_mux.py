@@ -45,8 +45,8 @@ import secrets
 import socket
 from typing import Any
 
-from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 import aioice.ice
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection
 
