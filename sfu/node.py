@@ -53,6 +53,7 @@ from .room import Room
 from .traffic import Traffic
 from .subscriber import Subscriber
 from .test_room import TestPattern, stop_quietly
+from .udp_mux import UdpMux, open_shared_socket
 from .uplink import Uplink
 from .upstream import HopTimes
 
@@ -125,6 +126,7 @@ class SfuNode:
         self.hops = HopTimes()  # a relay's packets' time from upstream to fan-out
         self.traffic = Traffic()  # bitrate in and out, sampled at each heartbeat
         self._upstream_http: httpx.AsyncClient | None = None  # towards the origin (tiers, uplinks), made on first use
+        self.udp: UdpMux | None = None  # the socket answered peers share (None: each has its own), opened on start
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
@@ -142,6 +144,7 @@ class SfuNode:
         tolerate_load()  # a busy node keeps its peers: prompt STUN answers, consent not lost to its own lag
         if self.config.ice_host_addresses:
             restrict_host_addresses(self.config.ice_host_addresses)
+        self.udp = open_shared_socket(self.config.udp_port)
         await self._register()
         await self._follow_origins()  # a relay knows its origins' starts from the first, and sees a restart at the next beat
         self._loops = [asyncio.create_task(self._run_ticks(), name="sfu-tick")]
@@ -172,6 +175,8 @@ class SfuNode:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._upstream_http is not None:
             await self._upstream_http.aclose()
+        if self.udp is not None:
+            self.udp.close()
         await self._unregister()
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
@@ -370,7 +375,7 @@ class SfuNode:
         try:
             for kind in kinds:
                 add_transceiver(pc, kind, "recvonly")
-            answer = await negotiate(pc, offer, self._networks)
+            answer = await negotiate(pc, offer, self._networks, self.udp)
             publisher.tap()
         except BaseException:
             await pc.close()
@@ -429,7 +434,7 @@ class SfuNode:
             for kind in kinds:
                 add_transceiver(pc, kind, "sendonly")
             sub.adopt()
-            answer = await negotiate(pc, offer, self._networks)
+            answer = await negotiate(pc, offer, self._networks, self.udp)
         except BaseException:
             await sub.close()
             raise
@@ -692,6 +697,9 @@ class SfuNode:
         info.update(uplinks=self.uplinks, relayed_publishers=self.relayed_publishers, uplink_outcomes=dict(self.uplink_outcomes))
         if self.relay:
             info.update(hop_ms_p95=self.hops.p95_ms())
+        udp = self.udp
+        info.update(udp=None if udp is None else {"port": udp.port, "peers": udp.peers, "dropped": dict(udp.dropped),
+                                                  "takeovers": udp.takeovers, "send_errors": udp.send_errors})  # fmt: skip
         return info
 
     def byte_counts(self) -> dict[int, tuple[int, int]]:
