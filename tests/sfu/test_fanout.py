@@ -18,6 +18,7 @@ from rtc.aiortc_adapter import srtp_handle
 from sfu import fanout
 from sfu.downtrack import DownTrack, udp_gso_supported
 from sfu.packet_stream import PacketStream, make_packet
+from sfu.udp_mux import SharedSocket
 
 compiled = pytest.mark.skipif(not fanout.compiled_available(), reason="the compiled fan-out is not built (make install)")
 
@@ -43,12 +44,6 @@ def nothing_more(sock: socket.socket) -> bool:
     except TimeoutError:
         return True
     return False
-
-
-class SharedSocket(socket.socket):
-    """The node's one UDP socket for every peer: unconnected, each send names the peer."""
-
-    shared = True
 
 
 class PairTransport:
