@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from rtc.consent import consent_counters
 
+from . import fanout
+
 if TYPE_CHECKING:
     from .node import SfuNode
 
@@ -64,6 +66,10 @@ def render_metrics(node: SfuNode, *, rooms: bool) -> str:
             w.sample("vcs_sfu_udp_dropped_total", "counter", "Datagrams dropped on the shared UDP socket, by reason.", value, reason=reason)
         w.sample("vcs_sfu_udp_address_takeovers_total", "counter", "Addresses a newer peer's ICE check took over.", udp.takeovers)
         w.sample("vcs_sfu_udp_send_errors_total", "counter", "Datagrams the shared UDP socket could not send.", udp.send_errors)
+    if node.config.fanout == "compiled":
+        calls, messages = fanout.totals()
+        w.sample("vcs_sfu_fanout_sendmmsg_total", "counter", "System calls of the compiled fan-out (one per socket and batch).", calls)
+        w.sample("vcs_sfu_fanout_messages_total", "counter", "Messages (datagrams or GSO batches) they sent.", messages)
     if node.config.role == "relay":
         w.sample("vcs_sfu_upstream_streams", "gauge", "Upstream subscriptions of this relay to its origins.", node.upstream_streams)
         hop = node.hops.p95_ms()

@@ -15,10 +15,13 @@ from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTrans
 from pylibsrtp import Policy, Session
 
 from rtc.aiortc_adapter import srtp_handle
+from rtc.whip_client import subscribe
 from sfu import fanout
 from sfu.downtrack import DownTrack, udp_gso_supported
 from sfu.packet_stream import PacketStream, make_packet
 from sfu.udp_mux import SharedSocket
+
+from .conftest import FANOUT, publish_scene, recv_frames, track_of
 
 compiled = pytest.mark.skipif(not fanout.compiled_available(), reason="the compiled fan-out is not built (make install)")
 
@@ -222,3 +225,22 @@ async def test_a_node_without_the_compiled_module_forwards_with_the_python_loop(
     dt.close()
     tx.close()
     rx.close()
+
+
+@compiled
+@pytest.mark.skipif(FANOUT != "compiled", reason="the node under test runs the Python loop")
+async def test_a_node_sends_media_with_the_compiled_loop_on_its_shared_socket(sfu):
+    pub = await publish_scene(sfu)
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "commune-1", "subscribe"), decode=True)
+    try:
+        await recv_frames(track_of(sub, "video"), 5)
+        await recv_frames(track_of(sub, "audio"), 5)
+        [subscriber] = sfu.node.room("r1").subscribers.values()
+        for dt in (subscriber.video, subscriber.audio):
+            assert dt.sock is not None and dt.sock.fileno() == sfu.node.udp.sock.fileno() and dt.dest == dt.addr
+        metrics = (await sfu.http.get(f"{sfu.base}/metrics")).text
+        counters = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("vcs_sfu_fanout_")}
+        assert counters["vcs_sfu_fanout_messages_total"] >= counters["vcs_sfu_fanout_sendmmsg_total"] > 0
+    finally:
+        await sub.close()
+        await pub.close()
