@@ -10,7 +10,7 @@ from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription
 
-from rtc.aiortc_adapter import replace_header_extensions, transceiver_codecs
+from rtc.aiortc_adapter import ReusableCertificate, peer_connection_with, replace_header_extensions, transceiver_codecs
 from rtc.ice import _Network, guard_peer
 
 from .errors import BadRequest, NotAcceptable, Unavailable
@@ -33,9 +33,10 @@ VIDEO_CODECS = _codecs("video", "vp8")
 AUDIO_CODECS = _codecs("audio", "opus")
 
 
-def create_peer() -> RTCPeerConnection:
+def create_peer(certificate: ReusableCertificate | None = None) -> RTCPeerConnection:
+    """A peer connection of the node with its shared `certificate` (None: one of its own, as aiortc makes)."""
     # no STUN/TURN server: the node is reachable at its host candidates
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    return peer_connection_with(RTCConfiguration(iceServers=[]), certificate)
 
 
 def add_transceiver(pc: RTCPeerConnection, kind: str, direction: str) -> RTCRtpTransceiver:
