@@ -47,7 +47,7 @@ from .allocator import LinkInfo, TierAllocation
 from .certificates import NodeCertificate
 from .config import SfuConfig
 from .errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unauthorized, Unavailable
-from .offer import check_offer
+from .offer import Offer, check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
 from .recorder import Recorder
@@ -436,14 +436,14 @@ class SfuNode:
             relay = claims.identity
         else:
             identity = claims.identity
-        offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
+        offer = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
         room = await self._open_room(room_name)
         pc = create_peer(self._certificate())
         resource_id = secrets.token_urlsafe(12)
         publisher = room.new_publisher(resource_id, identity, pc)
         publisher.relay = relay
         try:
-            for kind in kinds:
+            for kind in offer.kinds:
                 add_transceiver(pc, kind, "recvonly")
             answer = await negotiate(pc, offer, self._networks)
             publisher.tap()
@@ -481,12 +481,12 @@ class SfuNode:
                 raise BadRequest(f"unknown tier {asked!r}; this node has {', '.join(t.name for t in self.config.tiers)}")
         if tier is not None and claims.role != "relay":
             raise Forbidden("only a relay's credential may pin a tier (?tier=)")
-        offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
+        offer = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
         if self.load >= self.config.capacity:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
         slot = await self.joining.enter()
         try:
-            resource, answer = await self._subscribe(room_name, claims, kinds, offer, source, max_tier, tier)
+            resource, answer = await self._subscribe(room_name, claims, offer, source, max_tier, tier)
         except BaseException:
             slot.release()
             raise
@@ -494,7 +494,7 @@ class SfuNode:
         return resource, answer
 
     async def _subscribe(
-        self, room_name: str, claims: MediaClaims, kinds: list[str], offer: str,
+        self, room_name: str, claims: MediaClaims, offer: Offer,
         source: str | None, max_tier: str | None, tier: str | None,
     ) -> tuple[Resource, str]:  # fmt: skip
         relayed = claims.role == "relay"
@@ -517,7 +517,7 @@ class SfuNode:
             pinned=tier is not None,
         )
         try:
-            for kind in kinds:
+            for kind in offer.kinds:
                 add_transceiver(pc, kind, "sendonly")
             sub.adopt()
             answer = await negotiate(pc, offer, self._networks)
