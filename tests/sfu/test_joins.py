@@ -7,11 +7,17 @@ import json
 import os
 import re
 import sys
+import time
+
+import pytest
 
 from rtc.consent import consent_counters
 from rtc.synthetic_media import SyntheticAudioTrack
 from rtc.whip_client import publish, subscribe
 from tests.waiting import eventually, scaled
+
+from sfu.admission import Admission
+from sfu.errors import Unavailable
 
 from .conftest import SECRET, ghost_whep, publish_scene, recv_frames, small_config, track_of
 
@@ -85,6 +91,90 @@ async def test_a_join_beyond_the_queue_is_refused_at_once_with_retry_after(node_
     for task in waiting:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_joins_are_admitted_in_the_order_they_came():
+    admission = Admission(limit=1, wait_s=30)
+    holder = await admission.enter()
+    turns = [asyncio.create_task(admission.enter()) for _ in range(3)]
+    await eventually(lambda: admission.queued == 3, what="three joins wait")
+    turns[1].cancel()  # its client went away: it takes no slot
+    await asyncio.gather(turns[1], return_exceptions=True)
+    holder.release(connected=True)
+    first = await turns[0]
+    assert not turns[2].done()
+    first.release(connected=True)
+    (await turns[2]).release()
+    assert admission.held == 0 and admission.queued == 0 and admission.connected == 2
+
+
+async def test_a_lagging_loop_admits_fewer_handshakes_until_it_keeps_time_again():
+    admission = Admission(limit=8, wait_s=30)
+    admission.adapt(lag_per_s=0.5)
+    admission.adapt(lag_per_s=0.5)
+    assert admission.allowed == 2
+    slots = [await admission.enter(), await admission.enter()]
+    third = asyncio.create_task(admission.enter())
+    await eventually(lambda: admission.queued == 1, what="the third join waits, though fewer than 8 are connecting")
+    admission.adapt(lag_per_s=0.0)  # the loop keeps time: one more at once, and the waiting join goes in
+    slots.append(await third)
+    assert admission.allowed == 3
+    for _ in range(10):
+        admission.adapt(lag_per_s=0.0)
+    assert admission.allowed == 8  # never beyond the configured bound
+    for slot in slots:
+        slot.release()
+
+
+async def test_refusals_are_paced_at_the_measured_handshake_rate():
+    now = [0.0]
+    admission = Admission(limit=2, wait_s=1, clock=lambda: now[0])
+    slots = [await admission.enter(), await admission.enter()]
+    now[0] = 0.5
+    for slot in slots:
+        slot.release(connected=True)  # handshakes of 0.5 s: four a second at two at once
+    assert admission.handshake_s < 1.0
+    slots = [await admission.enter(), await admission.enter()]
+    waiting = [asyncio.create_task(admission.enter()) for _ in range(admission.queue_bound)]
+    await eventually(lambda: admission.queued == len(waiting), what="the queue fills")
+    retry_after = []
+    for _ in range(12):
+        with pytest.raises(Unavailable) as refused:
+            await admission.enter()
+        retry_after.append(int(refused.value.headers["Retry-After"]))
+    assert retry_after == sorted(retry_after) and retry_after[-1] > retry_after[0]  # spread, not all back at once
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    for slot in slots:
+        slot.release()
+
+
+async def test_a_node_whose_loop_lags_delays_joins_and_keeps_its_peers(node_factory):
+    sfu = await node_factory(small_config(max_handshakes=8))
+    peer = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "c1", "subscribe"), kinds=("audio",))
+    try:
+        await eventually(lambda: peer.pc.connectionState == "connected", what="the peer connects")
+        stop = asyncio.Event()
+
+        async def hog() -> None:  # CPU saturation: the loop gets a turn only every 0.2 s
+            while not stop.is_set():
+                time.sleep(0.2)
+                await asyncio.sleep(0)
+
+        hogging = asyncio.create_task(hog())
+        try:
+            await eventually(lambda: sfu.node.joining.allowed < 8, timeout=20, what="the node admits fewer handshakes")
+        finally:
+            stop.set()
+            await hogging
+        await eventually(lambda: sfu.node.joining.allowed == 8, timeout=20, what="the bound grows back once the loop keeps time")
+        assert peer.pc.connectionState == "connected" and not peer.dropped.is_set()
+        metrics = (await sfu.http.get(f"{sfu.base}/metrics")).text
+        assert 'vcs_sfu_admission_allowed{node="sfu-test"} 8' in metrics
+        assert 'vcs_sfu_joins_total{node="sfu-test"} 1' in metrics
+    finally:
+        await peer.close()
 
 
 async def _start_storm(base: str, prefix: str, count: int) -> asyncio.subprocess.Process:
