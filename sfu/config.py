@@ -88,9 +88,9 @@ class SfuConfig:
         if self.capacity < 1 or self.max_rooms < 1:
             raise ValueError("capacity and max_rooms must be positive")
         if self.max_handshakes < 1 or self.admission_wait_s < 0:
-            raise ValueError("max_handshakes must be positive and admission_wait_s not negative")
+            raise ValueError("VCS_SFU_MAX_HANDSHAKES must be positive and VCS_SFU_ADMISSION_WAIT not negative")
         if not 0 < self.cert_rotate_s <= MAX_CERT_ROTATE_S:
-            raise ValueError(f"cert_rotate_s must be between 0 and {MAX_CERT_ROTATE_S:.0f} seconds (14 days)")
+            raise ValueError(f"the DTLS certificate's life (VCS_SFU_CERT_ROTATE) must be over 0 and at most {MAX_CERT_ROTATE_S:.0f} s (14 days)")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         object.__setattr__(self, "provinces", parse_provinces(",".join(self.provinces)))
