@@ -428,7 +428,9 @@ class SfuNode:
     async def publish(
         self, room_name: str, claims: MediaClaims, body: bytes, identity: str | None = None
     ) -> tuple[Resource, str]:
-        """A WHIP publish; with a relay credential, ``identity`` is the commune the relay forwards (never the host)."""
+        """A WHIP publish; with a relay credential, ``identity`` is the commune the relay forwards (never the host).
+
+        Admitted as a subscription is (``_admitted``)."""
         relay = None
         if claims.role == "relay":
             if not identity:
@@ -437,6 +439,11 @@ class SfuNode:
         else:
             identity = claims.identity
         offer = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
+        return await self._admitted(lambda: self._publish(room_name, claims, offer, identity, relay))
+
+    async def _publish(
+        self, room_name: str, claims: MediaClaims, offer: Offer, identity: str, relay: str | None
+    ) -> tuple[Resource, str]:
         room = await self._open_room(room_name)
         pc = create_peer(self._certificate())
         resource_id = secrets.token_urlsafe(12)
@@ -471,10 +478,7 @@ class SfuNode:
         """A WHEP subscription. `tier`: a relay's upstream, pinned to that tier
         (no allocation; "audio" is the program audio only); a relay
         credential subscribes only to a room this node already serves.
-
-        The join takes a handshake slot (``sfu.admission``: it may wait its
-        turn, or be refused with 503 and Retry-After) and holds it until its
-        peer connects, fails or closes."""
+        Admitted as a publish is (``_admitted``)."""
         names = {t.name for t in self.config.tiers}
         for asked in (max_tier, tier):
             if asked is not None and asked not in names:
@@ -484,9 +488,14 @@ class SfuNode:
         offer = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
         if self.load >= self.config.capacity:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
+        return await self._admitted(lambda: self._subscribe(room_name, claims, offer, source, max_tier, tier))
+
+    async def _admitted(self, join: Callable[[], Awaitable[tuple[Resource, str]]]) -> tuple[Resource, str]:
+        """Run `join` once it has a handshake slot (``sfu.admission``: it may wait its turn, or
+        be refused with 503 and Retry-After); its peer holds the slot until it connects, fails or closes."""
         slot = await self.joining.enter()
         try:
-            resource, answer = await self._subscribe(room_name, claims, offer, source, max_tier, tier)
+            resource, answer = await join()
         except BaseException:
             slot.release()
             raise
