@@ -30,8 +30,11 @@ PYTEST_ARGS ?=
 test-under-load: $(STAMP)
 	$(BIN)/python -m tests.under_load --hogs $(HOGS) --slowdown $(SLOWDOWN) -- $(PYTEST_ARGS)
 
+# The node after and before (each joined by SUBSCRIBERS at once, measured at that count and half),
+# then aiortc's packet relay; docs/fanout.md has the figures of this machine.
+BENCH_SUBSCRIBERS ?= 1000
 bench: $(STAMP)
-	$(BIN)/vcs bench sfu --subscribers 300 --seconds 20
+	$(BIN)/vcs bench sfu --subscribers $(BENCH_SUBSCRIBERS) --seconds 20
 
 # An origin, one relay and 200 subscribers of several provinces on it (docs/deployment.md has runs
 # up to 300 on this 2-core machine); RELAYS and SUBSCRIBERS to change it.

@@ -44,11 +44,13 @@ class RelaySpec:
     host: str
     port: int
     public_url: str
+    udp_port: int | None = None  # the media's UDP port when the deployment fixes one; else as VCS_SFU_UDP_PORT says
 
     def argv(self) -> list[str]:
+        udp = ["--udp-port", str(self.udp_port)] if self.udp_port is not None else []
         return [
             sys.executable, "-m", "app.cli", "sfu", "--role", "relay",
-            "--host", self.host, "--port", str(self.port), "--public-url", self.public_url,
+            "--host", self.host, "--port", str(self.port), "--public-url", self.public_url, *udp,
         ]  # fmt: skip
 
 
@@ -70,9 +72,12 @@ def default_sfu_processes(option: int | None, environ: Mapping[str, str], cores:
     return option
 
 
-def relay_specs(count: int, *, origin_id: str, host: str, public_url: str, ports: Mapping[str, int] | None = None) -> list[RelaySpec]:
+def relay_specs(
+    count: int, *, origin_id: str, host: str, public_url: str, ports: Mapping[str, int] | None = None, udp_port: int | None = None
+) -> list[RelaySpec]:
     """`count` relays on ports of `host`: the one each had before (`ports`, by node id) when it is free, else a
-    free one; each reached at the public URL's host on its own port."""
+    free one; each reached at the public URL's host on its own port. When the origin's media has a fixed UDP
+    port (`udp_port`, not 0 or None), relay i has the i-th after it; otherwise each takes its own as configured."""
     specs = []
     parts = urlsplit(public_url)
     for index in range(1, count + 1):
@@ -81,7 +86,8 @@ def relay_specs(count: int, *, origin_id: str, host: str, public_url: str, ports
         port = remembered if remembered is not None and _port_free(host, remembered) else _free_port(host)
         netloc = f"{parts.hostname}:{port}" if parts.hostname and ":" not in parts.hostname else f"[{parts.hostname}]:{port}"
         url = urlunsplit((parts.scheme or "http", netloc, "", "", ""))
-        specs.append(RelaySpec(node_id=node_id, host=host, port=port, public_url=url))
+        udp = udp_port + index if udp_port and udp_port + index <= 65535 else None  # past the last port: an ephemeral one
+        specs.append(RelaySpec(node_id=node_id, host=host, port=port, public_url=url, udp_port=udp))
     return specs
 
 

@@ -215,7 +215,8 @@ def local_relays(
     )
     env.pop("VCS_SFU_PUBLIC_URL", None)  # the origin's: each relay has its own
     ports = identity.relay_ports if identity is not None else None
-    specs = relay_specs(count, origin_id=origin.node_id, host=settings.host, public_url=settings.public_url, ports=ports)
+    specs = relay_specs(count, origin_id=origin.node_id, host=settings.host, public_url=settings.public_url, ports=ports,
+                        udp_port=origin.udp_port)  # fmt: skip
     if identity is not None:
         identity.relay_ports.update({spec.node_id: spec.port for spec in specs})
         identity.save()

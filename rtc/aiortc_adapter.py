@@ -9,7 +9,7 @@ certificate (aiortc makes a key and certificate for each), an SSL context
 built once per certificate, and receivers whose bitrate estimator is built
 only when media arrives. They are read and replaced only through these functions,
 so an aiortc upgrade is checked against this one file (written for aiortc
-1.16, aioice 0.10, pylibsrtp 0.12).
+1.16, aioice 0.13, pylibsrtp 0.12).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aioice.ice import CandidatePair
 from aiortc import RTCConfiguration, RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc import rtcrtpreceiver as _rtcrtpreceiver
@@ -32,6 +33,11 @@ __all__ = [
     "defer_bitrate_estimators",
     "bytes_received",
     "ice_connection",
+    "local_sockets",
+    "ice_connections",
+    "on_pair_succeeded",
+    "replace_host_gathering",
+    "replace_local_ufrag",
     "nominated_pair",
     "peer_connection_with",
     "register_rtp_sender",
@@ -63,9 +69,54 @@ def ice_connection(dtls: RTCDtlsTransport) -> Any:
     return dtls.transport._connection
 
 
+def ice_connections(pc: RTCPeerConnection) -> list[Any]:
+    """The distinct aioice `Connection`s under a peer connection's transceivers (one when bundled)."""
+    seen: dict[int, Any] = {}
+    for transceiver in pc.getTransceivers():
+        connection = ice_connection(transceiver.receiver.transport)
+        seen.setdefault(id(connection), connection)
+    return list(seen.values())
+
+
+def replace_local_ufrag(connection: Any, ufrag: str) -> None:
+    """Give `connection` another local username fragment (before its parameters reach the SDP)."""
+    connection._local_username = ufrag
+
+
+def replace_host_gathering(connection: Any, protocol: Any) -> None:
+    """Make `connection` gather no socket of its own: `protocol` (its `local_candidate` set) is its one host candidate.
+
+    The protocol joins the connection's protocols at once, so that closing the
+    connection closes it even if it never gathered.
+    """
+    connection._protocols.append(protocol)
+
+    async def get_component_candidates(component: int, addresses: list[str], timeout: int = 5) -> list[Any]:
+        return [protocol.local_candidate] if component == protocol.local_candidate.component else []
+
+    connection.get_component_candidates = get_component_candidates
+
+
+def on_pair_succeeded(connection: Any, callback: Callable[[Any], None]) -> None:
+    """Call `callback(pair)` whenever one of the connection's candidate pairs passes its check."""
+    original = connection.check_state
+
+    def check_state(pair: Any, state: Any) -> None:
+        original(pair, state)
+        if state == CandidatePair.State.SUCCEEDED:
+            callback(pair)
+
+    connection.check_state = check_state
+
+
 def nominated_pair(dtls: RTCDtlsTransport) -> Any | None:
     """The nominated RTP candidate pair (`.protocol.transport`, `.remote_addr`), or None before ICE completes."""
     return ice_connection(dtls)._nominated.get(1)
+
+
+def local_sockets(dtls: RTCDtlsTransport) -> list[Any]:
+    """The UDP sockets (`socket.socket`) ICE gathered under a DTLS transport, one per local candidate."""
+    return [p.transport.get_extra_info("socket") for p in ice_connection(dtls)._protocols if p.transport is not None]
 
 
 def tx_srtp(dtls: RTCDtlsTransport) -> Any | None:

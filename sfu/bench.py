@@ -3,13 +3,18 @@
 Each run starts, as separate processes on 127.0.0.1: a node (``python -m
 sfu.bench node``), one publisher sending a pre-encoded synthetic scene (VP8
 640x360 at about 500 kbps, 30 fps) and a 20 ms Opus tone, and a few processes
-of counting WHEP subscribers (``sfu.bench_peers``). After a warm-up it reads
-the node's CPU time from ``/proc/<pid>/stat`` over the measured window while
-the subscribers count what they receive. The same is then done with the
-stock ``MediaRelay`` node (``sfu.baseline``), usually with fewer subscribers,
-and the figures are reported per core. The last line printed is::
+of WHEP subscribers (``sfu.bench_peers``) that all ask to join at once: the
+join rate is the subscribers connected over the node's CPU seconds meanwhile.
+Most subscribers are sinks whose SRTP the kernel counts (``sfu.bench_sink``),
+one in ``SAMPLE_EVERY`` decrypts and counts in full. After a warm-up the
+bench reads the node's CPU time from ``/proc/<pid>/stat`` over a window at N
+subscribers, lets half of them leave, and measures again: the slope is the
+marginal cost per subscriber. The node is run so "after" (its defaults) and
+"before" (``BEFORE_ENV``: one socket per peer, the Python fan-out), then
+aiortc's stock ``MediaRelay`` relaying packets (``sfu.baseline``) with fewer
+subscribers as the yardstick. The last line printed is::
 
-    subscribers_per_core=X baseline_subscribers_per_core=Y ratio=Z loss_pct=L
+    subscribers_per_core=X baseline_subscribers_per_core=Y ratio=Z loss_pct=L relay_ratio=R marginal_us_per_subscriber_second=M joins_per_second_per_core=J
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ RELAY_NODE_MODES = ("relay-node", "relay-node-per-packet")
 
 @dataclass
 class BenchResult:
+    """One measured window of one node at one subscriber count."""
+
     mode: str
     subscribers: int
     seconds: float
@@ -52,6 +59,10 @@ class BenchResult:
     peers_cores: float
     auth_failures: int
     tiers: list
+    joined: int = 0
+    sinks: int = 0  # of `subscribers`, counted in the kernel; the others were full counting subscribers
+    sink_pps: float = 0.0  # SRTP packets per second per sink over the window
+    receiving: int = 0  # subscribers that received packets in the window
 
     @property
     def per_core(self) -> float:
@@ -62,11 +73,71 @@ class BenchResult:
             f"\n{'':16}tier {t['tier']}: {t['frames']} frames encoded, {t['dropped']} dropped, {t['keyframes']} keyframes, {t.get('encode_ms')} ms CPU per encode"
             for t in self.tiers
         )
+        sinks = f"; {self.sinks} sinks at {self.sink_pps:.0f} packets/s each" if self.sinks else ""
         return (
             f"{self.mode:>14}: {self.subscribers:4d} subscribers, node {self.cores * 100:6.1f}% of a core "
-            f"({self.system_share * 100:.0f}% in the kernel) -> {self.per_core:7.1f} per core; per subscriber {self.kbps_mean:6.0f} kbps {self.fps_mean:.1f} fps "
-            f"(min {self.kbps_min:.0f}), loss {self.loss_pct:.3f}%; peers used {self.peers_cores * 100:.0f}% of a core"
+            f"({self.system_share * 100:.0f}% in the kernel) -> {self.per_core:7.1f} per core; per full subscriber {self.kbps_mean:6.0f} kbps {self.fps_mean:.1f} fps "
+            f"(min {self.kbps_min:.0f}), loss {self.loss_pct:.3f}%{sinks}; {self.receiving} receiving; peers used {self.peers_cores * 100:.0f}% of a core"
         ) + encoders
+
+
+@dataclass
+class JoinResult:
+    """Subscribers all asking to join at once, from the first request to the last one connected."""
+
+    wanted: int
+    joined: int
+    seconds: float
+    node_cpu_s: float  # CPU seconds the node used meanwhile
+
+    @property
+    def per_second_per_core(self) -> float:
+        return self.joined / self.node_cpu_s if self.node_cpu_s > 0 else float("inf")
+
+    def describe(self, mode: str) -> str:
+        return (
+            f"{mode:>14}: {self.joined} of {self.wanted} subscribers joined at once in {self.seconds:.1f} s, the node using "
+            f"{self.node_cpu_s:.1f} CPU seconds -> {self.per_second_per_core:.1f} joins per second per core"
+        )
+
+
+@dataclass
+class NodeRun:
+    """A node's windows (one per subscriber count, largest first), its join storm and its sinks' totals."""
+
+    mode: str
+    windows: list[BenchResult]
+    joins: JoinResult | None
+    sink_expected: int = 0  # SRTP packets the node sent its remaining sinks over their whole session
+    sink_lost: int = 0  # of those, how many the sinks' sockets never saw
+    full_expected: int = 0
+    full_lost: int = 0
+
+    @property
+    def loss_pct(self) -> float:
+        expected = self.sink_expected + self.full_expected
+        return 100.0 * (self.sink_lost + self.full_lost) / expected if expected else 100.0
+
+    @property
+    def marginal_us(self) -> float:
+        """Node CPU microseconds per subscriber-second: the slope between the first two windows."""
+        if len(self.windows) < 2 or self.windows[0].subscribers == self.windows[1].subscribers:
+            return float("nan")
+        hi, lo = self.windows[0], self.windows[1]
+        return 1e6 * (hi.cores - lo.cores) / (hi.subscribers - lo.subscribers)
+
+    def describe(self) -> list[str]:
+        lines = [w.describe() for w in self.windows]
+        if self.joins is not None:
+            lines.append(self.joins.describe(self.mode))
+        if self.sink_expected:
+            lines.append(
+                f"{self.mode:>14}: the remaining sinks lost {self.sink_lost} of the {self.sink_expected} packets the node "
+                f"sent them over their sessions; loss over sinks and full subscribers {self.loss_pct:.3f}%"
+            )
+        if len(self.windows) >= 2:
+            lines.append(f"{self.mode:>14}: marginal cost {self.marginal_us:.1f} us of node CPU per subscriber-second")
+        return lines
 
 
 def process_cpu_times(pid: int) -> tuple[float, float]:
@@ -139,21 +210,59 @@ async def _stop(proc: asyncio.subprocess.Process, timeout: float = 15.0) -> None
             await proc.wait()
 
 
+# one subscriber in this many counts in full (decrypts, sequence loss, frames); the others are sinks
+SAMPLE_EVERY = 25
+# the env of the node "before" the shared UDP socket and the compiled fan-out: the same node, the old layout
+BEFORE_ENV = {"VCS_SFU_UDP_PORT": "off", "VCS_SFU_FANOUT": "python"}
+BASELINE_MODES = ("relay-packets", "relay-reencode")  # stock aiortc: no per-subscriber stats, so no sinks
+QUIET_WAIT_S = 20.0
+
+
 async def measure(
     mode: str, subscribers: int, seconds: float, *, processes: int, warmup: float, profile: str | None = None
 ) -> BenchResult:
-    """One run: a node in ``mode`` (sfu, relay-packets, relay-reencode, or a relay: ``RELAY_NODE_MODES``).
+    """One window of a node in ``mode`` (sfu, relay-packets, relay-reencode, or a relay: ``RELAY_NODE_MODES``).
 
     ``profile``: a path; if ``py-spy`` is on PATH, the node is sampled over
     the window into that file (raw/collapsed format).
     """
-    env = dict(os.environ)
-    env["VCS_BENCH_SECRET"] = secrets.token_hex(32)
+    run = await run_node(mode, [subscribers], seconds, processes=processes, warmup=warmup, profile=profile)
+    window = run.windows[0]
+    window.loss_pct = run.loss_pct
+    return window
+
+
+async def run_node(
+    mode: str,
+    counts: list[int],
+    seconds: float,
+    *,
+    processes: int,
+    warmup: float,
+    env: dict[str, str] | None = None,
+    sample_every: int = SAMPLE_EVERY,
+    profile: str | None = None,
+) -> NodeRun:
+    """A node, its subscribers joining all at once, then a window at each of `counts` (largest first).
+
+    With two counts the subscriber processes are split so that leaving ones take the node from the
+    first count to the second. Sinks (all but the sampled subscribers; none on the stock baselines,
+    which have no per-subscriber figures) are checked at the end: the publisher leaves, the node
+    goes quiet, and what it says it sent each remaining sink is compared with the sink's count.
+    """
+    if len(counts) not in (1, 2) or counts != sorted(counts, reverse=True) or counts[-1] < 1:
+        raise ValueError("one or two subscriber counts, the largest first")
+    env = {**os.environ, **(env or {})}
+    env["VCS_BENCH_SECRET"] = secret = secrets.token_hex(32)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if mode in BASELINE_MODES:
+        sample_every = 1
     port = _free_port()
     base = f"http://127.0.0.1:{port}/sfu"
     node = await _spawn("-m", "sfu.bench", "node", "--mode", mode, "--port", str(port), env=env)
     peers: list[asyncio.subprocess.Process] = []
+    windows: list[BenchResult] = []
+    run = NodeRun(mode, windows, None)
     try:
         await _wait_http(f"{base}/metrics", 30)
         publish_base = base
@@ -166,65 +275,145 @@ async def measure(
         peers.append(publisher)
         await _expect(publisher, "READY", 60)
         if mode in RELAY_NODE_MODES:
-            await _open_relay_room(base, publish_base, env["VCS_BENCH_SECRET"])
+            await _open_relay_room(base, publish_base, secret)
         await asyncio.sleep(1.0)
-        processes = max(1, min(processes, subscribers))
-        counts = [subscribers // processes + (1 if i < subscribers % processes else 0) for i in range(processes)]
+        groups = _process_counts(counts, processes)
         subs = []
-        for i, count in enumerate(counts):
-            proc = await _spawn(
-                "-m", "sfu.bench_peers", "subscribe", "--base", base, "--count", str(count), "--prefix", f"p{i}", env=env
-            )
-            subs.append(proc)
-            peers.append(proc)
-        for proc in subs:
-            await _expect(proc, "READY", 60 + subscribers * 0.5)
-        await asyncio.sleep(warmup)
-        peer_cpu0 = sum(process_cpu_seconds(p.pid) for p in peers)
-        (user0, sys0), t0 = process_cpu_times(node.pid), time.monotonic()
-        for proc in subs:
-            await _say(proc, "START")
-        spy = None
-        if profile and shutil.which("py-spy"):
-            spy = await asyncio.create_subprocess_exec(
-                "py-spy", "record", "--pid", str(node.pid), "--duration", str(int(seconds)), "--rate", "250",
-                "--format", "raw", "--output", profile, "--nonblocking",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
-        await asyncio.sleep(seconds)
-        (user1, sys1), t1 = process_cpu_times(node.pid), time.monotonic()
-        peer_cpu1 = sum(process_cpu_seconds(p.pid) for p in peers)
-        room_stats = await _room_stats(base, env["VCS_BENCH_SECRET"]) if mode == "sfu" else None
-        for proc in subs:
-            await _say(proc, "STOP")
-        rows = []
-        for proc in subs:
-            rows.extend(json.loads(await _expect(proc, "[", 30)))
-        if spy is not None:
-            await spy.wait()
+        cpu0, t0 = process_cpu_seconds(node.pid), time.monotonic()
+        for i, count in enumerate(groups):
+            args = ["--count", str(count), "--prefix", f"p{i}", "--concurrency", str(count), "--sample-every", str(sample_every)]
+            subs.append(await _spawn("-m", "sfu.bench_peers", "subscribe", "--base", base, *args, env=env))
+        peers.extend(subs)
+        joined = [0] * len(subs)
+        for i, proc in enumerate(subs):
+            joined[i] = int((await _expect(proc, "READY", 120 + counts[0] * 0.5)).split()[1])
+        run.joins = JoinResult(counts[0], sum(joined), time.monotonic() - t0, process_cpu_seconds(node.pid) - cpu0)
+        live = list(subs)
+        for count in counts:
+            while sum(joined[: len(live)]) > count and len(live) > 1:
+                leaving = live.pop()
+                await _stop(leaving)
+            if count != counts[0]:
+                await _wait_subscribers(base, secret, sum(joined[: len(live)]))
+            await asyncio.sleep(warmup)
+            window, rows = await _window(mode, node.pid, base, secret, live, peers, seconds, profile if count == counts[0] else None)
+            windows.append(window)
+            full = [r for r in rows if not r.get("sink")]
+            run.full_expected += sum(r["expected"] for r in full)
+            run.full_lost += max(0, sum(r["expected"] for r in full) - sum(r["received"] for r in full))
+        if any(w.sinks for w in windows):
+            run.sink_expected, run.sink_lost = await _sink_totals(base, secret, publisher, live)
     finally:
         for proc in peers:
             await _stop(proc)
         if node.returncode is None:
             node.send_signal(signal.SIGINT)
         await _stop(node)
-    expected = sum(r["expected"] for r in rows)
-    received = sum(r["received"] for r in rows)
-    kbps = [r["kbps"] for r in rows] or [0.0]
-    return BenchResult(
+    return run
+
+
+def _process_counts(counts: list[int], processes: int) -> list[int]:
+    """Subscribers per process; with two counts the first processes hold the smaller count."""
+
+    def spread(n: int, k: int) -> list[int]:
+        k = max(1, min(k, n))
+        return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+    if len(counts) == 1 or counts[1] == counts[0]:
+        return spread(counts[0], processes)
+    half = max(1, processes // 2)
+    return spread(counts[1], half) + spread(counts[0] - counts[1], max(1, processes - half))
+
+
+async def _window(
+    mode: str, node_pid: int, base: str, secret: str, subs: list, peers: list, seconds: float, profile: str | None
+) -> tuple[BenchResult, list[dict]]:
+    """The node's CPU and what the subscribers of `subs` received over one window."""
+    peer_cpu0 = sum(process_cpu_seconds(p.pid) for p in peers if p.returncode is None)
+    (user0, sys0), t0 = process_cpu_times(node_pid), time.monotonic()
+    for proc in subs:
+        await _say(proc, "START")
+    spy = None
+    if profile and shutil.which("py-spy"):
+        spy = await asyncio.create_subprocess_exec(
+            "py-spy", "record", "--pid", str(node_pid), "--duration", str(int(seconds)), "--rate", "250",
+            "--format", "raw", "--output", profile, "--nonblocking",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    await asyncio.sleep(seconds)
+    (user1, sys1), t1 = process_cpu_times(node_pid), time.monotonic()
+    peer_cpu1 = sum(process_cpu_seconds(p.pid) for p in peers if p.returncode is None)
+    for proc in subs:
+        await _say(proc, "STOP")
+    rows: list[dict] = []
+    for proc in subs:
+        rows.extend(json.loads(await _expect(proc, "[", 30)))
+    room_stats = await _room_stats(base, secret) if mode not in BASELINE_MODES else None
+    if spy is not None:
+        await spy.wait()
+    full = [r for r in rows if not r.get("sink")]
+    sinks = [r for r in rows if r.get("sink")]
+    expected = sum(r["expected"] for r in full)
+    received = sum(r["received"] for r in full)
+    kbps = [r["kbps"] for r in full] or [0.0]
+    elapsed = t1 - t0
+    cpu = user1 + sys1 - user0 - sys0
+    window = BenchResult(
         mode=mode,
         subscribers=len(rows),
-        seconds=t1 - t0,
-        cores=(user1 + sys1 - user0 - sys0) / (t1 - t0),
-        system_share=(sys1 - sys0) / max(1e-9, user1 + sys1 - user0 - sys0),
+        seconds=elapsed,
+        cores=cpu / elapsed,
+        system_share=(sys1 - sys0) / max(1e-9, cpu),
         loss_pct=100.0 * max(0, expected - received) / expected if expected else 100.0,
         kbps_mean=sum(kbps) / len(kbps),
         kbps_min=min(kbps),
-        fps_mean=sum(r["fps"] for r in rows) / max(1, len(rows)),
-        peers_cores=(peer_cpu1 - peer_cpu0) / (t1 - t0),
-        auth_failures=sum(r["auth_failures"] for r in rows),
+        fps_mean=sum(r["fps"] for r in full) / max(1, len(full)),
+        peers_cores=(peer_cpu1 - peer_cpu0) / elapsed,
+        auth_failures=sum(r["auth_failures"] for r in full),
         tiers=(room_stats or {}).get("tiers", []),
+        joined=sum(1 for r in rows if r.get("joined", True)),
+        sinks=len(sinks),
+        sink_pps=sum(r["received"] for r in sinks) / max(1, len(sinks)) / elapsed,
+        receiving=sum(1 for r in rows if r["received"] > 0),
     )
+    return window, rows
+
+
+async def _wait_subscribers(base: str, secret: str, count: int, timeout: float = 60.0) -> None:
+    """Until the node lists `count` subscribers (the others' sessions deleted)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = await _room_stats(base, secret)
+        if stats is not None and len(stats.get("subscribers", [])) <= count:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the node still had more than {count} subscribers after {timeout:.0f} s")
+
+
+async def _sink_totals(base: str, secret: str, publisher: asyncio.subprocess.Process, subs: list) -> tuple[int, int]:
+    """(packets the node sent the sinks, packets they did not receive) over their whole sessions.
+
+    The publisher leaves first and the node's counts are read once they stop moving, so both sides
+    are compared at rest: nothing in flight, no window edge to straddle.
+    """
+    await _say(publisher, "STOP")
+    await _expect(publisher, "STOPPED", 30)
+    sent: dict[str, int] = {}
+    deadline = time.monotonic() + QUIET_WAIT_S
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        stats = await _room_stats(base, secret) or {}
+        now = {s["identity"]: int(s.get("packets_sent") or 0) for s in stats.get("subscribers", [])}
+        if now and now == sent:
+            break
+        sent = now
+    received: dict[str, int] = {}
+    for proc in subs:
+        await _say(proc, "TOTALS")
+        received.update(json.loads(await _expect(proc, "{", 30))["sinks"])
+    expected = sum(sent.get(identity, 0) for identity in received)
+    lost = sum(max(0, sent.get(identity, 0) - got) for identity, got in received.items())
+    return expected, lost
 
 
 async def _open_relay_room(base: str, origin_base: str, secret: str) -> None:
@@ -250,7 +439,7 @@ async def _room_stats(base: str, secret: str) -> dict | None:
         return None
 
 
-# how many subscribers each baseline gets by default: stock re-encoding costs
+# how many subscribers each stock baseline gets by default: stock re-encoding costs
 # about an eighth of a core per subscriber here, packet relaying far less
 BASELINE_DEFAULT_SUBSCRIBERS = {"relay-reencode": 6, "relay-packets": 40}
 
@@ -259,47 +448,78 @@ async def run_bench(
     subscribers: int,
     seconds: float,
     *,
-    baseline_subscribers: int | None = None,
-    baseline_mode: str = "relay-reencode",
-    also: tuple[str, ...] = ("relay-packets",),
-    processes: int = 3,
+    before: bool = True,
+    relay_subscribers: int | None = None,
+    relay: bool = True,
+    processes: int = 4,
     warmup: float = 4.0,
+    sample_every: int = SAMPLE_EVERY,
     profile: str | None = None,
     out=print,
-) -> tuple[BenchResult, BenchResult]:
-    """Measure this SFU, then the baseline named by ``baseline_mode`` (the
-    last line's comparison), then the modes in ``also`` for context."""
+) -> tuple[NodeRun, NodeRun | None, BenchResult | None]:
+    """This node "after" (default settings) and "before" (`BEFORE_ENV`), each joined by `subscribers`
+    at once and measured at that count and half of it, then aiortc's stock packet relay at a smaller
+    count as the yardstick; prints a line per window and the summary line last."""
     out(f"machine: {os.cpu_count()} cores, {_cpu_model()}, Python {sys.version.split()[0]}, load {_loadavg()}")
-    fast = await measure("sfu", subscribers, seconds, processes=processes, warmup=warmup, profile=profile)
-    out(fast.describe())
-    results = {}
-    for mode in (baseline_mode, *[m for m in also if m != baseline_mode]):
-        n = baseline_subscribers if mode == baseline_mode and baseline_subscribers else None
-        n = min(subscribers, n or BASELINE_DEFAULT_SUBSCRIBERS.get(mode, 10))
-        results[mode] = await measure(mode, n, seconds, processes=max(1, min(processes, n)), warmup=warmup)
-        out(results[mode].describe())
-    base = results[baseline_mode]
-    for mode, result in results.items():
-        if mode != baseline_mode:
-            out(f"(for context: {fast.per_core / result.per_core:.1f} times the per-core figure of {mode})")
-    for result in (fast, *results.values()):
-        if result.fps_mean < 0.95 * 30:
-            out(
-                f"WARNING: {result.mode} delivered {result.fps_mean:.1f} fps of 30: the machine could not "
-                "sustain this run (too many subscribers, or other load); its per-core figure flatters it"
-            )
-        if result.kbps_mean < 0.8 * BENCH_KBPS:
-            # the publisher's own encoder follows the node's REMB; a softer picture re-encodes smaller
-            out(
-                f"WARNING: {result.mode} delivered {result.kbps_mean:.0f} kbps per subscriber, well under the "
-                f"{BENCH_KBPS} kbps target: fewer bytes per subscriber, so its per-core figure flatters it"
-            )
-    ratio = fast.per_core / base.per_core if base.per_core else float("inf")
-    out(
-        f"subscribers_per_core={fast.per_core:.0f} baseline_subscribers_per_core={base.per_core:.0f} "
-        f"ratio={ratio:.1f} loss_pct={fast.loss_pct:.3f}"
+    counts = [subscribers, subscribers // 2] if subscribers >= 2 else [subscribers]
+    options = dict(processes=max(processes, 2), warmup=warmup, sample_every=sample_every)
+    after = await run_node("sfu", counts, seconds, profile=profile, **options)
+    _report("after", after, out)
+    base = None
+    if before:
+        base = await run_node("sfu", counts, seconds, env=BEFORE_ENV, **options)
+        _report("before", base, out)
+    stock = None
+    if relay:
+        n = min(subscribers, relay_subscribers or BASELINE_DEFAULT_SUBSCRIBERS["relay-packets"])
+        stock = await measure("relay-packets", n, seconds, processes=max(1, min(processes, n)), warmup=warmup)
+        out("relay-packets (aiortc's own packet relay):")
+        out(stock.describe())
+        _warn(stock, out)
+    out(summary_line(after, base, stock))
+    return after, base, stock
+
+
+def summary_line(after: NodeRun, before: NodeRun | None, stock: BenchResult | None) -> str:
+    """The last line of `vcs bench sfu`; a figure of a mode that was skipped is nan."""
+    nan = float("nan")
+    x = after.windows[0].per_core
+    y = before.windows[0].per_core if before is not None else nan
+    r = stock.per_core if stock is not None else nan
+    j = after.joins.per_second_per_core if after.joins is not None else nan
+    return (
+        f"subscribers_per_core={x:.0f} baseline_subscribers_per_core={y:.0f} ratio={_ratio(x, y):.2f} "
+        f"loss_pct={after.loss_pct:.3f} relay_ratio={_ratio(x, r):.1f} marginal_us_per_subscriber_second={after.marginal_us:.1f} "
+        f"joins_per_second_per_core={j:.1f}"
     )
-    return fast, base
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def _report(label: str, run: NodeRun, out) -> None:  # type: ignore[no-untyped-def]
+    out(f"{label}:")
+    for line in run.describe():
+        out(line)
+    for window in run.windows:
+        _warn(window, out)
+
+
+def _warn(result: BenchResult, out) -> None:  # type: ignore[no-untyped-def]
+    if result.fps_mean < 0.95 * 30:
+        out(
+            f"WARNING: {result.mode} delivered {result.fps_mean:.1f} fps of 30 at {result.subscribers} subscribers: the "
+            "machine could not sustain this run (too many subscribers, or other load); its per-core figure flatters it"
+        )
+    if result.kbps_mean < 0.8 * BENCH_KBPS:
+        # the publisher's own encoder follows the node's REMB; a softer picture re-encodes smaller
+        out(
+            f"WARNING: {result.mode} delivered {result.kbps_mean:.0f} kbps per subscriber, well under the "
+            f"{BENCH_KBPS} kbps target: fewer bytes per subscriber, so its per-core figure flatters it"
+        )
+    if result.joined < result.subscribers:
+        out(f"WARNING: {result.subscribers - result.joined} of {result.subscribers} subscribers of {result.mode} never joined")
 
 
 async def run_relay_batching_bench(subscribers: int, seconds: float, *, rounds: int = 2, processes: int = 3,
@@ -365,8 +585,8 @@ def node_main(mode: str, port: int) -> None:
             from .upstream import Upstream
 
             Upstream.batch_frames = False
-        config = SfuConfig(
-            public_url=f"http://127.0.0.1:{port}",
+        # the environment's VCS_SFU_* first (the bench's "before" settings among them), then the bench's own
+        config = SfuConfig.from_environ(os.environ, public_url=f"http://127.0.0.1:{port}").with_changes(
             node_id="relay-bench" if relay else "sfu-bench",
             role="relay" if relay else "origin",
             tiers=parse_tiers(BENCH_TIER),

@@ -3,9 +3,12 @@
 Each run starts, as separate processes on 127.0.0.1: a private Redis
 (`vcs.redis_server.EmbeddedRedis`), an origin and R relays (the real ``vcs sfu
 --role origin|relay`` commands against that Redis), a host publishing a
-synthetic scene to the origin (`sfu.bench_peers`), and N counting WHEP
-subscribers (real ICE, DTLS and SRTP, nothing decoded) in processes of
-`sfu.bench_peers`. The subscribers are communes of several provinces, taken in
+synthetic scene to the origin (`sfu.bench_peers`), and N WHEP subscribers
+(real ICE, DTLS and SRTP, nothing decoded) in processes of `sfu.bench_peers`:
+one in `SAMPLE_EVERY` of them counts in full, the others are sinks whose
+SRTP the kernel counts (`sfu.bench_sink`), so one machine drives more
+subscribers per relay. A sink is receiving when it got packets in the window
+and its relay sends it a video tier. The subscribers are communes of several provinces, taken in
 turn from each province of the national list; each province is served by one
 relay (the i-th province on relay i mod R), as the placement does, and the
 subscribers alternate between the two video tiers of the bench ladder.
@@ -22,7 +25,8 @@ processes' CPU time, then their ``/sfu/node`` figures. The last line printed is:
 ``tiers_in_use``: tiers the subscribers of one relay use, the program audio
 counted; ``hop_latency_ms``: the largest of the relays' p95 time from upstream
 arrival to fan-out (``hop_ms_p95``); ``relay_subscribers_per_core``: N over the
-CPU seconds per second the relay processes used together.
+CPU seconds per second the relay processes used together; the line above it
+gives the per-relay figure (each relay's subscribers over its own CPU).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from vcs.divisions import communes
 from vcs.media_tokens import mint_media_token
 from vcs.redis_server import EmbeddedRedis
 
-from .bench import _cpu_model, _expect, _free_port, _loadavg, _say, _stop, process_cpu_seconds
+from .bench import SAMPLE_EVERY, _cpu_model, _expect, _free_port, _loadavg, _say, _stop, process_cpu_seconds
 
 __all__ = ["CascadeResult", "measure_cascade", "pick_communes", "run_cascade_bench"]
 
@@ -95,10 +99,13 @@ class CascadeResult:
         lines = [
             f"origin: {self.origin_cores * 100:.0f}% of a core; relays together: {self.relay_cores * 100:.0f}% of a core "
             f"over {self.seconds:.1f} s",
-            f"per subscriber: {self.kbps_mean:.0f} kbps, {self.fps_mean:.1f} fps, loss {self.loss_pct:.3f}%; "
+            f"per full subscriber: {self.kbps_mean:.0f} kbps, {self.fps_mean:.1f} fps, loss {self.loss_pct:.3f}%; "
             f"{self.receiving} got video, {self.any_media} any media, of {self.joined} joined; "
             f"{self.auth_failed} had packets failing SRTP authentication",
         ]
+        per_relay = [r["subscribers"] / r["cores"] for r in self.per_relay if r["cores"] > 0]
+        if per_relay:
+            lines.append(f"per relay: {min(per_relay):.0f} to {max(per_relay):.0f} subscribers per core of the relay")
         for relay in self.per_relay:
             lines.append(
                 f"  {relay['id']}: {relay['subscribers']} subscribers of {relay['provinces']} provinces, "
@@ -237,7 +244,8 @@ async def measure_cascade(
                     chunk = [commune for commune, _ in members[k::chunks]]
                     if chunk:
                         tiers = ",".join(VIDEO_TIERS[i % len(VIDEO_TIERS)] for i in range(k, len(members), chunks))
-                        args = ["--base", f"{url}/sfu", "--room", ROOM, "--identities", ",".join(chunk), "--max-tiers", tiers]
+                        args = ["--base", f"{url}/sfu", "--room", ROOM, "--identities", ",".join(chunk), "--max-tiers", tiers,
+                                "--sample-every", str(SAMPLE_EVERY)]  # fmt: skip
                         subs.append(await _spawn_peer(["subscribe", *args], env))
             peers.extend(subs)
             joined = 0
@@ -272,27 +280,32 @@ async def measure_cascade(
                     "tiers": tiers,
                     "upstream": [f"{u.get('tier')}: {u.get('subscribers', '?')} subscribers" for u in room.get("upstream", [])],
                     "cores": (cpu1[process.pid] - cpu0[process.pid]) / elapsed,
+                    "listed": listed,
                 })  # fmt: skip
             for proc in subs:
                 await _say(proc, "STOP")
             rows = []
             for proc in subs:
                 rows.extend(json.loads(await _expect(proc, "[", 30)))
+            video = {s.get("identity") for r in reports for s in r.pop("listed") if s.get("tier") in VIDEO_TIERS}
+            for row in rows:  # a sink knows only its packet count; its relay knows the tier it sends it
+                row["video"] = row["received"] > 0 and row["identity"] in video if row.get("sink") else row["fps"] > 0
     finally:
         for proc in peers:
             await _stop(proc)
         await nodes.stop()
         redis.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    expected = sum(r["expected"] for r in rows)
-    received = sum(r["received"] for r in rows)
+    full = [r for r in rows if not r.get("sink")]  # loss, rate, frames and integrity: the sampled subscribers
+    expected = sum(r["expected"] for r in full)
+    received = sum(r["received"] for r in full)
     hops = [float(r["hop_ms_p95"]) for r in reports if r["hop_ms_p95"] is not None]
     return CascadeResult(
         subscribers=len(rows),
-        receiving=sum(1 for r in rows if r["fps"] > 0),
+        receiving=sum(1 for r in rows if r["video"]),
         any_media=sum(1 for r in rows if r["received"] > 0),
         joined=joined,
-        auth_failed=sum(1 for r in rows if r["auth_failures"]),
+        auth_failed=sum(1 for r in full if r["auth_failures"]),
         relays=relays,
         upstream_streams=sum(r["upstream_streams"] for r in reports),
         tiers_in_use=max(len(r["tiers"]) for r in reports),
@@ -301,8 +314,8 @@ async def measure_cascade(
         origin_cores=(cpu1[origin.pid] - cpu0[origin.pid]) / elapsed,
         seconds=elapsed,
         loss_pct=100.0 * max(0, expected - received) / expected if expected else 100.0,
-        kbps_mean=sum(r["kbps"] for r in rows) / max(1, len(rows)),
-        fps_mean=sum(r["fps"] for r in rows) / max(1, len(rows)),
+        kbps_mean=sum(r["kbps"] for r in full) / max(1, len(full)),
+        fps_mean=sum(r["fps"] for r in full) / max(1, len(full)),
         per_relay=reports,
     )
 

@@ -1,21 +1,30 @@
-"""The benchmark's peer processes: one publisher, many counting subscribers.
+"""The benchmark's peer processes: one publisher, many subscribers.
 
 Run as ``python -m sfu.bench_peers publish|subscribe ...`` by ``sfu.bench``.
 
-Both negotiate with the project's WHIP/WHEP client (`rtc.whip_client`).
-Subscribers are its count-only sessions (real ICE, DTLS, SRTP, consent
-checks, RTCP; no decoder), counted more cheaply still: once connected, the
-nominated socket's datagram handler is replaced by one that authenticates
-and decrypts each SRTP packet with the connection's own SRTP session and
-counts it per SSRC (STUN, DTLS and SRTCP still go to aiortc). Each subscriber sends an RTCP receiver
-report per second computed from those counts, so the node sees real loss and
-RTT. A subscriber that cannot join is reported as receiving nothing. Like
-every endpoint process of the project, the peers read UDP in batches and
-check consent tolerantly of their own loop's lag (`rtc.consent.tolerate_load`). The
-process prints ``READY n`` (n joined), then answers ``START`` / ``STOP`` lines
-on stdin (``STOP`` prints one JSON line of counts) and ``EXIT``. The
-publisher sends `rtc.synthetic_media`'s scene encoded once (`VideoLoop`) and
-its Opus tone.
+Both negotiate with the project's WHIP/WHEP client (`rtc.whip_client`). Most
+subscribers are sinks (`SinkSubscriber`): real ICE, DTLS, SRTCP and consent
+through aiortc, so the node sees real peers, but their SRTP is dropped and
+counted in the kernel (`sfu.bench_sink`) and costs this process nothing. They
+send no receiver reports: the node gives them their profile's tier and never
+hears of loss from them. A sample of them (`--sample-every K`: the i-th of a
+process when i % K == 0, and at least two per process) are full counting
+subscribers (`CountingSubscriber`): the nominated socket's datagram handler
+authenticates and decrypts each SRTP packet with the connection's own SRTP
+session and counts it per SSRC, sequence gaps (loss) and frames included,
+and sends an RTCP receiver report per second from those counts, so the node
+sees real loss and RTT. A subscriber that cannot join is reported as
+receiving nothing. Like every endpoint process of the project, the peers read
+UDP in batches and check consent tolerantly of their own loop's lag
+(`rtc.consent.tolerate_load`).
+
+The subscribe process prints ``READY n`` (n joined), then answers lines on
+stdin: ``START`` / ``STOP`` (``STOP`` prints one JSON line, a row per
+subscriber over the window), ``TOTALS`` (a JSON line: each sink's identity and
+SRTP packets since before its DTLS handshake, for comparison with what the
+node says it sent) and ``EXIT``. The publisher sends `rtc.synthetic_media`'s
+scene encoded once (`VideoLoop`) and its Opus tone until ``STOP`` (it then
+leaves the room and prints ``STOPPED``) or ``EXIT``.
 """
 
 from __future__ import annotations
@@ -33,21 +42,27 @@ import pylibsrtp
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 
-from rtc.aiortc_adapter import nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
+from rtc.aiortc_adapter import local_sockets, nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
 from rtc.consent import tolerate_load
 from rtc.ice import restrict_host_addresses
 from rtc.synthetic_media import AudioPattern, VideoLoop
 from rtc.whip_client import MediaError, MediaSession, publish, subscribe
 from vcs.media_tokens import mint_media_token
 
-__all__ = ["CountingSubscriber", "main"]
+from .bench_sink import attach_srtp_counter, udp_drops
+
+__all__ = ["CountingSubscriber", "SinkSubscriber", "main"]
 
 SECRET_ENV = "VCS_BENCH_SECRET"
-CONNECT_WAIT_S = 60.0  # ICE and DTLS of one subscriber, on a machine that may be busy
+CONNECT_WAIT_S = 120.0  # ICE and DTLS of one subscriber, on a machine busy with a join storm
+JOIN_WAIT_S = 600.0  # how long a subscriber keeps asking a node that answers 503 / 429
+MIN_SAMPLED = 2  # full counting subscribers per process, whatever --sample-every says
 
 
 class CountingSubscriber:
     """A WHEP session whose SRTP packets are counted at the socket, before aiortc sees them."""
+
+    sink = False
 
     def __init__(self, session: MediaSession) -> None:
         self.session = session
@@ -173,86 +188,143 @@ class CountingSubscriber:
         await self.session.close()
 
 
-async def _connect(http: httpx.AsyncClient, url: str, token: str, max_tier: str | None = None) -> CountingSubscriber:
-    for attempt in range(30):
+class SinkSubscriber:
+    """A WHEP session whose SRTP the kernel drops and counts (`sfu.bench_sink`); aiortc sees the rest."""
+
+    sink = True
+
+    def __init__(self, session: MediaSession, identity: str) -> None:
+        self.session = session
+        self.pc = session.pc
+        self.identity = identity
+        # before any await after the answer: DTLS has not begun, so no SRTP has arrived uncounted
+        dtls = session.pc.getTransceivers()[0].receiver.transport
+        self.inodes = {attach_srtp_counter(sock) for sock in local_sockets(dtls)}
+
+    def install(self) -> bool:
+        return True
+
+    def count(self, drops: dict[int, int]) -> int:
+        """SRTP datagrams received so far, given `udp_drops()` of this process's sockets."""
+        return sum(drops.get(inode, 0) for inode in self.inodes)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def _connect(
+    http: httpx.AsyncClient, url: str, token: str, max_tier: str | None = None, *, identity: str = "", sink: bool = False
+) -> CountingSubscriber | SinkSubscriber:
+    deadline = time.monotonic() + JOIN_WAIT_S
+    attempt = 0
+    while True:
         try:
             session = await subscribe(http, url, token, max_tier=max_tier)
+            break
         except MediaError as exc:
             if exc.status not in (429, 503, None):  # None: no answer in time, from a node busy with handshakes
                 raise RuntimeError(f"WHEP refused: {exc}") from None
-            await asyncio.sleep(0.2 + 0.1 * attempt)  # the node is busy: back off
-            continue
-        sub = CountingSubscriber(session)
-        deadline = time.monotonic() + CONNECT_WAIT_S
-        while time.monotonic() < deadline:
-            if session.pc.connectionState == "connected" and sub.install():
-                return sub
-            await asyncio.sleep(0.1)
-        await session.close()
-        raise RuntimeError(f"subscriber did not connect within {CONNECT_WAIT_S:.0f} s")
-    raise RuntimeError("WHEP kept refusing")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"WHEP kept refusing for {JOIN_WAIT_S:.0f} s: {exc}") from None
+            # the node is busy: come back when it says, else back off
+            await asyncio.sleep(exc.retry_after if exc.retry_after is not None else min(5.0, 0.2 + 0.1 * attempt))
+            attempt += 1
+    sub: CountingSubscriber | SinkSubscriber = SinkSubscriber(session, identity) if sink else CountingSubscriber(session)
+    deadline = time.monotonic() + CONNECT_WAIT_S
+    while time.monotonic() < deadline:
+        if session.pc.connectionState == "connected" and sub.install():
+            return sub
+        await asyncio.sleep(0.1)
+    await session.close()
+    raise RuntimeError(f"subscriber did not connect within {CONNECT_WAIT_S:.0f} s")
 
 
 async def run_subscribers(
-    base: str, room: str, identities: list[str], concurrency: int, max_tiers: list[str] | None = None
+    base: str,
+    room: str,
+    identities: list[str],
+    concurrency: int,
+    max_tiers: list[str] | None = None,
+    sample_every: int = 1,
 ) -> None:
-    """One counting subscriber per identity; the i-th asks for at most `max_tiers[i % len(max_tiers)]`."""
+    """One subscriber per identity; the i-th asks for at most `max_tiers[i % len(max_tiers)]` and is a
+    full counting one when i % `sample_every` == 0 or i < MIN_SAMPLED, a sink otherwise."""
     secret = os.environ[SECRET_ENV]
     url = f"{base}/whep/{room}"
     limiter = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=max(10, concurrency))) as http:
 
-        async def one(i: int, identity: str) -> CountingSubscriber | None:
+        async def one(i: int, identity: str) -> CountingSubscriber | SinkSubscriber | None:
             """None when it cannot join: it is reported as receiving nothing, the run goes on."""
             token = mint_media_token(secret, room=room, identity=identity, role="subscribe", ttl=3600)
+            sink = i % sample_every != 0 and i >= MIN_SAMPLED
             async with limiter:
                 try:
-                    return await _connect(http, url, token, max_tiers[i % len(max_tiers)] if max_tiers else None)
+                    max_tier = max_tiers[i % len(max_tiers)] if max_tiers else None
+                    return await _connect(http, url, token, max_tier, identity=identity, sink=sink)
                 except RuntimeError as exc:
                     print(f"subscriber {identity}: {exc}", file=sys.stderr, flush=True)
                     return None
 
         subs = await asyncio.gather(*(one(i, identity) for i, identity in enumerate(identities)))
+        sinks = [s for s in subs if isinstance(s, SinkSubscriber)]
+        inodes = {inode for s in sinks for inode in s.inodes}
         print(f"READY {sum(1 for s in subs if s)}", flush=True)
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        start: list[dict] = []
+        start: list[Any] = []
         t0 = time.monotonic()
         while True:
             line = (await reader.readline()).decode().strip()
             if line == "START":
-                start = [s.snapshot() if s else {} for s in subs]
+                drops = udp_drops(inodes)
+                start = [_snapshot(s, drops) for s in subs]
                 t0 = time.monotonic()
             elif line == "STOP":
+                drops = udp_drops(inodes)
                 elapsed = time.monotonic() - t0
-                result = []
-                for sub, before in zip(subs, start):
-                    if sub is None:
-                        result.append({"expected": 0, "received": 0, "kbps": 0.0, "fps": 0.0, "auth_failures": 0, "rtx": 0})
-                        continue
-                    after = sub.snapshot()
-                    expected = received = octets = 0
-                    frames = after.pop("frames")[0] - before.get("frames", (0, 0, 0))[0]
-                    for ssrc, (max_ext, got, size) in after.items():
-                        # a stream that began in the window (a late join) counts from its first packet
-                        b = before.get(ssrc) or (sub.first_seq[ssrc] - 1, 0, 0)
-                        expected += max_ext - b[0]
-                        received += got - b[1]
-                        octets += size - b[2]
-                    result.append(
-                        {
-                            "expected": expected,
-                            "received": received,
-                            "kbps": octets * 8 / elapsed / 1000,
-                            "fps": frames / elapsed,
-                            "auth_failures": sub.auth_failures,
-                            "rtx": sub.rtx_packets,
-                        }
-                    )
-                print(json.dumps(result), flush=True)
+                rows = [_window_row(s, before, drops, elapsed) for s, before in zip(subs, start or [None] * len(subs))]
+                print(json.dumps(rows), flush=True)
+            elif line == "TOTALS":
+                drops = udp_drops(inodes)
+                print(json.dumps({"sinks": {s.identity: s.count(drops) for s in sinks}}), flush=True)
             elif line in ("EXIT", ""):
                 break
         await asyncio.gather(*(s.close() for s in subs if s), return_exceptions=True)
+
+
+def _snapshot(sub: CountingSubscriber | SinkSubscriber | None, drops: dict[int, int]) -> Any:
+    if sub is None:
+        return None
+    return sub.count(drops) if isinstance(sub, SinkSubscriber) else sub.snapshot()
+
+
+def _window_row(sub: CountingSubscriber | SinkSubscriber | None, before: Any, drops: dict[int, int], elapsed: float) -> dict:
+    """What one subscriber received over the window; a sink knows only its packet count."""
+    if sub is None:
+        return {"expected": 0, "received": 0, "kbps": 0.0, "fps": 0.0, "auth_failures": 0, "rtx": 0, "joined": False}
+    if isinstance(sub, SinkSubscriber):
+        received = sub.count(drops) - (before or 0)
+        return {"sink": True, "identity": sub.identity, "received": received, "joined": True}
+    before = before or {}
+    after = sub.snapshot()
+    expected = received = octets = 0
+    frames = after.pop("frames")[0] - before.get("frames", (0, 0, 0))[0]
+    for ssrc, (max_ext, got, size) in after.items():
+        # a stream that began in the window (a late join) counts from its first packet
+        b = before.get(ssrc) or (sub.first_seq[ssrc] - 1, 0, 0)
+        expected += max_ext - b[0]
+        received += got - b[1]
+        octets += size - b[2]
+    return {
+        "expected": expected,
+        "received": received,
+        "kbps": octets * 8 / elapsed / 1000,
+        "fps": frames / elapsed,
+        "auth_failures": sub.auth_failures,
+        "rtx": sub.rtx_packets,
+        "joined": True,
+    }
 
 
 async def run_publisher(base: str, room: str, kbps: int, width: int, height: int) -> None:
@@ -267,8 +339,10 @@ async def run_publisher(base: str, room: str, kbps: int, width: int, height: int
             print("READY 1", flush=True)
             reader = asyncio.StreamReader()
             await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-            while (await reader.readline()).decode().strip() not in ("EXIT", ""):
-                pass
+            while (line := (await reader.readline()).decode().strip()) not in ("EXIT", ""):
+                if line == "STOP":  # leave the room: the node's counts stop so they can be compared with the sinks'
+                    await session.close()
+                    print("STOPPED", flush=True)
             await session.close()
     finally:
         await video.stop()
@@ -284,7 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefix", default="bench-sub")
     parser.add_argument("--identities", help="subscribe as these endpoint ids (comma list) instead of PREFIX-0..COUNT-1")
     parser.add_argument("--max-tiers", help="comma list of tiers, given to the subscribers in turn as ?max_tier=")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=8, help="subscribers negotiating at once")
+    parser.add_argument("--sample-every", type=int, default=1, help="every K-th subscriber counts in full, the others are sinks")
     parser.add_argument("--kbps", type=int, default=500)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
@@ -298,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         identities = args.identities.split(",") if args.identities else [f"{args.prefix}-{i}" for i in range(args.count)]
         max_tiers = args.max_tiers.split(",") if args.max_tiers else None
-        asyncio.run(run_subscribers(args.base, args.room, identities, args.concurrency, max_tiers))
+        asyncio.run(run_subscribers(args.base, args.room, identities, args.concurrency, max_tiers, max(1, args.sample_every)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The SFU's commands, wired into ``vcs`` by ``app/cli.py``.
 
-- ``vcs sfu [--host H] [--port P] [--role origin|relay] [--provinces 01,79] [--public-url URL]``
-  runs a node on its own (WHIP/WHEP under ``/sfu``);
+- ``vcs sfu [--host H] [--port P] [--role origin|relay] [--provinces 01,79] [--public-url URL] [--udp-port auto|off|N]``
+  runs a node on its own (WHIP/WHEP under ``/sfu``; its peers' media on one UDP port, ``sfu.udp_mux``);
 - ``vcs bench sfu --subscribers N --seconds S`` runs the benchmark of one node;
   ``vcs bench relay`` a relay's fan-out of one tier, relayed video pushed a
   frame at a time against packet by packet (``run_relay_batching_bench``);
@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import SfuConfig
+from .config import SfuConfig, parse_udp_port
 from .node import LinkLookup, SfuNode
 
 __all__ = [
@@ -52,14 +52,17 @@ def create_node(
     environ: Mapping[str, str] | None = None,
     role: str | None = None,
     provinces: str | None = None,
+    udp_port: str | None = None,
 ) -> SfuNode:
-    """Build a node from Settings and ``VCS_SFU_*`` variables."""
+    """Build a node from Settings and ``VCS_SFU_*`` variables; ValueError for a bad one (or a bad `udp_port`)."""
     environ = os.environ if environ is None else environ
     config = SfuConfig.from_environ(environ, public_url=public_url, ladder=settings.ladder)
     if role is not None:
         config = config.with_changes(role=role)
     if provinces is not None:
         config = config.with_changes(provinces=tuple(provinces.split(",")))
+    if udp_port is not None:
+        config = config.with_changes(udp_port=parse_udp_port(udp_port))
     return SfuNode(config, secret=settings.secret_key, redis=redis, link_lookup=link_lookup)
 
 
@@ -70,6 +73,9 @@ def add_sfu_command(subparsers: Any, *, link_lookup_factory: LinkLookupFactory |
     parser.add_argument("--role", choices=["origin", "relay"], default=None, help="origin or relay (default VCS_SFU_ROLE, else origin)")
     parser.add_argument("--provinces", default=None, help="province codes it sits near, e.g. 01,79 (default VCS_SFU_PROVINCES)")
     parser.add_argument("--public-url", default=None, help="base URL clients use (default http://HOST:PORT)")
+    parser.add_argument("--udp-port", default=None,
+                        help="the UDP port every peer's media shares: auto (an ephemeral one), off (a socket per peer) "
+                             "or a number (default VCS_SFU_UDP_PORT, else auto)")  # fmt: skip
     parser.set_defaults(func=lambda args, settings: run_sfu(args, settings, link_lookup_factory))
     return parser
 
@@ -89,8 +95,9 @@ def run_sfu(args: argparse.Namespace, settings: Any, link_lookup_factory: LinkLo
         logger.warning("no Redis URL: this node will not register itself")
     lookup = link_lookup_factory(settings, client) if link_lookup_factory else None
     try:
-        node = create_node(settings, public_url=public_url, redis=client, link_lookup=lookup, role=args.role, provinces=args.provinces)
-    except ValueError as exc:  # a bad VCS_SFU_* value or --provinces
+        node = create_node(settings, public_url=public_url, redis=client, link_lookup=lookup, role=args.role,
+                           provinces=args.provinces, udp_port=args.udp_port)  # fmt: skip
+    except ValueError as exc:  # a bad VCS_SFU_* value, --provinces or --udp-port
         print(f"vcs sfu: {exc}", file=sys.stderr)
         return 2
 
@@ -109,17 +116,14 @@ def run_sfu(args: argparse.Namespace, settings: Any, link_lookup_factory: LinkLo
 
 
 def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
-    parser = bench_subparsers.add_parser("sfu", help="subscribers per core against stock aiortc forwarding")
-    parser.add_argument("--subscribers", type=int, default=300, help="WHEP subscribers on the node (default 300)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the measured window (default 20)")
-    parser.add_argument("--baseline-subscribers", type=int, default=None, help="default: 6 (re-encode), 40 (packets)")
-    parser.add_argument(
-        "--baseline-mode",
-        choices=["relay-reencode", "relay-packets"],
-        default="relay-reencode",
-        help="the last line's baseline: stock MediaRelay re-encoding per subscriber (default), or relaying packets",
-    )
-    parser.add_argument("--processes", type=int, default=3, help="subscriber processes")
+    parser = bench_subparsers.add_parser("sfu", help="subscribers per core, before and after, against aiortc's packet relay")
+    parser.add_argument("--subscribers", type=int, default=1000, help="WHEP subscribers on the node, joining at once; also measured at half (default 1000)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each measured window (default 20)")
+    parser.add_argument("--relay-subscribers", type=int, default=None, help="subscribers of aiortc's packet relay (default 40)")
+    parser.add_argument("--no-before", dest="before", action="store_false", help="skip the node with the old layout (VCS_SFU_UDP_PORT=off VCS_SFU_FANOUT=python)")
+    parser.add_argument("--no-relay", dest="relay", action="store_false", help="skip aiortc's packet relay")
+    parser.add_argument("--sample-every", type=int, default=25, help="one subscriber in K decrypts and counts in full, the others are sinks (default 25)")
+    parser.add_argument("--processes", type=int, default=4, help="subscriber processes (default 4)")
     parser.add_argument("--profile", help="sample the node with py-spy into this file")
     parser.set_defaults(func=run_bench_command)
     cascade = bench_subparsers.add_parser("cascade", help="an origin, relay processes and subscribers over them: per relay core")
@@ -149,16 +153,20 @@ def run_cascade_command(args: argparse.Namespace, settings: Any = None) -> int:
 def run_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
     from .bench import run_bench
 
-    if args.subscribers < 1 or args.seconds <= 0:
-        raise SystemExit("--subscribers and --seconds must be positive")
+    if args.subscribers < 1 or args.seconds <= 0 or args.sample_every < 1 or args.processes < 1:
+        raise SystemExit("--subscribers, --seconds, --sample-every and --processes must be positive")
+    if args.relay_subscribers is not None and args.relay_subscribers < 1:
+        raise SystemExit("--relay-subscribers must be positive")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # keep the report readable
     asyncio.run(
         run_bench(
             args.subscribers,
             args.seconds,
-            baseline_subscribers=args.baseline_subscribers,
-            baseline_mode=args.baseline_mode,
+            before=args.before,
+            relay_subscribers=args.relay_subscribers,
+            relay=args.relay,
             processes=args.processes,
+            sample_every=args.sample_every,
             profile=args.profile,
         )
     )

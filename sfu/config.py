@@ -18,7 +18,7 @@ from pathlib import Path
 from vcs.routing import ROLES, parse_provinces
 from vcs.tiers import DEFAULT_AUDIO_KBPS, DEFAULT_TIERS, DEFAULT_VCS_SHARE, Ladder, TierSpec
 
-__all__ = ["SfuConfig"]
+__all__ = ["SfuConfig", "parse_udp_port"]
 
 # Where a peer's ICE candidates may be when VCS_SFU_ICE_ALLOW is unset: the
 # private ranges (RFC 1918) and carrier-grade NAT (RFC 6598). `vcs serve` on
@@ -77,6 +77,8 @@ class SfuConfig:
     # remote networks a peer's candidates must belong to (the node checks no other)
     ice_host_addresses: tuple[str, ...] = ()
     ice_allowed_networks: tuple[str, ...] = PRIVATE_NETWORKS
+    # the one UDP socket every answered peer shares (sfu.udp_mux): 0 an ephemeral port, None one socket per peer ("off")
+    udp_port: int | None = 0
     # where this node writes recordings (vcs.recordings.recording_path under it); None: it does not record
     recording_dir: Path | None = None
     recording_keep_s: int = 365 * 24 * 3600  # how long a recording's state record is kept in Redis
@@ -100,6 +102,8 @@ class SfuConfig:
             ipaddress.ip_network(net, strict=False)
         for addr in self.ice_host_addresses:
             ipaddress.ip_address(addr)
+        if self.udp_port is not None and not 0 <= self.udp_port <= 65535:
+            raise ValueError("udp_port must be 0-65535 (0: an ephemeral port) or None (one socket per peer)")
 
     @property
     def video_tiers(self) -> tuple[TierSpec, ...]:
@@ -170,11 +174,28 @@ class SfuConfig:
         for env, name in floats.items():
             if environ.get(env):
                 kwargs[name] = _number(env, environ[env], float)
+        if "VCS_SFU_UDP_PORT" in environ:
+            try:
+                kwargs["udp_port"] = parse_udp_port(environ["VCS_SFU_UDP_PORT"])
+            except ValueError as exc:
+                raise ValueError(f"VCS_SFU_UDP_PORT: {exc}") from None
         for env, name in lists.items():
             values = tuple(x.strip() for x in environ.get(env, "").split(",") if x.strip())
             if values or (env in environ and name != "ice_allowed_networks"):  # no allowed network: the default ones
                 kwargs[name] = values
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def parse_udp_port(value: str) -> int | None:
+    """``VCS_SFU_UDP_PORT`` / ``--udp-port``: "auto" (or empty) 0, an ephemeral port; "off" None; else 0-65535."""
+    text = value.strip().lower()
+    if text in ("", "auto"):
+        return 0
+    if text == "off":
+        return None
+    if text.isascii() and text.isdigit() and len(text) <= 5 and int(text) <= 65535:
+        return int(text)
+    raise ValueError(f"the UDP port must be auto, off or a port number 0-65535, not {value.strip()[:40]!r}")
 
 
 def _number(env: str, value: str, kind: type) -> int | float:

@@ -62,6 +62,13 @@ def render_metrics(node: SfuNode, *, rooms: bool) -> str:
     w.sample("vcs_sfu_consent_unanswered_total", "counter", "ICE consent checks with no answer in time.", consent.unanswered)
     w.sample("vcs_sfu_consent_expired_total", "counter", "Peers closed for lost ICE consent.", consent.expired)
     w.sample("vcs_sfu_loop_lag_seconds_total", "counter", "Seconds the event loop ran late, not held against peers.", round(consent.loop_lag_s, 3))
+    udp = node.udp
+    if udp is not None:
+        w.sample("vcs_sfu_udp_peers", "gauge", "Peers on the node's shared UDP socket.", udp.peers, node=node_id)
+        for reason, value in udp.dropped.items():
+            w.sample("vcs_sfu_udp_dropped_total", "counter", "Datagrams dropped on the shared UDP socket, by reason.", value, reason=reason)
+        w.sample("vcs_sfu_udp_address_takeovers_total", "counter", "Addresses a newer peer's ICE check took over.", udp.takeovers)
+        w.sample("vcs_sfu_udp_send_errors_total", "counter", "Datagrams the shared UDP socket could not send.", udp.send_errors)
     if node.config.role == "relay":
         w.sample("vcs_sfu_upstream_streams", "gauge", "Upstream subscriptions of this relay to its origins.", node.upstream_streams)
         hop = node.hops.p95_ms()

@@ -28,7 +28,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -39,7 +38,7 @@ from rtc.ice import parse_networks, restrict_host_addresses
 from rtc.whip_client import MediaSession
 from rtc.whip_client import subscribe as whep_subscribe
 from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, mint_media_token, verify_media_token
-from vcs.recordings import RecordingLog, recording_path
+from vcs.recordings import RecordingLog
 from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
 from .admission import Admission, Slot
@@ -50,12 +49,13 @@ from .errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequ
 from .offer import Offer, check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
-from .recorder import Recorder
+from .recordings import Recordings
 from .relay_tiers import Origin, RelayTiers
 from .room import Room
 from .traffic import Traffic
 from .subscriber import Subscriber
 from .test_room import TestPattern, stop_quietly
+from .udp_mux import UdpMux, open_shared_socket
 from .uplink import Uplink
 from .upstream import HopTimes
 
@@ -86,17 +86,6 @@ async def _unknown_link(identity: str) -> LinkInfo | None:
     return None
 
 
-def _seconds_until(occurrence: str) -> float:
-    """Seconds from now to an occurrence's start (its UTC start, as in `record`); 0 when it has begun or is not a time."""
-    try:
-        start = datetime.fromisoformat(occurrence)
-    except ValueError:
-        return 0.0
-    if start.tzinfo is None:
-        return 0.0
-    return max(0.0, start.timestamp() - time.time())
-
-
 class SfuNode:
     def __init__(
         self,
@@ -110,9 +99,7 @@ class SfuNode:
         self.config = config
         self._secret = secret
         self._router = NodeRouter(redis) if redis is not None else None
-        self._recording_log = RecordingLog(redis) if redis is not None else None
-        self.recorders: dict[str, tuple[Recorder, str, str]] = {}  # room => (recorder, meeting id, occurrence)
-        self._recording_reported: dict[str, tuple[str, int, int]] = {}  # room => (state, bytes, whole seconds) last written
+        self.recordings = Recordings(config, RecordingLog(redis) if redis is not None else None, clock=clock)
         self._link_lookup = link_lookup or _unknown_link
         self._clock = clock
         self._networks = parse_networks(config.ice_allowed_networks)
@@ -143,6 +130,7 @@ class SfuNode:
         self.hops = HopTimes()  # a relay's packets' time from upstream to fan-out
         self.traffic = Traffic()  # bitrate in and out, sampled at each heartbeat
         self._upstream_http: httpx.AsyncClient | None = None  # towards the origin (tiers, uplinks), made on first use
+        self.udp: UdpMux | None = None  # the socket answered peers share (None: each has its own), opened on start
 
     async def __aenter__(self) -> SfuNode:
         await self.start()
@@ -162,6 +150,7 @@ class SfuNode:
         self.certificate = NodeCertificate(self.config.cert_rotate_s, self._clock)
         if self.config.ice_host_addresses:
             restrict_host_addresses(self.config.ice_host_addresses)
+        self.udp = open_shared_socket(self.config.udp_port)
         await self._register()
         await self._follow_origins()  # a relay knows its origins' starts from the first, and sees a restart at the next beat
         self._loops = [asyncio.create_task(self._run_ticks(), name="sfu-tick")]
@@ -192,6 +181,8 @@ class SfuNode:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._upstream_http is not None:
             await self._upstream_http.aclose()
+        if self.udp is not None:
+            self.udp.close()
         await self._unregister()
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
@@ -345,83 +336,16 @@ class SfuNode:
             await self.stop_uplink(name, identity)
         for resource in [r for r in self.resources.values() if r.room == name]:
             await self._close_resource(resource)
-        await self._stop_recording(name)
+        await self.recordings.stop(name)
         await room.tiers.close()
         for stream in room.audio_streams:
             stream.close()
         if not self.relay:  # the room's placement is the origin's
             await self._route("clear_room", name)
 
-    # recording ---------------------------------------------------------------
-
     async def record(self, room_name: str, meeting_id: str, occurrence: str) -> None:
-        """Record the room's program into the occurrence's file; asked twice, the recording already made goes on.
-
-        A node without a recording directory, or one that cannot create the file, records the failure
-        (state "failed" with its reason) so that the meeting page shows it.
-        """
-        if room_name in self.recorders:
-            return
-        try:
-            relative = recording_path(meeting_id, occurrence)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
-        directory = self.config.recording_dir
-        delay_s = _seconds_until(occurrence)  # the room opens at warm-up; the recording begins with the meeting
-        fields: dict[str, object] = {"node": self.config.node_id, "file": relative, "started": f"{time.time() + delay_s:.1f}", "bytes": 0}
-        if directory is None:
-            failed = {**fields, "state": "failed", "reason": "this node has no recording directory"}
-            await self._write_recording(meeting_id, occurrence, failed)
-            return
-        path = directory / relative
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            reason = "disk full" if exc.errno == 28 else f"cannot create {path.parent}: {exc.strerror}"
-            await self._write_recording(meeting_id, occurrence, {**fields, "state": "failed", "reason": reason})
-            return
-        recorder = Recorder(path, tuple(t.name for t in self.config.video_tiers), clock=self._clock, delay_s=delay_s)
-        self.recorders[room_name] = (recorder, meeting_id, occurrence)
-        recorder.follow(self.room(room_name))
-        logger.info("room %s: recording into %s", room_name, path)
-        await self._report_recording(room_name)
-
-    async def _stop_recording(self, room_name: str) -> None:
-        entry = self.recorders.get(room_name)
-        if entry is None:
-            return
-        recorder = entry[0]
-        await asyncio.to_thread(recorder.close)
-        await self._report_recording(room_name, force=True)
-        del self.recorders[room_name]
-        self._recording_reported.pop(room_name, None)
-
-    async def _report_recording(self, room_name: str, *, force: bool = False) -> None:
-        """Write the recording's state when it changed (its size and duration with each heartbeat); a failure is logged once.
-
-        The muxer writes the file in large blocks, so its size alone grows in steps: the duration tells the progress.
-        """
-        recorder, meeting_id, occurrence = self.recorders[room_name]
-        size = recorder.bytes
-        last = self._recording_reported.get(room_name)
-        now = (recorder.state, size, int(recorder.duration_s))
-        if not force and last == now:
-            return
-        if recorder.state == "failed" and (last is None or last[0] != "failed"):
-            logger.error("room %s: recording failed (%s); the meeting goes on", room_name, recorder.reason)
-        self._recording_reported[room_name] = now
-        fields = {"state": recorder.state, "bytes": size, "reason": recorder.reason, "node": self.config.node_id,
-                  "tier": recorder.tier or "", "floor_changes": len(recorder.floor),
-                  "duration_s": round(recorder.duration_s, 1), "frames": recorder.frames, "gaps": recorder.gaps, "dropped": recorder.dropped}  # fmt: skip
-        await self._write_recording(meeting_id, occurrence, fields)
-
-    async def _write_recording(self, meeting_id: str, occurrence: str, fields: dict[str, object]) -> None:
-        if self._recording_log is None:
-            return
-        try:
-            await self._recording_log.write(meeting_id, occurrence, fields, keep_s=self.config.recording_keep_s)
-        except Exception:
-            logger.warning("recording state of %s %s not written", meeting_id, occurrence, exc_info=True)
+        """Record the room's program into the occurrence's file (``Recordings.start``)."""
+        await self.recordings.start(self.room(room_name), meeting_id, occurrence)
 
     # WHIP / WHEP -------------------------------------------------------------
 
@@ -452,7 +376,7 @@ class SfuNode:
         try:
             for kind in offer.kinds:
                 add_transceiver(pc, kind, "recvonly")
-            answer = await negotiate(pc, offer, self._networks)
+            answer = await negotiate(pc, offer, self._networks, self.udp)
             publisher.tap()
         except BaseException:
             await pc.close()
@@ -529,7 +453,7 @@ class SfuNode:
             for kind in offer.kinds:
                 add_transceiver(pc, kind, "sendonly")
             sub.adopt()
-            answer = await negotiate(pc, offer, self._networks)
+            answer = await negotiate(pc, offer, self._networks, self.udp)
         except BaseException:
             await sub.close()
             raise
@@ -692,9 +616,7 @@ class SfuNode:
         self._close_unwatched(now)
         for name, room in list(self.rooms.items()):
             room.tick(now)
-            if name in self.recorders:
-                self.recorders[name][0].follow(room)
-                await self._report_recording(name)
+            await self.recordings.follow(name, room)
             for uplink in list(room.uplinks.values()):
                 if not uplink.connected and now - uplink.started > self.config.connect_timeout_s:
                     await self.stop_uplink(name, uplink.identity)
@@ -812,6 +734,9 @@ class SfuNode:
         info.update(uplinks=self.uplinks, relayed_publishers=self.relayed_publishers, uplink_outcomes=dict(self.uplink_outcomes))
         if self.relay:
             info.update(hop_ms_p95=self.hops.p95_ms())
+        udp = self.udp
+        info.update(udp=None if udp is None else {"port": udp.port, "peers": udp.peers, "dropped": dict(udp.dropped),
+                                                  "takeovers": udp.takeovers, "send_errors": udp.send_errors})  # fmt: skip
         return info
 
     def byte_counts(self) -> dict[int, tuple[int, int]]:

@@ -15,6 +15,7 @@ from rtc.ice import _Network, guard_peer
 from .errors import BadRequest, NotAcceptable, Unavailable
 from .offer import Offer
 from .transport_cc import TWCC_URI
+from .udp_mux import UdpMux
 
 __all__ = ["VIDEO_CODECS", "AUDIO_CODECS", "create_peer", "negotiate", "add_transceiver"]
 
@@ -45,8 +46,9 @@ def add_transceiver(pc: RTCPeerConnection, kind: str, direction: str) -> RTCRtpT
     return transceiver
 
 
-async def negotiate(pc: RTCPeerConnection, offer: Offer, networks: Sequence[_Network]) -> str:
-    """Apply ``offer`` and return the answer (all candidates gathered)."""
+async def negotiate(pc: RTCPeerConnection, offer: Offer, networks: Sequence[_Network], mux: UdpMux | None = None) -> str:
+    """Apply ``offer`` and return the answer (all candidates gathered): on the node's shared socket
+    when ``mux`` is given, else on sockets of the peer's own."""
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.text, type="offer"))
     except Exception as exc:  # aiortc raises many types for hostile input
@@ -55,6 +57,8 @@ async def negotiate(pc: RTCPeerConnection, offer: Offer, networks: Sequence[_Net
             raise NotAcceptable(f"no usable codec: {exc}") from None
         raise BadRequest(f"the offer was refused: {name}: {exc}") from None
     guard_peer(pc, networks)
+    if mux is not None:
+        mux.attach(pc)
     _send_only_what_we_write(pc, offer)
     try:
         answer = await pc.createAnswer()

@@ -31,7 +31,8 @@ USERS = PREFIX + "users"
 
 
 # string counter of failed logins (vcs.login_throttle) within the current window (expires); kind "agent"
-# or "user", scope "pair" (value "client|account"), "client" (an address) or "account" (endpoint id, username)
+# or "user", scope "pair" (value "client|account"), "client" (an address) or "account" (endpoint id, username);
+# scope "in-flight" (an address) counts that address's credential checks in progress instead
 def login_failures(kind: str, scope: str, value: str) -> str:
     return f"{PREFIX}login-failures:{kind}:{scope}:{value}"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.relays import default_sfu_processes
+from app.relays import default_sfu_processes, relay_specs
 from tests.app.test_serve import STOP_WITHIN, alive, serves  # noqa: F401 (the fixture)
 from tests.conftest import TEST_SECRET
 from tests.waiting import eventually
@@ -121,6 +121,16 @@ def test_the_number_of_sfu_processes(option, environ, cores, expected):
 def test_a_bad_number_of_sfu_processes(option, environ):
     with pytest.raises(ValueError):
         default_sfu_processes(option, environ, 8)
+
+
+def test_each_relay_has_its_own_media_port():
+    """A fixed UDP port is the origin's; relay i takes the i-th after it. Otherwise each relay binds its own (ephemeral or off)."""
+    fixed = relay_specs(2, origin_id="o", host="127.0.0.1", public_url="http://127.0.0.1:8000", udp_port=40000)
+    assert [s.udp_port for s in fixed] == [40001, 40002]
+    assert fixed[1].argv()[-2:] == ["--udp-port", "40002"]
+    for udp_port in (0, None):  # auto, off: the relay reads VCS_SFU_UDP_PORT as the origin did
+        specs = relay_specs(2, origin_id="o", host="127.0.0.1", public_url="http://127.0.0.1:8000", udp_port=udp_port)
+        assert all(s.udp_port is None and "--udp-port" not in s.argv() for s in specs)
 
 
 async def test_relays_die_with_a_killed_server(serves, redis, redis_url, tmp_path):

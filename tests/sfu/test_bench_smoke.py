@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sfu.bench import measure, process_cpu_times
+from sfu.bench import BEFORE_ENV, measure, process_cpu_times, run_node, summary_line
 from sfu.bench_cascade import measure_cascade, pick_communes
 from sfu.cli import add_bench_command
 
@@ -20,6 +20,25 @@ async def test_bench_path_measures_a_few_subscribers():
     assert result.tiers and result.tiers[0]["frames"] > 0
 
 
+async def test_sinks_are_counted_against_what_the_node_sent_and_half_leave():
+    # 8 subscribers in two processes: 2 full counting ones and 2 sinks each; then one process leaves
+    run = await run_node("sfu", [8, 4], 2.0, processes=2, warmup=1.0, sample_every=25)
+    big, small = run.windows
+    assert (big.subscribers, big.sinks, small.subscribers, small.sinks) == (8, 4, 4, 2)
+    assert big.receiving == 8 and small.receiving == 4
+    assert big.sink_pps > 50  # about 50 video and 50 audio packets a second
+    assert run.sink_expected > 0 and run.loss_pct < 5
+    assert run.joins is not None and run.joins.joined == 8 and run.joins.per_second_per_core > 0
+    line = summary_line(run, run, big)
+    assert line.startswith("subscribers_per_core=") and " marginal_us_per_subscriber_second=" in line
+    assert line.split()[-1].startswith("joins_per_second_per_core=")
+
+
+async def test_the_before_node_runs_with_the_old_layout():
+    run = await run_node("sfu", [3], 2.0, processes=1, warmup=1.0, env=BEFORE_ENV)
+    assert run.windows[0].receiving == 3 and run.loss_pct < 5
+
+
 async def test_the_relay_bench_measures_the_relay():
     result = await measure("relay-node", 2, 2.0, processes=1, warmup=1.0)
     assert result.subscribers == 2 and result.cores > 0
@@ -31,6 +50,9 @@ def test_bench_command_arguments():
     add_bench_command(parser.add_subparsers(dest="target"))
     args = parser.parse_args(["sfu", "--subscribers", "120", "--seconds", "5"])
     assert (args.subscribers, args.seconds) == (120, 5.0)
+    assert args.before and args.relay
+    args = parser.parse_args(["sfu", "--no-before", "--no-relay", "--sample-every", "10"])
+    assert (args.subscribers, args.before, args.relay, args.sample_every) == (1000, False, False, 10)
     assert callable(args.func)
 
 

@@ -54,7 +54,7 @@ async def test_a_recorded_meeting_plays_back_with_both_tracks(node_factory, redi
     try:
         await eventually(lambda: redis.hget(keys.recording("m1", occ), "state"), what="the node reports the recording")
         started = time.monotonic() + begins - time.time()
-        await eventually(lambda: sfu.node.recorders["r1"][0].bytes > 10_000, timeout=35, what="the recording grows")
+        await eventually(lambda: sfu.node.recordings.recorders["r1"][0].bytes > 10_000, timeout=35, what="the recording grows")
         # while the meeting is recorded, and in the same seconds: the commune holds the floor through its middle
         # third, and the subscriber receives pictures and sound in each third (the recording takes nothing from it)
         received = []

@@ -1,8 +1,7 @@
 // The host console: the browser's camera and microphone go into the meeting over WHIP
 // (RFC 9725), and the program the communes receive comes back over WHEP as a preview.
 // Tokens come from POST {session-url} (the page's CSRF token in the body); nothing is sent
-// before "start". ICE is gathered completely before the offer goes out: the SFU takes no
-// trickle ICE.
+// before "start". Signalling is whip.js's.
 "use strict";
 
 (function () {
@@ -16,7 +15,6 @@
   const micSelect = document.getElementById("host-mic");
   const startButton = document.getElementById("host-start");
   const stopButton = document.getElementById("host-stop");
-  const ICE_WAIT_MS = 3000;
 
   let stream = null;
   let publisher = null; // {pc, resource, token}
@@ -28,9 +26,7 @@
     statusBox.className = `alert alert-${kind || "info"}`;
   }
 
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, (_, key) => (key in values ? String(values[key]) : `{${key}}`));
-  }
+  const { fill } = window.vcsWhip;
 
   async function openCamera() {
     const constraints = {
@@ -71,41 +67,8 @@
     }
   }
 
-  function iceGathered(pc) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        if (pc.iceGatheringState === "complete") {
-          pc.removeEventListener("icegatheringstatechange", done);
-          resolve();
-        }
-      };
-      pc.addEventListener("icegatheringstatechange", done);
-      setTimeout(resolve, ICE_WAIT_MS); // send what we have: host candidates come first
-    });
-  }
-
-  async function signal(pc, url, token) {
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    await iceGathered(pc);
-    let response;
-    try {
-      response = await fetch(url, {
-        method: "POST",
-        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
-        body: pc.localDescription.sdp,
-      });
-    } catch (error) {
-      throw new Error(msg.msgUnreachable);
-    }
-    if (response.status !== 201) {
-      const reason = (await response.text()).trim().slice(0, 200);
-      throw new Error(fill(msg.msgRefused, { status: `${response.status}${reason ? ` (${reason})` : ""}` }));
-    }
-    const location = response.headers.get("Location");
-    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
-    return location ? new URL(location, url).toString() : null;
+  function signal(pc, url, token) {
+    return window.vcsWhip.signal(pc, url, token, msg);
   }
 
   async function session() {

@@ -1,6 +1,6 @@
 // The host console's commune tiles: the occurrence's communes, 9 or 16 at a time, filtered by
 // province. Each tile on the page asks POST {watch-url} (the form's CSRF token and the commune's
-// id) for a WHEP URL and token, and plays the commune's own camera (video only, no trickle ICE).
+// id) for a WHEP URL and token, and plays the commune's own camera (video only; whip.js signals).
 // Changing the page, the filter or the tile count, or leaving, deletes every tile's WHEP
 // resource: the origin then stops the uplinks nobody watches.
 "use strict";
@@ -17,30 +17,17 @@
   const pageLabel = document.getElementById("communes-page");
   const grid = document.getElementById("communes-tiles");
   const communes = JSON.parse(document.getElementById("communes-data").textContent);
-  const ICE_WAIT_MS = 3000;
   const RETRY_MS = 15000; // a commune not sending yet is asked again while its tile is shown
 
   let page = 0;
   let generation = 0; // bumped on every page change: late answers for an older page are hung up
   let viewers = []; // {pc, resource, token} of the tiles on the page
 
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, (_, key) => (key in values ? String(values[key]) : `{${key}}`));
-  }
+  const { fill } = window.vcsWhip;
 
   function shown() {
     const province = provinceSelect.value;
     return province ? communes.filter((c) => c.province === province) : communes;
-  }
-
-  function iceGathered(pc) {
-    return new Promise((resolve) => {
-      if (pc.iceGatheringState === "complete") return resolve();
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") resolve();
-      });
-      setTimeout(resolve, ICE_WAIT_MS);
-    });
   }
 
   async function watchInfo(endpointId) {
@@ -61,28 +48,12 @@
       video.srcObject = new MediaStream([event.track]);
     });
     const viewer = { pc, resource: null, token: info.token };
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    await iceGathered(pc);
-    let response;
     try {
-      response = await fetch(info.whep_url, {
-        method: "POST",
-        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${info.token}` },
-        body: pc.localDescription.sdp,
-      });
+      viewer.resource = await window.vcsWhip.signal(pc, info.whep_url, info.token, msg);
     } catch (error) {
       pc.close();
-      throw new Error(msg.msgUnreachable);
+      throw error;
     }
-    if (response.status !== 201) {
-      pc.close();
-      const reason = (await response.text()).trim().slice(0, 120);
-      throw new Error(fill(msg.msgRefused, { status: `${response.status}${reason ? ` (${reason})` : ""}` }));
-    }
-    const location = response.headers.get("Location");
-    viewer.resource = location ? new URL(location, info.whep_url).toString() : null;
-    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
     return viewer;
   }
 
