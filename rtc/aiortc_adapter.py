@@ -4,23 +4,33 @@ The fast forwarding path, the non-decoding receivers, the counting bench
 subscribers and the ICE guard need parts aiortc does not expose: a DTLS
 transport's SRTP sessions, its RTP router and RTCP hooks, the nominated ICE
 pair, a receiver's name-mangled decoder and jitter buffer, a sender's SSRCs
-and keyframe hook. They are read and replaced only through these functions,
+and keyframe hook. Cheap joins need a peer connection made with a given
+certificate (aiortc makes a key and certificate for each), an SSL context
+built once per certificate, and receivers whose bitrate estimator is built
+only when media arrives. They are read and replaced only through these functions,
 so an aiortc upgrade is checked against this one file (written for aiortc
 1.16, aioice 0.13, pylibsrtp 0.12).
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aioice.ice import CandidatePair
-from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCConfiguration, RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc import rtcrtpreceiver as _rtcrtpreceiver
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCCertificate, SRTPProtectionProfile
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from OpenSSL import SSL
 
 __all__ = [
+    "ReusableCertificate",
     "decoder_thread",
+    "defer_bitrate_estimators",
     "bytes_received",
     "ice_connection",
     "local_sockets",
@@ -29,6 +39,7 @@ __all__ = [
     "replace_host_gathering",
     "replace_local_ufrag",
     "nominated_pair",
+    "peer_connection_with",
     "register_rtp_sender",
     "replace_decoder_factory",
     "replace_header_extensions",
@@ -149,6 +160,93 @@ def replace_rtcp_handler(dtls: RTCDtlsTransport, wrap: Callable[[RtpHandler], Rt
 def replace_rtp_data_handler(dtls: RTCDtlsTransport, wrap: Callable[[RtpHandler], RtpHandler]) -> None:
     """Put `wrap(original)` in front of the transport's handling of each decrypted RTP datagram (bytes, arrival ms)."""
     dtls._handle_rtp_data = wrap(dtls._handle_rtp_data)
+
+
+# certificates and peer connections ---------------------------------------------------
+
+
+class ReusableCertificate(RTCCertificate):
+    """A DTLS key and certificate for many peer connections.
+
+    aiortc computes a certificate's three fingerprints each time an answer is
+    written and builds a new `SSL.Context` for each DTLS transport; here both
+    are made once (one context per set of SRTP profiles) and shared. The
+    shared context keeps no session cache: nothing is resumed across peers,
+    and the cache would otherwise grow with every handshake.
+    """
+
+    def __init__(self, key: Any, cert: Any) -> None:
+        super().__init__(key, cert)
+        self._fingerprints = super().getFingerprints()
+        self._contexts: dict[tuple[bytes, ...], SSL.Context] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        """The SHA-256 fingerprint an answer advertises."""
+        return next(f.value for f in self._fingerprints if f.algorithm == "sha-256")
+
+    def getFingerprints(self) -> list[Any]:
+        return list(self._fingerprints)
+
+    def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
+        key = tuple(p.openssl_profile for p in srtp_profiles)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = super()._create_ssl_context(srtp_profiles)
+            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        return context
+
+
+_given_certificate: contextvars.ContextVar[RTCCertificate | None] = contextvars.ContextVar("given_certificate", default=None)
+
+
+class _CertificateSource(RTCCertificate):
+    """What `RTCPeerConnection.__init__` calls for its certificate: the one given to
+    `peer_connection_with`, else a new one as aiortc makes (other peers of the process)."""
+
+    @classmethod
+    def generateCertificate(cls) -> RTCCertificate:  # type: ignore[override]
+        given = _given_certificate.get()
+        return given if given is not None else RTCCertificate.generateCertificate()
+
+
+def peer_connection_with(configuration: RTCConfiguration, certificate: RTCCertificate | None) -> RTCPeerConnection:
+    """A peer connection using `certificate` for its DTLS transports (None: a new one, aiortc's default).
+
+    aiortc makes the certificate inside the constructor; the one given is
+    handed over through a context variable, so a peer made at the same time
+    elsewhere (another task, another thread) still gets its own."""
+    if certificate is None:
+        return RTCPeerConnection(configuration)
+    _rtcpeerconnection.RTCCertificate = _CertificateSource  # type: ignore[misc]
+    token = _given_certificate.set(certificate)
+    try:
+        return RTCPeerConnection(configuration)
+    finally:
+        _given_certificate.reset(token)
+
+
+class _DeferredBitrateEstimator:
+    """aiortc's receive-side bandwidth estimator (REMB), built at the first packet.
+
+    Every video receiver gets one, and its construction (a 1000-bucket rate
+    window) is the largest single cost of a node's join; a subscriber's
+    receiver never sees a packet, so the node's subscribers never pay it."""
+
+    __slots__ = ("_estimator",)
+
+    def __init__(self) -> None:
+        self._estimator: RemoteBitrateEstimator | None = None
+
+    def add(self, *args: Any, **kwargs: Any) -> Any:
+        if self._estimator is None:
+            self._estimator = RemoteBitrateEstimator()
+        return self._estimator.add(*args, **kwargs)
+
+
+def defer_bitrate_estimators() -> None:
+    """Build each receiver's bitrate estimator only when its first packet arrives (process-wide; safe twice)."""
+    _rtcrtpreceiver.RemoteBitrateEstimator = _DeferredBitrateEstimator  # type: ignore[misc]
 
 
 # senders, receivers, transceivers -----------------------------------------------------

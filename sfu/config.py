@@ -25,6 +25,7 @@ __all__ = ["FANOUTS", "SfuConfig", "parse_udp_port"]
 # loopback narrows it to 127.0.0.0/8; "0.0.0.0/0,::/0" allows any address.
 PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
 FANOUTS = ("compiled", "python")  # VCS_SFU_FANOUT: how a stream sends to its subscribers (sfu.fanout)
+MAX_CERT_ROTATE_S = 14 * 24 * 3600.0  # half of a certificate's validity: a peer's call never outlives it
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,14 @@ class SfuConfig:
     relay_give_up_s: float = 60.0
     # signaling limits
     max_inflight_signaling: int = 32
-    # peers still in their ICE/DTLS handshake; a join beyond waits, then gets 503 + Retry-After
+    # peers in their ICE/DTLS handshake at once; a join beyond waits its turn (first come, first
+    # admitted) up to admission_wait_s, or gets 503 + Retry-After at once when the queue ahead is
+    # longer than the node can admit in that time (sfu.admission)
     max_handshakes: int = 12
     admission_wait_s: float = 2.0
+    # the node's one DTLS certificate is replaced this often (new peers get the new one);
+    # aiortc's certificates are valid 30 days, so at most MAX_CERT_ROTATE_S
+    cert_rotate_s: float = 24 * 3600.0
     max_sdp_bytes: int = 64 * 1024
     cors_origins: tuple[str, ...] = ("*",)
     # ICE: local addresses to gather on (empty: every interface) and the
@@ -86,6 +92,10 @@ class SfuConfig:
         object.__setattr__(self, "tiers", self.ladder.tiers)
         if self.capacity < 1 or self.max_rooms < 1:
             raise ValueError("capacity and max_rooms must be positive")
+        if self.max_handshakes < 1 or self.admission_wait_s < 0:
+            raise ValueError("VCS_SFU_MAX_HANDSHAKES must be positive and VCS_SFU_ADMISSION_WAIT not negative")
+        if not 0 < self.cert_rotate_s <= MAX_CERT_ROTATE_S:
+            raise ValueError(f"the DTLS certificate's life (VCS_SFU_CERT_ROTATE) must be over 0 and at most {MAX_CERT_ROTATE_S:.0f} s (14 days)")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         object.__setattr__(self, "provinces", parse_provinces(",".join(self.provinces)))
@@ -152,6 +162,8 @@ class SfuConfig:
             "VCS_SFU_UPLINK_IDLE": "uplink_idle_s",
             "VCS_SFU_RELAY_RETRY_MAX": "relay_retry_max_s",
             "VCS_SFU_RELAY_GIVE_UP": "relay_give_up_s",
+            "VCS_SFU_ADMISSION_WAIT": "admission_wait_s",
+            "VCS_SFU_CERT_ROTATE": "cert_rotate_s",
         }
         lists = {
             "VCS_SFU_CORS_ORIGINS": "cors_origins",

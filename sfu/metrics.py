@@ -54,6 +54,11 @@ def render_metrics(node: SfuNode, *, rooms: bool) -> str:
     w.sample("vcs_sfu_handshakes", "gauge", "Peers in their ICE/DTLS handshake.", node.handshakes, node=node_id)
     for outcome, value in node.admission.items():
         w.sample("vcs_sfu_admission_total", "counter", "Joins that waited for a handshake slot or were deferred (503).", value, outcome=outcome)
+    joining = node.joining
+    w.sample("vcs_sfu_admission_queue", "gauge", "Joins waiting for a handshake slot.", joining.queued, node=node_id)
+    w.sample("vcs_sfu_admission_allowed", "gauge", "Handshakes admitted at once now (fewer while the loop lags).", joining.allowed, node=node_id)
+    w.sample("vcs_sfu_handshake_seconds", "gauge", "Running mean of an admitted join's ICE/DTLS handshake.", round(joining.handshake_s, 3), node=node_id)
+    w.sample("vcs_sfu_joins_total", "counter", "Admitted joins that completed their handshake.", node.joins_connected, node=node_id)
     consent = consent_counters()
     w.sample("vcs_sfu_consent_checks_total", "counter", "ICE consent checks sent.", consent.checks)
     w.sample("vcs_sfu_consent_unanswered_total", "counter", "ICE consent checks with no answer in time.", consent.unanswered)

@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-from rtc.aiortc_adapter import bytes_received
-from rtc.consent import tolerate_load
+from rtc.aiortc_adapter import ReusableCertificate, bytes_received, defer_bitrate_estimators
+from rtc.consent import consent_counters, tolerate_load
 from rtc.ice import parse_networks, restrict_host_addresses
 from rtc.whip_client import MediaSession
 from rtc.whip_client import subscribe as whep_subscribe
@@ -41,11 +41,13 @@ from vcs.media_tokens import MediaClaims, MediaTokenError, TokenForbidden, mint_
 from vcs.recordings import RecordingLog
 from vcs.routing import NodeInfo, NodeRouter, node_ttl
 
+from .admission import Admission, Slot
 from .allocator import LinkInfo, TierAllocation
+from .certificates import NodeCertificate
 from .config import SfuConfig
 from .errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unauthorized, Unavailable
 from .fanout import resolve as resolve_fanout
-from .offer import check_offer
+from .offer import Offer, check_offer
 from .peer import add_transceiver, create_peer, negotiate
 from .publisher import Publisher
 from .recordings import Recordings
@@ -65,7 +67,6 @@ logger = logging.getLogger(__name__)
 LinkLookup = Callable[[str], Awaitable[LinkInfo | None]]
 LINK_LOOKUP_TIMEOUT_S = 2.0
 TICK_S = 1.0
-ADMISSION_RETRY_AFTER_S = 2
 RELAY_CREDENTIAL_TTL_S = 120  # minted afresh for every request to the origin
 UPSTREAM_HTTP_TIMEOUT_S = 15.0
 UPLINK_OUTCOMES = ("started", "refused", "closed_unwatched")
@@ -79,6 +80,7 @@ class Resource:
     kind: str  # "whip" or "whep"
     identity: str
     peer: Publisher | Subscriber
+    slot: Slot | None = None  # its place among the handshakes (a subscriber's, until it connects)
 
 
 async def _unknown_link(identity: str) -> LinkInfo | None:
@@ -111,13 +113,15 @@ class SfuNode:
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
         self._inflight = 0
-        self._handshake_done = asyncio.Event()  # set whenever a peer leaves its handshake
+        self.joining = Admission(config.max_handshakes, config.admission_wait_s, clock)
+        self.certificate: NodeCertificate | None = None  # made at start: one for every peer, rotated
+        self._lag_seen: tuple[float, float] | None = None  # (loop lag total, clock) at the last tick
         self.started = False
         self.draining = False
         self.stopped = False
         self.started_at = time.time()
         self.counters: dict[str, int] = {}
-        self.admission = {"waited": 0, "refused": 0}  # joins that waited for a handshake slot, joins turned away
+        self.admission = self.joining.counts  # joins that waited for a handshake slot, joins turned away
         self._patterns: dict[str, TestPattern] = {}  # test rooms' programs, by room name
         self._publisher_marks: dict[str, tuple[int, float]] = {}  # resource id => (packets seen, monotonic time they last grew)
         self._unwatched_since: dict[str, float] = {}  # resource id of a relayed publisher => when it was last watched
@@ -143,6 +147,8 @@ class SfuNode:
             return
         self.started = True
         tolerate_load()  # a busy node keeps its peers: prompt STUN answers, consent not lost to its own lag
+        defer_bitrate_estimators()  # a subscriber's (send-only) transceiver never needs its receiver's
+        self.certificate = NodeCertificate(self.config.cert_rotate_s, self._clock)
         if self.config.ice_host_addresses:
             restrict_host_addresses(self.config.ice_host_addresses)
         self.udp = open_shared_socket(self.config.udp_port)
@@ -216,29 +222,17 @@ class SfuNode:
         """Peers still in their ICE/DTLS handshake: the CPU a join costs, on both sides."""
         return sum(1 for r in self.resources.values() if r.peer.pc.connectionState in ("new", "connecting"))
 
-    async def admit(self) -> None:
-        """Slow new joins down instead of dropping connected peers: wait for a handshake slot.
+    @property
+    def joins_connected(self) -> int:
+        """Admitted joins that completed their ICE/DTLS handshake (`vcs_sfu_joins_total`)."""
+        return self.joining.connected
 
-        A join that finds ``max_handshakes`` peers still connecting waits up to
-        ``admission_wait_s`` for one to finish, then is refused with 503 and a
-        Retry-After (which the agents honour).
-        """
-        if self.handshakes < self.config.max_handshakes:
-            return
-        self.admission["waited"] += 1
-        deadline = self._clock() + self.config.admission_wait_s
-        while self.handshakes >= self.config.max_handshakes:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                self.admission["refused"] += 1
-                logger.info("join deferred: %d peers in their handshake (at most %d); retry in %d s",
-                            self.handshakes, self.config.max_handshakes, ADMISSION_RETRY_AFTER_S)  # fmt: skip
-                raise Unavailable("this node is busy connecting other peers; try again shortly",
-                                  headers={"Retry-After": str(ADMISSION_RETRY_AFTER_S)})  # fmt: skip
-            self._handshake_done.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, TICK_S)):
-                    await self._handshake_done.wait()
+    def _follow_loop_lag(self, now: float) -> None:
+        """Fewer handshakes at once while this loop runs late (sfu.admission)."""
+        total = consent_counters().loop_lag_s
+        if self._lag_seen is not None and now > self._lag_seen[1]:
+            self.joining.adapt((total - self._lag_seen[0]) / (now - self._lag_seen[1]))
+        self._lag_seen = (total, now)
 
     @property
     def load(self) -> int:
@@ -359,7 +353,9 @@ class SfuNode:
     async def publish(
         self, room_name: str, claims: MediaClaims, body: bytes, identity: str | None = None
     ) -> tuple[Resource, str]:
-        """A WHIP publish; with a relay credential, ``identity`` is the commune the relay forwards (never the host)."""
+        """A WHIP publish; with a relay credential, ``identity`` is the commune the relay forwards (never the host).
+
+        Admitted as a subscription is (``_admitted``)."""
         relay = None
         if claims.role == "relay":
             if not identity:
@@ -367,14 +363,19 @@ class SfuNode:
             relay = claims.identity
         else:
             identity = claims.identity
-        offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
+        offer = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
+        return await self._admitted(lambda: self._publish(room_name, claims, offer, identity, relay))
+
+    async def _publish(
+        self, room_name: str, claims: MediaClaims, offer: Offer, identity: str, relay: str | None
+    ) -> tuple[Resource, str]:
         room = await self._open_room(room_name)
-        pc = create_peer()
+        pc = create_peer(self._certificate())
         resource_id = secrets.token_urlsafe(12)
         publisher = room.new_publisher(resource_id, identity, pc)
         publisher.relay = relay
         try:
-            for kind in kinds:
+            for kind in offer.kinds:
                 add_transceiver(pc, kind, "recvonly")
             answer = await negotiate(pc, offer, self._networks, self.udp)
             publisher.tap()
@@ -401,17 +402,35 @@ class SfuNode:
     ) -> tuple[Resource, str]:
         """A WHEP subscription. `tier`: a relay's upstream, pinned to that tier
         (no allocation; "audio" is the program audio only); a relay
-        credential subscribes only to a room this node already serves."""
+        credential subscribes only to a room this node already serves.
+        Admitted as a publish is (``_admitted``)."""
         names = {t.name for t in self.config.tiers}
         for asked in (max_tier, tier):
             if asked is not None and asked not in names:
                 raise BadRequest(f"unknown tier {asked!r}; this node has {', '.join(t.name for t in self.config.tiers)}")
         if tier is not None and claims.role != "relay":
             raise Forbidden("only a relay's credential may pin a tier (?tier=)")
-        offer, kinds = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
+        offer = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
         if self.load >= self.config.capacity:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})
-        await self.admit()
+        return await self._admitted(lambda: self._subscribe(room_name, claims, offer, source, max_tier, tier))
+
+    async def _admitted(self, join: Callable[[], Awaitable[tuple[Resource, str]]]) -> tuple[Resource, str]:
+        """Run `join` once it has a handshake slot (``sfu.admission``: it may wait its turn, or
+        be refused with 503 and Retry-After); its peer holds the slot until it connects, fails or closes."""
+        slot = await self.joining.enter()
+        try:
+            resource, answer = await join()
+        except BaseException:
+            slot.release()
+            raise
+        self._hold(resource, slot)
+        return resource, answer
+
+    async def _subscribe(
+        self, room_name: str, claims: MediaClaims, offer: Offer,
+        source: str | None, max_tier: str | None, tier: str | None,
+    ) -> tuple[Resource, str]:  # fmt: skip
         relayed = claims.role == "relay"
         if relayed and room_name in self._ended and room_name not in self.rooms:
             raise Gone(f"room {room_name!r} ended on this node")
@@ -419,7 +438,7 @@ class SfuNode:
         room.check_source(claims.identity, source)
         link = None if relayed else await self._lookup_link(claims.identity)
         allocation = TierAllocation(self.config, link, self._clock(), tier or max_tier)
-        pc = create_peer()
+        pc = create_peer(self._certificate())
         resource_id = secrets.token_urlsafe(12)
         sub = Subscriber(
             resource_id,
@@ -432,7 +451,7 @@ class SfuNode:
             pinned=tier is not None,
         )
         try:
-            for kind in kinds:
+            for kind in offer.kinds:
                 add_transceiver(pc, kind, "sendonly")
             sub.adopt()
             answer = await negotiate(pc, offer, self._networks, self.udp)
@@ -451,14 +470,27 @@ class SfuNode:
             logger.warning("link lookup for %s failed; using the highest tier", identity, exc_info=True)
             return None
 
+    def _certificate(self) -> ReusableCertificate:
+        if self.certificate is None:  # a node used before start(): as started
+            self.certificate = NodeCertificate(self.config.cert_rotate_s, self._clock)
+        return self.certificate.for_new_peer()
+
+    def _hold(self, resource: Resource, slot: Slot) -> None:
+        """`resource` keeps its handshake slot until it connects, fails or closes."""
+        state = resource.peer.pc.connectionState
+        if state in ("new", "connecting") and resource.id in self.resources:
+            resource.slot = slot
+        else:
+            slot.release(connected=state == "connected")
+
     def _track(self, resource: Resource) -> None:
         self.resources[resource.id] = resource
         pc = resource.peer.pc
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            if pc.connectionState not in ("new", "connecting"):
-                self._handshake_done.set()
+            if pc.connectionState not in ("new", "connecting") and resource.slot is not None:
+                resource.slot.release(connected=pc.connectionState == "connected")
             if pc.connectionState in ("failed", "closed"):
                 self._spawn(self._close_resource(resource))
 
@@ -488,6 +520,8 @@ class SfuNode:
     async def _close_resource(self, resource: Resource) -> None:
         if self.resources.pop(resource.id, None) is None:
             return
+        if resource.slot is not None:
+            resource.slot.release()
         self._publisher_marks.pop(resource.id, None)
         self._unwatched_since.pop(resource.id, None)
         room = self.rooms.get(resource.room)
@@ -577,6 +611,9 @@ class SfuNode:
             logger.exception("SFU tick loop failed")
 
     async def _tick(self, now: float) -> None:
+        self._follow_loop_lag(now)
+        if self.certificate is not None:
+            self.certificate.rotate_if_due()
         self._close_unwatched(now)
         for name, room in list(self.rooms.items()):
             room.tick(now)

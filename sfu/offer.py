@@ -11,6 +11,7 @@ too many is ``BadRequest``; those outside the allowed networks are dropped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiortc import sdp
 
@@ -18,11 +19,24 @@ from rtc.ice import MAX_CANDIDATES, CandidateRefused, _Network, filter_candidate
 
 from .errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
 
-__all__ = ["USABLE_CODECS", "check_content_type", "check_offer"]
+__all__ = ["USABLE_CODECS", "Offer", "check_content_type", "check_offer"]
 
 USABLE_CODECS = {"audio": "opus", "video": "vp8"}
 _SENDING = {"sendonly", "sendrecv"}
 _RECEIVING = {"recvonly", "sendrecv"}
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A checked offer: its text (what aiortc is given) and its parsed form (read, never changed)."""
+
+    text: str
+    description: sdp.SessionDescription
+
+    @property
+    def kinds(self) -> list[str]:
+        """Its media kinds, in order."""
+        return [m.kind for m in self.description.media]
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -38,9 +52,8 @@ def check_offer(
     publishing: bool,
     networks: Sequence[_Network] = (),
     max_candidates: int = MAX_CANDIDATES,
-) -> tuple[str, list[str]]:
-    """Return the offer text, cleaned, and its media kinds in order; or raise
-    a 4xx ``SfuError``."""
+) -> Offer:
+    """Return the offer, its text cleaned and parsed once; or raise a 4xx ``SfuError``."""
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"the offer is larger than {max_bytes} bytes")
     try:
@@ -60,7 +73,7 @@ def check_offer(
     except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError, ...
         raise BadRequest(f"unparsable SDP: {type(exc).__name__}: {exc}") from None
     _check_media(description, publishing)
-    return text, [m.kind for m in description.media]
+    return Offer(text, description)
 
 
 def _check_media(description: sdp.SessionDescription, publishing: bool) -> None:

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.sdp import SessionDescription
 
-from rtc.aiortc_adapter import replace_header_extensions, transceiver_codecs
+from rtc.aiortc_adapter import ReusableCertificate, peer_connection_with, replace_header_extensions, transceiver_codecs
 from rtc.ice import _Network, guard_peer
 
 from .errors import BadRequest, NotAcceptable, Unavailable
+from .offer import Offer
 from .transport_cc import TWCC_URI
 from .udp_mux import UdpMux
 
@@ -34,9 +34,10 @@ VIDEO_CODECS = _codecs("video", "vp8")
 AUDIO_CODECS = _codecs("audio", "opus")
 
 
-def create_peer() -> RTCPeerConnection:
+def create_peer(certificate: ReusableCertificate | None = None) -> RTCPeerConnection:
+    """A peer connection of the node with its shared `certificate` (None: one of its own, as aiortc makes)."""
     # no STUN/TURN server: the node is reachable at its host candidates
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    return peer_connection_with(RTCConfiguration(iceServers=[]), certificate)
 
 
 def add_transceiver(pc: RTCPeerConnection, kind: str, direction: str) -> RTCRtpTransceiver:
@@ -45,11 +46,11 @@ def add_transceiver(pc: RTCPeerConnection, kind: str, direction: str) -> RTCRtpT
     return transceiver
 
 
-async def negotiate(pc: RTCPeerConnection, offer: str, networks: Sequence[_Network], mux: UdpMux | None = None) -> str:
+async def negotiate(pc: RTCPeerConnection, offer: Offer, networks: Sequence[_Network], mux: UdpMux | None = None) -> str:
     """Apply ``offer`` and return the answer (all candidates gathered): on the node's shared socket
     when ``mux`` is given, else on sockets of the peer's own."""
     try:
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.text, type="offer"))
     except Exception as exc:  # aiortc raises many types for hostile input
         name = type(exc).__name__
         if name == "OperationError":
@@ -69,13 +70,10 @@ async def negotiate(pc: RTCPeerConnection, offer: str, networks: Sequence[_Netwo
     return pc.localDescription.sdp
 
 
-def _send_only_what_we_write(pc: RTCPeerConnection, offer: str) -> None:
+def _send_only_what_we_write(pc: RTCPeerConnection, offer: Offer) -> None:
     """The node's sending sections advertise only the header extension its packets
     carry (transport-cc, when offered) and the ``transport-cc`` feedback it reads."""
-    try:
-        media = {m.rtp.muxId: m for m in SessionDescription.parse(offer).media}
-    except Exception:  # aiortc already took this offer; a second parse cannot fail differently
-        return
+    media = {m.rtp.muxId: m for m in offer.description.media}
     for transceiver in pc.getTransceivers():
         if transceiver.direction != "sendonly":
             continue

@@ -24,6 +24,8 @@ def test_from_environ_reads_only_vcs_sfu_variables():
         "VCS_SFU_ICE_HOSTS": "127.0.0.1",
         "VCS_SFU_ICE_ALLOW": "127.0.0.0/8, 10.0.0.0/8",
         "VCS_SFU_KEYFRAME_MIN_INTERVAL": "0.25",
+        "VCS_SFU_ADMISSION_WAIT": "5",
+        "VCS_SFU_CERT_ROTATE": "3600",
         "UNRELATED": "1",
     }
     config = SfuConfig.from_environ(env, public_url="http://node:8090")
@@ -35,6 +37,8 @@ def test_from_environ_reads_only_vcs_sfu_variables():
     assert config.ice_host_addresses == ("127.0.0.1",)
     assert config.ice_allowed_networks == ("127.0.0.0/8", "10.0.0.0/8")
     assert config.keyframe_min_interval_s == 0.25
+    assert config.admission_wait_s == 5.0
+    assert config.cert_rotate_s == 3600.0
 
 
 @pytest.mark.parametrize(
@@ -44,6 +48,10 @@ def test_from_environ_reads_only_vcs_sfu_variables():
         {"VCS_SFU_SHARE": "half"},
         {"VCS_SFU_ROLE": "edge"},
         {"VCS_SFU_ICE_ALLOW": "nope"},
+        {"VCS_SFU_CERT_ROTATE": "0"},
+        {"VCS_SFU_CERT_ROTATE": str(30 * 24 * 3600)},
+        {"VCS_SFU_MAX_HANDSHAKES": "0"},
+        {"VCS_SFU_ADMISSION_WAIT": "-1"},
         {"VCS_SFU_FANOUT": "fast"},
     ],
 )
