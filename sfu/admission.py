@@ -32,7 +32,8 @@ __all__ = ["Admission", "Slot"]
 
 logger = logging.getLogger(__name__)
 
-INITIAL_HANDSHAKE_S = 1.0  # a handshake's expected duration until one is measured
+INITIAL_HANDSHAKE_S = 0.25  # a handshake's expected duration until one is measured (60-80 ms on an idle node): a
+# guess on the short side lets a first storm queue rather than be told to come back seconds later
 HANDSHAKE_SMOOTHING = 0.2  # weight of the latest handshake in the running mean
 MAX_RETRY_AFTER_S = 60
 BUSY_LAG = 0.1  # seconds the loop ran late per second: fewer handshakes at once

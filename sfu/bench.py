@@ -271,9 +271,14 @@ async def run_node(
             publish_base = f"http://127.0.0.1:{origin_port}/sfu"
             peers.append(await _spawn("-m", "sfu.bench", "node", "--mode", "sfu", "--port", str(origin_port), env=env))
             await _wait_http(f"{publish_base}/metrics", 30)
-        publisher = await _spawn("-m", "sfu.bench_peers", "publish", "--base", publish_base, env=env)
-        peers.append(publisher)
-        await _expect(publisher, "READY", 60)
+        # The project's node is joined as at a meeting's warm-up: the room is open, the communes join, then the
+        # host starts (so the join figure is the joins' own cost). The stock baselines need the publisher first.
+        at_warm_up = mode == "sfu"
+        publisher = None
+        if at_warm_up:
+            await _open_room(base, secret)
+        else:
+            publisher = await _start_publisher(publish_base, env, peers)
         if mode in RELAY_NODE_MODES:
             await _open_relay_room(base, publish_base, secret)
         await asyncio.sleep(1.0)
@@ -288,6 +293,8 @@ async def run_node(
         for i, proc in enumerate(subs):
             joined[i] = int((await _expect(proc, "READY", 120 + counts[0] * 0.5)).split()[1])
         run.joins = JoinResult(counts[0], sum(joined), time.monotonic() - t0, process_cpu_seconds(node.pid) - cpu0)
+        if publisher is None:
+            publisher = await _start_publisher(publish_base, env, peers)
         live = list(subs)
         for count in counts:
             while sum(joined[: len(live)]) > count and len(live) > 1:
@@ -414,6 +421,23 @@ async def _sink_totals(base: str, secret: str, publisher: asyncio.subprocess.Pro
     expected = sum(sent.get(identity, 0) for identity in received)
     lost = sum(max(0, sent.get(identity, 0) - got) for identity, got in received.items())
     return expected, lost
+
+
+async def _start_publisher(base: str, env: dict[str, str], peers: list[asyncio.subprocess.Process]) -> asyncio.subprocess.Process:
+    publisher = await _spawn("-m", "sfu.bench_peers", "publish", "--base", base, env=env)
+    peers.append(publisher)
+    await _expect(publisher, "READY", 60)
+    return publisher
+
+
+async def _open_room(base: str, secret: str) -> None:
+    """Open the room with the publisher as its host, as the scheduler does at warm-up."""
+    from vcs.media_tokens import mint_media_token
+
+    token = mint_media_token(secret, room="bench", identity="bench", role="control")
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.put(f"{base}/rooms/bench", json={"host": "bench-studio"}, headers={"Authorization": f"Bearer {token}"})
+        response.raise_for_status()
 
 
 async def _open_relay_room(base: str, origin_base: str, secret: str) -> None:

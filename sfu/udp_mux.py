@@ -18,8 +18,9 @@ the protocol (RFC 7983: 0-3 STUN, 20-63 DTLS, 128-191 RTP/RTCP):
   dropped and counted (``dropped``): from an unknown address nothing past the
   first byte of a non-STUN datagram is read.
 
-An address is learned when a connectivity check to it succeeds (ICE has
-proved it both ways) and forgotten when the peer closes. When a check
+An address is learned when the peer answers an authenticated check from it
+(the request carried the peer's ufrag and passed its integrity check) or a
+check to it succeeds, and forgotten when the peer closes. When a check
 succeeds from an address another peer holds, the address moves to the newer
 peer (``takeovers``): a client's port reused before the node saw the old peer
 go. Each peer has a budget of STUN and DTLS datagrams (a token bucket), so a
@@ -234,9 +235,12 @@ class UdpMux:
             on_pair_succeeded(connection, lambda pair, peer=peer: self._learn(peer, pair))
 
     def _learn(self, peer: _Peer, pair: Any) -> None:
-        if pair.protocol is not peer.protocol or peer.protocol.transport.is_closing():
+        if pair.protocol is peer.protocol:
+            self._bind(peer, pair.remote_addr)
+
+    def _bind(self, peer: _Peer, addr: tuple[str, int]) -> None:
+        if peer.protocol.transport.is_closing():
             return
-        addr = pair.remote_addr
         holder = self._by_address.get(addr)
         if holder is not None and holder is not peer:
             # the address passed a check with this peer's credentials just now: the other peer is gone from it
@@ -261,7 +265,12 @@ class UdpMux:
     # the wire ------------------------------------------------------------------
 
     def send(self, peer: _Peer, data: Any, addr: tuple[str, int]) -> None:
-        if data[:2] == b"\x00\x01" and len(data) >= 20:  # a Binding request: its response must find this peer
+        if data[:2] == b"\x01\x01":
+            # a Binding success response: aioice answers so only a request that carried this peer's ufrag and
+            # passed its integrity check, so the address is the peer's. Learnt now, the peer's DTLS hello (sent
+            # as soon as the client's own check succeeds) is not dropped while the node's check is under way.
+            self._bind(peer, addr)
+        elif data[:2] == b"\x00\x01" and len(data) >= 20:  # a Binding request: its response must find this peer
             txid = bytes(data[8:20])
             if txid not in self._checks:
                 if len(peer.checks) >= MAX_PENDING_CHECKS:  # the oldest unanswered one is given up
