@@ -84,15 +84,15 @@ def create_sfu_app(node: SfuNode) -> Starlette:
             _check_identity(identity)
         claims = node.authorize(request.headers.get("authorization"), room, "relay" if identity is not None else ROLES[kind])
         check_content_type(request.headers.get("content-type"))
-        async with node.signaling_slot():
+        async with node.signaling_slot():  # a slow upload holds a slot; the wait for a handshake slot does not
             body = await _read_body(request, node.config.max_sdp_bytes)
-            if kind == "whip":
-                resource, answer = await node.publish(room, claims, body, identity)
-            else:
-                source = request.query_params.get("source") or None
-                max_tier = request.query_params.get("max_tier") or None
-                tier = request.query_params.get("tier") or None
-                resource, answer = await node.subscribe(room, claims, body, source, max_tier, tier)
+        if kind == "whip":
+            resource, answer = await node.publish(room, claims, body, identity)
+        else:
+            source = request.query_params.get("source") or None
+            max_tier = request.query_params.get("max_tier") or None
+            tier = request.query_params.get("tier") or None
+            resource, answer = await node.subscribe(room, claims, body, source, max_tier, tier)
         location = f"{request.scope.get('root_path', '')}/{kind}/{room}/{resource.id}"
         return Response(
             answer,

@@ -295,6 +295,7 @@ async def run_node(
         run.joins = JoinResult(counts[0], sum(joined), time.monotonic() - t0, process_cpu_seconds(node.pid) - cpu0)
         if publisher is None:
             publisher = await _start_publisher(publish_base, env, peers)
+            await asyncio.sleep(warmup)  # the host's first seconds (its encoder's start, keyframes) are not the steady state
         live = list(subs)
         for count in counts:
             while sum(joined[: len(live)]) > count and len(live) > 1:

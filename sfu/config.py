@@ -70,7 +70,7 @@ class SfuConfig:
     # admitted) up to admission_wait_s, or gets 503 + Retry-After at once when the queue ahead is
     # longer than the node can admit in that time (sfu.admission)
     max_handshakes: int = 12
-    admission_wait_s: float = 2.0
+    admission_wait_s: float = 8.0  # within an agent's 20 s request timeout
     # the node's one DTLS certificate is replaced this often (new peers get the new one);
     # aiortc's certificates are valid 30 days, so at most MAX_CERT_ROTATE_S
     cert_rotate_s: float = 24 * 3600.0

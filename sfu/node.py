@@ -420,7 +420,8 @@ class SfuNode:
         be refused with 503 and Retry-After); its peer holds the slot until it connects, fails or closes."""
         slot = await self.joining.enter()
         try:
-            resource, answer = await join()
+            async with self.signaling_slot():  # taken once admitted: a queue of joins waits without holding one
+                resource, answer = await join()
         except BaseException:
             slot.release()
             raise
