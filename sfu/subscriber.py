@@ -177,6 +177,7 @@ class Subscriber:
         if self.rtt_ms is not None:
             estimator.rtt_s = self.rtt_ms / 1000
         estimator.on_packets(results, now)
+        self.allocation.on_link_loss(estimator.loss, now)  # as sent: a receiver report counts the repaired as received
         self._retier(self.allocation.on_estimate(estimator.estimate_bps / 1000, now, sent_at=estimator.decreased_for))
 
     def _on_rtcp(self, dt: DownTrack, packet: AnyRtcpPacket) -> None:
@@ -386,6 +387,8 @@ class Subscriber:
             "estimate_kbps": round(self.estimator.estimate_bps / 1000),
             "audio_red": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.red),
             "audio_repeat": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.repeat),
+            # video sent twice (``sfu.video_repeat``): a long lossy link
+            "video_repeat": bool(self.video is not None and self.video.stream is not None and self.video.stream.repeat),
             "transport_cc": self.cc.enabled,
             "feedback_packets": self.feedback_packets,
             "feedback_errors": self.feedback_errors,

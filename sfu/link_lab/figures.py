@@ -27,6 +27,7 @@ class NodeSample:
     t: float  # seconds into the run
     tier: str | None
     bitrate_bps: float
+    repeat: bool = False  # the tier's video sent twice (a long lossy link)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Figures:
     tiers: tuple[str, ...] = ()  # tiers the node sent, in order of first use
     # audio as heard: concealed samples of those played (None: the receiver does not say)
     audio_concealed_pct: float | None = None
+    repeat_s_per_min: float = 0.0  # seconds per minute the video was sent twice
 
     @property
     def audio_after_repair_pct(self) -> float:
@@ -108,6 +110,7 @@ class Figures:
             f"frozen seconds per minute:              {self.frozen_s_per_min:.1f} s/min"
             + ("" if self.frozen_before_drop_s_per_min is None else f" ({self.frozen_before_drop_s_per_min:.1f} before the drop)"),
             f"audio only (no video sent):             {self.audio_only_s_per_min:.1f} s/min",
+            f"video sent twice:                       {self.repeat_s_per_min:.1f} s/min",
             f"audio loss after repair:                {self.audio_after_repair_pct:.2f} %"
             + (" (packets never received)" if self.audio_concealed_pct is None else " (samples concealed)"),
             f"audio packets never received:           {self.audio_loss_pct:.2f} %"
@@ -180,11 +183,14 @@ def compute_figures(
     for s in node:
         if s.tier and s.tier not in tiers[-1:]:
             tiers.append(s.tier)
-    audio_only = 0.0
-    if len(node) >= 2 and audio_tier is not None:
-        audio_only = sum(1 for s in node if s.tier == audio_tier) * 60 / (node[-1].t - node[0].t + 1)
+    audio_only = repeat = 0.0
+    if len(node) >= 2:
+        span = node[-1].t - node[0].t + 1
+        if audio_tier is not None:
+            audio_only = sum(1 for s in node if s.tier == audio_tier) * 60 / span
+        repeat = sum(1 for s in node if s.repeat) * 60 / span
     return Figures(
-        fit_s, above, top_s, frozen, audio, audio_only, frozen_before, never_fit, never_top, tuple(tiers), concealed
+        fit_s, above, top_s, frozen, audio, audio_only, frozen_before, never_fit, never_top, tuple(tiers), concealed, repeat
     )
 
 

@@ -160,3 +160,11 @@ def test_audio_loss_after_repair_is_what_was_concealed_when_the_receiver_says():
     figures = compute_figures(d, 20, node, counted, top_tier="720p", costs=COSTS)
     assert figures.audio_concealed_pct is None and figures.audio_after_repair_pct == pytest.approx(0.1)
     assert "audio loss after repair:                0.10 % (packets never received)" in "\n".join(figures.lines(d, 20))
+
+
+def test_seconds_of_video_sent_twice_are_counted():
+    d = SCENARIOS["d"]
+    node = [NodeSample(float(t), "180p", 600_000, repeat=t >= 5) for t in range(20)]
+    figures = compute_figures(d, 20, node, [], top_tier="720p", costs=COSTS)
+    assert figures.repeat_s_per_min == pytest.approx(45.0)
+    assert "video sent twice:                       45.0 s/min" in figures.lines(d, 20)
