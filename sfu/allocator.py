@@ -35,14 +35,15 @@ clock), so the tests drive it with a fake clock.
   of ``red_rtt_ms`` or more a NACK's repair comes too late to be shown, so
   once loss is seen (``PROTECT_LOSS``, within the last ``PROTECT_MEMORY_S``,
   in a receiver report or, before any repair, in transport-cc feedback:
-  ``on_link_loss``) the subscriber gets its tier's repeated variant
+  ``on_link_loss``, or a NACK) the subscriber gets its tier's repeated variant
   (``sfu.video_repeat``): no round trip needed. Its video then costs twice,
   so the fit moves to the best tier that fits protected (a sharper picture
   that freezes is worse than a softer one that does not); protection is
   taken only when the link has room for at least the lowest video tier sent
   twice, and dropped when the RTT falls under 80 % of the threshold or the
   room is gone. Reports under protection count only the packets lost in
-  both copies, hence the long memory.
+  both copies (NACKs still come, sent before the copy arrives), hence the
+  long memory.
 """
 
 from __future__ import annotations
@@ -216,6 +217,12 @@ class TierAllocation:
         that repairs by NACK reports after the repair, and a repair a round trip late is a stall."""
         if fraction_lost >= PROTECT_LOSS:
             self._loss_seen_at = now
+
+    def on_nack(self, now: float) -> None:
+        """The receiver asked for a video packet again: the link lost it. Under protection its
+        reports count only what both copies lost, but it asks as soon as it sees the gap, before
+        the copy fills it, so NACKs keep telling of a lossy link."""
+        self._loss_seen_at = now
 
     def _wants_protection(self, now: float) -> bool:
         rtt, lowest = self.rtt_ms, self._lowest_video

@@ -204,6 +204,8 @@ class Subscriber:
                     moves = not self.feedback_packets  # with transport-cc the estimator judges loss, per packet
                     self._retier(self.allocation.on_receiver_report(self.loss, self.rtt_ms, now, sent_at=since, moves=moves))
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            if dt.kind == "video":
+                self.allocation.on_nack(now)
             if dt.stream is not None:
                 limit = self._repair_allowance(now)
                 sent = dt.stream.retransmit(dt, packet.lost, limit=limit)

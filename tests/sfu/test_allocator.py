@@ -353,3 +353,13 @@ def test_loss_before_repair_counts_where_the_receiver_reports_after_it():
     alloc.on_link_loss(0.02, now=1)  # transport-cc: 2 % of the packets as sent never arrived
     moved = alloc.on_receiver_report(0.0, 600.0, now=2)  # its report counts the NACKed ones as received
     assert moved is not None and moved.name == "180p" and alloc.protected
+
+
+def test_nacks_keep_protection_while_reports_count_only_what_both_copies_lost():
+    alloc = TierAllocation(CONFIG, SATELLITE, 0)
+    alloc.on_receiver_report(0.02, 600.0, now=0)
+    for t in range(1, 300):
+        alloc.on_receiver_report(0.0, 600.0, now=t)
+        if t % 30 == 0:
+            alloc.on_nack(now=t)  # the first copy lost, asked for before its copy came
+        assert alloc.protected
