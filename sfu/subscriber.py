@@ -61,6 +61,14 @@ REPAIR_BURST_S = 0.5
 REPAIR_PACKET_BYTES = 1200
 
 
+def _copy_arrival(sent: float, original: tuple[float, int] | None, original_arrival: float | None) -> float | None:
+    """When a repeated packet's second copy would have arrived: its first copy arrived, so the
+    receiver dropped this one as a duplicate (the link carried it, with the same delay)."""
+    if original is None or original_arrival is None:
+        return None
+    return original_arrival + (sent - original[0])
+
+
 class Subscriber:
     def __init__(
         self,
@@ -163,10 +171,18 @@ class Subscriber:
         lookup = self.cc.lookup
         measure = self._probe_measure
         results = []
-        for seq, arrival in feedback.packets():
+        packets = list(feedback.packets())
+        copies = self.cc.copies
+        arrived = {seq: arrival for seq, arrival in packets if arrival is not None} if copies else {}
+        for seq, arrival in packets:
             sent = lookup(seq)
             if sent is None:
                 continue  # not a sequence number we sent lately
+            original = copies.pop(seq, None) if copies else None
+            if original is not None and arrival is None:
+                arrival = _copy_arrival(sent[0], lookup(original), arrived.get(original))
+                if arrival is None:
+                    continue  # its first copy's fate is in another report: this one says nothing
             results.append((sent[0], sent[1], arrival))
             if measure is not None:
                 measure.add(sent[0], sent[1], arrival)

@@ -47,7 +47,7 @@ _REFERENCE_UNIT = 0.064  # the reference time counts 64 ms
 class SendHistory:
     """One peer connection's transport-wide sequence numbers: the next, and each one's send time and size."""
 
-    __slots__ = ("ext", "next", "sizes", "times")
+    __slots__ = ("copies", "ext", "next", "sizes", "times")
 
     def __init__(self, ext_id: int | None) -> None:
         self.ext = 0  # the first byte of the extension element, 0 (padding) when not negotiated
@@ -55,6 +55,16 @@ class SendHistory:
         self.next = 1
         self.times = array("d", bytes(8 * RING))
         self.sizes = array("H", bytes(2 * RING))
+        # a repeated packet's second copy -> the first's (``sfu.video_repeat``): the receiver keeps one
+        # copy and reports the other as never received, which is no loss of the link's
+        self.copies: dict[int, int] = {}
+
+    def note_copy(self, seq: int, original: int) -> None:
+        """Packet ``seq`` was a second copy of packet ``original``."""
+        copies = self.copies
+        copies[seq] = original
+        if len(copies) > RING:  # copies whose feedback never came
+            del copies[next(iter(copies))]
 
     @property
     def enabled(self) -> bool:

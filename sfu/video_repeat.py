@@ -13,7 +13,11 @@ round trip.
 The variant is built once per tier for every protected subscriber, and it is
 numbered as the tier: a downtrack's position, its NACKs (served from the same
 packets) and the tier's history stay valid across a switch between the two.
-Keyframe requests go to the tier's source. While anyone receives the variant
+Keyframe requests go to the tier's source. Each copy's transport-wide
+number is noted beside its first copy's (``SendHistory.note_copy``): the
+receiver drops the second copy to arrive before its transport-cc feedback
+is written, and the estimator must not read that as the link losing half
+the video. While anyone receives the variant
 it counts as a receiver of the tier (``PacketStream.variants``), so the tier
 is not retired under it.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 
 from .packet_stream import PacketStream
+from .transport_cc import SendHistory
 
 __all__ = ["MAX_FRAME_PACKETS", "SPACING_S", "RepeatedTier"]
 
@@ -44,7 +49,8 @@ class RepeatedTier:
         )
         # continue the tier's numbering: whoever switches between the two keeps its place
         self.stream.last_seq, self.stream.last_ts = tier_stream.last_seq, tier_stream.last_ts
-        self._frame: list[tuple[bytes, int, int, bool]] = []
+        # the frame so far: each packet and, per subscriber, the transport-wide number its first copy went with
+        self._frame: list[tuple[bytes, int, int, bool, list[tuple[SendHistory, int]]]] = []
         self.repeated = 0  # packets sent a second time (per packet, not per subscriber)
         tier_stream.taps.append(self._tap)
         tier_stream.variants.append(self.stream)
@@ -52,11 +58,12 @@ class RepeatedTier:
     def _tap(self, packet: bytes, seq: int, ts: int, marker: bool, keyframe: bool) -> None:
         """Every packet of the tier: on to the variant's subscribers now, and the frame again soon."""
         stream = self.stream
+        before = [(dt.cc, dt.cc.next) for dt in stream.subscribers]  # a keyframe promotes the pending
         stream.push(packet, seq, ts, marker, keyframe)
         if not stream.downtracks:
             self._frame.clear()
             return
-        self._frame.append((packet, seq, ts, marker))
+        self._frame.append((packet, seq, ts, marker, [(cc, tw) for cc, tw in before if cc.next != tw]))
         if marker or len(self._frame) >= MAX_FRAME_PACKETS:
             frame, self._frame = self._frame, []
             try:
@@ -64,14 +71,19 @@ class RepeatedTier:
             except RuntimeError:  # no loop (a synchronous caller): right away is the best left
                 self._again(frame)
 
-    def _again(self, frame: list[tuple[bytes, int, int, bool]]) -> None:
+    def _again(self, frame: list[tuple[bytes, int, int, bool, list[tuple[SendHistory, int]]]]) -> None:
         stream = self.stream
         if stream.closed or not stream.downtracks:
             return
         # the copies are old packets: the stream's position stays at the newest (sender reports, joins)
         position = stream.last_seq, stream.last_ts, stream.last_time
-        for packet, seq, ts, marker in frame:
+        for packet, seq, ts, marker, firsts in frame:
+            before = [(dt.cc, dt.cc.next) for dt in stream.downtracks]
             stream.push(packet, seq, ts, marker, False)
+            for cc, first in firsts:  # tell transport-cc feedback which packet this one copies
+                for same, tw in before:
+                    if same is cc and cc.next != tw:
+                        cc.note_copy(tw, first)
         stream.last_seq, stream.last_ts, stream.last_time = position
         self.repeated += len(frame)
 

@@ -68,6 +68,12 @@ async def test_each_packet_goes_twice_and_the_receiver_keeps_one_copy(receiver):
     assert [kept for _, kept in got] == [True] * 5 + [False] * 5 + [True] * 3 + [False] * 3
     assert receiver.nothing_more()
     assert repeated.repeated == 8 and repeated.stream.send_errors == 0
+    # transport-cc: each second copy is known as the copy of its first, so the one the receiver
+    # drops is not read as loss (frames of 5 then 3: first copies, then second copies, in turn)
+    start = min(dt.cc.copies.values())  # the keyframe's first packet too: it made the downtrack join
+    firsts = [start + i for i in range(5)] + [start + 10 + i for i in range(3)]
+    seconds = [start + 5 + i for i in range(5)] + [start + 13 + i for i in range(3)]
+    assert dt.cc.copies == dict(zip(seconds, firsts))
     # the variant stands where the tier stands, copies sent or not: a switch between the two keeps its place
     assert (repeated.stream.last_seq, repeated.stream.last_ts) == (tier.last_seq, tier.last_ts) == ((seq - 1) & 0xFFFF, 6000)
 
