@@ -61,12 +61,10 @@ REPAIR_BURST_S = 0.5
 REPAIR_PACKET_BYTES = 1200
 
 
-def _copy_arrival(sent: float, original: tuple[float, int] | None, original_arrival: float | None) -> float | None:
+def _copy_arrival(sent: float, original: tuple[float, int] | None, original_arrival: float) -> float | None:
     """When a repeated packet's second copy would have arrived: its first copy arrived, so the
     receiver dropped this one as a duplicate (the link carried it, with the same delay)."""
-    if original is None or original_arrival is None:
-        return None
-    return original_arrival + (sent - original[0])
+    return None if original is None else original_arrival + (sent - original[0])
 
 
 class Subscriber:
@@ -174,14 +172,21 @@ class Subscriber:
         packets = list(feedback.packets())
         copies = self.cc.copies
         arrived = {seq: arrival for seq, arrival in packets if arrival is not None} if copies else {}
+        pairs = firsts_lost = 0  # repeated packets whose both copies this report covers; of those, first copies lost
         for seq, arrival in packets:
             sent = lookup(seq)
             if sent is None:
                 continue  # not a sequence number we sent lately
             original = copies.pop(seq, None) if copies else None
-            if original is not None and arrival is None:
-                arrival = _copy_arrival(sent[0], lookup(original), arrived.get(original))
-                if arrival is None:
+            if original is not None:
+                if (original - feedback.base_seq) & 0xFFFF < len(packets):
+                    pairs += 1
+                    first_arrival = arrived.get(original)
+                    if first_arrival is None:
+                        firsts_lost += 1  # this copy is the repair (or both were lost: a loss)
+                    elif arrival is None:  # the receiver dropped this copy as a duplicate
+                        arrival = _copy_arrival(sent[0], lookup(original), first_arrival)
+                elif arrival is None:
                     continue  # its first copy's fate is in another report: this one says nothing
             results.append((sent[0], sent[1], arrival))
             if measure is not None:
@@ -193,7 +198,8 @@ class Subscriber:
         if self.rtt_ms is not None:
             estimator.rtt_s = self.rtt_ms / 1000
         estimator.on_packets(results, now)
-        self.allocation.on_link_loss(estimator.loss, now)  # as sent: a receiver report counts the repaired as received
+        # loss as sent (a receiver report counts what NACKs repaired as received); of repeated packets, the first copies'
+        self.allocation.on_link_loss(max(estimator.loss, firsts_lost / pairs if pairs else 0.0), now)
         self._retier(self.allocation.on_estimate(estimator.estimate_bps / 1000, now, sent_at=estimator.decreased_for))
 
     def _on_rtcp(self, dt: DownTrack, packet: AnyRtcpPacket) -> None:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 
 import pylibsrtp
 import pytest
+from aiortc import RTCPeerConnection
 
 from sfu.packet_stream import PacketStream
+from sfu.subscriber import Subscriber
+from sfu.transport_cc import Feedback
 from sfu.video_repeat import RepeatedTier
 from rtc.aiortc_adapter import srtp_handle
+from sfu.allocator import LinkInfo, TierAllocation
+from sfu.config import SfuConfig
 from sfu.downtrack import DownTrack
 from tests.sfu.test_packet_stream import KEY, Receiver, frame, wired_downtrack
 
@@ -103,3 +109,32 @@ async def test_no_copies_while_nobody_receives_the_variant():
     tier.push_frame(frame(3), 0, 3000, keyframe=True)
     await asyncio.sleep(0.05)
     assert repeated.repeated == 0 and repeated.stream.last_seq == 2
+
+
+def repeated_feedback(sub: Subscriber, *, first_lost: int | None = None) -> Feedback:
+    """Twenty packets sent twice, as the repeated variant sends them; the receiver kept the first copies
+    (all but ``first_lost``, whose second copy it kept) and reports the others as never received."""
+    base, now, arrivals = sub.cc.next, time.monotonic(), []
+    for i in range(20):
+        first = sub.cc.take(now + 0.03 * i, 1200)
+        sub.cc.note_copy(sub.cc.take(now + 0.03 * i + 0.01, 1200), first)
+        arrival = 100.0 + 0.03 * i
+        arrivals += [None, arrival + 0.01] if i == first_lost else [arrival, None]
+    return Feedback(sender_ssrc=1, media_ssrc=2, base_seq=base, count=0, arrivals=arrivals)
+
+
+async def test_the_copy_a_receiver_drops_is_no_loss_and_a_lost_first_copy_is():
+    satellite = LinkInfo(downlink_kbps=2000, uplink_kbps=500, rtt_ms=600, loss_pct=2)
+    config = SfuConfig(public_url="http://x")
+    for first_lost, lossy in ((None, False), (7, True)):
+        pc = RTCPeerConnection()
+        allocation = TierAllocation(config, satellite, time.monotonic())
+        sub = Subscriber("r", "c", pc, allocation, source=None, on_ready=lambda s: None, on_tier=lambda s, t: None)
+        try:
+            sub._on_transport_feedback(repeated_feedback(sub, first_lost=first_lost))
+            # no second copy counted lost; a first copy lost is one the link lost
+            assert sub.estimator.loss == pytest.approx(1 / 40 if lossy else 0.0) and not sub.cc.copies
+            allocation.on_receiver_report(0.0, 600.0, time.monotonic())  # the receiver's report: nothing lost
+            assert allocation.protected == lossy  # the first copy lost: the link is lossy, the copy repaired it
+        finally:
+            await pc.close()
