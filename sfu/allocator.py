@@ -132,6 +132,10 @@ class TierAllocation:
         return self._config.upgrade_loss
 
     @property
+    def downgrade_loss(self) -> float:
+        return self._config.downgrade_loss
+
+    @property
     def tier(self) -> TierSpec:
         return self._tiers[self.index]
 

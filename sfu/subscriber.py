@@ -56,6 +56,9 @@ PROBE_SETTLE_S = 2.5  # after a probe, how long its feedback may take
 PROBE_MAX_LOSS = 0.05
 # retransmissions may add this share of the budget (and save up half a second of it): after a
 # drop, the packets the old tier lost would otherwise go again into the link that just lost them
+# a receiver without transport-cc: the video packets it NACKs over this long, of those sent, read as
+# a receiver report's loss (NACKs come at once, reports about once a second: a link that narrowed is fitted sooner)
+NACK_WINDOW_S = 0.5
 REPAIR_SHARE = 0.25
 REPAIR_BURST_S = 0.5
 REPAIR_PACKET_BYTES = 1200
@@ -113,6 +116,7 @@ class Subscriber:
         self._repair_at = now
         self._probe_measure: ProbeMeasure | None = None
         self._probe_reports: list[tuple[float, float]] | None = None  # (time, loss) of the video and RTX streams
+        self._nack_window: tuple[float, int, set[int]] | None = None  # (start, video packets sent by then, packets NACKed since)
         self.heard_at: float | None = None  # monotonic time of the receiver's last RTCP: its media is arriving
         self.ready = False
         self.closed = False
@@ -228,6 +232,8 @@ class Subscriber:
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if dt.kind == "video":
                 self.allocation.on_nack(now)
+                if not self.feedback_packets:
+                    self._nacked(dt, packet.lost, now)
             if dt.stream is not None:
                 limit = self._repair_allowance(now)
                 sent = dt.stream.retransmit(dt, packet.lost, limit=limit)
@@ -250,6 +256,23 @@ class Subscriber:
                     self.remb_bps = bitrate
                     self.estimator.on_remb(bitrate, now)
                     self._retier(self.allocation.on_estimate(self.estimator.estimate_bps / 1000, now, bounds=True))
+
+    def _nacked(self, dt: DownTrack, lost: list[int], now: float) -> None:
+        """Video packets NACKed: over ``NACK_WINDOW_S``, their share of those sent is the loss a
+        receiver report would show a second later (the same thresholds judge it). A receiver may
+        ask again for what it still misses (aiortc repeats its whole list): each counts once."""
+        start, sent_then, nacked = self._nack_window or (now, dt.packets_sent, set())
+        nacked.update(lost)
+        if now - start < NACK_WINDOW_S:
+            self._nack_window = (start, sent_then, nacked)
+            return
+        self._nack_window = None
+        sent = dt.packets_sent - sent_then
+        if sent <= 0 or self._covers_probe(start, now):
+            return  # the padding's loss is the probe's verdict
+        fraction = min(1.0, len(nacked) / sent)
+        if fraction >= self.allocation.downgrade_loss:
+            self._retier(self.allocation.on_receiver_report(fraction, None, now, sent_at=start))
 
     def _covers_probe(self, since: float | None, now: float) -> bool:
         """Does a receiver report about what arrived from ``since`` to ``now`` cover the last probe's packets?"""
