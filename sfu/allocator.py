@@ -65,7 +65,7 @@ NEAR_SHARE = 0.8  # a failed probe that delivered this share of its target was n
 NEAR_RETRY_S = 8.0
 DRAIN_S = 0.5  # after a downgrade: packets sent this soon after it still met the old tier's queue
 CLIMB_HOLD_S = 2.0  # after a probe carried a step up: the next probe comes this soon, not after the full hold
-PROTECT_LOSS = 0.01  # a receiver report with this much loss shows a lossy link
+PROTECT_LOSS = 0.01  # this much loss (a receiver report's, or transport-cc's before repair) shows a lossy link
 PROTECT_MEMORY_S = 120.0  # loss seen this recently keeps video protected
 PROTECT_RTT_BACK = 0.8  # protection ends under this share of the RTT threshold (hysteresis)
 

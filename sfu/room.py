@@ -4,7 +4,9 @@ The room keeps who speaks and who subscribes. The *program* is what every
 commune receives: the host's picture and sound, or those of the commune
 holding the floor. Video: a subscriber's downtrack attaches to the source of
 its tier (``sfu.tier_source``: on an origin, the program publisher's decoded
-frames go to one ``TierEncoder`` per tier in use); audio: the program's Opus
+frames go to one ``TierEncoder`` per tier in use), or to that tier's repeated
+variant when its allocation protects it (``sfu.video_repeat``: a long lossy
+link gets each packet twice); audio: the program's Opus
 packets are forwarded into one program ``PacketStream`` (sequence numbers and
 timestamps made continuous across floor changes). Nobody receives their own
 audio back. On a relay the program (video and audio) comes from the origin:
