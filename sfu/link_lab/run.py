@@ -226,7 +226,8 @@ async def _run(
                 receiver_samples.append(Receiver.to_sample(t, counters))
             if stats is not None and tick % 10 == 0:
                 out(
-                    f"  {t:5.1f} s: tier {stats.get('tier')}{' twice' if stats.get('video_repeat') else ''}, sending {float(stats.get('bitrate_bps') or 0) / 1000:.0f} kbps,"
+                    f"  {t:5.1f} s: tier {stats.get('tier')}{' twice' if stats.get('video_repeat') else ''},"
+                    f" sending {float(stats.get('bitrate_bps') or 0) / 1000:.0f} kbps,"
                     f" loss {stats.get('loss_pct')} %, receiver {counters.get('height') if counters else '-'}p"
                 )
             tick += 1
