@@ -4,7 +4,10 @@ The subscriber answers RTCP from its receiver. Transport-cc feedback is taken
 out of each compound RTCP datagram before aiortc parses the rest
 (``transport_cc.split_compound``; a malformed one is dropped and counted) and
 feeds its ``BandwidthEstimator``; so do REMB (receivers that only send REMB)
-and the loss in receiver reports (receivers that send neither). The estimate
+and the loss in receiver reports (receivers that send neither; their NACKs
+over half a second count as such a report too). A repeated video packet's
+second copy, which the receiver drops as a duplicate, counts as arrived with
+its first (``sfu.video_repeat``). The estimate
 and the reports' loss go to its ``TierAllocation``; when that asks for a probe
 the subscriber pads its RTX stream up to the next tier's cost
 (``sfu.prober``) and tells it whether the link carried it. PLI/FIR go to the
@@ -54,11 +57,11 @@ logger = logging.getLogger(__name__)
 PACKET_OVERHEAD_BYTES = HEADER_BYTES + 10 + 28  # RTP header and extension, SRTP tag, UDP/IPv4
 PROBE_SETTLE_S = 2.5  # after a probe, how long its feedback may take
 PROBE_MAX_LOSS = 0.05
-# retransmissions may add this share of the budget (and save up half a second of it): after a
-# drop, the packets the old tier lost would otherwise go again into the link that just lost them
 # a receiver without transport-cc: the video packets it NACKs over this long, of those sent, read as
 # a receiver report's loss (NACKs come at once, reports about once a second: a link that narrowed is fitted sooner)
 NACK_WINDOW_S = 0.5
+# retransmissions may add this share of the budget (and save up half a second of it): after a
+# drop, the packets the old tier lost would otherwise go again into the link that just lost them
 REPAIR_SHARE = 0.25
 REPAIR_BURST_S = 0.5
 REPAIR_PACKET_BYTES = 1200

@@ -13,13 +13,12 @@ round trip.
 The variant is built once per tier for every protected subscriber, and it is
 numbered as the tier: a downtrack's position, its NACKs (served from the same
 packets) and the tier's history stay valid across a switch between the two.
-Keyframe requests go to the tier's source. Each copy's transport-wide
-number is noted beside its first copy's (``SendHistory.note_copy``): the
-receiver drops the second copy to arrive before its transport-cc feedback
-is written, and the estimator must not read that as the link losing half
-the video. While anyone receives the variant
-it counts as a receiver of the tier (``PacketStream.variants``), so the tier
-is not retired under it.
+Keyframe requests go to the tier's source. While anyone receives the
+variant it counts as a receiver of the tier (``PacketStream.variants``), so
+the tier is not retired under it. Each copy's transport-wide number is noted
+beside its first copy's (``SendHistory.note_copy``): the receiver drops the
+second copy to arrive before its transport-cc feedback is written, and the
+estimator must not read that as the link losing half the video.
 """
 
 from __future__ import annotations
