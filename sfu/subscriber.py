@@ -238,10 +238,8 @@ class Subscriber:
                 if not self.feedback_packets:
                     self._nacked(dt, packet.lost, now)
             if dt.stream is not None:
-                limit = self._repair_allowance(now)
-                sent = dt.stream.retransmit(dt, packet.lost, limit=limit)
-                if limit is not None:
-                    self._repair_bytes -= sent * REPAIR_PACKET_BYTES
+                sent = dt.stream.retransmit(dt, packet.lost, limit=self._repair_allowance(now))
+                self._repair_bytes -= sent * REPAIR_PACKET_BYTES
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self.plis += 1
@@ -285,11 +283,16 @@ class Subscriber:
         late = (self.rtt_ms or 0) / 1000  # the probe's last packets arrive up to a round trip later
         return since is None or since < window[1] + late
 
-    def _repair_allowance(self, now: float) -> int | None:
-        """How many packets a NACK may have resent now (None: no budget known, no limit)."""
-        budget = self.allocation.budget_kbps
-        if budget is None:
-            return None
+    def _repair_allowance(self, now: float) -> int:
+        """How many packets a NACK may have resent now.
+
+        A share of the budget, and never more than that share of what the current tier costs:
+        a receiver without transport-cc or REMB gives no estimate, and its profile's budget
+        (fibre: 50 Mbps) would let the retransmissions of a whole lost second refill the link."""
+        allocation = self.allocation
+        budget = allocation.cost_kbps(allocation.index)
+        if allocation.budget_kbps is not None:
+            budget = min(budget, allocation.budget_kbps)
         rate = REPAIR_SHARE * budget * 1000 / 8  # bytes a second
         elapsed = max(0.0, now - self._repair_at)
         self._repair_at = now

@@ -10,11 +10,12 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 
-from sfu.allocator import TierAllocation
+from sfu.allocator import LinkInfo, TierAllocation
 from sfu.config import SfuConfig
 from sfu.packet_stream import PacketStream
 from sfu.subscriber import NACK_WINDOW_S, Subscriber
 from tests.sfu.test_packet_stream import Receiver, wired_downtrack
+from tests.sfu.test_video_repeat import repeating_downtrack
 
 
 @pytest.fixture
@@ -58,3 +59,25 @@ async def test_a_receiver_asking_again_for_the_same_packets_counts_them_once(rec
     # aiortc repeats its whole list of missing packets with each NACK: 5 packets, not 50
     moves = await nacks_over_a_window(receiver, [list(range(5))] * 10 + [list(range(5))])
     assert moves == []
+
+
+async def test_retransmissions_stay_a_share_of_the_tier_without_an_estimate(receiver):
+    """A fibre profile and no estimate (no transport-cc, no REMB): a link that just dropped NACKs
+    hundreds of packets, and resending them all would refill it."""
+    pc = RTCPeerConnection()
+    fibre = LinkInfo(downlink_kbps=100_000, uplink_kbps=50_000)
+    allocation = TierAllocation(SfuConfig(public_url="http://x"), fibre, time.monotonic())
+    sub = Subscriber("r", "c", pc, allocation, source=None, on_ready=lambda s: None, on_tier=lambda s, t: None)
+    try:
+        stream = PacketStream("video", "t/720p", clock_rate=90000)
+        sub.video = dt = repeating_downtrack(receiver)  # a retransmission protects an index again
+        stream.attach(dt, at_keyframe=False)
+        first = dt.next_seq
+        for i in range(300):
+            stream.push_frame([os.urandom(1000)], i, 3000 * i, keyframe=i == 0)
+        sub._on_rtcp(dt, RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=dt.ssrc,
+                                         lost=[(first + i) & 0xFFFF for i in range(300)]))  # fmt: skip
+        # a quarter of 720p's 2.5 Mbps, half a second of it saved up: about 33 packets of 1,200 bytes
+        assert 0 < dt.retransmits <= 40 and dt.repairs_refused == 300 - dt.retransmits and dt.send_errors == 0
+    finally:
+        await pc.close()

@@ -22,10 +22,12 @@ from tests.sfu.test_packet_stream import KEY, Receiver, frame, wired_downtrack
 
 
 def repeating_downtrack(receiver: Receiver) -> DownTrack:
-    """A wired downtrack whose SRTP session may protect an index twice, as aiortc's sessions may."""
+    """A wired downtrack whose SRTP session may protect an index again, as aiortc's sessions may
+    (within the last 1,024: retransmissions too)."""
     dt = wired_downtrack(receiver, gso=False)
     policy = pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
     policy.allow_repeat_tx = True
+    policy.window_size = 1024
     session = pylibsrtp.Session(policy)
     receiver.senders.append(session)
     dt.srtp = srtp_handle(session)
