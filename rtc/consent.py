@@ -19,7 +19,9 @@ together some forty seconds after joining.
   a check is answered within a turn or two, and media keeps up too;
 - ``aioice.ice.Connection.query_consent`` is replaced with a check that
   retransmits each request (an answer to any copy counts), so it waits about
-  3.5 s for one instead of 0.5 s, and that expires consent only after
+  3.5 s for one instead of 0.5 s (a satellite commune's 600 ms round trip
+  makes every answer late for aioice alone: its peer is cut off after 30 s;
+  here the first copy's answer is in time), and that expires consent only after
   ``CONSENT_INTERVAL * CONSENT_FAILURES`` seconds without an answer, not
   counting the time this process's event loop was late (``LoopLag``): a
   stalled loop is our problem, not the peer's.

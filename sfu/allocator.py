@@ -31,6 +31,19 @@ clock), so the tests drive it with a fake clock.
   ``upgrade_headroom`` holds the probe back (hysteresis) while it is fresh
   (``ESTIMATE_TTL_S``).
 - Never above the link: the cap (share of the downlink) is a hard limit.
+- Video sent twice on long lossy links (``protected``): with a round trip
+  of ``red_rtt_ms`` or more a NACK's repair comes too late to be shown, so
+  once loss is seen (``PROTECT_LOSS``, within the last ``PROTECT_MEMORY_S``,
+  in a receiver report or, before any repair, in transport-cc feedback:
+  ``on_link_loss``, or a NACK) the subscriber gets its tier's repeated variant
+  (``sfu.video_repeat``): no round trip needed. Its video then costs twice,
+  so the fit moves to the best tier that fits protected (a sharper picture
+  that freezes is worse than a softer one that does not); protection is
+  taken only when the link has room for at least the lowest video tier sent
+  twice, and dropped when the RTT falls under 80 % of the threshold or the
+  room is gone. Reports under protection count only the packets lost in
+  both copies (NACKs still come, sent before the copy arrives), hence the
+  long memory.
 """
 
 from __future__ import annotations
@@ -52,6 +65,9 @@ NEAR_SHARE = 0.8  # a failed probe that delivered this share of its target was n
 NEAR_RETRY_S = 8.0
 DRAIN_S = 0.5  # after a downgrade: packets sent this soon after it still met the old tier's queue
 CLIMB_HOLD_S = 2.0  # after a probe carried a step up: the next probe comes this soon, not after the full hold
+PROTECT_LOSS = 0.01  # this much loss (a receiver report's, or transport-cc's before repair) shows a lossy link
+PROTECT_MEMORY_S = 120.0  # loss seen this recently keeps video protected
+PROTECT_RTT_BACK = 0.8  # protection ends under this share of the RTT threshold (hysteresis)
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,9 @@ class TierAllocation:
         self.probes = 0
         self._backoff: dict[int, tuple[int, float]] = {}  # tier index -> (failed probes in a row, next try)
         self._climbing = False  # the last change was a step up a probe proved
+        self.protected = False  # video sent twice (long lossy link): each video tier costs its bitrate twice
+        self._loss_seen_at = -math.inf
+        self._lowest_video = max((i for i, t in enumerate(self._tiers) if not t.audio_only), default=None)
 
     @property
     def failed_probes(self) -> int:
@@ -113,6 +132,10 @@ class TierAllocation:
         return self._config.upgrade_loss
 
     @property
+    def downgrade_loss(self) -> float:
+        return self._config.downgrade_loss
+
+    @property
     def tier(self) -> TierSpec:
         return self._tiers[self.index]
 
@@ -121,8 +144,10 @@ class TierAllocation:
         values = [v for v in (self.cap_kbps, self.estimate_kbps) if v is not None]
         return min(values) if values else None
 
-    def cost_kbps(self, index: int) -> float:
-        return self._tiers[index].video_kbps + self.audio_kbps
+    def cost_kbps(self, index: int, protected: bool | None = None) -> float:
+        """Tier ``index``'s cost; its video counts twice when protected (by default: as now)."""
+        repeats = 2 if (self.protected if protected is None else protected) else 1
+        return self._tiers[index].video_kbps * repeats + self.audio_kbps
 
     def _fit(self, budget_kbps: float) -> int:
         """The best tier within budget; the lowest when none is."""
@@ -159,10 +184,11 @@ class TierAllocation:
         self._estimate_at = now
         if self.index > self.top and kbps >= self.cost_kbps(self.index - 1) * CLEAR_HEADROOM:
             self._backoff.pop(self.index - 1, None)
+        changed = self._reprotect(now)  # a lower estimate may leave no room for video twice
         budget = self.budget_kbps
         if budget is not None and self.cost_kbps(self.index) > budget and not self._stale(sent_at):
-            return self._move(max(self.index, self._fit(budget)), now)
-        return self.tick(now)
+            return self._move(max(self.index, self._fit(budget)), now) or changed
+        return changed or self.tick(now)
 
     def on_remb(self, bitrate_bps: float, now: float) -> TierSpec | None:
         """A receiver's estimate of its available bandwidth."""
@@ -178,18 +204,60 @@ class TierAllocation:
         self.loss = fraction_lost = min(1.0, max(0.0, fraction_lost))
         if rtt_ms is not None:
             self.rtt_ms = rtt_ms
+        if fraction_lost >= PROTECT_LOSS:
+            self._loss_seen_at = now
         if fraction_lost >= self._config.upgrade_loss:
             self._calm_since = now
             self._climbing = False
         if moves and fraction_lost >= self._config.downgrade_loss and not self._stale(sent_at):
             got_through = self.cost_kbps(self.index) * (1 - fraction_lost / 2)
-            return self._move(max(self.index + 1, self._fit(got_through)), now)
+            return self._move(max(self.index + 1, self._fit(got_through)), now) or self._reprotect(now)
         return self.tick(now)
+
+    # protection ------------------------------------------------------------------------
+
+    def on_link_loss(self, fraction_lost: float, now: float) -> None:
+        """Loss of packets as sent, before any repair (transport-cc feedback): a receiver
+        that repairs by NACK reports after the repair, and a repair a round trip late is a stall."""
+        if fraction_lost >= PROTECT_LOSS:
+            self._loss_seen_at = now
+
+    def on_nack(self, now: float) -> None:
+        """The receiver asked for a video packet again: the link lost it. Under protection its
+        reports count only what both copies lost, but it asks as soon as it sees the gap, before
+        the copy fills it, so NACKs keep telling of a lossy link."""
+        self._loss_seen_at = now
+
+    def _wants_protection(self, now: float) -> bool:
+        rtt, lowest = self.rtt_ms, self._lowest_video
+        if rtt is None or lowest is None or now - self._loss_seen_at > PROTECT_MEMORY_S:
+            return False
+        if rtt < self._config.red_rtt_ms * (PROTECT_RTT_BACK if self.protected else 1.0):
+            return False
+        budget = self.budget_kbps
+        return budget is None or self.cost_kbps(lowest, protected=True) <= budget
+
+    def _reprotect(self, now: float) -> TierSpec | None:
+        """Start or stop sending video twice; returns the tier (maybe the same) when that changed."""
+        if self._wants_protection(now) == self.protected:
+            return None
+        self.protected = not self.protected
+        self.probe = None  # priced the other way
+        budget = self.budget_kbps
+        if budget is not None and self.cost_kbps(self.index) > budget and self._move(self._fit(budget), now) is not None:
+            return self.tier
+        self._last_change = self._calm_since = now
+        self.changes += 1
+        return self.tier
 
     # stepping up ---------------------------------------------------------------------
 
     def tick(self, now: float) -> TierSpec | None:
-        """Consider a probe for one step up; call periodically. Returns a tier only when it changes."""
+        """Consider protection, and a probe for one step up; call periodically.
+        Returns a tier only when it (or its protection) changes."""
+        changed = self._reprotect(now)
+        if changed is not None:
+            return changed
         if self.index <= self.top or self.probe is not None:
             return None
         hold = min(CLIMB_HOLD_S, self._config.upgrade_hold_s) if self._climbing else self._config.upgrade_hold_s

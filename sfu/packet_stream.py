@@ -87,6 +87,8 @@ class PacketStream:
         self.repeat = repeat  # each packet pushed twice (``sfu.room``, long links without RED)
         self.clock_rate = clock_rate
         self.downtracks: list[DownTrack] = []
+        # streams fed from this one's packets (``sfu.video_repeat``): their subscribers count as this one's
+        self.variants: list[PacketStream] = []
         # called with (packet, seq, ts, marker, keyframe) for every packet pushed: a recorder's copy
         self.taps: list[Callable[[bytes, int, int, bool, bool], None]] = []
         self._targets: list[tuple] = []  # the downtracks the Python loop sends to
@@ -111,7 +113,7 @@ class PacketStream:
         self.closed = False
 
     def __len__(self) -> int:
-        return len(self.downtracks) + len(self._pending)
+        return len(self.downtracks) + len(self._pending) + sum(len(v) for v in self.variants)
 
     @property
     def subscribers(self) -> Iterable[DownTrack]:
@@ -147,7 +149,7 @@ class PacketStream:
             self.downtracks.remove(dt)
             self._retarget()
             dt.leave()
-        if self._on_idle is not None and not self.closed and not self.downtracks and not self._pending:
+        if self._on_idle is not None and not self.closed and not len(self):
             self._on_idle()
 
     def close(self) -> None:

@@ -4,7 +4,9 @@ The room keeps who speaks and who subscribes. The *program* is what every
 commune receives: the host's picture and sound, or those of the commune
 holding the floor. Video: a subscriber's downtrack attaches to the source of
 its tier (``sfu.tier_source``: on an origin, the program publisher's decoded
-frames go to one ``TierEncoder`` per tier in use); audio: the program's Opus
+frames go to one ``TierEncoder`` per tier in use), or to that tier's repeated
+variant when its allocation protects it (``sfu.video_repeat``: a long lossy
+link gets each packet twice); audio: the program's Opus
 packets are forwarded into one program ``PacketStream`` (sequence numbers and
 timestamps made continuous across floor changes). Nobody receives their own
 audio back. On a relay the program (video and audio) comes from the origin:
@@ -34,6 +36,7 @@ from .test_room import PublishProbe, is_test_room
 from .tier_source import EncodedTiers, TierSource, TierSources
 from .transport_cc import HEADER_BYTES
 from .uplink import Uplink
+from .video_repeat import RepeatedTier
 
 __all__ = ["Room"]
 
@@ -62,6 +65,7 @@ class Room:
         self._repeat: PacketStream | None = None
         self._previous_audio: tuple[bytes, int, int, bool] | None = None
         self._audio_source: Publisher | None = None
+        self._repeated: dict[str, RepeatedTier] = {}  # tier name -> its video sent twice, for protected subscribers
         self._audio_seq = random.randrange(0, 1 << 15)
         self._audio_ts_off = 0
         self.closed = False
@@ -262,8 +266,28 @@ class Room:
                 if stream is not None:
                     stream.detach(sub.video)
         else:
-            self.tiers.source(tier).stream.attach(sub.video, at_keyframe=True)
+            self._video_for(sub, tier).attach(sub.video, at_keyframe=True)
         sub.tier_name = tier.name
+        self._retire_idle()
+
+    def _video_for(self, sub: Subscriber, tier: TierSpec) -> PacketStream:
+        """The stream of ``tier`` as ``sub`` gets it: plain, or sent twice when its allocation protects it."""
+        source = self.tiers.source(tier)
+        if not sub.allocation.protected or sub.pinned:
+            return source.stream
+        repeated = self._repeated.get(tier.name)
+        if repeated is None or repeated.tier_stream is not source.stream:
+            if repeated is not None:
+                repeated.close()
+            repeated = self._repeated[tier.name] = RepeatedTier(source.stream, source.request_keyframe)
+        return repeated.stream
+
+    def _retire_idle(self) -> None:
+        """Drop repeated tiers nobody receives, then the tiers nobody receives."""
+        for name, repeated in list(self._repeated.items()):
+            if repeated.idle:
+                repeated.close()
+                del self._repeated[name]
         self.tiers.retire_idle()
 
     def remove_subscriber(self, sub: Subscriber) -> None:
@@ -272,7 +296,7 @@ class Room:
             for stream in (dt.stream, dt.pending):
                 if stream is not None:
                     stream.detach(dt)
-        self.tiers.retire_idle()
+        self._retire_idle()
         self.last_active = self._clock()
 
     def take_retired(self) -> list[TierSource]:
@@ -281,7 +305,7 @@ class Room:
     # periodic and reporting --------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        self.tiers.retire_idle()
+        self._retire_idle()
         speaker = self.program_identity
         for sub in list(self.subscribers.values()):
             try:

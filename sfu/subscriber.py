@@ -4,7 +4,10 @@ The subscriber answers RTCP from its receiver. Transport-cc feedback is taken
 out of each compound RTCP datagram before aiortc parses the rest
 (``transport_cc.split_compound``; a malformed one is dropped and counted) and
 feeds its ``BandwidthEstimator``; so do REMB (receivers that only send REMB)
-and the loss in receiver reports (receivers that send neither). The estimate
+and the loss in receiver reports (receivers that send neither; their NACKs
+over half a second count as such a report too). A repeated video packet's
+second copy, which the receiver drops as a duplicate, counts as arrived with
+its first (``sfu.video_repeat``). The estimate
 and the reports' loss go to its ``TierAllocation``; when that asks for a probe
 the subscriber pads its RTX stream up to the next tier's cost
 (``sfu.prober``) and tells it whether the link carried it. PLI/FIR go to the
@@ -54,11 +57,20 @@ logger = logging.getLogger(__name__)
 PACKET_OVERHEAD_BYTES = HEADER_BYTES + 10 + 28  # RTP header and extension, SRTP tag, UDP/IPv4
 PROBE_SETTLE_S = 2.5  # after a probe, how long its feedback may take
 PROBE_MAX_LOSS = 0.05
+# a receiver without transport-cc: the video packets it NACKs over this long, of those sent, read as
+# a receiver report's loss (NACKs come at once, reports about once a second: a link that narrowed is fitted sooner)
+NACK_WINDOW_S = 0.5
 # retransmissions may add this share of the budget (and save up half a second of it): after a
 # drop, the packets the old tier lost would otherwise go again into the link that just lost them
 REPAIR_SHARE = 0.25
 REPAIR_BURST_S = 0.5
 REPAIR_PACKET_BYTES = 1200
+
+
+def _copy_arrival(sent: float, original: tuple[float, int] | None, original_arrival: float) -> float | None:
+    """When a repeated packet's second copy would have arrived: its first copy arrived, so the
+    receiver dropped this one as a duplicate (the link carried it, with the same delay)."""
+    return None if original is None else original_arrival + (sent - original[0])
 
 
 class Subscriber:
@@ -107,6 +119,7 @@ class Subscriber:
         self._repair_at = now
         self._probe_measure: ProbeMeasure | None = None
         self._probe_reports: list[tuple[float, float]] | None = None  # (time, loss) of the video and RTX streams
+        self._nack_window: tuple[float, int, set[int]] | None = None  # (start, video packets sent by then, packets NACKed since)
         self.heard_at: float | None = None  # monotonic time of the receiver's last RTCP: its media is arriving
         self.ready = False
         self.closed = False
@@ -163,10 +176,25 @@ class Subscriber:
         lookup = self.cc.lookup
         measure = self._probe_measure
         results = []
-        for seq, arrival in feedback.packets():
+        packets = list(feedback.packets())
+        copies = self.cc.copies
+        arrived = {seq: arrival for seq, arrival in packets if arrival is not None} if copies else {}
+        pairs = firsts_lost = 0  # repeated packets whose both copies this report covers; of those, first copies lost
+        for seq, arrival in packets:
             sent = lookup(seq)
             if sent is None:
                 continue  # not a sequence number we sent lately
+            original = copies.pop(seq, None) if copies else None
+            if original is not None:
+                if (original - feedback.base_seq) & 0xFFFF < len(packets):
+                    pairs += 1
+                    first_arrival = arrived.get(original)
+                    if first_arrival is None:
+                        firsts_lost += 1  # this copy is the repair (or both were lost: a loss)
+                    elif arrival is None:  # the receiver dropped this copy as a duplicate
+                        arrival = _copy_arrival(sent[0], lookup(original), first_arrival)
+                elif arrival is None:
+                    continue  # its first copy's fate is in another report: this one says nothing
             results.append((sent[0], sent[1], arrival))
             if measure is not None:
                 measure.add(sent[0], sent[1], arrival)
@@ -177,6 +205,8 @@ class Subscriber:
         if self.rtt_ms is not None:
             estimator.rtt_s = self.rtt_ms / 1000
         estimator.on_packets(results, now)
+        # loss as sent (a receiver report counts what NACKs repaired as received); of repeated packets, the first copies'
+        self.allocation.on_link_loss(max(estimator.loss, firsts_lost / pairs if pairs else 0.0), now)
         self._retier(self.allocation.on_estimate(estimator.estimate_bps / 1000, now, sent_at=estimator.decreased_for))
 
     def _on_rtcp(self, dt: DownTrack, packet: AnyRtcpPacket) -> None:
@@ -203,11 +233,13 @@ class Subscriber:
                     moves = not self.feedback_packets  # with transport-cc the estimator judges loss, per packet
                     self._retier(self.allocation.on_receiver_report(self.loss, self.rtt_ms, now, sent_at=since, moves=moves))
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            if dt.kind == "video":
+                self.allocation.on_nack(now)
+                if not self.feedback_packets:
+                    self._nacked(dt, packet.lost, now)
             if dt.stream is not None:
-                limit = self._repair_allowance(now)
-                sent = dt.stream.retransmit(dt, packet.lost, limit=limit)
-                if limit is not None:
-                    self._repair_bytes -= sent * REPAIR_PACKET_BYTES
+                sent = dt.stream.retransmit(dt, packet.lost, limit=self._repair_allowance(now))
+                self._repair_bytes -= sent * REPAIR_PACKET_BYTES
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self.plis += 1
@@ -226,6 +258,23 @@ class Subscriber:
                     self.estimator.on_remb(bitrate, now)
                     self._retier(self.allocation.on_estimate(self.estimator.estimate_bps / 1000, now, bounds=True))
 
+    def _nacked(self, dt: DownTrack, lost: list[int], now: float) -> None:
+        """Video packets NACKed: over ``NACK_WINDOW_S``, their share of those sent is the loss a
+        receiver report would show a second later (the same thresholds judge it). A receiver may
+        ask again for what it still misses (aiortc repeats its whole list): each counts once."""
+        start, sent_then, nacked = self._nack_window or (now, dt.packets_sent, set())
+        nacked.update(lost)
+        if now - start < NACK_WINDOW_S:
+            self._nack_window = (start, sent_then, nacked)
+            return
+        self._nack_window = None
+        sent = dt.packets_sent - sent_then
+        if sent <= 0 or self._covers_probe(start, now):
+            return  # the padding's loss is the probe's verdict
+        fraction = min(1.0, len(nacked) / sent)
+        if fraction >= self.allocation.downgrade_loss:
+            self._retier(self.allocation.on_receiver_report(fraction, None, now, sent_at=start))
+
     def _covers_probe(self, since: float | None, now: float) -> bool:
         """Does a receiver report about what arrived from ``since`` to ``now`` cover the last probe's packets?"""
         window = self._probe_window
@@ -234,11 +283,16 @@ class Subscriber:
         late = (self.rtt_ms or 0) / 1000  # the probe's last packets arrive up to a round trip later
         return since is None or since < window[1] + late
 
-    def _repair_allowance(self, now: float) -> int | None:
-        """How many packets a NACK may have resent now (None: no budget known, no limit)."""
-        budget = self.allocation.budget_kbps
-        if budget is None:
-            return None
+    def _repair_allowance(self, now: float) -> int:
+        """How many packets a NACK may have resent now.
+
+        A share of the budget, and never more than that share of what the current tier costs:
+        a receiver without transport-cc or REMB gives no estimate, and its profile's budget
+        (fibre: 50 Mbps) would let the retransmissions of a whole lost second refill the link."""
+        allocation = self.allocation
+        budget = allocation.cost_kbps(allocation.index)
+        if allocation.budget_kbps is not None:
+            budget = min(budget, allocation.budget_kbps)
         rate = REPAIR_SHARE * budget * 1000 / 8  # bytes a second
         elapsed = max(0.0, now - self._repair_at)
         self._repair_at = now
@@ -386,6 +440,8 @@ class Subscriber:
             "estimate_kbps": round(self.estimator.estimate_bps / 1000),
             "audio_red": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.red),
             "audio_repeat": bool(self.audio is not None and self.audio.stream is not None and self.audio.stream.repeat),
+            # video sent twice (``sfu.video_repeat``): a long lossy link
+            "video_repeat": bool(self.video is not None and self.video.stream is not None and self.video.stream.repeat),
             "transport_cc": self.cc.enabled,
             "feedback_packets": self.feedback_packets,
             "feedback_errors": self.feedback_errors,

@@ -54,7 +54,7 @@ class SendHistory:
     sequence number and the extension's first byte (``head``).
     """
 
-    __slots__ = ("head", "memory", "sizes", "times")
+    __slots__ = ("copies", "head", "memory", "sizes", "times")
 
     def __init__(self, ext_id: int | None) -> None:
         self.memory = bytearray(RING_BYTES)
@@ -64,6 +64,16 @@ class SendHistory:
         self.head = view[10 * RING : 10 * RING + 4].cast("H")  # [next, ext]
         self.next = 1
         self.enable(ext_id)
+        # a repeated packet's second copy -> the first's (``sfu.video_repeat``): the receiver keeps one
+        # copy and reports the other as never received, which is no loss of the link's
+        self.copies: dict[int, int] = {}
+
+    def note_copy(self, seq: int, original: int) -> None:
+        """Packet ``seq`` was a second copy of packet ``original``."""
+        copies = self.copies
+        copies[seq] = original
+        if len(copies) > RING:  # copies whose feedback never came
+            del copies[next(iter(copies))]
 
     @property
     def next(self) -> int:

@@ -3,7 +3,8 @@
 ``NodeSample``: what the node says about the subscriber (its tier and the
 bitrate it sends, from ``GET /sfu/rooms/{room}``). ``ReceiverSample``: the
 receiver's own counters (decoded frames, frozen seconds so far, audio
-packets expected and lost after repair). `FreezeMeter` counts frozen time
+packets expected and never received, and, where the receiver says, audio
+samples played and concealed). `FreezeMeter` counts frozen time
 the way Chromium's ``totalFreezesDuration`` does, so aiortc and Chromium
 receivers are measured alike.
 """
@@ -26,6 +27,7 @@ class NodeSample:
     t: float  # seconds into the run
     tier: str | None
     bitrate_bps: float
+    repeat: bool = False  # the tier's video sent twice (a long lossy link)
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,11 @@ class ReceiverSample:
     frames: int  # video frames decoded so far
     frozen_s: float  # frozen seconds so far
     audio_expected: int  # audio packets the sender sent so far (from sequence numbers)
-    audio_lost: int  # of those, never received (after any repair)
+    audio_lost: int  # of those, never received (a packet RED rebuilt is still one never received)
     height: int = 0  # of the last decoded frame
+    # audio as played (Chromium's getStats): samples played, and of those concealed (made up for missing sound)
+    audio_samples: int | None = None
+    audio_concealed: int | None = None
 
 
 class FreezeMeter:
@@ -76,12 +81,21 @@ class Figures:
     above_s_per_min: float | None  # seconds per minute above the link (bytes sent, or the tier's cost) after fitting
     top_s: float | None  # seconds from the link widening to the top tier again
     frozen_s_per_min: float
-    audio_loss_pct: float
+    audio_loss_pct: float  # audio packets never received, from sequence numbers
     audio_only_s_per_min: float = 0.0  # on the audio-only tier: no picture at all, though not a freeze
     frozen_before_drop_s_per_min: float | None = None  # on the unshaped link before the drop: what the machine itself costs
     never_fit: bool = False
     never_top: bool = False
     tiers: tuple[str, ...] = ()  # tiers the node sent, in order of first use
+    # audio as heard: concealed samples of those played (None: the receiver does not say)
+    audio_concealed_pct: float | None = None
+    repeat_s_per_min: float = 0.0  # seconds per minute the video was sent twice
+
+    @property
+    def audio_after_repair_pct(self) -> float:
+        """Audio lost as the listener hears it: concealed samples when the receiver counts them,
+        else packets never received (repeated audio carries the same sequence number, so those count it)."""
+        return self.audio_loss_pct if self.audio_concealed_pct is None else self.audio_concealed_pct
 
     def lines(self, scenario: Scenario, seconds: float) -> list[str]:
         def value(x: float | None, never: bool, unit: str = "s") -> str:
@@ -96,7 +110,11 @@ class Figures:
             f"frozen seconds per minute:              {self.frozen_s_per_min:.1f} s/min"
             + ("" if self.frozen_before_drop_s_per_min is None else f" ({self.frozen_before_drop_s_per_min:.1f} before the drop)"),
             f"audio only (no video sent):             {self.audio_only_s_per_min:.1f} s/min",
-            f"audio loss after repair:                {self.audio_loss_pct:.2f} %",
+            f"video sent twice:                       {self.repeat_s_per_min:.1f} s/min",
+            f"audio loss after repair:                {self.audio_after_repair_pct:.2f} %"
+            + (" (packets never received)" if self.audio_concealed_pct is None else " (samples concealed)"),
+            f"audio packets never received:           {self.audio_loss_pct:.2f} %"
+            + ("" if self.audio_concealed_pct is None else " (before repair: a packet RED rebuilt counts)"),
             f"tier changes:                           {max(0, len(self.tiers) - 1)} ({_tier_path(self.tiers)})",
         ]
 
@@ -151,7 +169,7 @@ def compute_figures(
         never_top = at is None
         top_s = None if at is None else at - widens
     frozen = audio = 0.0
-    frozen_before = None
+    frozen_before = concealed = None
     if len(receiver) >= 2:
         first, last = receiver[0], receiver[-1]
         frozen = _frozen_per_min(first, last)
@@ -160,14 +178,28 @@ def compute_figures(
             frozen_before = _frozen_per_min(before[0], before[-1]) if len(before) >= 2 else None
         expected = last.audio_expected - first.audio_expected
         audio = 100 * max(0, last.audio_lost - first.audio_lost) / expected if expected > 0 else 0.0
+        concealed = _concealed_pct(first, last)
     tiers: list[str] = []
     for s in node:
         if s.tier and s.tier not in tiers[-1:]:
             tiers.append(s.tier)
-    audio_only = 0.0
-    if len(node) >= 2 and audio_tier is not None:
-        audio_only = sum(1 for s in node if s.tier == audio_tier) * 60 / (node[-1].t - node[0].t + 1)
-    return Figures(fit_s, above, top_s, frozen, audio, audio_only, frozen_before, never_fit, never_top, tuple(tiers))
+    audio_only = repeat = 0.0
+    if len(node) >= 2:
+        span = node[-1].t - node[0].t + 1
+        if audio_tier is not None:
+            audio_only = sum(1 for s in node if s.tier == audio_tier) * 60 / span
+        repeat = sum(1 for s in node if s.repeat) * 60 / span
+    return Figures(
+        fit_s, above, top_s, frozen, audio, audio_only, frozen_before, never_fit, never_top, tuple(tiers), concealed, repeat
+    )
+
+
+def _concealed_pct(first: ReceiverSample, last: ReceiverSample) -> float | None:
+    if None in (first.audio_samples, first.audio_concealed, last.audio_samples, last.audio_concealed):
+        return None
+    played = last.audio_samples - first.audio_samples  # type: ignore[operator]
+    made_up = last.audio_concealed - first.audio_concealed  # type: ignore[operator]
+    return 100 * max(0, made_up) / played if played > 0 else None
 
 
 def _frozen_per_min(first: ReceiverSample, last: ReceiverSample) -> float:

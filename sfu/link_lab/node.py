@@ -57,6 +57,8 @@ async function sample() {
       framesDecoded: s.framesDecoded || 0, frameHeight: s.frameHeight || 0,
       freezeCount: s.freezeCount || 0, totalFreezesDuration: s.totalFreezesDuration || 0,
       bytesReceived: s.bytesReceived || 0, nackCount: s.nackCount || 0,
+      totalSamplesReceived: s.totalSamplesReceived, concealedSamples: s.concealedSamples,
+      silentConcealedSamples: s.silentConcealedSamples, fecPacketsReceived: s.fecPacketsReceived,
     };
   });
   return out;

@@ -13,6 +13,10 @@ video and audio, and prints once a second a JSON line of its counters:
 decoded frames, frozen seconds (`FreezeMeter`), the last frame's height and
 the audio packets expected and lost (after aiortc's repair). It ends when
 stdin closes.
+
+Both check ICE consent as the project's agents do (`rtc.consent.tolerate_load`):
+aioice alone waits 0.5 s for each check's answer, so on a 600 ms round trip
+every check fails and the peer is cut off after 30 s.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 
 import httpx
 
+from rtc.consent import tolerate_load
 from rtc.ice import restrict_host_addresses
 from rtc.synthetic_media import AudioPattern, VideoLoop
 from rtc.whip_client import publish, subscribe
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.bind:
         restrict_host_addresses([args.bind])
+    # as the agents do: consent checks that wait for a late answer (a 600 ms round trip) and prompt STUN answers
+    tolerate_load()
     try:
         if args.mode == "publish":
             width, height = (int(x) for x in args.size.split("x"))

@@ -4,7 +4,8 @@
 receive``), counters read from its stdout. `ChromiumReceiver`: headless
 Chromium started through ``ip netns exec`` (Playwright drives it over a pipe,
 so nothing listens in the namespace), opening the node's plain WHEP page and
-read with ``getStats()`` once a second. Both give `ReceiverSample`s with the
+read with ``getStats()`` once a second (its audio loss as heard: the
+samples NetEq concealed, of those it played). Both give `ReceiverSample`s with the
 run's clock (``time.monotonic``, shared by every process on the machine).
 """
 
@@ -38,7 +39,8 @@ class Receiver:
         raise NotImplementedError
 
     async def sample(self) -> dict | None:
-        """The latest counters (``frames``, ``frozen_s``, ``height``, ``audio_expected``, ``audio_lost``), or None yet."""
+        """The latest counters (``frames``, ``frozen_s``, ``height``, ``audio_expected``, ``audio_lost``;
+        ``audio_samples`` and ``audio_concealed`` where the receiver counts the sound it plays), or None yet."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -53,7 +55,13 @@ class Receiver:
             audio_expected=int(counters["audio_expected"]),
             audio_lost=int(counters["audio_lost"]),
             height=int(counters.get("height") or 0),
+            audio_samples=_int_or_none(counters.get("audio_samples")),
+            audio_concealed=_int_or_none(counters.get("audio_concealed")),
         )
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 class AiortcReceiver(Receiver):
@@ -141,6 +149,9 @@ class ChromiumReceiver(Receiver):
             "height": video.get("frameHeight", 0),
             "audio_expected": int(audio.get("packetsReceived", 0)) + lost,
             "audio_lost": lost,
+            # what the listener hears: NetEq conceals what neither arrived nor was rebuilt from RED
+            "audio_samples": audio.get("totalSamplesReceived"),
+            "audio_concealed": audio.get("concealedSamples"),
         }
 
     async def close(self) -> None:

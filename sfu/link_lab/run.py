@@ -219,12 +219,15 @@ async def _run(
             stats, counters = await asyncio.gather(_subscriber_stats(http, room_url, control), receiver.sample())
             t = time.monotonic() - t0
             if stats is not None:
-                node_samples.append(NodeSample(t, stats.get("tier"), float(stats.get("bitrate_bps") or 0)))
+                node_samples.append(
+                    NodeSample(t, stats.get("tier"), float(stats.get("bitrate_bps") or 0), bool(stats.get("video_repeat")))
+                )
             if counters is not None:
                 receiver_samples.append(Receiver.to_sample(t, counters))
             if stats is not None and tick % 10 == 0:
                 out(
-                    f"  {t:5.1f} s: tier {stats.get('tier')}, sending {float(stats.get('bitrate_bps') or 0) / 1000:.0f} kbps,"
+                    f"  {t:5.1f} s: tier {stats.get('tier')}{' twice' if stats.get('video_repeat') else ''},"
+                    f" sending {float(stats.get('bitrate_bps') or 0) / 1000:.0f} kbps,"
                     f" loss {stats.get('loss_pct')} %, receiver {counters.get('height') if counters else '-'}p"
                 )
             tick += 1

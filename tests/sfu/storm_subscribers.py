@@ -68,7 +68,7 @@ async def run(base: str, room: str, count: int, prefix: str) -> None:
         print(json.dumps({"joined": joined, "failed": failed, "deferred": deferred}), flush=True)
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while (line := (await reader.readline()).decode().strip()) == "REPORT":
+        while (await reader.readline()).decode().strip() == "REPORT":
             report = {i: [s.counters["audio"].packets, s.dropped.is_set()] for i, s in sessions.items()}
             print(json.dumps(report), flush=True)
         await asyncio.gather(*(s.close() for s in sessions.values()), return_exceptions=True)

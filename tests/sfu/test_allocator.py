@@ -276,3 +276,90 @@ def test_a_tier_backed_off_does_not_hold_back_the_probe_for_the_tier_below_it():
     assert alloc.probe is None  # 360p keeps its back-off (120 s from its last failure)
     alloc.tick(now=237.1)
     assert alloc.probe is not None and alloc.probe.index == 1
+
+
+# video sent twice on long lossy links -----------------------------------------------------------
+
+SATELLITE = LinkInfo(downlink_kbps=2000, uplink_kbps=500, rtt_ms=600, loss_pct=2)  # 50 % share: 1000 kbps
+
+
+def test_a_long_lossy_link_gets_its_video_twice_on_the_best_tier_that_fits_doubled():
+    alloc = TierAllocation(CONFIG, SATELLITE, 0)
+    assert names(alloc) == "360p" and not alloc.protected
+    moved = alloc.on_receiver_report(0.02, 600.0, now=1)
+    # 360p twice (1640) is over the link's 1000; 180p twice (540) fits
+    assert moved is not None and moved.name == "180p" and alloc.protected
+    assert alloc.cost_kbps(alloc.index) == 2 * 250 + 40
+    assert alloc.cost_kbps(alloc.index, protected=False) == 290
+
+
+def test_protection_needs_both_a_long_round_trip_and_loss():
+    quiet = TierAllocation(CONFIG, SATELLITE, 0)
+    assert quiet.on_receiver_report(0.0, 600.0, now=1) is None and not quiet.protected  # long, but nothing lost
+    near = TierAllocation(CONFIG, SATELLITE, 0)
+    assert near.on_receiver_report(0.05, 40.0, now=1) is None and not near.protected  # lossy, but a NACK is in time
+
+
+def test_no_protection_when_the_link_has_no_room_for_the_lowest_tier_twice():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=800, uplink_kbps=500), 0)  # 400 kbps: 180p, not twice
+    assert names(alloc) == "180p"
+    assert alloc.on_receiver_report(0.02, 600.0, now=1) is None
+    assert not alloc.protected and names(alloc) == "180p"
+
+
+def test_protection_of_the_same_tier_is_a_change_the_room_must_act_on():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=20_000, uplink_kbps=5000), 0)  # 10 Mbps: 720p twice fits
+    moved = alloc.on_receiver_report(0.02, 300.0, now=1)
+    assert moved is not None and moved.name == "720p" and alloc.protected
+
+
+def test_protection_outlives_quiet_reports_then_ends_and_ends_when_the_round_trip_shortens():
+    alloc = TierAllocation(CONFIG, SATELLITE, 0)
+    alloc.on_receiver_report(0.02, 600.0, now=0)
+    # under protection a report counts only what both copies lost: mostly nothing
+    for t in range(1, 120, 5):
+        assert alloc.on_receiver_report(0.0, 600.0, now=t) is None and alloc.protected
+    assert alloc.tick(now=121) is not None and not alloc.protected  # no loss for two minutes: the plain tier
+    alloc.on_receiver_report(0.02, 600.0, now=130)
+    assert alloc.protected
+    alloc.on_receiver_report(0.0, 220.0, now=131)  # under the 250 ms threshold, above 80 % of it: stays
+    assert alloc.protected
+    assert alloc.on_receiver_report(0.0, 150.0, now=132) is not None and not alloc.protected
+
+
+def test_a_protected_step_up_probes_for_the_next_tier_twice():
+    alloc = TierAllocation(CONFIG, LinkInfo(downlink_kbps=4000, uplink_kbps=500), 0)  # 2000 kbps
+    alloc.on_remb(600_000, now=0)
+    assert names(alloc) == "180p"
+    alloc.on_receiver_report(0.02, 600.0, now=1)
+    assert alloc.protected and names(alloc) == "180p"
+    alloc.on_estimate(3000, now=2)
+    for t in range(3, 12):
+        alloc.tick(now=t)
+    assert alloc.probe is not None and alloc.probe.target_kbps == (2 * 800 + 40) * CONFIG.upgrade_headroom
+    assert alloc.probe_result(True, now=12).name == "360p" and alloc.protected
+
+
+def test_protection_ends_when_the_estimate_leaves_no_room_for_it():
+    alloc = TierAllocation(CONFIG, SATELLITE, 0)
+    alloc.on_receiver_report(0.02, 600.0, now=0)
+    assert alloc.protected
+    moved = alloc.on_estimate(400, now=1)  # 180p twice (540) no longer fits: 180p once (290) does
+    assert moved is not None and moved.name == "180p" and not alloc.protected
+
+
+def test_loss_before_repair_counts_where_the_receiver_reports_after_it():
+    alloc = TierAllocation(CONFIG, SATELLITE, 0)
+    alloc.on_link_loss(0.02, now=1)  # transport-cc: 2 % of the packets as sent never arrived
+    moved = alloc.on_receiver_report(0.0, 600.0, now=2)  # its report counts the NACKed ones as received
+    assert moved is not None and moved.name == "180p" and alloc.protected
+
+
+def test_nacks_keep_protection_while_reports_count_only_what_both_copies_lost():
+    alloc = TierAllocation(CONFIG, SATELLITE, 0)
+    alloc.on_receiver_report(0.02, 600.0, now=0)
+    for t in range(1, 300):
+        alloc.on_receiver_report(0.0, 600.0, now=t)
+        if t % 30 == 0:
+            alloc.on_nack(now=t)  # the first copy lost, asked for before its copy came
+        assert alloc.protected

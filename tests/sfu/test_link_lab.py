@@ -141,3 +141,30 @@ def test_seconds_on_the_audio_tier_are_counted_apart_from_freezes():
     figures = compute_figures(a, 20, node, [], top_tier="720p", costs=COSTS, audio_tier="audio")
     assert figures.audio_only_s_per_min == pytest.approx(45.0)
     assert "audio only (no video sent):             45.0 s/min" in figures.lines(a, 20)
+
+
+def test_audio_loss_after_repair_is_what_was_concealed_when_the_receiver_says():
+    d = SCENARIOS["d"]
+    node = _node([800] * 20, ["360p"] * 20)
+    # 2 % of the packets never arrived, but RED rebuilt most: 0.1 % of the sound was made up
+    heard = [ReceiverSample(0.0, 0, 0.0, 0, 0, 360, 0, 0), ReceiverSample(20.0, 600, 0.0, 1000, 20, 360, 960_000, 960)]
+    figures = compute_figures(d, 20, node, heard, top_tier="720p", costs=COSTS)
+    assert figures.audio_loss_pct == pytest.approx(2.0)
+    assert figures.audio_concealed_pct == pytest.approx(0.1)
+    assert figures.audio_after_repair_pct == pytest.approx(0.1)
+    text = "\n".join(figures.lines(d, 20))
+    assert "audio loss after repair:                0.10 % (samples concealed)" in text
+    assert "audio packets never received:           2.00 % (before repair" in text
+    # a receiver that does not count what it plays: the packets never received are the loss after repair
+    counted = [ReceiverSample(0.0, 0, 0.0, 0, 0), ReceiverSample(20.0, 600, 0.0, 1000, 1)]
+    figures = compute_figures(d, 20, node, counted, top_tier="720p", costs=COSTS)
+    assert figures.audio_concealed_pct is None and figures.audio_after_repair_pct == pytest.approx(0.1)
+    assert "audio loss after repair:                0.10 % (packets never received)" in "\n".join(figures.lines(d, 20))
+
+
+def test_seconds_of_video_sent_twice_are_counted():
+    d = SCENARIOS["d"]
+    node = [NodeSample(float(t), "180p", 600_000, repeat=t >= 5) for t in range(20)]
+    figures = compute_figures(d, 20, node, [], top_tier="720p", costs=COSTS)
+    assert figures.repeat_s_per_min == pytest.approx(45.0)
+    assert "video sent twice:                       45.0 s/min" in figures.lines(d, 20)

@@ -6,6 +6,7 @@ skipped with the reason (shown by ``-ra``).
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import threading
 import pytest
 
 from sfu.link_lab.netns import LabNetwork, netns_unavailable_reason
+from sfu.link_lab.receivers import CHROMIUM
 from sfu.link_lab.run import run_scenario
 from sfu.link_lab.scenarios import SCENARIOS
 
@@ -87,3 +89,28 @@ async def test_a_fibre_profile_on_a_1_mbps_link_end_to_end(netns_allowed):
         assert figure in text
     n = int(re.search(r"lab 10\.77\.(\d+)\.0/24", text).group(1))
     assert not LabNetwork(n).exists()
+
+
+async def test_a_satellite_link_gets_its_video_twice_and_keeps_the_receiver(netns_allowed, tmp_path):
+    lines: list[str] = []
+    figures = await run_scenario(SCENARIOS["d"], "aiortc", 40, out=lines.append, samples_to=tmp_path, source=("640x360", 1.0))
+    text = "\n".join(lines)
+    # 600 ms and 2 % loss: the node protects the video on the tier that fits it twice (2 Mbps: 180p)
+    assert figures.repeat_s_per_min > 0 and figures.tiers[-1] == "180p", text
+    record = json.loads((tmp_path / "d-aiortc.json").read_text())
+    assert record["node"][-1]["repeat"], text
+    # the receiver is still connected and decoding after the 30 s at which consent used to be lost
+    late = [s for s in record["receiver_samples"] if s["t"] >= 32]
+    assert late and late[-1]["frames"] > late[0]["frames"], text
+
+
+async def test_chromium_on_a_satellite_link_keeps_its_video_sent_twice(netns_allowed):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    lines: list[str] = []
+    figures = await run_scenario(SCENARIOS["d"], "chromium", 30, out=lines.append, source=("640x360", 1.0))
+    text = "\n".join(lines)
+    # the copy Chromium drops is not read as loss: the estimate keeps room for 180p twice, never audio only
+    assert figures.repeat_s_per_min > 0 and figures.tiers[-1] == "180p", text
+    assert figures.audio_only_s_per_min == 0, text
+    assert figures.audio_concealed_pct is not None, text  # the audio as heard
