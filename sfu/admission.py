@@ -32,7 +32,7 @@ __all__ = ["Admission", "Slot"]
 
 logger = logging.getLogger(__name__)
 
-INITIAL_HANDSHAKE_S = 0.25  # a handshake's expected duration until one is measured (60-80 ms on an idle node): a
+INITIAL_HANDSHAKE_S = 0.1  # a handshake's expected duration until one is measured (60-80 ms on an idle node): a
 # guess on the short side lets a first storm queue rather than be told to come back seconds later
 HANDSHAKE_SMOOTHING = 0.2  # weight of the latest handshake in the running mean
 MAX_RETRY_AFTER_S = 60
@@ -81,12 +81,16 @@ class Admission:
         """Joins that may wait: those the node can admit within ``wait_s``."""
         return max(1, math.floor(self.rate * self.wait_s))
 
+    def check(self) -> None:
+        """Refuse (503 with Retry-After) a join that would find the queue full: called before any work on its offer."""
+        if (self.held >= self.allowed or self._queue) and len(self._queue) >= self.queue_bound:
+            self._refuse("the queue of joins is full")
+
     async def enter(self) -> Slot:
         """A handshake slot: at once when one is free and nobody waits, else in turn; or 503 with Retry-After."""
         if self.held < self.allowed and not self._queue:
             return self._grant()
-        if len(self._queue) >= self.queue_bound:
-            self._refuse("the queue of joins is full")
+        self.check()
         turn: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
         self._queue.append(turn)
         self.counts["waited"] += 1

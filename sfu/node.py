@@ -363,6 +363,7 @@ class SfuNode:
             relay = claims.identity
         else:
             identity = claims.identity
+        self.joining.check()  # a storm's excess is turned away before its offers are parsed
         offer = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=True, networks=self._networks)
         return await self._admitted(lambda: self._publish(room_name, claims, offer, identity, relay))
 
@@ -410,6 +411,7 @@ class SfuNode:
                 raise BadRequest(f"unknown tier {asked!r}; this node has {', '.join(t.name for t in self.config.tiers)}")
         if tier is not None and claims.role != "relay":
             raise Forbidden("only a relay's credential may pin a tier (?tier=)")
+        self.joining.check()  # a storm's excess is turned away before its offers are parsed
         offer = check_offer(body, max_bytes=self.config.max_sdp_bytes, publishing=False, networks=self._networks)
         if self.load >= self.config.capacity:
             raise Unavailable("this node is at capacity", headers={"Retry-After": "5"})

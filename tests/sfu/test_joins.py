@@ -64,9 +64,10 @@ async def test_a_rotated_certificate_goes_to_new_peers_while_the_older_peer_keep
 
 
 async def test_a_join_beyond_the_queue_is_refused_at_once_with_retry_after(node_factory):
-    # one handshake at a time, a join may wait 10 s: ten can wait (at one handshake a second, as assumed before one is measured)
+    # one handshake at a time, a join may wait 10 s: at one handshake a second, ten can wait
     sfu = await node_factory(small_config(max_handshakes=1, admission_wait_s=10, connect_timeout_s=120, max_inflight_signaling=64))
     joining = sfu.node.joining
+    joining.handshake_s = 1.0
     holder = await ghost_whep(sfu, "r1", "c0")
     assert holder.status_code == 201
     waiting = [asyncio.create_task(ghost_whep(sfu, "r1", f"c{i}")) for i in range(1, 1 + joining.queue_bound)]
