@@ -72,6 +72,7 @@ class CascadeResult:
     any_media: int  # subscribers that got packets of any kind (audio, or video without a whole frame)
     joined: int  # subscribers connected when the window began
     auth_failed: int  # subscribers some of whose packets failed SRTP authentication
+    replayed: int  # subscribers that were sent some packets twice (refused by their replay check)
     relays: int
     upstream_streams: int
     tiers_in_use: int
@@ -101,7 +102,7 @@ class CascadeResult:
             f"over {self.seconds:.1f} s",
             f"per full subscriber: {self.kbps_mean:.0f} kbps, {self.fps_mean:.1f} fps, loss {self.loss_pct:.3f}%; "
             f"{self.receiving} got video, {self.any_media} any media, of {self.joined} joined; "
-            f"{self.auth_failed} had packets failing SRTP authentication",
+            f"{self.auth_failed} had packets failing SRTP authentication, {self.replayed} were sent packets twice",
         ]
         per_relay = [r["subscribers"] / r["cores"] for r in self.per_relay if r["cores"] > 0]
         if per_relay:
@@ -306,6 +307,7 @@ async def measure_cascade(
         any_media=sum(1 for r in rows if r["received"] > 0),
         joined=joined,
         auth_failed=sum(1 for r in full if r["auth_failures"]),
+        replayed=sum(1 for r in full if r.get("replays")),
         relays=relays,
         upstream_streams=sum(r["upstream_streams"] for r in reports),
         tiers_in_use=max(len(r["tiers"]) for r in reports),

@@ -153,6 +153,7 @@ class Upstream:
         self.packets = 0
         self.bytes = 0
         self.frames = 0  # marker bits: the end of a video frame
+        self.duplicates = 0  # packets that came again after they were forwarded (dropped)
         self.keyframe_requests = 0  # PLIs sent to the origin
         self.closed = False
 
@@ -302,6 +303,11 @@ class Upstream:
         elif self._rebase:
             self._rebase_at(packet.ssrc, seq, packet.timestamp)
         seq = (seq + self._seq_off) & 0xFFFF
+        if self.stream.original(seq) is not None:
+            # already forwarded: a retransmission of a packet that was late, not lost (or a datagram twice). Sent
+            # again it would reach the subscribers as a replay, which their SRTP refuses.
+            self.duplicates += 1
+            return
         ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
         marker = bool(packet.marker)
         self.packets += 1
@@ -383,5 +389,6 @@ class Upstream:
             "packets": self.packets,
             "bytes": self.bytes,
             "keyframes": self.stream.keyframes,
+            "duplicates": self.duplicates,
             "keyframe_requests": self.keyframe_requests,
         }

@@ -491,6 +491,10 @@ async def test_relayed_video_goes_out_a_frame_at_a_time(node_factory):
         assert received(3) == [(105, 6000, False), (106, 6000, False), (108, 6000, True)]
         upstream._on_rtp(RtpPacket(payload_type=97, sequence_number=900, timestamp=6000, ssrc=6, payload=(107).to_bytes(2, "big") + bytes(1200)))
         assert received(1) == [(107, 6000, False)]
+        # a retransmission of a packet that came after all, and a packet twice: neither is sent again (a replay)
+        upstream._on_rtp(RtpPacket(payload_type=97, sequence_number=901, timestamp=6000, ssrc=6, payload=(106).to_bytes(2, "big") + bytes(1200)))
+        arrive(108, 6000, marker=True)
+        assert receiver.nothing_more() and upstream.duplicates == 2
         # the next frame goes out whole again
         for seq in range(109, 112):
             arrive(seq, 9000, marker=seq == 111)
