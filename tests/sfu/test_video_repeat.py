@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import time
 
@@ -13,12 +12,13 @@ from aiortc import RTCPeerConnection
 from sfu.packet_stream import PacketStream
 from sfu.subscriber import Subscriber
 from sfu.transport_cc import Feedback
-from sfu.video_repeat import RepeatedTier
+from sfu.video_repeat import SPACING_S, RepeatedTier
 from rtc.aiortc_adapter import srtp_handle
 from sfu.allocator import LinkInfo, TierAllocation
 from sfu.config import SfuConfig
 from sfu.downtrack import DownTrack
 from tests.sfu.test_packet_stream import KEY, Receiver, frame, wired_downtrack
+from tests.waiting import eventually, stays
 
 
 def repeating_downtrack(receiver: Receiver) -> DownTrack:
@@ -64,9 +64,9 @@ async def test_each_packet_goes_twice_and_the_receiver_keeps_one_copy(receiver):
     assert keyframes  # the join asks the tier's source for a keyframe
     assert len(tier) == 1  # a subscriber of the variant keeps the tier in use
     seq = tier.push_frame(frame(5), 100, 3000, keyframe=True)
-    await asyncio.sleep(0.1)  # the copies go from the event loop
+    await eventually(lambda: repeated.repeated == 5, what="the first frame's copies (sent from the event loop)")
     seq = tier.push_frame(frame(3), seq, 6000, keyframe=False)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: repeated.repeated == 8, what="the second frame's copies")
     got = arrivals(receiver, 16)
     first = got[0][0]
     ones = [(first + i) & 0xFFFF for i in range(5)]
@@ -92,7 +92,7 @@ async def test_nacks_are_served_and_closing_lets_the_tier_go(receiver):
     dt = repeating_downtrack(receiver)
     repeated.stream.attach(dt, at_keyframe=True)
     tier.push_frame(frame(4), 7, 3000, keyframe=True)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: repeated.repeated == 4, what="the frame's copies")
     got = arrivals(receiver, 8)
     lost = got[2][0]
     assert repeated.stream.retransmit(dt, [lost]) == 1  # both copies lost: a NACK still gets it
@@ -101,7 +101,7 @@ async def test_nacks_are_served_and_closing_lets_the_tier_go(receiver):
     repeated.close()
     assert len(tier) == 0 and not tier.taps and dt.stream is None
     tier.push_frame(frame(2), 11, 6000, keyframe=False)
-    await asyncio.sleep(0.05)
+    await stays(lambda: repeated.repeated == 4, 5 * SPACING_S, what="no copy once the variant is closed")
     assert receiver.nothing_more()
 
 
@@ -109,8 +109,8 @@ async def test_no_copies_while_nobody_receives_the_variant():
     tier = PacketStream("video", "t/180p", clock_rate=90000)
     repeated = RepeatedTier(tier, lambda: None)
     tier.push_frame(frame(3), 0, 3000, keyframe=True)
-    await asyncio.sleep(0.05)
-    assert repeated.repeated == 0 and repeated.stream.last_seq == 2
+    await stays(lambda: repeated.repeated == 0, 5 * SPACING_S, what="no copy scheduled")
+    assert repeated.stream.last_seq == 2
 
 
 def repeated_feedback(sub: Subscriber, *, first_lost: int | None = None) -> Feedback:
