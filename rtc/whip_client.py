@@ -29,12 +29,12 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urljoin
 
 import httpx
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCCertificate, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from rtc.aiortc_adapter import replace_keyframe_hook, replace_rtp_handler, stop_decoder, take_out_receiver_parts
+from rtc.aiortc_adapter import peer_connection_with, replace_keyframe_hook, replace_rtp_handler, stop_decoder, take_out_receiver_parts
 from rtc.rtp_stats import RtpCounter
 
 __all__ = ["MediaError", "MediaSession", "forward", "peer_connection", "publish", "subscribe"]
@@ -51,9 +51,10 @@ class MediaError(Exception):
         self.retry_after = retry_after
 
 
-def peer_connection() -> RTCPeerConnection:
-    """A peer connection as this client makes them: host candidates only, one transport for all media."""
-    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+def peer_connection(certificate: RTCCertificate | None = None) -> RTCPeerConnection:
+    """A peer connection as this client makes them: host candidates only, one transport for all media;
+    its DTLS ``certificate`` shared with other sessions of the process when given (else a new one)."""
+    return peer_connection_with(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE), certificate)
 
 
 def _codecs(kind: str) -> list:
@@ -65,10 +66,12 @@ def _codecs(kind: str) -> list:
 class MediaSession:
     """One WHIP or WHEP resource: its peer connection, tracks, counters and the URL to DELETE."""
 
-    def __init__(self, http: httpx.AsyncClient, url: str, token: str, direction: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, url: str, token: str, direction: str, certificate: RTCCertificate | None = None
+    ) -> None:
         self.http, self.url, self.direction = http, url, direction
         self._token = token
-        self.pc = peer_connection()
+        self.pc = peer_connection(certificate)
         self.resource_url: str | None = None
         self.counters: dict[str, RtpCounter] = {}
         self.tracks: list[MediaStreamTrack] = []  # what we send, or (decoding subscribers) what we receive
@@ -198,6 +201,7 @@ async def subscribe(
     kinds: Sequence[str] = ("audio", "video"),
     decode: bool = False,
     rate_cap_kbps: float | None = None,
+    certificate: RTCCertificate | None = None,
 ) -> MediaSession:
     """Receive the room over WHEP; media is counted, and decoded only with `decode`.
 
@@ -209,8 +213,10 @@ async def subscribe(
     `?source=`. The offer has an audio and a video section by default, as
     browsers' do; "audio" only asks the SFU to send no video. `tier` (a
     relay's credential only) pins the subscription to one tier, as `?tier=`.
+    `certificate`: a DTLS certificate the process's sessions share
+    (`rtc.aiortc_adapter.ReusableCertificate`), as a process of many does.
     """
-    session = MediaSession(http, whep_url, token, "subscribe")
+    session = MediaSession(http, whep_url, token, "subscribe", certificate)
     params = {name: value for name, value in (("max_tier", max_tier), ("source", source), ("tier", tier)) if value}
     try:
         session._add_receivers(kinds, decode, _RateCap(rate_cap_kbps) if rate_cap_kbps else None)

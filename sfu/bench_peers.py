@@ -42,7 +42,7 @@ import pylibsrtp
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 
-from rtc.aiortc_adapter import local_sockets, nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
+from rtc.aiortc_adapter import ReusableCertificate, local_sockets, nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
 from rtc.consent import tolerate_load
 from rtc.ice import restrict_host_addresses
 from rtc.synthetic_media import AudioPattern, VideoLoop
@@ -219,13 +219,20 @@ class SinkSubscriber:
 
 
 async def _connect(
-    http: httpx.AsyncClient, url: str, token: str, max_tier: str | None = None, *, identity: str = "", sink: bool = False
+    http: httpx.AsyncClient,
+    url: str,
+    token: str,
+    max_tier: str | None = None,
+    *,
+    identity: str = "",
+    sink: bool = False,
+    certificate: ReusableCertificate | None = None,
 ) -> CountingSubscriber | SinkSubscriber:
     deadline = time.monotonic() + JOIN_WAIT_S
     attempt = 0
     while True:
         try:
-            session = await subscribe(http, url, token, max_tier=max_tier)
+            session = await subscribe(http, url, token, max_tier=max_tier, certificate=certificate)
             break
         except MediaError as exc:
             if exc.status not in (429, 503, None):  # None: no answer in time, from a node busy with handshakes
@@ -258,6 +265,9 @@ async def run_subscribers(
     secret = os.environ[SECRET_ENV]
     url = f"{base}/whep/{room}"
     limiter = asyncio.Semaphore(concurrency)
+    # one DTLS certificate for the process's subscribers, as the node has one for its peers: the join
+    # storm measures the node's handshakes, not this process making a key and an SSL context per peer
+    certificate = ReusableCertificate.generateCertificate()
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=max(10, concurrency))) as http:
 
         async def one(i: int, identity: str) -> CountingSubscriber | SinkSubscriber | None:
@@ -267,7 +277,7 @@ async def run_subscribers(
             async with limiter:
                 try:
                     max_tier = max_tiers[i % len(max_tiers)] if max_tiers else None
-                    return await _connect(http, url, token, max_tier, identity=identity, sink=sink)
+                    return await _connect(http, url, token, max_tier, identity=identity, sink=sink, certificate=certificate)
                 except RuntimeError as exc:
                     print(f"subscriber {identity}: {exc}", file=sys.stderr, flush=True)
                     return None

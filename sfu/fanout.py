@@ -10,8 +10,9 @@ subscriber's packets of one frame as UDP GSO messages when their sizes allow.
 
 libsrtp is called through the ``srtp_protect`` pylibsrtp loaded (its address
 is passed in), with each downtrack's ``srtp_t``; the transport-cc ring is the
-memory of the subscriber's ``SendHistory``. ``Targets`` is rebuilt when the
-stream's membership or a downtrack's offsets change (``PacketStream._retarget``).
+memory of the subscriber's ``SendHistory``. A downtrack's row in ``Targets``
+is written when it joins a stream (``PacketStream._add``) and dropped when it
+leaves.
 
 ``VCS_SFU_FANOUT=python`` (``SfuConfig.fanout``) keeps the Python loop; a
 node without the compiled module falls back to it with a warning.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-from collections.abc import Sequence
 from typing import Any
 
 from pylibsrtp._binding import ffi as _srtp_ffi
@@ -81,44 +81,79 @@ def sockaddr(family: int, addr: tuple) -> bytes:
 class Targets:
     """The C array of a stream's downtracks that write to a socket, and the call that sends to all of them.
 
-    ``rows``: (downtrack, payload type, (fd, address or None when connected, socket family)).
+    A downtrack's row is written once, when it joins (``add``); one that leaves
+    takes the last row's place (``remove``), so a join storm costs a row per
+    join, not the whole array each time. The order of rows does not matter:
+    all of a node's subscribers share its socket.
     """
 
-    __slots__ = ("_array", "_count", "_keep", "_length")
+    __slots__ = ("_array", "_capacity", "_count", "_keep", "_length", "_rows")
 
-    def __init__(self, rows: Sequence[tuple[Any, int, tuple[int, tuple | None, int]]]) -> None:
-        self._count = len(rows)
-        self._array = array = ffi.new("vcs_target[]", self._count)
-        self._keep: list[Any] = []  # what the array points into: the rings and SRTP sessions stay alive
-        for target, (dt, pt, (fd, dest, family)) in zip(array, rows):
-            ring = ffi.from_buffer(dt.cc.memory)
-            self._keep += [ring, dt.srtp]
-            target.fd = fd
-            target.gso = dt.sendmsg is not None
-            target.pt = pt
-            target.seq_off = dt.seq_off
-            target.ts_off = dt.ts_off
-            target.ssrc = dt.ssrc
-            target.srtp = ffi.cast("void *", int(_srtp_ffi.cast("uintptr_t", dt.srtp)))
-            target.cc = ffi.cast("vcs_cc *", ring)
-            if dest is not None:
-                name = sockaddr(family, dest)
-                target.addr[0 : len(name)] = name
-                target.addrlen = len(name)
+    def __init__(self) -> None:
+        self._count = 0
+        self._capacity = 16
+        self._array = ffi.new("vcs_target[]", self._capacity)
+        self._rows: list[Any] = []  # the downtrack of each row
+        self._keep: dict[Any, tuple] = {}  # downtrack -> what its row points into: its ring and SRTP session stay alive
         self._length = ffi.new("int[1]")
+
+    def __contains__(self, dt: Any) -> bool:
+        return dt in self._keep
+
+    def add(self, dt: Any, pt: int, where: tuple[int, tuple | None, int]) -> None:
+        """Send to ``dt`` (payload type ``pt``) from now on; ``where``: (fd, address or None when connected, family)."""
+        if dt in self._keep:
+            self.remove(dt)
+        if self._count == self._capacity:
+            self._capacity *= 2
+            grown = ffi.new("vcs_target[]", self._capacity)
+            ffi.memmove(grown, self._array, self._count * ffi.sizeof("vcs_target"))
+            self._array = grown
+        fd, dest, family = where
+        ring = ffi.from_buffer(dt.cc.memory)
+        self._keep[dt] = (ring, dt.srtp)
+        target = self._array[self._count]
+        target.fd = fd
+        target.gso = dt.sendmsg is not None
+        target.pt = pt
+        target.seq_off = dt.seq_off
+        target.ts_off = dt.ts_off
+        target.ssrc = dt.ssrc
+        target.srtp = ffi.cast("void *", int(_srtp_ffi.cast("uintptr_t", dt.srtp)))
+        target.cc = ffi.cast("vcs_cc *", ring)
+        target.addrlen = 0
+        if dest is not None:
+            name = sockaddr(family, dest)
+            target.addr[0 : len(name)] = name
+            target.addrlen = len(name)
+        self._rows.append(dt)
+        self._count += 1
+
+    def remove(self, dt: Any) -> None:
+        if self._keep.pop(dt, None) is None:
+            return
+        i = self._rows.index(dt)
+        last = self._count - 1
+        if i != last:
+            ffi.memmove(self._array + i, self._array + last, ffi.sizeof("vcs_target"))
+            self._rows[i] = self._rows[last]
+        self._rows.pop()
+        self._count = last
 
     def __len__(self) -> int:
         return self._count
 
     def send_packet(self, packet: bytes, seq: int, ts: int, marker: bool, now: float) -> int:
         """Send one packet (see ``make_packet``) to every target; returns the failures."""
+        if not self._count:
+            return 0
         self._length[0] = len(packet)
         return lib.vcs_fanout(_PROTECT, self._array, self._count, packet, self._length, 1, seq, ts, marker, now)
 
     def send_frame(self, packets: list[bytes], seq: int, ts: int, now: float) -> int:
         """Send a frame's packets (sequence numbers from ``seq``, the marker on the last); returns the failures."""
         errors = 0
-        count = len(packets)
+        count = len(packets) if self._count else 0
         for start in range(0, count, MAX_PACKETS):
             chunk = packets[start : start + MAX_PACKETS]
             lengths = ffi.new("int[]", [len(p) for p in chunk])

@@ -92,6 +92,7 @@ class PacketStream:
         # called with (packet, seq, ts, marker, keyframe) for every packet pushed: a recorder's copy
         self.taps: list[Callable[[bytes, int, int, bool, bool], None]] = []
         self._targets: list[tuple] = []  # the downtracks the Python loop sends to
+        self._python: dict[DownTrack, tuple] = {}  # those downtracks, with their entry of ``_targets``
         self._compiled = fanout == "compiled" and compiled_available()  # else ``python``: every downtrack in ``_targets``
         self._fanout: Targets | None = None  # the downtracks the compiled loop sends to (those with a socket)
         self._pending: list[DownTrack] = []
@@ -147,7 +148,7 @@ class PacketStream:
             dt.pending = None
         if dt.stream is self:
             self.downtracks.remove(dt)
-            self._retarget()
+            self._untarget(dt)
             dt.leave()
         if self._on_idle is not None and not self.closed and not len(self):
             self._on_idle()
@@ -165,19 +166,23 @@ class PacketStream:
         """Feed ``dt`` from packet ``seq`` (timestamp ``ts``) on; it keeps its own offsets (``DownTrack.join``)."""
         dt.join(self, seq, ts)
         self.downtracks.append(dt)
-        self._retarget()
+        pt = dt.red_pt if self.red else dt.pt
+        where = dt.socket_target() if self._compiled else None
+        if where is not None:
+            if self._fanout is None:
+                self._fanout = Targets()
+            self._fanout.add(dt, pt, where)
+        else:
+            self._python[dt] = (pt, dt.seq_off, dt.ts_off, dt.ssrc, dt.srtp, dt.send, dt.sendmsg, dt.cc)
+            self._targets = list(self._python.values())
 
-    def _retarget(self) -> None:
-        self._targets = []
-        compiled = []
-        for d in self.downtracks:
-            pt = d.red_pt if self.red else d.pt
-            where = d.socket_target() if self._compiled else None
-            if where is not None:
-                compiled.append((d, pt, where))
-            else:
-                self._targets.append((pt, d.seq_off, d.ts_off, d.ssrc, d.srtp, d.send, d.sendmsg, d.cc))
-        self._fanout = Targets(compiled) if compiled else None
+    def _untarget(self, dt: DownTrack) -> None:
+        if self._python.pop(dt, None) is not None:
+            self._targets = list(self._python.values())
+        elif self._fanout is not None:
+            self._fanout.remove(dt)
+            if not len(self._fanout):
+                self._fanout = None
 
     def _promote(self, seq: int, ts: int) -> None:
         for dt in self._pending:
