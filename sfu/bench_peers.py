@@ -42,7 +42,7 @@ import pylibsrtp
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 
-from rtc.aiortc_adapter import ReusableCertificate, local_sockets, nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
+from rtc.aiortc_adapter import ReusableCertificate, defer_bitrate_estimators, local_sockets, nominated_pair, replace_rtcp_handler, rx_srtp, send_rtcp_packet, sender_ssrcs, transceiver_codecs
 from rtc.consent import tolerate_load
 from rtc.ice import restrict_host_addresses
 from rtc.synthetic_media import AudioPattern, VideoLoop
@@ -57,6 +57,7 @@ SECRET_ENV = "VCS_BENCH_SECRET"
 CONNECT_WAIT_S = 120.0  # ICE and DTLS of one subscriber, on a machine busy with a join storm
 JOIN_WAIT_S = 600.0  # how long a subscriber keeps asking a node that answers 503 / 429
 MIN_SAMPLED = 2  # full counting subscribers per process, whatever --sample-every says
+HTTP_CONNECTIONS = 16  # per subscriber process
 
 
 class CountingSubscriber:
@@ -268,7 +269,10 @@ async def run_subscribers(
     # one DTLS certificate for the process's subscribers, as the node has one for its peers: the join
     # storm measures the node's handshakes, not this process making a key and an SSL context per peer
     certificate = ReusableCertificate.generateCertificate()
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=max(10, concurrency))) as http:
+    # a few kept-alive connections carry the process's requests: httpx's pool scans every connection
+    # whenever one is released, so hundreds of them cost this process more than its joins
+    limits = httpx.Limits(max_connections=min(concurrency, HTTP_CONNECTIONS), max_keepalive_connections=HTTP_CONNECTIONS)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30, pool=JOIN_WAIT_S), limits=limits) as http:
 
         async def one(i: int, identity: str) -> CountingSubscriber | SinkSubscriber | None:
             """None when it cannot join: it is reported as receiving nothing, the run goes on."""
@@ -382,6 +386,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=360)
     args = parser.parse_args(argv)
     restrict_host_addresses(["127.0.0.1"])
+    defer_bitrate_estimators()  # a sink's receivers never see a packet: no REMB estimator built for each
     # as every endpoint process of the project does: a peer of a lagging bench process would
     # otherwise lose consent some forty seconds after joining, and the run count it as receiving nothing
     tolerate_load()

@@ -68,8 +68,10 @@ class SfuConfig:
     max_inflight_signaling: int = 32
     # peers in their ICE/DTLS handshake at once; a join beyond waits its turn (first come, first
     # admitted) up to admission_wait_s, or gets 503 + Retry-After at once when the queue ahead is
-    # longer than the node can admit in that time (sfu.admission)
-    max_handshakes: int = 12
+    # longer than the node can admit in that time (sfu.admission). A handshake mostly waits on the
+    # peer's round trips (seconds on a satellite link), so the bound is set well above what the CPU
+    # handles at once; the loop-lag rule narrows it when the CPU is the limit.
+    max_handshakes: int = 64
     admission_wait_s: float = 8.0  # within an agent's 20 s request timeout
     # the node's one DTLS certificate is replaced this often (new peers get the new one);
     # aiortc's certificates are valid 30 days, so at most MAX_CERT_ROTATE_S

@@ -336,7 +336,7 @@ class SfuNode:
         for identity in list(room.uplinks):
             await self.stop_uplink(name, identity)
         for resource in [r for r in self.resources.values() if r.room == name]:
-            await self._close_resource(resource)
+            await self._close_resource(resource, "room ended")
         await self.recordings.stop(name)
         await room.tiers.close()
         for stream in room.audio_streams:
@@ -389,7 +389,7 @@ class SfuNode:
         if replaced is not None:
             old = self.resources.get(replaced.resource_id)
             if old is not None:
-                self._spawn(self._close_resource(old))
+                self._spawn(self._close_resource(old, "replaced by a new publisher"))
         return resource, answer
 
     async def subscribe(
@@ -495,7 +495,7 @@ class SfuNode:
             if pc.connectionState not in ("new", "connecting") and resource.slot is not None:
                 resource.slot.release(connected=pc.connectionState == "connected")
             if pc.connectionState in ("failed", "closed"):
-                self._spawn(self._close_resource(resource))
+                self._spawn(self._close_resource(resource, f"connection {pc.connectionState}"))
 
     def resource(self, room_name: str, resource_id: str, kind: str) -> Resource:
         resource = self.resources.get(resource_id)
@@ -518,11 +518,12 @@ class SfuNode:
         owner = getattr(resource.peer, "relay", None) or resource.identity
         if claims.identity != owner and claims.role != "control":
             raise Forbidden("this resource belongs to another endpoint")
-        await self._close_resource(resource)
+        await self._close_resource(resource, "deleted")
 
-    async def _close_resource(self, resource: Resource) -> None:
+    async def _close_resource(self, resource: Resource, why: str) -> None:
         if self.resources.pop(resource.id, None) is None:
             return
+        logger.info("room %s: %s %s of %s closed: %s", resource.room, resource.kind.upper(), resource.id, resource.identity, why)
         if resource.slot is not None:
             resource.slot.release()
         self._publisher_marks.pop(resource.id, None)
@@ -599,7 +600,7 @@ class SfuNode:
             if now - since >= self.config.uplink_idle_s:
                 logger.info("room %s: nobody watches %s, closing its uplink from %s", resource.room, resource.identity, peer.relay)
                 self.uplink_outcomes["closed_unwatched"] += 1
-                self._spawn(self._close_resource(resource))
+                self._spawn(self._close_resource(resource, "nobody watches it"))
 
     # background loops ----------------------------------------------------------
 
@@ -636,7 +637,7 @@ class SfuNode:
         for resource in list(self.resources.values()):
             peer = resource.peer
             if peer.pc.connectionState != "connected" and now - peer.created > self.config.connect_timeout_s:
-                self._spawn(self._close_resource(resource))
+                self._spawn(self._close_resource(resource, "not connected in time"))
             if isinstance(peer, Publisher):
                 packets = peer.audio_packets + peer.video_packets
                 seen, _ = self._publisher_marks.get(resource.id, (0, 0.0))

@@ -116,7 +116,7 @@ async def test_node_survives_the_corpus_and_still_publishes(sfu):
         response = await sfu.http.post(f"{sfu.base}/whep/r1", content=body, headers=whip_headers(sfu, role="subscribe"))
         assert response.status_code < 500
     for resource in list(sfu.node.resources.values()):
-        await sfu.node._close_resource(resource)
+        await sfu.node._close_resource(resource, "deleted")
     session = await publish(sfu.http, f"{sfu.base}/whip/r1", sfu.token("r1", "studio", "publish"), [SyntheticAudioTrack()])
     await session.close()
 
@@ -247,7 +247,7 @@ async def test_signaling_flood_is_bounded(node_factory):
     for task in slow:
         assert (await task).status_code < 500
     for resource in list(sfu.node.resources.values()):
-        await sfu.node._close_resource(resource)
+        await sfu.node._close_resource(resource, "deleted")
 
 
 async def test_draining_node_takes_no_new_rooms(sfu):
