@@ -20,6 +20,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "_fanout.h"
+
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
@@ -27,7 +29,6 @@
 #define UDP_SEGMENT 103 /* linux/udp.h */
 #endif
 
-#define VCS_RING 8192        /* sfu.transport_cc.RING */
 #define VCS_HEADER_BYTES 20  /* RTP header and the transport-cc extension (sfu.transport_cc.HEADER_BYTES) */
 #define VCS_MAX_PACKET 1900  /* larger packets are not forwarded (sfu.packet_stream) */
 #define VCS_TRAILER 144      /* SRTP_MAX_TRAILER_LEN: tag and MKI */
@@ -36,35 +37,8 @@
 #define VCS_SCRATCH (512 * 1024)
 #define VCS_MAX_MESSAGES 1024 /* UIO_MAXIOV: sendmmsg's limit */
 
-typedef struct {
-    double times[VCS_RING];
-    uint16_t sizes[VCS_RING];
-    uint16_t next;
-    uint16_t ext; /* the extension element's first byte; 0 writes padding */
-    uint32_t reserved;
-} vcs_cc;
-
-typedef struct {
-    int fd;
-    int gso; /* UDP_SEGMENT may be used on fd */
-    uint32_t pt;
-    uint32_t seq_off;
-    uint32_t ts_off;
-    uint32_t ssrc;
-    void *srtp;
-    vcs_cc *cc;
-    uint32_t addrlen; /* 0: fd is connected to the peer */
-    unsigned char addr[28]; /* a sockaddr_in or sockaddr_in6 */
-} vcs_target;
-
 typedef int (*vcs_protect_fn)(void *ctx, void *rtp, int *len);
 
-typedef struct {
-    uint64_t syscalls; /* sendmmsg calls */
-    uint64_t messages; /* messages (datagrams, or GSO batches of them) sent */
-} vcs_stats;
-
-/* process-wide; written by the thread that sends (the node's event loop) */
 vcs_stats vcs_totals;
 
 typedef struct {
