@@ -182,6 +182,50 @@ async def test_one_sendmmsg_reaches_every_subscriber_on_the_shared_socket():
 
 
 @compiled
+async def test_subscribers_joining_and_leaving_in_any_order_each_get_their_own_packets():
+    """A join adds one row and a leave moves the last row into its place: after every
+    change, a packet reaches exactly the subscribers attached, each sealed for itself."""
+    shared = SharedSocket(socket.AF_INET, socket.SOCK_DGRAM)
+    shared.bind(("127.0.0.1", 0))
+    stream = PacketStream("audio", "t/audio", clock_rate=48000, fanout="compiled")
+    attached: dict[int, tuple[DownTrack, socket.socket, Session]] = {}  # the session holds the downtrack's srtp_t
+
+    def join(i: int) -> None:
+        rx = receiving_socket()
+        dt, session = downtrack("audio", ssrc=0x6000 + i)
+        dt.connect(PairTransport(shared), rx.getsockname())
+        stream.attach(dt, at_keyframe=False)
+        attached[i] = (dt, rx, session)
+
+    def leave(i: int) -> None:
+        dt, rx, _ = attached.pop(i)
+        dt.close()
+        assert nothing_more(rx)  # nothing sent to a subscriber after it left
+        rx.close()
+
+    def everyone_gets(seq: int) -> None:
+        stream.push(make_packet(b"opus" * 10, seq, seq * 960, False), seq, seq * 960, False, False)
+        for i, (_, rx, _) in attached.items():
+            packet = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(rx.recv(4096))
+            assert struct.unpack_from("!I", packet, 8)[0] == 0x6000 + i
+
+    for i in range(40):  # past the array's first sizes
+        join(i)
+    everyone_gets(1)
+    for i in (0, 39, 17, 5, 6, 38):  # the first row, the last, and rows between
+        leave(i)
+        everyone_gets(2 + i)
+    for i in range(40, 45):
+        join(i)
+    everyone_gets(100)
+    for i in list(attached):
+        leave(i)
+    everyone_gets(101)
+    assert stream.send_errors == 0
+    shared.close()
+
+
+@compiled
 async def test_a_subscriber_whose_peer_is_gone_costs_the_others_nothing():
     stream = PacketStream("audio", "t/audio", clock_rate=48000, fanout="compiled")
     receivers, downtracks, keep = [], [], []
