@@ -26,7 +26,14 @@ clock), so the tests drive it with a fake clock.
   that failed *near* its target (the link delivered at least ``NEAR_SHARE``
   of it) is tried again after ``NEAR_RETRY_S`` without backing off further:
   it overshot the link by little for under a second, and a link that narrow
-  may widen again at any time (the step up must follow within 15 s). A REMB
+  may widen again at any time (the step up must follow within 15 s). While
+  a tier is backed off, a receiver whose feedback times each packet
+  (transport-cc, ``bursts_measured``) is asked every ``SCOUT_EVERY_S``
+  whether its link widened: a *scout* (``Probe.scout``), a burst at the
+  target rate short enough to fit a narrow link's queue. One the link
+  carried forgets the back-off, and the full probe follows at once; if that
+  probe then fails, scouts wait for the back-off to end (a link that passes
+  the burst but not the probe is not asked every few seconds). A REMB
   (a receiver's own estimate) below the next tier's cost times
   ``upgrade_headroom`` holds the probe back (hysteresis) while it is fresh
   (``ESTIMATE_TTL_S``).
@@ -65,6 +72,7 @@ NEAR_SHARE = 0.8  # a failed probe that delivered this share of its target was n
 NEAR_RETRY_S = 8.0
 DRAIN_S = 0.5  # after a downgrade: packets sent this soon after it still met the old tier's queue
 CLIMB_HOLD_S = 2.0  # after a probe carried a step up: the next probe comes this soon, not after the full hold
+SCOUT_EVERY_S = 5.0  # while the next tier is backed off: how often a scout asks whether the link widened
 PROTECT_LOSS = 0.01  # this much loss (a receiver report's, or transport-cc's before repair) shows a lossy link
 PROTECT_MEMORY_S = 120.0  # loss seen this recently keeps video protected
 PROTECT_RTT_BACK = 0.8  # protection ends under this share of the RTT threshold (hysteresis)
@@ -87,6 +95,7 @@ class Probe:
     index: int  # the tier it would step up to
     target_kbps: float
     started: float
+    scout: bool = False  # only a short burst: does the link carry the target now? (a pass forgets the back-off)
 
 
 class TierAllocation:
@@ -117,6 +126,10 @@ class TierAllocation:
         self.probe: Probe | None = None
         self.probes = 0
         self._backoff: dict[int, tuple[int, float]] = {}  # tier index -> (failed probes in a row, next try)
+        self.bursts_measured = False  # the receiver times each packet (transport-cc): scouts can be judged
+        self.scouts = 0
+        self._scout_at: dict[int, float] = {}  # tier index -> when the next scout may go
+        self._scouted: set[int] = set()  # tiers whose back-off a scout forgot; their probe is under way
         self._climbing = False  # the last change was a step up a probe proved
         self.protected = False  # video sent twice (long lossy link): each video tier costs its bitrate twice
         self._loss_seen_at = -math.inf
@@ -262,7 +275,10 @@ class TierAllocation:
             return None
         hold = min(CLIMB_HOLD_S, self._config.upgrade_hold_s) if self._climbing else self._config.upgrade_hold_s
         candidate = self.index - 1
-        if now - self._last_change < hold or now - self._calm_since < hold or now < self._backoff.get(candidate, (0, -math.inf))[1]:
+        if now - self._last_change < hold or now - self._calm_since < hold:
+            return None
+        scout = now < self._backoff.get(candidate, (0, -math.inf))[1]
+        if scout and not (self.bursts_measured and now >= self._scout_at.get(candidate, -math.inf)):
             return None
         cost = self.cost_kbps(candidate)
         if self.cap_kbps is not None and cost > self.cap_kbps:
@@ -271,8 +287,11 @@ class TierAllocation:
         fresh = now - self._estimate_at < ESTIMATE_TTL_S  # a receiver that stopped sending REMB no longer holds us back
         if self._estimate_bounds and fresh and self.estimate_kbps is not None and target > self.estimate_kbps:
             return None
-        self.probe = Probe(candidate, target, now)
-        self.probes += 1
+        self.probe = Probe(candidate, target, now, scout=scout)
+        if scout:
+            self.scouts += 1
+        else:
+            self.probes += 1
         return None
 
     def probe_result(self, ok: bool, now: float, *, delivered_kbps: float | None = None) -> TierSpec | None:
@@ -282,13 +301,26 @@ class TierAllocation:
         if probe is None:
             return None
         self.probe = None
+        index = probe.index
+        failures, next_try = self._backoff.get(index, (0, 0.0))
+        if probe.scout:
+            self._scout_at[index] = now + SCOUT_EVERY_S
+            if ok:  # the link widened: the full probe now, its failures still counted should it fail
+                self._backoff[index] = (failures, now)
+                self._scouted.add(index)
+            return None
+        scouted = index in self._scouted
+        self._scouted.discard(index)
         if ok:
-            self._backoff.pop(probe.index, None)
-            return self._move(probe.index, now)
-        failures = self._backoff.get(probe.index, (0, 0.0))[0]
+            self._backoff.pop(index, None)
+            self._scout_at.pop(index, None)
+            return self._move(index, now)
         if delivered_kbps is not None and delivered_kbps >= NEAR_SHARE * probe.target_kbps:
-            self._backoff[probe.index] = (failures, now + NEAR_RETRY_S)
+            next_try = now + NEAR_RETRY_S
         else:
-            self._backoff[probe.index] = (failures + 1, now + BACKOFF_S[min(failures, len(BACKOFF_S) - 1)])
+            failures, next_try = failures + 1, now + BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+        self._backoff[index] = (failures, next_try)
+        if scouted:  # the burst passed, the probe did not: no more scouts before the back-off ends
+            self._scout_at[index] = next_try
         self._calm_since = now
         return None

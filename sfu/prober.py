@@ -20,9 +20,12 @@ from collections.abc import Callable
 from .downtrack import DownTrack
 from .transport_cc import EXTENSION
 
-__all__ = ["PROBE_S", "ProbeMeasure", "send_padding"]
+__all__ = ["PROBE_S", "SCOUT_S", "ProbeMeasure", "send_padding"]
 
 PROBE_S = 0.8
+# a scout (``allocator.Probe.scout``): at a step's cost for this long, a narrow link queues the excess
+# (a 1 Mbps link with 200 ms of queue holds a scout for 720p) instead of losing it
+SCOUT_S = 0.08
 TICK_S = 0.01
 PADDING = 255  # the most one RTP packet's padding can say
 _HEADER = struct.Struct("!BBHII")
@@ -65,6 +68,7 @@ class ProbeMeasure:
     def __init__(self, start: float, end: float) -> None:
         self.start = start
         self.end = end
+        self.min_span = min(0.1, 0.5 * (end - start))  # rates over shorter spans than this say nothing
         self.reported = 0
         self.lost = 0
         self.sent_bytes = 0
@@ -101,7 +105,7 @@ class ProbeMeasure:
     @property
     def sent_bps(self) -> float:
         span = (self.last_sent or 0) - (self.first_sent or 0)
-        return self.sent_bytes * 8 / span if span > 0.1 else 0.0
+        return self.sent_bytes * 8 / span if span > self.min_span else 0.0
 
     @property
     def delivered_bps(self) -> float:
@@ -110,7 +114,7 @@ class ProbeMeasure:
         sent_span = (self.last_sent or 0) - (self.first_sent or 0)
         # a queue that let a burst through at once still delivers no faster than it was sent
         span = max(span, sent_span)
-        return self.received_bytes * 8 / span if span > 0.1 else 0.0
+        return self.received_bytes * 8 / span if span > self.min_span else 0.0
 
     def carried(self, target_bps: float, max_loss: float) -> bool:
         """Did the link carry (nearly) ``target_bps`` without loss?"""

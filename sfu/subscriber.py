@@ -47,7 +47,7 @@ from vcs.tiers import TierSpec
 from .allocator import Probe, TierAllocation
 from .bandwidth_estimator import BandwidthEstimator
 from .downtrack import DownTrack
-from .prober import PROBE_S, ProbeMeasure, send_padding
+from .prober import PROBE_S, SCOUT_S, ProbeMeasure, send_padding
 from .transport_cc import HEADER_BYTES, Feedback, SendHistory, split_compound
 
 __all__ = ["Subscriber"]
@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 PACKET_OVERHEAD_BYTES = HEADER_BYTES + 10 + 28  # RTP header and extension, SRTP tag, UDP/IPv4
 PROBE_SETTLE_S = 2.5  # after a probe, how long its feedback may take
 PROBE_MAX_LOSS = 0.05
+SCOUT_DRAIN_S = 0.4  # packets sent this soon after a scout still meet the queue it left
 # a receiver without transport-cc: the video packets it NACKs over this long, of those sent, read as
 # a receiver report's loss (NACKs come at once, reports about once a second: a link that narrowed is fitted sooner)
 NACK_WINDOW_S = 0.5
@@ -115,6 +116,8 @@ class Subscriber:
         self._rr_at: dict[int, float] = {}  # ssrc -> time of its last receiver report
         self._probe_task: asyncio.Task | None = None
         self._probe_window: tuple[float, float] | None = None  # the last probe's padding, start and end
+        # the last scout: (start, end of the packets its queue delays, the estimator's rates before it)
+        self._scout: tuple[float, float, tuple[float, float]] | None = None
         self._repair_bytes = float("inf")  # a full allowance to start with (``_repair_allowance`` caps it)
         self._repair_at = now
         self._probe_measure: ProbeMeasure | None = None
@@ -201,10 +204,16 @@ class Subscriber:
         if not results:
             return
         self.feedback_packets += 1
+        self.allocation.bursts_measured = True
         estimator = self.estimator
         if self.rtt_ms is not None:
             estimator.rtt_s = self.rtt_ms / 1000
         estimator.on_packets(results, now)
+        scout = self._scout
+        if scout is not None and estimator.last_decrease == now and scout[0] <= (estimator.decreased_for or 0) <= scout[1]:
+            # the queue of our own burst: the scout's verdict, not news of the link
+            estimator.delay_bps, estimator.loss_bps = scout[2]
+            return
         # loss as sent (a receiver report counts what NACKs repaired as received); of repeated packets, the first copies'
         self.allocation.on_link_loss(max(estimator.loss, firsts_lost / pairs if pairs else 0.0), now)
         self._retier(self.allocation.on_estimate(estimator.estimate_bps / 1000, now, sent_at=estimator.decreased_for))
@@ -347,15 +356,18 @@ class Subscriber:
                 ok, delivered = True, None  # nothing to pad with: the next tier itself is the probe
             else:
                 start = time.monotonic()
-                end = start + PROBE_S
+                length = SCOUT_S if probe.scout else PROBE_S
+                end = start + length
                 self._probe_window = (start, end)
                 twcc = self.feedback_packets > 0
                 if twcc:
                     self._probe_measure = ProbeMeasure(start, end)
                 else:
                     self._probe_reports = []
+                if probe.scout:
+                    self._scout = (start, end + SCOUT_DRAIN_S, (self.estimator.delay_bps, self.estimator.loss_bps))
                 extra = probe.target_kbps * 1000 - self.bitrate_bps
-                await send_padding(video, extra, PROBE_S, wanted=lambda: self.allocation.probe is probe)
+                await send_padding(video, extra, length, wanted=lambda: self.allocation.probe is probe)
                 ok = await self._probe_verdict(probe, end, twcc)
                 measure = self._probe_measure
                 delivered = measure.delivered_bps / 1000 if twcc and measure is not None and measure.complete else None
@@ -381,6 +393,8 @@ class Subscriber:
             measure = self._probe_measure
             if measure is None or not measure.carried(probe.target_kbps * 1000, PROBE_MAX_LOSS):
                 return False
+            if probe.scout:
+                return True
             decreased = self.estimator.last_decrease
             if decreased is not None and decreased >= measure.start:
                 return False  # the queue grew (or loss showed) while probing
@@ -446,6 +460,7 @@ class Subscriber:
             "feedback_packets": self.feedback_packets,
             "feedback_errors": self.feedback_errors,
             "probes": self.allocation.probes,
+            "scouts": self.allocation.scouts,
             "failed_probes": self.allocation.failed_probes,
             "audio_kbps": None if self.audio_bitrate_bps is None else round(self.audio_bitrate_bps / 1000, 1),
             "cap_kbps": self.allocation.cap_kbps,
