@@ -4,7 +4,9 @@ The fast forwarding path, the non-decoding receivers, the counting bench
 subscribers and the ICE guard need parts aiortc does not expose: a DTLS
 transport's SRTP sessions, its RTP router and RTCP hooks, the nominated ICE
 pair, a receiver's name-mangled decoder and jitter buffer, a sender's SSRCs
-and keyframe hook. Cheap joins need a peer connection made with a given
+and keyframe hook; a receiver that reports arrivals needs the
+sockets under its transport and an offer with an extension aiortc does not
+implement. Cheap joins need a peer connection made with a given
 certificate (aiortc makes a key and certificate for each), an SSL context
 built once per certificate, and receivers whose bitrate estimator is built
 only when media arrives. They are read and replaced only through these functions,
