@@ -13,10 +13,11 @@ runs no decoder thread and no bandwidth estimator. The size of the first VP8
 keyframe tells which tier arrives. With `decode=True` (tests that look at the
 pictures) the packets are counted too, and the received tracks in
 `session.tracks` yield decoded frames. Every subscriber offers transport-wide
-congestion control, and when the answer keeps it, tells the SFU when each
-packet arrived (``rtc.transport_feedback``; the kernel's arrival times,
-``rtc.udp_reader``): the SFU fits its tier to the link from that. A publisher's PLIs go to its track's
-`request_keyframe()` (a shared encoder), since aiortc's pack path ignores them.
+congestion control and, when the answer keeps it, tells the SFU when each
+packet arrived (`rtc.transport_feedback`, with the kernel's arrival times:
+`rtc.udp_reader`); the SFU fits the tier to the link from that. A
+publisher's PLIs go to its track's `request_keyframe()` (a shared encoder),
+since aiortc's pack path ignores them.
 `forward()` publishes senders without tracks whose RTP the caller writes
 itself (the SFU's uplink forwards a commune's packets to the origin).
 
@@ -98,7 +99,7 @@ class MediaSession:
         self._closed = False
         self.arrivals: ArrivalLog | None = None  # transport-cc negotiated (subscribe): each packet's arrival
         self._cap: _RateCap | None = None
-        self._watched: list = []  # the sockets whose datagrams `_on_datagram` sees
+        self._watched: list = []  # the transports (sockets) whose datagrams `_on_datagram` sees
         self._feedback: asyncio.Task | None = None
         self.pc.on("connectionstatechange", self._on_state)
 
@@ -108,6 +109,7 @@ class MediaSession:
             self.first_media.set()
         elif state in ("failed", "closed"):
             self.dropped.set()
+            self._stop_feedback()  # nothing more arrives (also when the peer is closed without `close()`)
 
     @property
     def tier(self) -> str | None:
@@ -183,6 +185,13 @@ class MediaSession:
         self.arrivals = ArrivalLog(int(found.group(1)), sender_ssrc)
         self._feedback = asyncio.create_task(send_feedback(self.arrivals, self._dtls), name="transport-cc-feedback")
 
+    def _stop_feedback(self) -> None:
+        for transport in self._watched:
+            unwatch_arrivals(transport)
+        self._watched.clear()
+        if self._feedback is not None:
+            self._feedback.cancel()
+
     def _on_datagram(self, data: bytes, arrival: float) -> bool:
         """Each datagram as the socket yields it: past the emulated link's rate an RTP packet is dropped
         (never seen, so reported lost); else its arrival is noted."""
@@ -236,11 +245,10 @@ class MediaSession:
         if self._closed:
             return
         self._closed = True
-        for transport in self._watched:
-            unwatch_arrivals(transport)
-        if self._feedback is not None:
-            self._feedback.cancel()
-            await asyncio.gather(self._feedback, return_exceptions=True)
+        feedback = self._feedback
+        self._stop_feedback()
+        if feedback is not None:
+            await asyncio.gather(feedback, return_exceptions=True)
         if self.resource_url is not None:
             auth = {"Authorization": f"Bearer {token or self._token}"}
             try:
