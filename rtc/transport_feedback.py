@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from array import array
 from typing import Any
 
@@ -31,8 +30,6 @@ from rtc.aiortc_adapter import send_rtcp_packet
 from rtc.transport_cc import DELTA_UNIT_S, build_feedback
 
 __all__ = ["FEEDBACK_INTERVAL_S", "ArrivalLog", "is_rtp", "send_feedback", "transport_sequence"]
-
-log = logging.getLogger(__name__)
 
 FEEDBACK_INTERVAL_S = 0.1  # libwebrtc's default; each one costs the node a parse
 RING = 1 << 12  # arrivals kept between two feedback packets: seconds of media at any tier
@@ -145,7 +142,8 @@ class ArrivalLog:
             at = times[index]
             times[index] = 0.0
             arrival = at - epoch if at else None
-            if arrivals and (len(arrivals) >= MAX_STATUSES or (arrival is not None and last is not None and abs(arrival - last) > MAX_DELTA_S)):
+            too_far = arrival is not None and last is not None and abs(arrival - last) > MAX_DELTA_S
+            if arrivals and (len(arrivals) >= MAX_STATUSES or too_far):
                 packets.append(self._build(base, arrivals))
                 base, arrivals, last = seq, [], None
             arrivals.append(arrival)
