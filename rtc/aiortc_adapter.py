@@ -4,7 +4,9 @@ The fast forwarding path, the non-decoding receivers, the counting bench
 subscribers and the ICE guard need parts aiortc does not expose: a DTLS
 transport's SRTP sessions, its RTP router and RTCP hooks, the nominated ICE
 pair, a receiver's name-mangled decoder and jitter buffer, a sender's SSRCs
-and keyframe hook. Cheap joins need a peer connection made with a given
+and keyframe hook; a receiver that reports arrivals needs the
+sockets under its transport and an offer with an extension aiortc does not
+implement. Cheap joins need a peer connection made with a given
 certificate (aiortc makes a key and certificate for each), an SSL context
 built once per certificate, and receivers whose bitrate estimator is built
 only when media arrives. They are read and replaced only through these functions,
@@ -19,12 +21,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aioice.ice import CandidatePair
-from aiortc import RTCConfiguration, RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    RTCConfiguration,
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc import rtcrtpreceiver as _rtcrtpreceiver
+from aiortc import sdp as _sdp
+from aiortc.codecs import is_rtx
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCCertificate, SRTPProtectionProfile
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from OpenSSL import SSL
 
 __all__ = [
@@ -35,6 +47,8 @@ __all__ = [
     "ice_connection",
     "local_sockets",
     "ice_connections",
+    "local_transports",
+    "offer_header_extension",
     "on_pair_succeeded",
     "replace_host_gathering",
     "replace_local_ufrag",
@@ -117,6 +131,11 @@ def nominated_pair(dtls: RTCDtlsTransport) -> Any | None:
 def local_sockets(dtls: RTCDtlsTransport) -> list[Any]:
     """The UDP sockets (`socket.socket`) ICE gathered under a DTLS transport, one per local candidate."""
     return [p.transport.get_extra_info("socket") for p in ice_connection(dtls)._protocols if p.transport is not None]
+
+
+def local_transports(dtls: RTCDtlsTransport) -> list[Any]:
+    """The asyncio datagram transports of those sockets (what ``rtc.udp_reader`` watches)."""
+    return [p.transport for p in ice_connection(dtls)._protocols if p.transport is not None]
 
 
 def tx_srtp(dtls: RTCDtlsTransport) -> Any | None:
@@ -276,6 +295,29 @@ def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParame
 def replace_header_extensions(transceiver: RTCRtpTransceiver, extensions: list[Any]) -> None:
     """Negotiate `extensions` (`RTCRtpHeaderExtensionParameters`) for `transceiver`: what its answer advertises."""
     transceiver._headerExtensions = list(extensions)
+
+
+def offer_header_extension(offer: RTCSessionDescription, uri: str, ext_id: int, feedback: str | None = None) -> RTCSessionDescription:
+    """`offer` that also offers the header extension `uri` as `ext_id` in every media section, and
+    `a=rtcp-fb:<pt> feedback` for every codec but RTX.
+
+    aiortc offers only the extensions it implements (``createOffer`` sets each transceiver's
+    from its own list), so the offer is edited as aiortc's parsed description; given to
+    ``setLocalDescription``, it is the local description. Applying the answer keeps aiortc's
+    own extensions only: its receivers skip this one, which its caller reads itself.
+    """
+    description = _sdp.SessionDescription.parse(offer.sdp)
+    for media in description.media:
+        if media.kind not in ("audio", "video"):
+            continue
+        if all(e.id != ext_id and e.uri != uri for e in media.rtp.headerExtensions):
+            media.rtp.headerExtensions.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=uri))
+        if feedback is None:
+            continue
+        for codec in media.rtp.codecs:
+            if not is_rtx(codec) and all(f.type != feedback for f in codec.rtcpFeedback):
+                codec.rtcpFeedback.append(RTCRtcpFeedback(type=feedback))
+    return RTCSessionDescription(sdp=str(description), type=offer.type)
 
 
 def replace_rtp_handler(receiver: RTCRtpReceiver, wrap: Callable[[RtpHandler], RtpHandler]) -> None:

@@ -15,8 +15,9 @@ together some forty seconds after joining.
 
 ``tolerate_load()`` makes two process-wide changes:
 
-- UDP sockets are read in batches (up to ``READ_BATCH`` datagrams a turn), so
-  a check is answered within a turn or two, and media keeps up too;
+- UDP sockets are read in batches (``rtc.udp_reader``: up to ``READ_BATCH``
+  datagrams a turn), so a check is answered within a turn or two, and media
+  keeps up too;
 - ``aioice.ice.Connection.query_consent`` is replaced with a check that
   retransmits each request (an answer to any copy counts), so it waits about
   3.5 s for one instead of 0.5 s (a satellite commune's 600 ms round trip
@@ -39,17 +40,17 @@ import asyncio
 import logging
 import random
 import weakref
-from asyncio import selector_events
 from dataclasses import dataclass
 
 import aioice.ice
 from aioice import stun
 
+from rtc import udp_reader
+
 __all__ = ["ConsentCounters", "LoopLag", "consent_counters", "tolerate_load"]
 
 log = logging.getLogger(__name__)
 
-READ_BATCH = 64  # datagrams read from one socket in one loop turn
 RETRANSMISSIONS = 2  # copies at 0, 0.5 and 1.5 s; given up after 3.5 s
 LAG_SAMPLE_S = 0.25  # how often the loop's punctuality is sampled while consent is checked
 LAG_SLACK_S = 0.05  # lateness below this is ordinary scheduling, not lag
@@ -158,27 +159,7 @@ async def _query_consent(self: aioice.ice.Connection) -> None:
         lag.release()
 
 
-def _read_ready(self: selector_events._SelectorDatagramTransport) -> None:
-    """asyncio's `_SelectorDatagramTransport._read_ready`, reading up to READ_BATCH datagrams instead of one."""
-    for _ in range(READ_BATCH):
-        if self._conn_lost:
-            return
-        try:
-            data, addr = self._sock.recvfrom(self.max_size)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._protocol.error_received(exc)
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on datagram transport")
-            return
-        self._protocol.datagram_received(data, addr)
-
-
 def tolerate_load() -> None:
     """Batched UDP reads and the lag-tolerant consent check, for every peer of this process (safe twice)."""
-    selector_events._SelectorDatagramTransport._read_ready = _read_ready  # type: ignore[method-assign]
+    udp_reader.install()
     aioice.ice.Connection.query_consent = _query_consent  # type: ignore[method-assign]

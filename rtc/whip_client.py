@@ -12,8 +12,12 @@ receiver reports and NACKs as a real client would, but assembles no frame,
 runs no decoder thread and no bandwidth estimator. The size of the first VP8
 keyframe tells which tier arrives. With `decode=True` (tests that look at the
 pictures) the packets are counted too, and the received tracks in
-`session.tracks` yield decoded frames. A publisher's PLIs go to its track's
-`request_keyframe()` (a shared encoder), since aiortc's pack path ignores them.
+`session.tracks` yield decoded frames. Every subscriber offers transport-wide
+congestion control and, when the answer keeps it, tells the SFU when each
+packet arrived (`rtc.transport_feedback`, with the kernel's arrival times:
+`rtc.udp_reader`); the SFU fits the tier to the link from that. A
+publisher's PLIs go to its track's `request_keyframe()` (a shared encoder),
+since aiortc's pack path ignores them.
 `forward()` publishes senders without tracks whose RTP the caller writes
 itself (the SFU's uplink forwards a commune's packets to the origin).
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from urllib.parse import urljoin
 
@@ -34,14 +39,28 @@ from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from rtc.aiortc_adapter import peer_connection_with, replace_keyframe_hook, replace_rtp_handler, stop_decoder, take_out_receiver_parts
+from rtc.aiortc_adapter import (
+    local_transports,
+    offer_header_extension,
+    peer_connection_with,
+    replace_keyframe_hook,
+    replace_rtp_handler,
+    sender_ssrcs,
+    stop_decoder,
+    take_out_receiver_parts,
+)
 from rtc.rtp_stats import RtpCounter
+from rtc.transport_cc import TWCC_URI
+from rtc.transport_feedback import ArrivalLog, is_rtp, send_feedback
+from rtc.udp_reader import unwatch_arrivals, watch_arrivals
 
 __all__ = ["MediaError", "MediaSession", "forward", "peer_connection", "publish", "subscribe"]
 
 log = logging.getLogger(__name__)
 
 CODECS = {"audio": "audio/opus", "video": "video/vp8"}
+TWCC_ID = 5  # the transport-cc extension's id in our offers (aiortc's own take 1-3)
+UDP_IP_BYTES = 28  # what a datagram costs the link beyond its payload (IPv4)
 
 
 class MediaError(Exception):
@@ -78,6 +97,10 @@ class MediaSession:
         self.first_media = asyncio.Event()  # first RTP packet received (subscribe) or connected (publish)
         self.dropped = asyncio.Event()  # the connection failed or closed
         self._closed = False
+        self.arrivals: ArrivalLog | None = None  # transport-cc negotiated (subscribe): each packet's arrival
+        self._cap: _RateCap | None = None
+        self._watched: list = []  # the transports (sockets) whose datagrams `_on_datagram` sees
+        self._feedback: asyncio.Task | None = None
         self.pc.on("connectionstatechange", self._on_state)
 
     def _on_state(self) -> None:
@@ -86,6 +109,7 @@ class MediaSession:
             self.first_media.set()
         elif state in ("failed", "closed"):
             self.dropped.set()
+            self._stop_feedback()  # nothing more arrives (also when the peer is closed without `close()`)
 
     @property
     def tier(self) -> str | None:
@@ -98,11 +122,12 @@ class MediaSession:
     def _add_receivers(self, kinds: Sequence[str], decode: bool, cap: _RateCap | None = None) -> None:
         if decode:
             self.pc.on("track", self.tracks.append)
+        self._cap = cap
         for kind in kinds:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(_codecs(kind))
             self.counters[kind] = counter = RtpCounter(kind)
-            _tap_receiver(transceiver, counter, self.first_media, decode, cap)
+            _tap_receiver(transceiver, counter, self.first_media, decode)
 
     def _add_senders(self, tracks: Sequence[MediaStreamTrack]) -> None:
         for track in tracks:
@@ -114,7 +139,15 @@ class MediaSession:
                 replace_keyframe_hook(transceiver.sender, request)
 
     async def negotiate(self, params: dict[str, str] | None = None) -> None:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = await self.pc.createOffer()
+        receiving = self.direction == "subscribe"
+        if receiving:
+            offer = offer_header_extension(offer, TWCC_URI, TWCC_ID, feedback="transport-cc")
+        await self.pc.setLocalDescription(offer)
+        if receiving:  # the sockets are gathered: see each datagram as it arrives
+            for transport in local_transports(self._dtls):
+                watch_arrivals(transport, self._on_datagram)
+                self._watched.append(transport)
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/sdp"}
         try:
             response = await self.http.post(self.url, content=self.pc.localDescription.sdp, headers=headers, params=params)
@@ -135,6 +168,40 @@ class MediaSession:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
         except Exception as exc:  # aiortc raises many types for a bad answer
             raise MediaError(f"unusable answer from {self.url}: {type(exc).__name__}: {exc}") from None
+        if receiving:
+            self._start_feedback(response.text)
+
+    @property
+    def _dtls(self):  # type: ignore[no-untyped-def]
+        """The one DTLS transport (max-bundle) all media shares."""
+        return self.pc.getTransceivers()[0].receiver.transport
+
+    def _start_feedback(self, answer: str) -> None:
+        """Report arrivals when the answer kept transport-cc (with the id it gives it)."""
+        found = re.search(rf"^a=extmap:(\d+)(?:/\w+)? {re.escape(TWCC_URI)}\s*$", answer, re.MULTILINE)
+        if found is None or not 1 <= int(found.group(1)) <= 14:
+            return
+        sender_ssrc = sender_ssrcs(self.pc.getTransceivers()[-1].sender)[0]
+        self.arrivals = ArrivalLog(int(found.group(1)), sender_ssrc)
+        self._feedback = asyncio.create_task(send_feedback(self.arrivals, self._dtls), name="transport-cc-feedback")
+
+    def _stop_feedback(self) -> None:
+        for transport in self._watched:
+            unwatch_arrivals(transport)
+        self._watched.clear()
+        if self._feedback is not None:
+            self._feedback.cancel()
+
+    def _on_datagram(self, data: bytes, arrival: float) -> bool:
+        """Each datagram as the socket yields it: past the emulated link's rate an RTP packet is dropped
+        (never seen, so reported lost); else its arrival is noted."""
+        cap = self._cap
+        if cap is not None and is_rtp(data) and not cap.admit(len(data) + UDP_IP_BYTES, arrival):
+            return False
+        arrivals = self.arrivals
+        if arrivals is not None:
+            arrivals.record(data, arrival)
+        return True
 
     async def rtt_ms(self) -> float | None:
         """Round-trip time from the receiver reports on what we send (publish sessions only)."""
@@ -178,6 +245,10 @@ class MediaSession:
         if self._closed:
             return
         self._closed = True
+        feedback = self._feedback
+        self._stop_feedback()
+        if feedback is not None:
+            await asyncio.gather(feedback, return_exceptions=True)
         if self.resource_url is not None:
             auth = {"Authorization": f"Bearer {token or self._token}"}
             try:
@@ -205,8 +276,9 @@ async def subscribe(
 ) -> MediaSession:
     """Receive the room over WHEP; media is counted, and decoded only with `decode`.
 
-    `rate_cap_kbps` emulates a narrow downlink: packets past that rate (a
-    token bucket of 200 ms) are dropped on arrival, as a full link would.
+    `rate_cap_kbps` emulates a narrow downlink: RTP datagrams past that rate
+    (a token bucket of 200 ms) are dropped as the socket yields them, as a
+    full link would (and reported lost).
 
     `max_tier` ("180p", "audio", ...) goes to the SFU as `?max_tier=`, `source`
     (one publisher's identity, for the host's view of a commune) as
@@ -271,8 +343,7 @@ class _RateCap:
         self._tokens = self._burst
         self._at: float | None = None
 
-    def admit(self, size: int, now_ms: int) -> bool:
-        now = now_ms / 1000
+    def admit(self, size: int, now: float) -> bool:
         if self._at is not None:
             self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
         self._at = now
@@ -282,13 +353,13 @@ class _RateCap:
         return True
 
 
-def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event, decode: bool, cap: _RateCap | None = None) -> None:  # type: ignore[no-untyped-def]
+def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event, decode: bool) -> None:  # type: ignore[no-untyped-def]
     """Count every RTP packet before aiortc handles it; unless decoding, take out what decoding and REMB would cost.
 
     Without decoding, aiortc still keeps per-SSRC statistics (its receiver
     reports), NACKs gaps and unwraps retransmissions; the frame assembly, the
     decoder thread and the bandwidth estimator (REMB) are gone. The SFU
-    adapts from receiver reports.
+    adapts from transport-cc feedback (``MediaSession._start_feedback``).
     """
     receiver = transceiver.receiver
     receive = receiver.receive
@@ -297,8 +368,6 @@ def _tap_receiver(transceiver, counter: RtpCounter, first_media: asyncio.Event, 
 
     def counting(handle):  # type: ignore[no-untyped-def]
         async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
-            if cap is not None and not cap.admit(len(packet.payload) + 40, arrival_time_ms):
-                return  # past the emulated link's rate: lost
             counter.add(packet)
             first_media.set()
             await handle(packet, arrival_time_ms=arrival_time_ms)

@@ -38,8 +38,9 @@ from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi, lib
 
 from rtc.aiortc_adapter import nominated_pair, register_rtp_sender, sender_ssrcs, srtp_handle, tx_srtp, unregister_rtp_sender
+from rtc.transport_cc import TWCC_URI
 
-from .transport_cc import TWCC_URI, SendHistory
+from .transport_cc import SendHistory
 
 __all__ = ["DownTrack", "StreamPosition", "send_rtcp"]
 

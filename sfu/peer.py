@@ -11,10 +11,10 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from rtc.aiortc_adapter import ReusableCertificate, peer_connection_with, replace_header_extensions, transceiver_codecs
 from rtc.ice import _Network, guard_peer
+from rtc.transport_cc import TWCC_URI
 
 from .errors import BadRequest, NotAcceptable, Unavailable
 from .offer import Offer
-from .transport_cc import TWCC_URI
 from .udp_mux import UdpMux
 
 __all__ = ["VIDEO_CODECS", "AUDIO_CODECS", "create_peer", "negotiate", "add_transceiver"]

@@ -42,13 +42,14 @@ from aiortc.rtp import (
 )
 
 from rtc.aiortc_adapter import replace_rtcp_handler
+from rtc.transport_cc import Feedback, split_compound
 from vcs.tiers import TierSpec
 
 from .allocator import Probe, TierAllocation
 from .bandwidth_estimator import BandwidthEstimator
 from .downtrack import DownTrack
 from .prober import PROBE_S, SCOUT_S, ProbeMeasure, send_padding
-from .transport_cc import HEADER_BYTES, Feedback, SendHistory, split_compound
+from .transport_cc import HEADER_BYTES, SendHistory
 
 __all__ = ["Subscriber"]
 

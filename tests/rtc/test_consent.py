@@ -10,7 +10,8 @@ import aioice.ice
 import pytest
 from aioice import stun
 
-from rtc.consent import READ_BATCH, consent_counters
+from rtc.consent import consent_counters
+from rtc.udp_reader import READ_BATCH
 from tests.waiting import eventually, stays
 
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from rtc.aiortc_adapter import nominated_pair
 from rtc.whip_client import subscribe
-from sfu.transport_cc import TWCC_URI
+from rtc.transport_cc import TWCC_URI
 from tests.waiting import eventually
 
 from .conftest import free_port, publish_scene, recv_frames, serve, small_config, track_of

@@ -5,7 +5,8 @@ import struct
 import pytest
 
 from sfu.packet_stream import make_packet
-from sfu.transport_cc import EXTENSION_BYTES, HEADER_BYTES, SendHistory, build_feedback, parse_feedback, split_compound
+from rtc.transport_cc import build_feedback, parse_feedback, split_compound
+from sfu.transport_cc import EXTENSION_BYTES, HEADER_BYTES, SendHistory
 
 # A feedback packet as libwebrtc's TransportFeedback::Build writes it, by the draft's layout:
 # sender SSRC 1, media SSRC 0x2a, base sequence 100, 5 packets, reference time 1000 (64 ms units),

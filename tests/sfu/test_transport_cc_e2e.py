@@ -11,7 +11,7 @@ from aiortc import RTCSessionDescription
 
 from rtc.aiortc_adapter import replace_rtp_data_handler, send_rtcp_packet
 from rtc.whip_client import peer_connection
-from sfu.transport_cc import TWCC_URI, build_feedback
+from rtc.transport_cc import TWCC_URI, build_feedback
 from tests.waiting import eventually
 
 from .conftest import publish_scene, small_config

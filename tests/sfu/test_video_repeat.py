@@ -11,7 +11,7 @@ from aiortc import RTCPeerConnection
 
 from sfu.packet_stream import PacketStream
 from sfu.subscriber import Subscriber
-from sfu.transport_cc import Feedback
+from rtc.transport_cc import Feedback
 from sfu.video_repeat import SPACING_S, RepeatedTier
 from rtc.aiortc_adapter import srtp_handle
 from sfu.allocator import LinkInfo, TierAllocation
