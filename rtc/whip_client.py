@@ -98,6 +98,7 @@ class MediaSession:
         self.dropped = asyncio.Event()  # the connection failed or closed
         self._closed = False
         self.arrivals: ArrivalLog | None = None  # transport-cc negotiated (subscribe): each packet's arrival
+        self.transport_cc = direction == "subscribe"  # offer it (a subscriber may decline: `subscribe`)
         self._cap: _RateCap | None = None
         self._watched: list = []  # the transports (sockets) whose datagrams `_on_datagram` sees
         self._feedback: asyncio.Task | None = None
@@ -141,7 +142,7 @@ class MediaSession:
     async def negotiate(self, params: dict[str, str] | None = None) -> None:
         offer = await self.pc.createOffer()
         receiving = self.direction == "subscribe"
-        if receiving:
+        if self.transport_cc:
             offer = offer_header_extension(offer, TWCC_URI, TWCC_ID, feedback="transport-cc")
         await self.pc.setLocalDescription(offer)
         if receiving:  # the sockets are gathered: see each datagram as it arrives
@@ -273,6 +274,7 @@ async def subscribe(
     decode: bool = False,
     rate_cap_kbps: float | None = None,
     certificate: RTCCertificate | None = None,
+    transport_cc: bool = True,
 ) -> MediaSession:
     """Receive the room over WHEP; media is counted, and decoded only with `decode`.
 
@@ -287,8 +289,11 @@ async def subscribe(
     relay's credential only) pins the subscription to one tier, as `?tier=`.
     `certificate`: a DTLS certificate the process's sessions share
     (`rtc.aiortc_adapter.ReusableCertificate`), as a process of many does.
+    `transport_cc=False`: do not offer transport-wide congestion control (a
+    receiver that never looks at its packets has nothing to report).
     """
     session = MediaSession(http, whep_url, token, "subscribe", certificate)
+    session.transport_cc = transport_cc
     params = {name: value for name, value in (("max_tier", max_tier), ("source", source), ("tier", tier)) if value}
     try:
         session._add_receivers(kinds, decode, _RateCap(rate_cap_kbps) if rate_cap_kbps else None)

@@ -6,14 +6,15 @@ Both negotiate with the project's WHIP/WHEP client (`rtc.whip_client`). Most
 subscribers are sinks (`SinkSubscriber`): real ICE, DTLS, SRTCP and consent
 through aiortc, so the node sees real peers, but their SRTP is dropped and
 counted in the kernel (`sfu.bench_sink`) and costs this process nothing. They
-send no receiver reports: the node gives them their profile's tier and never
-hears of loss from them. A sample of them (`--sample-every K`: the i-th of a
+send no receiver reports and no transport-cc feedback: the node gives them
+their profile's tier and never hears of loss from them. A sample of them (`--sample-every K`: the i-th of a
 process when i % K == 0, and at least two per process) are full counting
 subscribers (`CountingSubscriber`): the nominated socket's datagram handler
 authenticates and decrypts each SRTP packet with the connection's own SRTP
 session and counts it per SSRC, sequence gaps (loss) and frames included,
 and sends an RTCP receiver report per second from those counts, so the node
-sees real loss and RTT. A subscriber that cannot join is reported as
+sees real loss and RTT, and transport-cc feedback every 100 ms as the
+project's receivers do (`rtc.transport_feedback`). A subscriber that cannot join is reported as
 receiving nothing. Like every endpoint process of the project, the peers read
 UDP in batches and check consent tolerantly of their own loop's lag
 (`rtc.consent.tolerate_load`).
@@ -233,7 +234,8 @@ async def _connect(
     attempt = 0
     while True:
         try:
-            session = await subscribe(http, url, token, max_tier=max_tier, certificate=certificate)
+            # a sink's SRTP never reaches its process: it offers no transport-cc, having no arrivals to report
+            session = await subscribe(http, url, token, max_tier=max_tier, certificate=certificate, transport_cc=not sink)
             break
         except MediaError as exc:
             if exc.status not in (429, 503, None):  # None: no answer in time, from a node busy with handshakes

@@ -449,6 +449,7 @@ class Subscriber:
             "switching": self.video is not None and self.video.pending is not None,
             "pinned": self.pinned,
             "bitrate_bps": round(self.bitrate_bps),
+            "octets_sent": sum(d.octets_sent for d in self.downtracks),  # media bytes, for rates over a reader's own windows
             "loss_pct": round(self.loss * 100, 2),
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),
             "remb_bps": self.remb_bps,

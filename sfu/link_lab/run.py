@@ -211,23 +211,35 @@ async def _run(
         receiver_samples: list[ReceiverSample] = []
         pending = list(schedule[1:])
         tick = 0
+        sent_mark: tuple[float, int] | None = None  # (when, the node's byte count for the subscriber then)
+
+        async def node_stats() -> tuple[dict | None, float]:
+            stats = await _subscriber_stats(http, room_url, control)
+            return stats, time.monotonic() - t0  # when the count was read, give or take the reply's way back
+
         while (now := time.monotonic() - t0) < seconds:
             while pending and pending[0][0] <= now:
                 _, kbps = pending.pop(0)
                 lab.shape(kbps)
                 out(f"  {now:5.1f} s: downlink {'unshaped' if kbps is None else f'{kbps} kbps'}")
-            stats, counters = await asyncio.gather(_subscriber_stats(http, room_url, control), receiver.sample())
+            (stats, read_at), counters = await asyncio.gather(node_stats(), receiver.sample())
             t = time.monotonic() - t0
             if stats is not None:
-                node_samples.append(
-                    NodeSample(t, stats.get("tier"), float(stats.get("bitrate_bps") or 0), bool(stats.get("video_repeat")))
-                )
+                # the rate over this very second, from the node's byte count: its own once-a-second figure
+                # would lag up to a second behind and straddle the moment the link changed
+                octets = stats.get("octets_sent")
+                if octets is not None and sent_mark is not None and read_at > sent_mark[0]:
+                    rate = (octets - sent_mark[1]) * 8 / (read_at - sent_mark[0])
+                else:
+                    rate = float(stats.get("bitrate_bps") or 0)
+                sent_mark = (read_at, octets) if octets is not None else None
+                node_samples.append(NodeSample(t, stats.get("tier"), rate, bool(stats.get("video_repeat"))))
             if counters is not None:
                 receiver_samples.append(Receiver.to_sample(t, counters))
             if stats is not None and tick % 10 == 0:
                 out(
                     f"  {t:5.1f} s: tier {stats.get('tier')}{' twice' if stats.get('video_repeat') else ''},"
-                    f" sending {float(stats.get('bitrate_bps') or 0) / 1000:.0f} kbps,"
+                    f" sending {node_samples[-1].bitrate_bps / 1000:.0f} kbps,"
                     f" loss {stats.get('loss_pct')} %, receiver {counters.get('height') if counters else '-'}p"
                 )
             tick += 1
