@@ -29,8 +29,10 @@ clock), so the tests drive it with a fake clock.
   may widen again at any time (the step up must follow within 15 s). While
   a tier is backed off, a receiver whose feedback times each packet
   (transport-cc, ``bursts_measured``) is asked every ``SCOUT_EVERY_S``
-  whether its link widened: a *scout* (``Probe.scout``), a burst at the
-  target rate short enough to fit a narrow link's queue. One the link
+  whether its link widened (from ``SCOUT_EVERY_S`` after the failure on,
+  without the hold: the probe's own overshoot was no loss of the link's):
+  a *scout* (``Probe.scout``), a burst at the target rate short enough to
+  fit a narrow link's queue. One the link
   carried forgets the back-off, and the full probe follows at once; if that
   probe then fails, scouts wait for the back-off to end (a link that passes
   the burst but not the probe is not asked every few seconds). A REMB
@@ -320,7 +322,7 @@ class TierAllocation:
         else:
             failures, next_try = failures + 1, now + BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
         self._backoff[index] = (failures, next_try)
-        if scouted:  # the burst passed, the probe did not: no more scouts before the back-off ends
-            self._scout_at[index] = next_try
-        self._calm_since = now
+        # the probe's own overshoot is no loss of the link's (the back-off spaces the probes); a scout may come
+        # soon, unless the burst passed and the probe did not: then none before the back-off ends
+        self._scout_at[index] = next_try if scouted else now + SCOUT_EVERY_S
         return None

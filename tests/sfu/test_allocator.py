@@ -371,22 +371,22 @@ def test_a_backed_off_step_is_scouted_and_a_passing_scout_brings_the_probe_at_on
     alloc.tick(now=8)
     target = alloc.probe.target_kbps
     assert alloc.probe_result(False, now=9, delivered_kbps=0.3 * target) is None  # far: backed off 15 s
-    alloc.tick(now=17.5)
+    alloc.tick(now=14.5)
     assert alloc.probe is None  # a receiver whose feedback cannot time a burst is not scouted
     alloc.bursts_measured = True
-    alloc.tick(now=16.9)
-    assert alloc.probe is None  # calm for the hold first, as before any step up
-    alloc.tick(now=17.5)
+    alloc.tick(now=13.9)
+    assert alloc.probe is None  # the first scout comes 5 s after the failed probe
+    alloc.tick(now=14.5)
     assert alloc.probe is not None and alloc.probe.scout and alloc.probe.target_kbps == target
-    assert alloc.probe_result(False, now=17.7) is None  # the link still narrow
-    alloc.tick(now=22.6)
+    assert alloc.probe_result(False, now=14.7) is None  # the link still narrow
+    alloc.tick(now=19.6)
     assert alloc.probe is None  # the next scout waits its turn
-    alloc.tick(now=22.8)
+    alloc.tick(now=19.8)
     assert alloc.probe.scout
-    assert alloc.probe_result(True, now=23) is None and names(alloc) == "360p"  # a scout alone steps nothing
-    alloc.tick(now=23.1)
+    assert alloc.probe_result(True, now=20) is None and names(alloc) == "360p"  # a scout alone steps nothing
+    alloc.tick(now=20.1)
     assert alloc.probe is not None and not alloc.probe.scout  # the full probe at once, before the back-off's end (24)
-    assert alloc.probe_result(True, now=23.5).name == "720p"
+    assert alloc.probe_result(True, now=20.5).name == "720p"
     assert alloc.scouts == 2 and alloc.failed_probes == 0
 
 
@@ -396,14 +396,14 @@ def test_a_scout_that_passes_when_the_probe_does_not_is_not_repeated_before_the_
     alloc.on_estimate(1000, now=0, sent_at=0)
     alloc.tick(now=8)
     alloc.probe_result(False, now=9, delivered_kbps=0.3 * alloc.probe.target_kbps)  # backed off until 24
-    alloc.tick(now=17.1)
+    alloc.tick(now=14.1)
     assert alloc.probe.scout
-    alloc.probe_result(True, now=17.3)
-    alloc.tick(now=17.4)
+    alloc.probe_result(True, now=14.3)
+    alloc.tick(now=14.4)
     assert not alloc.probe.scout
-    alloc.probe_result(False, now=18.5, delivered_kbps=0.3 * alloc.probe.target_kbps)  # second failure: 30 s
-    for now in (27, 30, 40, 48.4):
+    alloc.probe_result(False, now=15.5, delivered_kbps=0.3 * alloc.probe.target_kbps)  # second failure: 30 s
+    for now in (21, 30, 40, 45.4):
         alloc.tick(now)
         assert alloc.probe is None
-    alloc.tick(now=48.6)  # the back-off's end
+    alloc.tick(now=45.6)  # the back-off's end
     assert alloc.probe is not None and not alloc.probe.scout
