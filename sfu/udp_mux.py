@@ -58,7 +58,11 @@ __all__ = ["DROP_REASONS", "PeerTransport", "SharedSocket", "UdpMux", "open_shar
 
 log = logging.getLogger(__name__)
 
-READ_BATCH = 64  # datagrams read in one loop turn (as rtc.consent reads a peer's socket)
+# datagrams read in one loop turn: the one socket carries every peer's datagrams, so a turn must take in
+# what all of them sent meanwhile. 64 (what a peer's own socket gets, rtc.udp_reader) let a node of 1,000
+# peers whose loop turned slowly (its CPU shared with other work) fall behind: its queue grew to 7 MB, the
+# kernel dropped what came next, and consent checks waited behind it until the peers gave up on the node.
+READ_BATCH = 2048
 MAX_DATAGRAM = 65535
 SOCKET_BUFFER = 4 * 1024 * 1024  # bytes each way: a frame's burst to every subscriber (the kernel may cap it)
 BUDGET_PER_S = 50.0  # STUN and DTLS datagrams a peer may send on average: checks, consent, a handshake

@@ -165,6 +165,34 @@ async def test_a_stun_flood_naming_a_peer_reaches_only_that_peer_within_its_budg
             await session.close()
 
 
+async def test_a_check_behind_a_backlog_is_read_in_the_same_turn(sfu):
+    """A node whose loop turns slowly finds many datagrams waiting: one turn reads them all, so a
+    consent check behind a second's worth of its peers' traffic is not left to wait (or be dropped)."""
+    udp = sfu.node.udp
+    subs = await _subscribers(sfu, 1)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    try:
+        target = next(r for r in sfu.node.resources.values() if r.identity == "commune-0")
+        protocol = ice_connections(target.peer.pc)[0]._protocols[0]
+        checks: list[bytes] = []
+        protocol.datagram_received = lambda data, addr, _original=protocol.datagram_received: (
+            checks.append(data) if data[:2] == b"\x00\x01" else None, _original(data, addr))
+        ufrag = ice_connections(target.peer.pc)[0].local_username
+        # no await from here to the read: the loop cannot take the backlog in between
+        dropped = udp.dropped["unknown_address"]
+        for _ in range(1500):  # what a thousand peers send in a second or two: RTCP, media
+            other.sendto(b"\x80\x60" + os.urandom(100), udp.address)
+        other.sendto(_stun_request(ufrag), udp.address)
+        udp._read_ready()  # one turn of the node's loop
+        assert udp.dropped["unknown_address"] - dropped == 1500
+        assert len(checks) == 1
+    finally:
+        other.close()
+        for session in subs:
+            await session.close()
+
+
 async def test_a_closed_peer_is_forgotten(sfu):
     udp = sfu.node.udp
     pub = await host_publishes(sfu)
