@@ -29,13 +29,13 @@ clock), so the tests drive it with a fake clock.
   may widen again at any time (the step up must follow within 15 s). While
   a tier is backed off, a receiver whose feedback times each packet
   (transport-cc, ``bursts_measured``) is asked every ``SCOUT_EVERY_S``
-  whether its link widened (from ``SCOUT_EVERY_S`` after the failure on,
-  without the hold: the probe's own overshoot was no loss of the link's):
-  a *scout* (``Probe.scout``), a burst at the target rate short enough to
-  fit a narrow link's queue. One the link
-  carried forgets the back-off, and the full probe follows at once; if that
-  probe then fails, scouts wait for the back-off to end (a link that passes
-  the burst but not the probe is not asked every few seconds). A REMB
+  whether its link widened, from ``SCOUT_EVERY_S`` after the failure on
+  and without the hold (the probe's own overshoot was no loss of the
+  link's): a *scout* (``Probe.scout``), a burst at the target rate short
+  enough to fit a narrow link's queue. A scout the link carried forgets the
+  back-off, and the full probe follows at once; if that probe then fails,
+  scouts wait for the back-off to end (a link that passes the burst but not
+  the probe is not asked every few seconds). A REMB
   (a receiver's own estimate) below the next tier's cost times
   ``upgrade_headroom`` holds the probe back (hysteresis) while it is fresh
   (``ESTIMATE_TTL_S``).
