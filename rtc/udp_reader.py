@@ -45,37 +45,18 @@ _hooks: dict[Any, ArrivalHook] = {}  # watched transports (removed by `unwatch_a
 
 
 def _read_ready(self: selector_events._SelectorDatagramTransport) -> None:
-    """asyncio's `_SelectorDatagramTransport._read_ready`, reading up to READ_BATCH datagrams instead of one."""
+    """asyncio's `_SelectorDatagramTransport._read_ready`, reading up to READ_BATCH datagrams instead of one;
+    a watched socket's with the kernel's arrival time, each shown to its hook first."""
     hook = _hooks.get(self)
-    if hook is not None:
-        _read_stamped(self, hook)
-        return
-    for _ in range(READ_BATCH):
-        if self._conn_lost:
-            return
-        try:
-            data, addr = self._sock.recvfrom(self.max_size)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._protocol.error_received(exc)
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on datagram transport")
-            return
-        self._protocol.datagram_received(data, addr)
-
-
-def _read_stamped(self: selector_events._SelectorDatagramTransport, hook: ArrivalHook) -> None:
-    """`_read_ready` for a watched socket: each datagram with the kernel's arrival time, shown to `hook` first."""
     sock = self._sock
     for _ in range(READ_BATCH):
         if self._conn_lost:
             return
         try:
-            data, ancillary, _flags, addr = sock.recvmsg(self.max_size, _ANCILLARY_BYTES)
+            if hook is None:
+                data, addr = sock.recvfrom(self.max_size)
+            else:
+                data, ancillary, _flags, addr = sock.recvmsg(self.max_size, _ANCILLARY_BYTES)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -86,18 +67,22 @@ def _read_stamped(self: selector_events._SelectorDatagramTransport, hook: Arriva
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on datagram transport")
             return
-        arrival = None
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
-                arrival = seconds + nanoseconds * 1e-9
-        try:
-            deliver = hook(data, time.time() if arrival is None else arrival)
-        except Exception:  # a hook's fault never costs the peer its datagram
-            log.exception("arrival hook failed")
-            deliver = True
-        if deliver:
+        if hook is None or _deliver(hook, data, ancillary):
             self._protocol.datagram_received(data, addr)
+
+
+def _deliver(hook: ArrivalHook, data: bytes, ancillary: list) -> bool:
+    """Show `data` and its arrival time (the kernel's stamp, else now) to `hook`: may the protocol have it?"""
+    arrival = None
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+            arrival = seconds + nanoseconds * 1e-9
+    try:
+        return hook(data, time.time() if arrival is None else arrival)
+    except Exception:  # a hook's fault never costs the peer its datagram
+        log.exception("arrival hook failed")
+        return True
 
 
 def install() -> None:

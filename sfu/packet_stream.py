@@ -173,8 +173,8 @@ class PacketStream:
                 self._fanout = Targets()
             self._fanout.add(dt, pt, where)
         else:
-            self._python[dt] = (pt, dt.seq_off, dt.ts_off, dt.ssrc, dt.srtp, dt.send, dt.sendmsg, dt.cc)
-            self._targets = list(self._python.values())
+            self._python[dt] = entry = (pt, dt.seq_off, dt.ts_off, dt.ssrc, dt.srtp, dt.send, dt.sendmsg, dt.cc)
+            self._targets.append(entry)
 
     def _untarget(self, dt: DownTrack) -> None:
         if self._python.pop(dt, None) is not None:
