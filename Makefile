@@ -8,7 +8,7 @@ PORT ?= 8000
 
 .PHONY: run test test-under-load install loadtest bench bench-cascade clean screenshots
 
-$(STAMP): pyproject.toml setup.py sfu/_fanout.c sfu/_fanout.h sfu/_fanout_build.py
+$(STAMP): pyproject.toml setup.py sfu/_fanout.c sfu/_srtp_out.c sfu/_fanout.h sfu/_fanout_build.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -17,6 +17,8 @@ so an aiortc upgrade is checked against this one file (written for aiortc
 from __future__ import annotations
 
 import contextvars
+import ctypes
+import ctypes.util
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,6 +70,8 @@ __all__ = [
     "stop_decoder",
     "take_out_receiver_parts",
     "transceiver_codecs",
+    "libcrypto_addresses",
+    "tx_keying",
     "tx_srtp",
     "unregister_rtp_sender",
 ]
@@ -141,6 +145,37 @@ def local_transports(dtls: RTCDtlsTransport) -> list[Any]:
 def tx_srtp(dtls: RTCDtlsTransport) -> Any | None:
     """The outgoing pylibsrtp `Session`, or None before DTLS completes."""
     return dtls._tx_srtp
+
+
+def tx_keying(dtls: RTCDtlsTransport) -> tuple[bytes, bytes, bytes] | None:
+    """(profile name, master key, master salt) of the outgoing SRTP session, as aiortc derived them
+    (``RTCDtlsTransport._setup_srtp``: the exporter gives the same bytes each time), or None before DTLS completes."""
+    ssl = dtls._ssl
+    if dtls._tx_srtp is None or ssl is None:
+        return None
+    name = ssl.get_selected_srtp_profile()
+    profile = next((p for p in dtls._srtp_profiles if p.openssl_profile == name), None)
+    if profile is None:
+        return None
+    view = ssl.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (profile.key_length + profile.salt_length))
+    key_and_salt = profile.get_key_and_salt(view, 1 if dtls._role == "server" else 0)
+    return name, key_and_salt[: profile.key_length], key_and_salt[profile.key_length :]
+
+
+def libcrypto_addresses(names: list[str]) -> dict[str, int] | None:
+    """The addresses of OpenSSL functions in the libcrypto libsrtp runs on: pylibsrtp's binding
+    links its own and exports it (else the system's), or None when one is missing."""
+    import pylibsrtp._binding
+
+    for path in (pylibsrtp._binding.__file__, ctypes.util.find_library("crypto")):
+        if path is None:
+            continue
+        try:
+            library = ctypes.CDLL(path)
+            return {name: ctypes.cast(getattr(library, name), ctypes.c_void_p).value for name in names}
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 def rx_srtp(dtls: RTCDtlsTransport) -> Any | None:

@@ -4,13 +4,12 @@
  * a stream: per target and packet, copy into a scratch buffer, rewrite the
  * header (payload type, sequence number and timestamp with the target's
  * offsets, SSRC, transport-cc id and sequence number), record the send time
- * and size in the target's transport-cc ring, protect with libsrtp. The
+ * and size in the target's transport-cc ring, protect (SRTP). The
  * protected packets wait in the scratch buffer as messages; consecutive
  * targets on one socket go out in one sendmmsg, a target's packets of one
  * frame as UDP GSO messages when their sizes allow.
  *
- * libsrtp is not linked here: the caller passes the address of the
- * srtp_protect its own binding (pylibsrtp) loaded, and each target's srtp_t.
+ * Each target's packets are protected by its downtrack's vcs_out (sfu/_srtp_out.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,8 +35,6 @@
 #define VCS_GSO_MAX_BYTES 65000
 #define VCS_SCRATCH (512 * 1024)
 #define VCS_MAX_MESSAGES 1024 /* UIO_MAXIOV: sendmmsg's limit */
-
-typedef int (*vcs_protect_fn)(void *ctx, void *rtp, int *len);
 
 vcs_stats vcs_totals;
 
@@ -128,9 +125,8 @@ static inline void put32(unsigned char *p, uint32_t v) {
  * sequence numbers from `seq`, all with timestamp `ts`, the marker bit on
  * the last when `marker`, to each of `targets`. Returns the number of
  * failures (a target's packets not protected, a message not sent). */
-int vcs_fanout(uintptr_t protect_address, const vcs_target *targets, int ntargets, const char *data,
-               const int *lengths, int count, uint32_t seq, uint32_t ts, int marker, double now) {
-    vcs_protect_fn protect = (vcs_protect_fn)protect_address;
+int vcs_fanout(const vcs_target *targets, int ntargets, const char *data, const int *lengths, int count, uint32_t seq,
+               uint32_t ts, int marker, double now) {
     vcs_batch *b = batch_get();
     if (b == NULL)
         return ntargets;
@@ -176,7 +172,7 @@ int vcs_fanout(uintptr_t protect_address, const vcs_target *targets, int ntarget
             dst[16] = (unsigned char)cc->ext;
             put16(dst + 17, cc->ext ? tw : 0);
             int len = n;
-            if (protect(t->srtp, dst, &len) != 0) {
+            if (vcs_protect(t->out, (char *)dst, &len) != 0) {
                 ok = 0;
                 break;
             }

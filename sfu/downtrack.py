@@ -35,18 +35,18 @@ from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import AnyRtcpPacket
-from pylibsrtp._binding import ffi, lib
+from pylibsrtp._binding import ffi
 
-from rtc.aiortc_adapter import nominated_pair, register_rtp_sender, sender_ssrcs, srtp_handle, tx_srtp, unregister_rtp_sender
+from rtc.aiortc_adapter import nominated_pair, register_rtp_sender, sender_ssrcs, tx_keying, tx_srtp, unregister_rtp_sender
 from rtc.transport_cc import TWCC_URI
 
+from .srtp_out import SrtpOut
 from .transport_cc import SendHistory
 
 __all__ = ["DownTrack", "StreamPosition", "send_rtcp"]
 
 BUFFER_SIZE = 2048
 UDP_SEGMENT = 103  # from linux/udp.h
-_protect = lib.srtp_protect
 _EXTENSION = struct.Struct("!BH")  # the extension element's first byte and the sequence number
 
 
@@ -79,7 +79,8 @@ class DownTrack:
         "cname",
         "active",
         # sending
-        "srtp",
+        "srtp_out",
+        "own_srtp",
         "cdata",
         "view",
         "lenp",
@@ -118,7 +119,7 @@ class DownTrack:
         "keyframe_requests",
     )
 
-    def __init__(self, kind: str, sender: RTCRtpSender) -> None:
+    def __init__(self, kind: str, sender: RTCRtpSender, *, own_srtp: bool = True) -> None:
         self.kind = kind
         self.ssrc, self.rtx_ssrc = sender_ssrcs(sender)
         self.pt = 0
@@ -127,7 +128,8 @@ class DownTrack:
         self.clock_rate = 90000 if kind == "video" else 48000
         self.cname = ""
         self.active = False
-        self.srtp: Any = None
+        self.srtp_out: SrtpOut | None = None  # how its RTP is protected, once DTLS is up
+        self.own_srtp = own_srtp  # AES-GCM sessions protected by sfu/_srtp_out.c, not libsrtp
         self.cdata = ffi.new("char[]", BUFFER_SIZE)
         self.view = memoryview(ffi.buffer(self.cdata))
         self.lenp = ffi.new("int *")
@@ -207,7 +209,7 @@ class DownTrack:
         self.connect(pair.protocol.transport, pair.remote_addr)
         self._session = session
         self._dtls = dtls
-        self.srtp = srtp_handle(session)
+        self.srtp_out = SrtpOut(session, (self.ssrc, self.rtx_ssrc), tx_keying(dtls) if self.own_srtp else None)
         self.active = True
         return True
 
@@ -262,7 +264,7 @@ class DownTrack:
         seq = cc.take(time.monotonic(), n)
         _EXTENSION.pack_into(self.view, 16, cc.ext, seq if cc.ext else 0)
         self.lenp[0] = n
-        if _protect(self.srtp, self.cdata, self.lenp) != 0:
+        if self.srtp_out.protect(self.cdata, self.lenp) != 0:  # type: ignore[union-attr]
             self.send_errors += 1
             return False
         return self._sendto(self.view[: self.lenp[0]])

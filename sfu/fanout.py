@@ -2,15 +2,15 @@
 
 ``sfu/_fanout.c`` (built into ``sfu._fanout`` by ``pip install -e .``) does
 for every target what ``PacketStream``'s Python loop does: copy, header
-rewrite, transport-cc number and send record, ``srtp_protect``, send. It
+rewrite, transport-cc number and send record, SRTP, send. It
 queues the protected packets and sends those of consecutive targets on one
 socket with one ``sendmmsg`` (on the node's shared socket, with each
 subscriber's address; on a per-peer socket, connected, without), a
 subscriber's packets of one frame as UDP GSO messages when their sizes allow.
 
-libsrtp is called through the ``srtp_protect`` pylibsrtp loaded (its address
-is passed in), with each downtrack's ``srtp_t``; the transport-cc ring is the
-memory of the subscriber's ``SendHistory``. A downtrack's row in ``Targets``
+Each row points to its downtrack's ``vcs_out`` (``sfu.srtp_out``: the
+session's own AES-GCM, or libsrtp's ``srtp_protect``); the transport-cc ring
+is the memory of the subscriber's ``SendHistory``. A downtrack's row in ``Targets``
 is written when it joins a stream (``PacketStream._add``) and dropped when it
 leaves.
 
@@ -24,9 +24,6 @@ import logging
 import socket
 import struct
 from typing import Any
-
-from pylibsrtp._binding import ffi as _srtp_ffi
-from pylibsrtp._binding import lib as _srtp_lib
 
 from .transport_cc import RING_BYTES
 
@@ -42,7 +39,6 @@ __all__ = ["MAX_PACKETS", "Targets", "compiled_available", "resolve", "totals"]
 log = logging.getLogger(__name__)
 
 MAX_PACKETS = 64  # per call: a larger frame goes in several (sequence numbers continue)
-_PROTECT = int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
 _FAMILY = struct.Struct("=H")  # sa_family is in host order
 _IN = struct.Struct("!H4s8x")
 _IN6 = struct.Struct("!HI16s")
@@ -111,7 +107,7 @@ class Targets:
             self._array = grown
         fd, dest, family = where
         ring = ffi.from_buffer(dt.cc.memory)
-        self._keep[dt] = (ring, dt.srtp)
+        self._keep[dt] = (ring, dt.srtp_out)
         target = self._array[self._count]
         target.fd = fd
         target.gso = dt.sendmsg is not None
@@ -119,7 +115,7 @@ class Targets:
         target.seq_off = dt.seq_off
         target.ts_off = dt.ts_off
         target.ssrc = dt.ssrc
-        target.srtp = ffi.cast("void *", int(_srtp_ffi.cast("uintptr_t", dt.srtp)))
+        target.out = dt.srtp_out.cdata
         target.cc = ffi.cast("vcs_cc *", ring)
         target.addrlen = 0
         if dest is not None:
@@ -148,7 +144,7 @@ class Targets:
         if not self._count:
             return 0
         self._length[0] = len(packet)
-        return lib.vcs_fanout(_PROTECT, self._array, self._count, packet, self._length, 1, seq, ts, marker, now)
+        return lib.vcs_fanout(self._array, self._count, packet, self._length, 1, seq, ts, marker, now)
 
     def send_frame(self, packets: list[bytes], seq: int, ts: int, now: float) -> int:
         """Send a frame's packets (sequence numbers from ``seq``, the marker on the last); returns the failures."""
@@ -158,7 +154,5 @@ class Targets:
             chunk = packets[start : start + MAX_PACKETS]
             lengths = ffi.new("int[]", [len(p) for p in chunk])
             last = start + len(chunk) == count
-            errors += lib.vcs_fanout(
-                _PROTECT, self._array, self._count, b"".join(chunk), lengths, len(chunk), (seq + start) & 0xFFFF, ts, last, now
-            )
+            errors += lib.vcs_fanout(self._array, self._count, b"".join(chunk), lengths, len(chunk), (seq + start) & 0xFFFF, ts, last, now)
         return errors

@@ -6,8 +6,8 @@ Producers push each packet once; every attached ``DownTrack`` receives the
 same bytes with only its header rewritten (payload type, sequence number and
 timestamp offsets, SSRC) in the stream's scratch buffer, protected with its
 SRTP session and sent on its nominated ICE pair's connected socket. Per
-packet and subscriber that is one buffer copy, one ``pack_into``, one libsrtp
-call and one ``send``: no coroutine, no packet object. The attached
+packet and subscriber that is one buffer copy, one ``pack_into``, one SRTP
+call (``sfu.srtp_out``) and one ``send``: no coroutine, no packet object. The attached
 downtracks are kept as a list of plain tuples, rebuilt when membership
 changes, so the loop touches as little memory as possible. A whole encoded
 frame (``push_frame``) goes to each subscriber in one ``sendmsg`` with UDP
@@ -34,7 +34,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 
-from pylibsrtp._binding import ffi, lib
+from pylibsrtp._binding import ffi
 
 from .downtrack import UDP_SEGMENT, DownTrack
 from .fanout import Targets, compiled_available
@@ -42,7 +42,6 @@ from .transport_cc import EXTENSION, HEADER_BYTES, RING
 
 __all__ = ["PacketStream", "make_packet"]
 
-_protect = lib.srtp_protect
 # from the second byte: marker|PT, seq, timestamp, SSRC, then the transport-cc extension (0xBEDE, 1 word, id, seq)
 _pack_into = struct.Struct("!BHIIHHBH").pack_into
 _RTX_HEADER = struct.Struct("!BBHII")
@@ -173,7 +172,8 @@ class PacketStream:
                 self._fanout = Targets()
             self._fanout.add(dt, pt, where)
         else:
-            self._python[dt] = entry = (pt, dt.seq_off, dt.ts_off, dt.ssrc, dt.srtp, dt.send, dt.sendmsg, dt.cc)
+            out = dt.srtp_out
+            self._python[dt] = entry = (pt, dt.seq_off, dt.ts_off, dt.ssrc, out.fn, out.handle, dt.send, dt.sendmsg, dt.cc)
             self._targets.append(entry)
 
     def _untarget(self, dt: DownTrack) -> None:
@@ -221,12 +221,11 @@ class PacketStream:
         """The Python loop: ``packet`` to each of ``_targets``, one ``send`` each."""
         n = len(packet)
         b1 = 0x80 if marker else 0
-        protect = _protect
         pack_into = _pack_into
         view = self._view
         cdata = self._cdata
         lenp = self._lenp
-        for pt, seq_off, ts_off, ssrc, srtp, send, _, cc in self._targets:
+        for pt, seq_off, ts_off, ssrc, protect, srtp, send, _, cc in self._targets:
             view[:n] = packet
             head = cc.head
             tw = head[0]
@@ -285,12 +284,11 @@ class PacketStream:
                 for i, packet in enumerate(packets):
                     self._push_python(packet, (first + i) & 0xFFFF, ts, i == last, now)
                 return seq
-        protect = _protect
         pack_into = _pack_into
         view = self._view
         cdata = self._cdata
         lenp = self._lenp
-        for pt, seq_off, ts_off, ssrc, srtp, send, sendmsg, cc in self._targets:
+        for pt, seq_off, ts_off, ssrc, protect, srtp, send, sendmsg, cc in self._targets:
             out_ts = (ts + ts_off) & 0xFFFFFFFF
             offset = 0
             sizes = []

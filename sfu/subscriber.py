@@ -87,6 +87,7 @@ class Subscriber:
         on_ready: Callable[[Subscriber], None],
         on_tier: Callable[[Subscriber, TierSpec], None],
         pinned: bool = False,
+        fanout: str = "compiled",
     ) -> None:
         self.resource_id = resource_id
         self.identity = identity
@@ -94,6 +95,7 @@ class Subscriber:
         self.allocation = allocation
         self.source = source  # None: the program; else a contributor's identity
         self.pinned = pinned  # a relay's upstream: its tier never moves, whatever its RTCP says
+        self._own_srtp = fanout == "compiled"  # VCS_SFU_FANOUT=python keeps libsrtp as well (sfu.srtp_out)
         self.created = time.monotonic()
         self.tier_name: str | None = None  # the tier being received
         self.audio: DownTrack | None = None
@@ -131,7 +133,7 @@ class Subscriber:
     def adopt(self) -> None:
         """Take over the senders of the negotiated transceivers."""
         for transceiver in self.pc.getTransceivers():
-            dt = DownTrack(transceiver.kind, transceiver.sender)
+            dt = DownTrack(transceiver.kind, transceiver.sender, own_srtp=self._own_srtp)
             dt.cc = self.cc
             dt.on_rtcp = self._on_rtcp
             dt.on_ready = self._on_downtrack_ready

@@ -12,9 +12,8 @@ import struct
 
 import pytest
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCRtpSender
-from pylibsrtp import Policy, Session
+from pylibsrtp import Session
 
-from rtc.aiortc_adapter import srtp_handle
 from rtc.whip_client import subscribe
 from sfu import fanout
 from sfu.downtrack import DownTrack, udp_gso_supported
@@ -22,11 +21,9 @@ from sfu.packet_stream import PacketStream, make_packet
 from sfu.udp_mux import SharedSocket
 
 from .conftest import FANOUT, publish_scene, recv_frames, track_of
+from .srtp_sessions import PROTECTIONS, protect, session
 
 compiled = pytest.mark.skipif(not fanout.compiled_available(), reason="the compiled fan-out is not built (make install)")
-
-KEY = os.urandom(30)
-
 
 def receiving_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -63,19 +60,19 @@ class PairTransport:
         self.sock.sendto(data, addr)
 
 
-def downtrack(kind: str = "video", *, ssrc: int = 0x1234, cc_id: int | None = 3) -> tuple[DownTrack, Session]:
-    """A downtrack as the node has it once DTLS is up, with a fresh outgoing SRTP session on ``KEY``."""
+def downtrack(
+    kind: str = "video", *, ssrc: int = 0x1234, cc_id: int | None = 3, protection: str = "aes-gcm"
+) -> tuple[DownTrack, Session]:
+    """A downtrack as the node has it once DTLS is up, with a fresh outgoing SRTP session (``srtp_sessions``)."""
     transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
     dt = DownTrack(kind, RTCRtpSender(kind, transport))
-    session = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
-    dt.srtp = srtp_handle(session)
     dt.ssrc = ssrc
     dt.pt = 96 if kind == "video" else 111
     dt.red_pt = 63
     dt.next_seq, dt.last_ts = 4000, 123_456  # the same offsets on every stream the tests compare
     dt.cc.enable(cc_id)
     dt.active = True
-    return dt, session
+    return dt, protect(dt, protection)
 
 
 def traffic(stream: PacketStream) -> None:
@@ -97,9 +94,10 @@ PACKETS = 1 + 2 + 6 + 53 + 64 + 70 + 5 + 3
 
 
 @compiled
+@pytest.mark.parametrize("protection", PROTECTIONS)
 @pytest.mark.parametrize("red", [False, True])
 @pytest.mark.parametrize("gso", [True, False])
-async def test_the_compiled_loop_sends_the_same_srtp_bytes_as_the_python_loop(gso, red):
+async def test_the_compiled_loop_sends_the_same_srtp_bytes_as_the_python_loop(gso, red, protection):
     if gso and not udp_gso_supported():
         pytest.skip("this kernel has no UDP GSO")
     out: dict[str, list[list[bytes]]] = {}
@@ -109,13 +107,13 @@ async def test_the_compiled_loop_sends_the_same_srtp_bytes_as_the_python_loop(gs
         for ssrc, cc_id in ((0x1111, 3), (0x2222, None)):  # with and without transport-cc
             rx = receiving_socket()
             tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            dt, session = downtrack(ssrc=ssrc, cc_id=cc_id)
+            dt, outgoing = downtrack(ssrc=ssrc, cc_id=cc_id, protection=protection)
             dt.connect(PairTransport(tx), rx.getsockname())
             if not gso:
                 dt.sendmsg = None
             stream.attach(dt, at_keyframe=False)
             receivers.append(rx)
-            keep += [tx, session, dt]
+            keep += [tx, outgoing, dt]
         assert (stream._fanout is not None) == (mode == "compiled")
         traffic(stream)
         out[mode] = [received(rx, PACKETS) for rx in receivers]
@@ -129,7 +127,7 @@ async def test_the_compiled_loop_sends_the_same_srtp_bytes_as_the_python_loop(gs
             tx.close()
     assert out["compiled"] == out["python"]
     for datagrams, cc in zip(out["compiled"], (True, False)):
-        inbound = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND))
+        inbound = session(protection)
         packets = [inbound.unprotect(d) for d in datagrams]
         seqs = [struct.unpack_from("!H", p, 2)[0] for p in packets]
         assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(PACKETS)]
@@ -149,18 +147,18 @@ async def test_one_sendmmsg_reaches_every_subscriber_on_the_shared_socket():
     receivers, downtracks, sessions = [], [], []
     for i in range(40):
         rx = receiving_socket()
-        dt, session = downtrack("audio", ssrc=0x5000 + i)
+        dt, outgoing = downtrack("audio", ssrc=0x5000 + i)
         dt.connect(PairTransport(shared), rx.getsockname())
         assert dt.dest == rx.getsockname() and dt.fd == shared.fileno()
         stream.attach(dt, at_keyframe=False)
         receivers.append(rx)
         downtracks.append(dt)
-        sessions.append(session)
+        sessions.append(outgoing)
     calls, messages = fanout.totals()
     stream.push(make_packet(b"opus" * 30, 77, 960, True), 77, 960, True, False)
     assert fanout.totals() == (calls + 1, messages + 40)  # one system call, forty datagrams
     for i, rx in enumerate(receivers):
-        packet = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(rx.recv(4096))
+        packet = session("aes-gcm").unprotect(rx.recv(4096))
         assert struct.unpack_from("!I", packet, 8)[0] == 0x5000 + i  # each its own SSRC, sealed with its own session
         assert packet[20:] == b"opus" * 30
     # a video frame of six packets: one call still, each subscriber's six packets in one GSO message when the kernel can
@@ -188,14 +186,14 @@ async def test_subscribers_joining_and_leaving_in_any_order_each_get_their_own_p
     shared = SharedSocket(socket.AF_INET, socket.SOCK_DGRAM)
     shared.bind(("127.0.0.1", 0))
     stream = PacketStream("audio", "t/audio", clock_rate=48000, fanout="compiled")
-    attached: dict[int, tuple[DownTrack, socket.socket, Session]] = {}  # the session holds the downtrack's srtp_t
+    attached: dict[int, tuple[DownTrack, socket.socket, Session]] = {}  # the libsrtp session outlives its downtrack
 
     def join(i: int) -> None:
         rx = receiving_socket()
-        dt, session = downtrack("audio", ssrc=0x6000 + i)
+        dt, outgoing = downtrack("audio", ssrc=0x6000 + i)
         dt.connect(PairTransport(shared), rx.getsockname())
         stream.attach(dt, at_keyframe=False)
-        attached[i] = (dt, rx, session)
+        attached[i] = (dt, rx, outgoing)
 
     def leave(i: int) -> None:
         dt, rx, _ = attached.pop(i)
@@ -206,7 +204,7 @@ async def test_subscribers_joining_and_leaving_in_any_order_each_get_their_own_p
     def everyone_gets(seq: int) -> None:
         stream.push(make_packet(b"opus" * 10, seq, seq * 960, False), seq, seq * 960, False, False)
         for i, (_, rx, _) in attached.items():
-            packet = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(rx.recv(4096))
+            packet = session("aes-gcm").unprotect(rx.recv(4096))
             assert struct.unpack_from("!I", packet, 8)[0] == 0x6000 + i
 
     for i in range(40):  # past the array's first sizes
@@ -232,12 +230,12 @@ async def test_a_subscriber_whose_peer_is_gone_costs_the_others_nothing():
     for i in range(3):
         rx = receiving_socket()
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        dt, session = downtrack("audio", ssrc=0x7000 + i)
+        dt, outgoing = downtrack("audio", ssrc=0x7000 + i)
         dt.connect(PairTransport(tx), rx.getsockname())
         stream.attach(dt, at_keyframe=False)
         receivers.append(rx)
         downtracks.append(dt)
-        keep += [tx, session]
+        keep += [tx, outgoing]
     receivers[1].close()  # the kernel answers its next datagram with port unreachable
     for seq in range(1, 6):
         stream.push(make_packet(b"x" * 80, seq, seq * 960, False), seq, seq * 960, False, False)
@@ -259,7 +257,7 @@ async def test_a_node_without_the_compiled_module_forwards_with_the_python_loop(
     assert "not built" in caplog.text
     rx = receiving_socket()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    dt, session = downtrack("audio")
+    dt, _outgoing = downtrack("audio")
     dt.connect(PairTransport(tx), rx.getsockname())
     stream = PacketStream("audio", "t/audio", clock_rate=48000, fanout="compiled")
     stream.attach(dt, at_keyframe=False)
@@ -282,6 +280,7 @@ async def test_a_node_sends_media_with_the_compiled_loop_on_its_shared_socket(sf
         [subscriber] = sfu.node.room("r1").subscribers.values()
         for dt in (subscriber.video, subscriber.audio):
             assert dt.sock is not None and dt.sock.fileno() == sfu.node.udp.sock.fileno() and dt.dest == dt.addr
+            assert dt.srtp_out.own  # the AES-GCM session aiortc negotiated, protected by sfu/_srtp_out.c
         metrics = (await sfu.http.get(f"{sfu.base}/metrics")).text
         counters = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("vcs_sfu_fanout_")}
         assert counters["vcs_sfu_fanout_messages_total"] >= counters["vcs_sfu_fanout_sendmmsg_total"] > 0

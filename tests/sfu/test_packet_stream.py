@@ -13,25 +13,25 @@ import struct
 
 import pytest
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCRtpSender
-from pylibsrtp import Policy, Session
 
-from rtc.aiortc_adapter import srtp_handle
 from sfu.downtrack import DownTrack, udp_gso_supported
 from sfu.packet_stream import PacketStream
 
-KEY = os.urandom(30)
+from .srtp_sessions import PROTECTIONS, protect, session
+
 PAYLOAD_SIZE = 1200  # what aiortc's VP8 packetizer produces for a large frame
 
 
 class Receiver:
     """A subscriber's socket: unprotects and records (sequence, timestamp, marker)."""
 
-    def __init__(self) -> None:
+    def __init__(self, protection: str = "aes-gcm") -> None:
+        self.protection = protection
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.settimeout(1.0)
-        self.srtp = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND))
+        self.srtp = session(protection)
         self.senders: list[object] = []  # the sending sockets and SRTP sessions, kept alive
 
     def take(self, count: int) -> list[tuple[int, int, bool]]:
@@ -57,7 +57,9 @@ class Receiver:
                 sender.close()
 
 
-def wired_downtrack(receiver: Receiver, *, gso: bool) -> DownTrack:
+def wired_downtrack(receiver: Receiver, *, gso: bool, rtx: tuple[int, int] | None = None) -> DownTrack:
+    """A video downtrack sending to ``receiver`` on a connected socket, protected as the receiver expects;
+    ``rtx``: its RTX payload type and SSRC."""
     # (aiortc's transports want an event loop: the tests using this are async)
     transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
     dt = DownTrack("video", RTCRtpSender("video", transport))
@@ -65,9 +67,9 @@ def wired_downtrack(receiver: Receiver, *, gso: bool) -> DownTrack:
     sock.connect(receiver.sock.getsockname())
     dt.send = sock.send
     dt.sendmsg = sock.sendmsg if gso else None
-    session = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
-    receiver.senders += [sock, session]
-    dt.srtp = srtp_handle(session)
+    if rtx is not None:
+        dt.rtx_pt, dt.rtx_ssrc = rtx
+    receiver.senders += [sock, protect(dt, receiver.protection)]
     dt.pt = 96
     dt.active = True
     return dt
@@ -77,9 +79,9 @@ def frame(packets: int) -> list[bytes]:
     return [os.urandom(PAYLOAD_SIZE) for _ in range(packets)]
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
+@pytest.fixture(params=PROTECTIONS)
+def receiver(request):
+    r = Receiver(request.param)
     yield r
     r.close()
 
@@ -106,7 +108,7 @@ async def test_a_tier_switch_keeps_sequence_numbers_contiguous(receiver):
     low = PacketStream("video", "t/360p", clock_rate=90000)
     dt = wired_downtrack(receiver, gso=udp_gso_supported())
     high.attach(dt, at_keyframe=False)
-    other = Receiver()  # someone already on the low tier
+    other = Receiver(receiver.protection)  # someone already on the low tier
     low.attach(wired_downtrack(other, gso=udp_gso_supported()), at_keyframe=False)
     high_seq, low_seq, ts = 40_000, 7, 0
 
@@ -150,8 +152,7 @@ async def test_a_switch_called_off_before_the_keyframe_stays_put(receiver):
 async def test_nacks_for_packets_of_the_previous_tier_are_served_after_a_switch(receiver):
     high = PacketStream("video", "t/720p", clock_rate=90000)
     low = PacketStream("video", "t/360p", clock_rate=90000)
-    dt = wired_downtrack(receiver, gso=False)
-    dt.rtx_pt, dt.rtx_ssrc = 97, 0x5157  # as every subscriber negotiates (SRTP would refuse a repeated index)
+    dt = wired_downtrack(receiver, gso=False, rtx=(97, 0x5157))  # as every subscriber negotiates
     high.attach(dt, at_keyframe=False)
     high_frame = frame(4)
     high.push_frame(high_frame, 100, 3000, keyframe=False)

@@ -13,30 +13,23 @@ from sfu.packet_stream import PacketStream
 from sfu.subscriber import Subscriber
 from rtc.transport_cc import Feedback
 from sfu.video_repeat import SPACING_S, RepeatedTier
-from rtc.aiortc_adapter import srtp_handle
 from sfu.allocator import LinkInfo, TierAllocation
 from sfu.config import SfuConfig
 from sfu.downtrack import DownTrack
-from tests.sfu.test_packet_stream import KEY, Receiver, frame, wired_downtrack
+from tests.sfu.srtp_sessions import PROTECTIONS
+from tests.sfu.test_packet_stream import Receiver, frame, wired_downtrack
 from tests.waiting import eventually, stays
 
 
 def repeating_downtrack(receiver: Receiver) -> DownTrack:
-    """A wired downtrack whose SRTP session may protect an index again, as aiortc's sessions may
+    """A wired downtrack; its SRTP protects an index again, as the node's does
     (within the last 1,024: retransmissions too)."""
-    dt = wired_downtrack(receiver, gso=False)
-    policy = pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
-    policy.allow_repeat_tx = True
-    policy.window_size = 1024
-    session = pylibsrtp.Session(policy)
-    receiver.senders.append(session)
-    dt.srtp = srtp_handle(session)
-    return dt
+    return wired_downtrack(receiver, gso=False)
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
+@pytest.fixture(params=PROTECTIONS)
+def receiver(request):
+    r = Receiver(request.param)
     yield r
     r.close()
 
