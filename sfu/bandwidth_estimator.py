@@ -145,12 +145,16 @@ class TrendlineDetector:
 
 
 def _slope(points) -> float:
+    """Least-squares slope of ``points``, in one pass: it runs for each packet group of every subscriber."""
+    sx = sy = sxx = sxy = 0.0
+    for x, y in points:
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
     n = len(points)
-    mean_x = sum(p[0] for p in points) / n
-    mean_y = sum(p[1] for p in points) / n
-    num = sum((x - mean_x) * (y - mean_y) for x, y in points)
-    den = sum((x - mean_x) ** 2 for x, _ in points)
-    return num / den if den else 0.0
+    den = n * sxx - sx * sx
+    return (n * sxy - sx * sy) / den if den else 0.0
 
 
 class BandwidthEstimator:
@@ -168,6 +172,8 @@ class BandwidthEstimator:
         self.decreased_for: float | None = None  # send time of the newest packet behind the last decrease
         self.sent_bps: float | None = None  # the same packets' rate by their send times
         self._acked: deque[tuple[float, int, float]] = deque()  # (arrival, size, sent)
+        self._acked_sent: deque[float] = deque()  # their send times, for min and max at C speed
+        self._acked_bytes = 0  # their sizes' sum
         self._base: deque[tuple[int, float]] = deque()  # (second of arrival, least one-way delay in it)
         self._losses: deque[tuple[float, int, int]] = deque()  # (now, lost, reported)
         self._last_increase = now
@@ -187,23 +193,27 @@ class BandwidthEstimator:
         lost = 0
         newest_sent = None
         acked = self._acked
+        acked_sent = self._acked_sent
         for sent, size, arrival in results:
             if arrival is None:
                 lost += 1
                 continue
             self.detector.packet(sent, arrival)
             acked.append((arrival, size, sent))
+            acked_sent.append(sent)
+            self._acked_bytes += size
             self._note_delay(arrival, arrival - sent)
             newest_sent = sent if newest_sent is None else max(newest_sent, sent)
         if acked:
             latest = acked[-1][0]
             while acked and (acked[0][0] < latest - ACKED_WINDOW_S or acked[0][0] > latest + 1.0):
-                acked.popleft()
+                self._acked_bytes -= acked.popleft()[1]
+                acked_sent.popleft()
             span = acked[-1][0] - acked[0][0]
             if span >= 0.1:
-                bits = sum(size for _, size, _ in acked) * 8
+                bits = self._acked_bytes * 8
                 self.acked_bps = bits / span
-                sent_span = max(s for _, _, s in acked) - min(s for _, _, s in acked)
+                sent_span = max(acked_sent) - min(acked_sent)
                 self.sent_bps = bits / sent_span if sent_span >= 0.1 else None
         self._losses.append((now, lost, len(results)))
         self._update_delay(now, newest_sent)

@@ -137,7 +137,19 @@ def add_bench_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     relay.add_argument("--seconds", type=float, default=15.0, help="length of each measured window (default 15)")
     relay.add_argument("--rounds", type=int, default=2, help="times each way is measured, alternating (default 2)")
     relay.set_defaults(func=run_relay_bench_command)
+    feedback = bench_subparsers.add_parser("feedback", help="what one transport-cc feedback packet costs the node")
+    feedback.add_argument("--packets", type=int, default=3000, help="feedback packets per pass (default 3000)")
+    feedback.set_defaults(func=run_feedback_bench_command)
     return parser
+
+
+def run_feedback_bench_command(args: argparse.Namespace, settings: Any = None) -> int:
+    from .bench_feedback import run_feedback_bench
+
+    if args.packets < 10:
+        raise SystemExit("--packets must be at least 10")
+    asyncio.run(run_feedback_bench(args.packets))
+    return 0
 
 
 def run_cascade_command(args: argparse.Namespace, settings: Any = None) -> int:

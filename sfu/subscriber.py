@@ -88,6 +88,7 @@ class Subscriber:
         on_tier: Callable[[Subscriber, TierSpec], None],
         pinned: bool = False,
         fanout: str = "compiled",
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.resource_id = resource_id
         self.identity = identity
@@ -96,7 +97,8 @@ class Subscriber:
         self.source = source  # None: the program; else a contributor's identity
         self.pinned = pinned  # a relay's upstream: its tier never moves, whatever its RTCP says
         self._own_srtp = fanout == "compiled"  # VCS_SFU_FANOUT=python keeps libsrtp as well (sfu.srtp_out)
-        self.created = time.monotonic()
+        self._monotonic = monotonic  # the clock of every time here (a benchmark drives its own)
+        self.created = monotonic()
         self.tier_name: str | None = None  # the tier being received
         self.audio: DownTrack | None = None
         self.video: DownTrack | None = None
@@ -110,7 +112,7 @@ class Subscriber:
         self.remb_bps: int | None = None
         self.plis = 0
         self.cc = SendHistory(None)  # transport-wide: shared by both downtracks
-        now = time.monotonic()
+        now = monotonic()
         self.estimator = BandwidthEstimator(allocation.cost_kbps(allocation.top) * 1000 * 1.5, now)
         self.feedback_packets = 0
         self.feedback_errors = 0
@@ -177,7 +179,7 @@ class Subscriber:
     def _on_transport_feedback(self, feedback: Feedback) -> None:
         if self.closed:
             return
-        now = time.monotonic()
+        now = self._monotonic()
         self.heard_at = now
         lookup = self.cc.lookup
         measure = self._probe_measure
@@ -222,7 +224,7 @@ class Subscriber:
         self._retier(self.allocation.on_estimate(estimator.estimate_bps / 1000, now, sent_at=estimator.decreased_for))
 
     def _on_rtcp(self, dt: DownTrack, packet: AnyRtcpPacket) -> None:
-        now = time.monotonic()
+        now = self._monotonic()
         self.heard_at = now
         if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             video = self.video
@@ -358,7 +360,7 @@ class Subscriber:
             if video is None or video.rtx_pt is None:
                 ok, delivered = True, None  # nothing to pad with: the next tier itself is the probe
             else:
-                start = time.monotonic()
+                start = self._monotonic()
                 length = SCOUT_S if probe.scout else PROBE_S
                 end = start + length
                 self._probe_window = (start, end)
@@ -370,11 +372,11 @@ class Subscriber:
                 if probe.scout:
                     self._scout = (start, end + SCOUT_DRAIN_S, (self.estimator.delay_bps, self.estimator.loss_bps))
                 extra = probe.target_kbps * 1000 - self.bitrate_bps
-                await send_padding(video, extra, length, wanted=lambda: self.allocation.probe is probe)
+                await send_padding(video, extra, length, wanted=lambda: self.allocation.probe is probe, clock=self._monotonic)
                 ok = await self._probe_verdict(probe, end, twcc)
                 measure = self._probe_measure
                 delivered = measure.delivered_bps / 1000 if twcc and measure is not None and measure.complete else None
-            self._retier(self.allocation.probe_result(ok, time.monotonic(), delivered_kbps=delivered))
+            self._retier(self.allocation.probe_result(ok, self._monotonic(), delivered_kbps=delivered))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -386,7 +388,7 @@ class Subscriber:
 
     async def _probe_verdict(self, probe: Probe, end: float, twcc: bool) -> bool:
         deadline = end + PROBE_SETTLE_S
-        while time.monotonic() < deadline and self.allocation.probe is probe and not self.closed:
+        while self._monotonic() < deadline and self.allocation.probe is probe and not self.closed:
             if twcc and self._probe_measure is not None and self._probe_measure.complete:
                 break
             if not twcc and any(at > end for at, _ in self._probe_reports or ()):
@@ -401,7 +403,7 @@ class Subscriber:
             decreased = self.estimator.last_decrease
             if decreased is not None and decreased >= measure.start:
                 return False  # the queue grew (or loss showed) while probing
-            self.estimator.on_probe(measure.delivered_bps, time.monotonic())
+            self.estimator.on_probe(measure.delivered_bps, self._monotonic())
             return True
         reports = self._probe_reports or []
         after = [loss for at, loss in reports if at > end]

@@ -6,6 +6,7 @@ import argparse
 
 from sfu.bench import BEFORE_ENV, measure, process_cpu_times, run_node, summary_line
 from sfu.bench_cascade import measure_cascade, pick_communes
+from sfu.bench_feedback import CASES, run_feedback_bench
 from sfu.cli import add_bench_command
 
 
@@ -87,3 +88,11 @@ def test_subscribers_span_several_provinces():
     picked = pick_communes(40)
     assert len(picked) == len({commune for commune, _ in picked}) == 40
     assert len({province for _, province in picked}) == 34  # every province before a second commune of any
+
+
+async def test_the_feedback_bench_feeds_every_packet_to_the_estimator():
+    lines: list[str] = []
+    results = await run_feedback_bench(count=50, passes=1, out=lines.append)
+    assert set(results) == {case.name for case in CASES}  # each case's 50 packets all taken, or it raises
+    assert all(feedback > 0 and yardstick > 0 for feedback, yardstick in results.values())
+    assert lines[-1].startswith("us_per_feedback=") and " ratio=" in lines[-1]
