@@ -10,7 +10,7 @@ one in ``SAMPLE_EVERY`` decrypts and counts in full. After a warm-up the
 bench reads the node's CPU time from ``/proc/<pid>/stat`` over a window at N
 subscribers, lets half of them leave, and measures again: the slope is the
 marginal cost per subscriber. The node is run so "after" (its defaults) and
-"before" (``BEFORE_ENV``: one socket per peer, the Python fan-out), then
+"before" (``BEFORE_ENV``: one socket per peer, the Python fan-out, libsrtp), then
 aiortc's stock ``MediaRelay`` relaying packets (``sfu.baseline``) with fewer
 subscribers as the yardstick. The last line printed is::
 
@@ -212,8 +212,8 @@ async def _stop(proc: asyncio.subprocess.Process, timeout: float = 15.0) -> None
 
 # one subscriber in this many counts in full (decrypts, sequence loss, frames); the others are sinks
 SAMPLE_EVERY = 25
-# the env of the node "before" the shared UDP socket and the compiled fan-out: the same node, the old layout
-BEFORE_ENV = {"VCS_SFU_UDP_PORT": "off", "VCS_SFU_FANOUT": "python"}
+# the env of the node "before" the shared UDP socket, the compiled fan-out and its SRTP: the same node, the old layout
+BEFORE_ENV = {"VCS_SFU_UDP_PORT": "off", "VCS_SFU_FANOUT": "python", "VCS_SFU_SRTP": "libsrtp"}
 BASELINE_MODES = ("relay-packets", "relay-reencode")  # stock aiortc: no per-subscriber stats, so no sinks
 QUIET_WAIT_S = 20.0
 

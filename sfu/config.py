@@ -18,13 +18,14 @@ from pathlib import Path
 from vcs.routing import ROLES, parse_provinces
 from vcs.tiers import DEFAULT_AUDIO_KBPS, DEFAULT_TIERS, DEFAULT_VCS_SHARE, Ladder, TierSpec
 
-__all__ = ["FANOUTS", "SfuConfig", "parse_udp_port"]
+__all__ = ["FANOUTS", "SRTPS", "SfuConfig", "parse_udp_port"]
 
 # Where a peer's ICE candidates may be when VCS_SFU_ICE_ALLOW is unset: the
 # private ranges (RFC 1918) and carrier-grade NAT (RFC 6598). `vcs serve` on
 # loopback narrows it to 127.0.0.0/8; "0.0.0.0/0,::/0" allows any address.
 PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
 FANOUTS = ("compiled", "python")  # VCS_SFU_FANOUT: how a stream sends to its subscribers (sfu.fanout)
+SRTPS = ("compiled", "libsrtp")  # VCS_SFU_SRTP: what seals the RTP a node sends on AES-GCM sessions (sfu.srtp_out)
 MAX_CERT_ROTATE_S = 14 * 24 * 3600.0  # half of a certificate's validity: a peer's call never outlives it
 
 
@@ -42,6 +43,8 @@ class SfuConfig:
     max_rooms: int = 200
     # the forwarding loop: "compiled" (sfu/_fanout.c, sendmmsg across subscribers) or "python" (for comparison)
     fanout: str = "compiled"
+    # what seals the RTP sent on AES-GCM sessions: "compiled" (sfu/_srtp_out.c) or "libsrtp" (for comparison)
+    srtp: str = "compiled"
     # keyframes
     keyframe_min_interval_s: float = 0.5  # rate limit of PLI/FIR to one encoder
     keyframe_interval_s: float = 10.0  # periodic keyframe of the tier encoders
@@ -103,6 +106,8 @@ class SfuConfig:
         object.__setattr__(self, "provinces", parse_provinces(",".join(self.provinces)))
         if self.fanout not in FANOUTS:
             raise ValueError(f"fanout must be one of {', '.join(FANOUTS)}")
+        if self.srtp not in SRTPS:
+            raise ValueError(f"srtp (VCS_SFU_SRTP) must be one of {', '.join(SRTPS)}")
         if not self.ice_allowed_networks:
             raise ValueError("ice_allowed_networks is empty: name the networks peers may be in")
         for net in self.ice_allowed_networks:
@@ -139,6 +144,7 @@ class SfuConfig:
             "VCS_SFU_NODE_ID": "node_id",
             "VCS_SFU_ROLE": "role",
             "VCS_SFU_FANOUT": "fanout",
+            "VCS_SFU_SRTP": "srtp",
         }
         ints = {
             "VCS_SFU_CAPACITY": "capacity",

@@ -452,7 +452,7 @@ class SfuNode:
             on_ready=room.activate,
             on_tier=room.set_tier,
             pinned=tier is not None,
-            fanout=self.config.fanout,
+            srtp=self.config.srtp,
         )
         try:
             for kind in offer.kinds:

@@ -87,7 +87,7 @@ class Subscriber:
         on_ready: Callable[[Subscriber], None],
         on_tier: Callable[[Subscriber, TierSpec], None],
         pinned: bool = False,
-        fanout: str = "compiled",
+        srtp: str = "compiled",
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.resource_id = resource_id
@@ -96,7 +96,7 @@ class Subscriber:
         self.allocation = allocation
         self.source = source  # None: the program; else a contributor's identity
         self.pinned = pinned  # a relay's upstream: its tier never moves, whatever its RTCP says
-        self._own_srtp = fanout == "compiled"  # VCS_SFU_FANOUT=python keeps libsrtp as well (sfu.srtp_out)
+        self._own_srtp = srtp == "compiled"  # VCS_SFU_SRTP (sfu.srtp_out)
         self._monotonic = monotonic  # the clock of every time here (a benchmark drives its own)
         self.created = monotonic()
         self.tier_name: str | None = None  # the tier being received

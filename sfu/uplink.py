@@ -81,7 +81,7 @@ class Uplink:
             source=self.identity,
             on_ready=self._on_ready,
             on_tier=lambda sub, tier: None,  # the camera is sent as it comes: no tier to choose
-            fanout=self._config.fanout,
+            srtp=self._config.srtp,
         )
         self.feed.adopt()
 

@@ -20,7 +20,7 @@ from sfu.downtrack import DownTrack, udp_gso_supported
 from sfu.packet_stream import PacketStream, make_packet
 from sfu.udp_mux import SharedSocket
 
-from .conftest import FANOUT, publish_scene, recv_frames, track_of
+from .conftest import FANOUT, publish_scene, recv_frames, small_config, track_of
 from .srtp_sessions import PROTECTIONS, protect, session
 
 compiled = pytest.mark.skipif(not fanout.compiled_available(), reason="the compiled fan-out is not built (make install)")
@@ -284,6 +284,20 @@ async def test_a_node_sends_media_with_the_compiled_loop_on_its_shared_socket(sf
         metrics = (await sfu.http.get(f"{sfu.base}/metrics")).text
         counters = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("vcs_sfu_fanout_")}
         assert counters["vcs_sfu_fanout_messages_total"] >= counters["vcs_sfu_fanout_sendmmsg_total"] > 0
+    finally:
+        await sub.close()
+        await pub.close()
+
+
+async def test_a_node_told_to_leave_srtp_to_libsrtp_delivers_as_well(node_factory):
+    sfu = await node_factory(small_config(srtp="libsrtp"))
+    pub = await publish_scene(sfu)
+    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "commune-1", "subscribe"), decode=True)
+    try:
+        await recv_frames(track_of(sub, "video"), 5)
+        await recv_frames(track_of(sub, "audio"), 5)
+        [subscriber] = sfu.node.room("r1").subscribers.values()
+        assert not subscriber.video.srtp_out.own and not subscriber.audio.srtp_out.own
     finally:
         await sub.close()
         await pub.close()

@@ -53,6 +53,7 @@ def test_from_environ_reads_only_vcs_sfu_variables():
         {"VCS_SFU_MAX_HANDSHAKES": "0"},
         {"VCS_SFU_ADMISSION_WAIT": "-1"},
         {"VCS_SFU_FANOUT": "fast"},
+        {"VCS_SFU_SRTP": "openssl"},
     ],
 )
 def test_from_environ_rejects_bad_values(env):
@@ -82,3 +83,5 @@ def test_provinces_a_node_sits_near():
 def test_the_forwarding_loop_is_chosen_per_node():
     assert SfuConfig(public_url="http://x").fanout == "compiled"
     assert SfuConfig.from_environ({"VCS_SFU_FANOUT": "python"}, public_url="http://x").fanout == "python"
+    assert SfuConfig(public_url="http://x").srtp == "compiled"
+    assert SfuConfig.from_environ({"VCS_SFU_SRTP": "libsrtp"}, public_url="http://x").srtp == "libsrtp"
