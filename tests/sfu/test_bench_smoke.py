@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 
-from sfu.bench import BEFORE_ENV, measure, process_cpu_times, run_node, summary_line
+from sfu.bench import BEFORE_ENV, NODE_NICE, _favour, measure, process_cpu_times, run_node, summary_line
 from sfu.bench_cascade import measure_cascade, pick_communes
 from sfu.bench_feedback import CASES, run_feedback_bench
 from sfu.cli import add_bench_command
@@ -96,3 +99,15 @@ async def test_the_feedback_bench_feeds_every_packet_to_the_estimator():
     assert set(results) == {case.name for case in CASES}  # each case's 50 packets all taken, or it raises
     assert all(feedback > 0 and yardstick > 0 for feedback, yardstick in results.values())
     assert lines[-1].startswith("us_per_feedback=") and " ratio=" in lines[-1]
+
+
+def test_the_measured_node_runs_ahead_of_the_bench_load():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        _favour(proc.pid)
+        # lowering a nice value needs root: else it is left as the child inherited it
+        expected = NODE_NICE if os.geteuid() == 0 else os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == expected
+    finally:
+        proc.kill()
+        proc.wait()
