@@ -40,6 +40,13 @@ vcs_crypto_table vcs_crypto;
 #define GCM_SALT 12
 #define REPLAY_WINDOW 1024 /* libsrtp's, as aiortc sets it: older indexes are refused */
 
+/* a plain memset before a buffer goes out of use may be dropped by the compiler */
+static void wipe(void *p, size_t n) {
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
 struct vcs_gcm {
     EVP_CIPHER_CTX *ctx;
     unsigned char salt[GCM_SALT];
@@ -87,7 +94,7 @@ vcs_gcm *vcs_gcm_new(const unsigned char *master_key, int key_len, const unsigne
         vcs_gcm_free(g);
         g = NULL;
     }
-    memset(key, 0, sizeof(key));
+    wipe(key, sizeof(key));
     return g;
 }
 
@@ -95,7 +102,7 @@ void vcs_gcm_free(vcs_gcm *g) {
     if (g == NULL)
         return;
     EVP_CIPHER_CTX_free(g->ctx);
-    memset(g, 0, sizeof(*g));
+    wipe(g, sizeof(*g));
     free(g);
 }
 
@@ -140,8 +147,11 @@ static int gcm_protect(vcs_gcm *g, vcs_index *ix, unsigned char *p, int *len) {
     if (n < 12 || (p[0] >> 6) != 2)
         return 1;
     int header = 12 + 4 * (p[0] & 0x0F);
-    if ((p[0] & 0x10) && header + 4 <= n)
+    if (p[0] & 0x10) {
+        if (header + 4 > n)
+            return 1;
         header += 4 + 4 * ((p[header + 2] << 8) | p[header + 3]);
+    }
     if (header > n)
         return 1;
     uint16_t seq = (uint16_t)((p[2] << 8) | p[3]);

@@ -227,6 +227,7 @@ BEFORE_ENV = {"VCS_SFU_UDP_PORT": "off", "VCS_SFU_FANOUT": "python", "VCS_SFU_SR
 BASELINE_MODES = ("relay-packets", "relay-reencode")  # stock aiortc: no per-subscriber stats, so no sinks
 QUIET_WAIT_S = 20.0
 NODE_NICE = -5  # the measured node's priority (``_favour``)
+LEAVE_S = 60.0  # for a leaving subscriber process to delete its sessions (a saturated node answers slowly)
 
 
 async def measure(
@@ -312,7 +313,7 @@ async def run_node(
         for count in counts:
             while sum(joined[: len(live)]) > count and len(live) > 1:
                 leaving = live.pop()
-                await _stop(leaving)
+                await _stop(leaving, LEAVE_S)
             if count != counts[0]:
                 await _wait_subscribers(base, secret, sum(joined[: len(live)]))
             await asyncio.sleep(warmup)
@@ -399,8 +400,9 @@ async def _window(
     return window, rows
 
 
-async def _wait_subscribers(base: str, secret: str, count: int, timeout: float = 60.0) -> None:
-    """Until the node lists `count` subscribers (the others' sessions deleted)."""
+async def _wait_subscribers(base: str, secret: str, count: int, timeout: float = 180.0) -> None:
+    """Until the node lists `count` subscribers (the others' sessions deleted, or their consent expired:
+    a saturated node, such as "before" at 1,000, takes its time over both)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stats = await _room_stats(base, secret)

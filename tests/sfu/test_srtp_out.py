@@ -101,6 +101,7 @@ def test_what_libsrtp_refuses_is_refused():
     assert protected(out, rtp(2002)[:11]) is None  # shorter than a header
     truncated = rtp(2003, extension=b"\x10\xff" + bytes(6), size=0)[:-4]  # the extension says more than there is
     assert protected(out, truncated) is None
+    assert protected(out, rtp(2003)[:14]) is None  # an extension flagged, its header cut off
     assert protected(out, rtp(2004)) is not None  # and the downtrack goes on
 
 
