@@ -40,6 +40,7 @@ from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCCertificate, SRTPProtectionProfile
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from OpenSSL import SSL
+from pylibsrtp import _binding as _srtp_binding
 
 __all__ = [
     "ReusableCertificate",
@@ -47,6 +48,7 @@ __all__ = [
     "defer_bitrate_estimators",
     "bytes_received",
     "ice_connection",
+    "libcrypto_addresses",
     "local_sockets",
     "ice_connections",
     "local_transports",
@@ -70,7 +72,6 @@ __all__ = [
     "stop_decoder",
     "take_out_receiver_parts",
     "transceiver_codecs",
-    "libcrypto_addresses",
     "tx_keying",
     "tx_srtp",
     "unregister_rtp_sender",
@@ -165,9 +166,7 @@ def tx_keying(dtls: RTCDtlsTransport) -> tuple[bytes, bytes, bytes] | None:
 def libcrypto_addresses(names: list[str]) -> dict[str, int] | None:
     """The addresses of OpenSSL functions in the libcrypto libsrtp runs on: pylibsrtp's binding
     links its own and exports it (else the system's), or None when one is missing."""
-    import pylibsrtp._binding
-
-    for path in (pylibsrtp._binding.__file__, ctypes.util.find_library("crypto")):
+    for path in (_srtp_binding.__file__, ctypes.util.find_library("crypto")):
         if path is None:
             continue
         try:

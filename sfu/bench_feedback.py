@@ -60,16 +60,16 @@ CASES = (
 
 
 def _traffic(case: FeedbackCase, count: int, seed: int = 7) -> list[tuple[list[tuple[float, int]], bytes]]:
-    """``count`` rounds of (packets sent: send time and size; the feedback datagram for them), times from 0."""
+    """``count`` rounds of (packets sent: time into the round and size; the feedback datagram for them)."""
     rng = random.Random(seed)
     rounds = []
     seq = 1
+    sends = [(f * FEEDBACK_S / case.frames + p * 0.0005, case.video_bytes) for f in range(case.frames) for p in range(case.packets_per_frame)]
+    sends += [(a * 0.02 + 0.003, case.audio_bytes) for a in range(case.audio_packets)]
+    sends.sort()
     for k in range(count):
-        start = k * FEEDBACK_S
-        sends = [(start + f * FEEDBACK_S / case.frames + p * 0.0005, case.video_bytes) for f in range(case.frames) for p in range(case.packets_per_frame)]
-        sends += [(start + a * 0.02 + 0.003, case.audio_bytes) for a in range(case.audio_packets)]
-        sends.sort()
-        arrivals = [sent + 0.030 + rng.random() * 0.002 for sent, _ in sends]  # 30 ms away, 2 ms of jitter
+        start = k * FEEDBACK_S  # the receiver's clock
+        arrivals = [start + offset + 0.030 + rng.random() * 0.002 for offset, _ in sends]  # 30 ms away, 2 ms of jitter
         rounds.append((sends, build_feedback(SENDER_SSRC, MEDIA_SSRC, seq, arrivals, count=k & 0xFF)))
         seq = (seq + len(sends)) & 0xFFFF
     return rounds
@@ -87,8 +87,8 @@ async def _feedback_seconds(case: FeedbackCase, rounds: list) -> float:
     spent = 0.0
     for sends, datagram in rounds:
         base = now[0]
-        for sent, size in sends:
-            take(base + sent % FEEDBACK_S, size)
+        for offset, size in sends:
+            take(base + offset, size)
         now[0] = base + FEEDBACK_S
         start = time.process_time()
         feedback, _, _ = split_compound(datagram)

@@ -97,7 +97,7 @@ class Subscriber:
         self.source = source  # None: the program; else a contributor's identity
         self.pinned = pinned  # a relay's upstream: its tier never moves, whatever its RTCP says
         self._own_srtp = srtp == "compiled"  # VCS_SFU_SRTP (sfu.srtp_out)
-        self._monotonic = monotonic  # the clock of every time here (a benchmark drives its own)
+        self._monotonic = monotonic  # the monotonic clock it reads (``vcs bench feedback`` drives its own)
         self.created = monotonic()
         self.tier_name: str | None = None  # the tier being received
         self.audio: DownTrack | None = None
