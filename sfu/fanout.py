@@ -83,13 +83,14 @@ class Targets:
     all of a node's subscribers share its socket.
     """
 
-    __slots__ = ("_array", "_capacity", "_count", "_keep", "_length", "_rows")
+    __slots__ = ("_array", "_capacity", "_count", "_keep", "_length", "_row_of", "_rows")
 
     def __init__(self) -> None:
         self._count = 0
         self._capacity = 16
         self._array = ffi.new("vcs_target[]", self._capacity)
         self._rows: list[Any] = []  # the downtrack of each row
+        self._row_of: dict[Any, int] = {}  # downtrack -> its row
         self._keep: dict[Any, tuple] = {}  # downtrack -> what its row points into: its ring and SRTP session stay alive
         self._length = ffi.new("int[1]")
 
@@ -122,17 +123,19 @@ class Targets:
             name = sockaddr(family, dest)
             target.addr[0 : len(name)] = name
             target.addrlen = len(name)
+        self._row_of[dt] = self._count
         self._rows.append(dt)
         self._count += 1
 
     def remove(self, dt: Any) -> None:
         if self._keep.pop(dt, None) is None:
             return
-        i = self._rows.index(dt)
+        i = self._row_of.pop(dt)
         last = self._count - 1
         if i != last:
             ffi.memmove(self._array + i, self._array + last, ffi.sizeof("vcs_target"))
-            self._rows[i] = self._rows[last]
+            moved = self._rows[i] = self._rows[last]
+            self._row_of[moved] = i
         self._rows.pop()
         self._count = last
 
