@@ -13,9 +13,9 @@ typedef struct {
 } vcs_cc;
 
 /* How a downtrack's RTP is protected (sfu/_srtp_out.c): by its session's own
- * AES-GCM when gcm is set, else by libsrtp (srtp_protect at protect_address,
- * the session's srtp_t). The rollover counter of each SSRC it sends on
- * (media, RTX) is kept here. */
+ * AES-GCM when gcm is set, else by libsrtp (srtp_protect, at the address in
+ * vcs_srtp_protect, with the session's srtp_t). The rollover counter of each
+ * SSRC it sends on (media, RTX) is kept here. */
 #define VCS_OUT_SSRCS 2
 
 typedef struct {
@@ -28,7 +28,6 @@ typedef struct {
 typedef struct vcs_gcm vcs_gcm;
 
 typedef struct {
-    uintptr_t protect_address;
     void *srtp;
     vcs_gcm *gcm;
     uint32_t ssrc[VCS_OUT_SSRCS];
@@ -41,6 +40,8 @@ typedef struct {
     uintptr_t aes_128_ctr, aes_256_ctr, aes_128_gcm, aes_256_gcm;
 } vcs_crypto_table;
 extern vcs_crypto_table vcs_crypto;
+/* the address of the srtp_protect pylibsrtp loaded, set once */
+extern uintptr_t vcs_srtp_protect;
 
 /* a session's AES-GCM from the DTLS-SRTP master key (16 or 32 bytes) and 12-byte salt; NULL on failure */
 vcs_gcm *vcs_gcm_new(const unsigned char *master_key, int key_len, const unsigned char *master_salt);

@@ -35,6 +35,7 @@ typedef void EVP_CIPHER;
 #define CIPHER(name) (((const EVP_CIPHER *(*)(void))vcs_crypto.name)())
 
 vcs_crypto_table vcs_crypto;
+uintptr_t vcs_srtp_protect;
 
 #define GCM_TAG 16
 #define GCM_SALT 12
@@ -176,9 +177,9 @@ static int gcm_protect(vcs_gcm *g, vcs_index *ix, unsigned char *p, int *len) {
 int vcs_protect(vcs_out *o, char *data, int *len) {
     unsigned char *packet = (unsigned char *)data;
     if (o->gcm == NULL) {
-        if (o->protect_address == 0 || o->srtp == NULL)
+        if (vcs_srtp_protect == 0 || o->srtp == NULL)
             return 1;
-        return ((int (*)(void *, void *, int *))o->protect_address)(o->srtp, packet, len);
+        return ((int (*)(void *, void *, int *))vcs_srtp_protect)(o->srtp, packet, len);
     }
     if (*len < 12)
         return 1;

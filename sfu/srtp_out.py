@@ -47,9 +47,11 @@ _EVP = {  # vcs_crypto's fields and the functions they point to
 
 
 def _bind_crypto() -> bool:
-    """Point ``vcs_crypto`` at libsrtp's libcrypto; False (libsrtp protects everything) when it cannot."""
+    """Point ``vcs_srtp_protect`` at libsrtp and ``vcs_crypto`` at its libcrypto; False (libsrtp
+    protects everything) when the latter cannot be."""
     if lib is None:
         return False
+    lib.vcs_srtp_protect = _PROTECT
     addresses = libcrypto_addresses(list(_EVP.values()))
     if addresses is None:
         return False
@@ -95,7 +97,6 @@ class SrtpOut:
         if lib is None:
             return
         out = self.cdata = ffi.new("vcs_out *")
-        out.protect_address = _PROTECT
         out.srtp = ffi.cast("void *", int(_srtp_ffi.cast("uintptr_t", srtp_handle(session))))
         out.gcm = self._gcm if self._gcm is not None else ffi.NULL
         for i, ssrc in enumerate(ssrcs):

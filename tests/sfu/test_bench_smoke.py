@@ -102,7 +102,7 @@ async def test_the_feedback_bench_feeds_every_packet_to_the_estimator():
 
 
 def test_the_measured_node_runs_ahead_of_the_bench_load():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)  # lives until told
     try:
         _favour(proc.pid)
         # lowering a nice value needs root: else it is left as the child inherited it

@@ -6,6 +6,7 @@ receivers get is compared byte for byte and decrypted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -272,32 +273,32 @@ async def test_a_node_without_the_compiled_module_forwards_with_the_python_loop(
 @compiled
 @pytest.mark.skipif(FANOUT != "compiled", reason="the node under test runs the Python loop")
 async def test_a_node_sends_media_with_the_compiled_loop_on_its_shared_socket(sfu):
-    pub = await publish_scene(sfu)
-    sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "commune-1", "subscribe"), decode=True)
-    try:
-        await recv_frames(track_of(sub, "video"), 5)
-        await recv_frames(track_of(sub, "audio"), 5)
-        [subscriber] = sfu.node.room("r1").subscribers.values()
+    async with receiving_subscriber(sfu) as subscriber:
         for dt in (subscriber.video, subscriber.audio):
             assert dt.sock is not None and dt.sock.fileno() == sfu.node.udp.sock.fileno() and dt.dest == dt.addr
             assert dt.srtp_out.own  # the AES-GCM session aiortc negotiated, protected by sfu/_srtp_out.c
         metrics = (await sfu.http.get(f"{sfu.base}/metrics")).text
         counters = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("vcs_sfu_fanout_")}
         assert counters["vcs_sfu_fanout_messages_total"] >= counters["vcs_sfu_fanout_sendmmsg_total"] > 0
-    finally:
-        await sub.close()
-        await pub.close()
 
 
 async def test_a_node_told_to_leave_srtp_to_libsrtp_delivers_as_well(node_factory):
     sfu = await node_factory(small_config(srtp="libsrtp"))
+    async with receiving_subscriber(sfu) as subscriber:
+        assert not subscriber.video.srtp_out.own and not subscriber.audio.srtp_out.own
+
+
+@contextlib.asynccontextmanager
+async def receiving_subscriber(sfu):  # type: ignore[no-untyped-def]
+    """The host publishes on ``sfu``, a commune subscribes; yields the node's ``Subscriber`` once
+    the commune has decoded video and audio from it."""
     pub = await publish_scene(sfu)
     sub = await subscribe(sfu.http, f"{sfu.base}/whep/r1", sfu.token("r1", "commune-1", "subscribe"), decode=True)
     try:
         await recv_frames(track_of(sub, "video"), 5)
         await recv_frames(track_of(sub, "audio"), 5)
         [subscriber] = sfu.node.room("r1").subscribers.values()
-        assert not subscriber.video.srtp_out.own and not subscriber.audio.srtp_out.own
+        yield subscriber
     finally:
         await sub.close()
         await pub.close()
